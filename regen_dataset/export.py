@@ -1,0 +1,316 @@
+"""Write a Hub-style dataset folder from release files, and push it to the Hub.
+
+The folder holds parquet shards per config and split plus a README.md (the dataset card, with a
+YAML `configs` block that maps the shards), so that `load_dataset("path/to/regen", "office")`
+works offline and `regen dataset push` publishes it unchanged:
+
+    regen/
+      README.md
+      build_report.json
+      data/office/train-00000-of-00001.parquet
+      data/office_no_critique/...
+
+One pass over each release file writes all its configs: Arrow parses, splits and drops critiques
+in the main thread while one writer thread per config encodes parquet (both release the GIL).
+The folder is assembled in a temporary sibling directory and renamed into place at the end, so an
+interrupted build leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from tqdm.auto import tqdm
+
+from regen_dataset.release import ReadReport, read_release
+from regen_dataset.schema import CATEGORIES, FEATURES, SPLIT_NAMES
+from regen_dataset.splits import SplitReport, drop_critiques, split_batch
+
+CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "dataset_card.md"
+SHARD_BYTES = 256 << 20  # roll to a new parquet file past this size on disk
+_BLOCKS_IN_FLIGHT = 2  # bounds memory: blocks split but not yet written
+
+
+@dataclass
+class BuildReport:
+    out: str
+    protocol: str
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    read: dict[str, dict] = field(default_factory=dict)
+    split: dict[str, dict] = field(default_factory=dict)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> rows
+    num_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    synthetic: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+    def summary(self) -> str:
+        lines = [f"built {self.out} in {self.seconds:.1f}s ({self.protocol})"]
+        for category in self.read:
+            lines.append(f"[{category}] " + self.read[category]["summary"].replace("\n", f"\n[{category}] "))
+            lines.append(f"[{category}] " + self.split[category]["summary"])
+        for config, rows in self.rows.items():
+            lines.append(f"{config}: " + ", ".join(f"{split} {rows[split]:,}" for split in rows))
+        return "\n".join(lines)
+
+
+def find_sources(specs: Iterable[str]) -> dict[str, list[str]]:
+    """Release files by category from `PATH`, `DIR` or `category=PATH` specs.
+
+    A file's category comes from its name (`office.jsonl`, `clothing.jsonl.gz`, ...); a directory
+    is searched recursively for such files, as in both Kaggle archive layouts.
+    """
+    sources: dict[str, list[str]] = {}
+    for spec in specs:
+        category, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if os.path.isdir(path):
+            found = sorted(
+                p
+                for p in glob.glob(os.path.join(path, "**", "*.jsonl*"), recursive=True)
+                if re.search(r"\.jsonl(\.gz)?$", p)
+            )
+            if not found:
+                raise FileNotFoundError(f"no .jsonl or .jsonl.gz files under {path}")
+        elif os.path.isfile(path):
+            found = [path]
+        else:
+            raise FileNotFoundError(f"release source {path!r} does not exist")
+        for file in found:
+            file_category = category or _category_from_name(file)
+            if file_category not in CATEGORIES:
+                raise ValueError(f"unknown category {file_category!r} for {file}; expected {CATEGORIES}")
+            sources.setdefault(file_category, []).append(file)
+    if not sources:
+        raise ValueError("no release sources given")
+    return sources
+
+
+def _category_from_name(path: str) -> str:
+    name = os.path.basename(path).lower()
+    matches = [category for category in CATEGORIES if category in name]
+    if len(matches) != 1:
+        raise ValueError(
+            f"cannot tell the category of {path} from its name; pass it as office={path} "
+            f"or clothing={path}"
+        )
+    return matches[0]
+
+
+class _ShardedWriter:
+    """Parquet shards `{split}-00000-of-0000N.parquet` for one config and split."""
+
+    def __init__(self, directory: Path, split: str):
+        self.directory, self.split = directory, split
+        self.paths: list[Path] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        self.bytes = 0  # in memory (Arrow), as the card's `num_bytes` counts them
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.writer is None:
+            path = self.directory / f"{self.split}-{len(self.paths):05d}.parquet.partial"
+            self.paths.append(path)
+            self.writer = pq.ParquetWriter(path, FEATURES.arrow_schema, compression="snappy")
+        self.writer.write_batch(batch)
+        self.rows += batch.num_rows
+        self.bytes += batch.nbytes
+        if self.paths[-1].stat().st_size >= SHARD_BYTES:
+            self.writer.close()
+            self.writer = None
+
+    def close(self) -> list[str]:
+        if self.writer is not None:
+            self.writer.close()
+        if not self.paths:  # an empty split still gets one (empty) shard
+            self.write(pa.RecordBatch.from_pylist([], schema=FEATURES.arrow_schema))
+            self.writer.close()
+        names = []
+        for index, path in enumerate(self.paths):
+            final = self.directory / f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet"
+            os.replace(path, final)
+            names.append(final.name)
+        return names
+
+
+def build_folder(
+    sources: dict[str, list[str]],
+    out: str | os.PathLike,
+    *,
+    protocol: str = "leave_one_out",
+    skip_bad_lines: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+) -> BuildReport:
+    """Build every config of every category in `sources` into the folder `out`."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    started = time.perf_counter()
+    staging = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    report = BuildReport(out=str(out), protocol=protocol, sources=sources)
+    report.synthetic = all("synthetic" in os.path.basename(p).lower() for ps in sources.values() for p in ps)
+    try:
+        for category, paths in sources.items():
+            _build_category(category, paths, staging, report, protocol, skip_bad_lines, seed, progress)
+        report.seconds = round(time.perf_counter() - started, 2)
+        _write_json(staging / "build_report.json", report.to_dict())
+        (staging / "README.md").write_text(render_card(report), encoding="utf-8")
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _build_category(category, paths, staging, report, protocol, skip_bad_lines, seed, progress):
+    read_report, split_report = ReadReport(), SplitReport(protocol)
+    configs = {category: False, f"{category}_no_critique": True}  # config -> drop critiques
+    writers = {}
+    for config in configs:
+        (staging / "data" / config).mkdir(parents=True)
+        writers[config] = {split: _ShardedWriter(staging / "data" / config, split) for split in SPLIT_NAMES}
+    # One thread per config keeps each config's writes in order; both encode in parallel.
+    pools = {config: ThreadPoolExecutor(1, thread_name_prefix=config) for config in configs}
+    pending: list[list[Future]] = []
+    bar = tqdm(disable=not progress, desc=f"build {category}", unit=" users", unit_scale=True)
+    try:
+        for batch in read_release(paths, skip_bad_lines=skip_bad_lines, report=read_report):
+            rows = split_batch(batch, protocol, report=split_report, seed=seed)
+            futures = []
+            for config, without_critiques in configs.items():
+                futures.append(pools[config].submit(_write_rows, writers[config], rows, without_critiques))
+            pending.append(futures)
+            while len(pending) > _BLOCKS_IN_FLIGHT:
+                for future in pending.pop(0):
+                    future.result()
+            bar.update(batch.num_rows)
+        for futures in pending:
+            for future in futures:
+                future.result()
+    finally:
+        for pool in pools.values():
+            pool.shutdown(wait=True)
+        bar.close()
+    for config in configs:
+        report.files[config] = {split: writer.close() for split, writer in writers[config].items()}
+        report.rows[config] = {split: writer.rows for split, writer in writers[config].items()}
+        report.num_bytes[config] = {split: writer.bytes for split, writer in writers[config].items()}
+    report.read[category] = {**read_report.to_dict(), "summary": read_report.summary()}
+    report.split[category] = {**split_report.to_dict(), "summary": split_report.summary()}
+
+
+def _write_rows(writers: dict, rows: dict[str, pa.RecordBatch], without_critiques: bool) -> None:
+    for split, batch in rows.items():
+        writers[split].write(drop_critiques(batch) if without_critiques else batch)
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, out)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset card
+
+
+def render_card(report: BuildReport) -> str:
+    """The folder's README.md: `dataset_card.md` with a YAML header describing this build."""
+    if not CARD_TEMPLATE.exists():
+        raise FileNotFoundError(f"dataset card template {CARD_TEMPLATE} is missing")
+    text = CARD_TEMPLATE.read_text(encoding="utf-8")
+    match = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
+    if not match:
+        raise ValueError(f"{CARD_TEMPLATE} must start with a YAML header between --- lines")
+    header = yaml.safe_load(match.group(1))
+    body = text[match.end() :]
+    header["configs"] = [
+        {
+            "config_name": config,
+            "data_files": [{"split": split, "path": f"data/{config}/{split}-*.parquet"} for split in SPLIT_NAMES],
+            **({"default": True} if index == 0 else {}),
+        }
+        for index, config in enumerate(report.rows)
+    ]
+    features = FEATURES._to_yaml_list()
+    header["dataset_info"] = [
+        {
+            "config_name": config,
+            "features": features,
+            "splits": [
+                {"name": split, "num_bytes": report.num_bytes[config][split], "num_examples": rows}
+                for split, rows in report.rows[config].items()
+            ],
+        }
+        for config in report.rows
+    ]
+    users = max((r["users"] for r in report.read.values()), default=0)
+    header["size_categories"] = [_size_category(users)]
+    build = ["", "## This build", ""]
+    if report.synthetic:
+        build += [
+            "> **SYNTHETIC DATA.** This folder was built from the synthetic samples shipped with "
+            "the `regen` package. No row describes a real user or product; use it to try the "
+            "tooling, never to report results.",
+            "",
+        ]
+    build += [f"Built with `regen dataset build` ({report.protocol} splits) from:", ""]
+    build += [f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths) for category, paths in report.sources.items()]
+    build += ["", "```", report.summary(), "```", ""]
+    return "---\n" + yaml.safe_dump(header, sort_keys=False, width=100) + "---\n" + body + "\n".join(build)
+
+
+def _size_category(users: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if users < limit:
+            return name
+    return "1M<n<10M"
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None, endpoint: str | None = None) -> str:
+    """Upload a built folder to a dataset repository on the Hub; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / "README.md").exists() or not (folder / "data").is_dir():
+        raise FileNotFoundError(f"{folder} is not a built REGEN folder (README.md and data/ expected)")
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=folder,
+        commit_message="Upload REGEN dataset folder built with `regen dataset build`",
+    )
+    return str(getattr(commit, "commit_url", commit))
