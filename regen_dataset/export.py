@@ -62,7 +62,9 @@ class BuildReport:
     def summary(self) -> str:
         lines = [f"built {self.out} in {self.seconds:.1f}s ({self.protocol})"]
         for category in self.read:
-            lines.append(f"[{category}] " + self.read[category]["summary"].replace("\n", f"\n[{category}] "))
+            lines.append(
+                f"[{category}] " + self.read[category]["summary"].replace("\n", f"\n[{category}] ")
+            )
             lines.append(f"[{category}] " + self.split[category]["summary"])
         for config, rows in self.rows.items():
             lines.append(f"{config}: " + ", ".join(f"{split} {rows[split]:,}" for split in rows))
@@ -93,7 +95,9 @@ def find_sources(specs: Iterable[str]) -> dict[str, list[str]]:
         for file in found:
             file_category = category or _category_from_name(file)
             if file_category not in CATEGORIES:
-                raise ValueError(f"unknown category {file_category!r} for {file}; expected {CATEGORIES}")
+                raise ValueError(
+                    f"unknown category {file_category!r} for {file}; expected {CATEGORIES}"
+                )
             sources.setdefault(file_category, []).append(file)
     if not sources:
         raise ValueError("no release sources given")
@@ -165,10 +169,14 @@ def build_folder(
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     report = BuildReport(out=str(out), protocol=protocol, sources=sources)
-    report.synthetic = all("synthetic" in os.path.basename(p).lower() for ps in sources.values() for p in ps)
+    report.synthetic = all(
+        "synthetic" in os.path.basename(p).lower() for ps in sources.values() for p in ps
+    )
     try:
         for category, paths in sources.items():
-            _build_category(category, paths, staging, report, protocol, skip_bad_lines, seed, progress)
+            _build_category(
+                category, paths, staging, report, protocol, skip_bad_lines, seed, progress
+            )
         report.seconds = round(time.perf_counter() - started, 2)
         _write_json(staging / "build_report.json", report.to_dict())
         (staging / "README.md").write_text(render_card(report), encoding="utf-8")
@@ -185,7 +193,9 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
     writers = {}
     for config in configs:
         (staging / "data" / config).mkdir(parents=True)
-        writers[config] = {split: _ShardedWriter(staging / "data" / config, split) for split in SPLIT_NAMES}
+        writers[config] = {
+            split: _ShardedWriter(staging / "data" / config, split) for split in SPLIT_NAMES
+        }
     # One thread per config keeps each config's writes in order; both encode in parallel.
     pools = {config: ThreadPoolExecutor(1, thread_name_prefix=config) for config in configs}
     pending: list[list[Future]] = []
@@ -195,7 +205,9 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
             rows = split_batch(batch, protocol, report=split_report, seed=seed)
             futures = []
             for config, without_critiques in configs.items():
-                futures.append(pools[config].submit(_write_rows, writers[config], rows, without_critiques))
+                futures.append(
+                    pools[config].submit(_write_rows, writers[config], rows, without_critiques)
+                )
             pending.append(futures)
             while len(pending) > _BLOCKS_IN_FLIGHT:
                 for future in pending.pop(0):
@@ -211,7 +223,9 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
     for config in configs:
         report.files[config] = {split: writer.close() for split, writer in writers[config].items()}
         report.rows[config] = {split: writer.rows for split, writer in writers[config].items()}
-        report.num_bytes[config] = {split: writer.bytes for split, writer in writers[config].items()}
+        report.num_bytes[config] = {
+            split: writer.bytes for split, writer in writers[config].items()
+        }
     report.read[category] = {**read_report.to_dict(), "summary": read_report.summary()}
     report.split[category] = {**split_report.to_dict(), "summary": split_report.summary()}
 
@@ -254,7 +268,10 @@ def render_card(report: BuildReport) -> str:
     header["configs"] = [
         {
             "config_name": config,
-            "data_files": [{"split": split, "path": f"data/{config}/{split}-*.parquet"} for split in SPLIT_NAMES],
+            "data_files": [
+                {"split": split, "path": f"data/{config}/{split}-*.parquet"}
+                for split in SPLIT_NAMES
+            ],
             **({"default": True} if index == 0 else {}),
         }
         for index, config in enumerate(report.rows)
@@ -282,13 +299,27 @@ def render_card(report: BuildReport) -> str:
             "",
         ]
     build += [f"Built with `regen dataset build` ({report.protocol} splits) from:", ""]
-    build += [f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths) for category, paths in report.sources.items()]
+    build += [
+        f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths)
+        for category, paths in report.sources.items()
+    ]
     build += ["", "```", report.summary(), "```", ""]
-    return "---\n" + yaml.safe_dump(header, sort_keys=False, width=100) + "---\n" + body + "\n".join(build)
+    return (
+        "---\n"
+        + yaml.safe_dump(header, sort_keys=False, width=100)
+        + "---\n"
+        + body
+        + "\n".join(build)
+    )
 
 
 def _size_category(users: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
         if users < limit:
             return name
     return "1M<n<10M"
@@ -298,13 +329,22 @@ def _size_category(users: int) -> str:
 # Publishing
 
 
-def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None, endpoint: str | None = None) -> str:
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> str:
     """Upload a built folder to a dataset repository on the Hub; returns the commit URL."""
     from huggingface_hub import HfApi
 
     folder = Path(folder)
     if not (folder / "README.md").exists() or not (folder / "data").is_dir():
-        raise FileNotFoundError(f"{folder} is not a built REGEN folder (README.md and data/ expected)")
+        raise FileNotFoundError(
+            f"{folder} is not a built REGEN folder (README.md and data/ expected)"
+        )
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     commit = api.upload_folder(

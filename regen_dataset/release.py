@@ -25,7 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from regen_dataset.schema import ITEM_NARRATIVES, RATER_ATTRIBUTES, SEQUENCE_FEATURES, USER_NARRATIVES
+from regen_dataset.schema import (
+    ITEM_NARRATIVES,
+    RATER_ATTRIBUTES,
+    SEQUENCE_FEATURES,
+    USER_NARRATIVES,
+)
 
 _str, _num = pa.string(), pa.float64()
 
@@ -153,7 +158,9 @@ class ReadReport:
             f"from {self.lines:,} lines of {', '.join(self.files)}",
         ]
         if self.skipped_lines:
-            lines.append(f"skipped {self.skipped_lines:,} bad lines, e.g. {self.skipped_examples[0]}")
+            lines.append(
+                f"skipped {self.skipped_lines:,} bad lines, e.g. {self.skipped_examples[0]}"
+            )
         critiques = self.found.get("critique", 0)
         lines.append(
             f"critiques: {critiques:,} "
@@ -167,7 +174,9 @@ class ReadReport:
             lines.append("optional fields absent: " + ", ".join(absent))
         lines.append(f"prices unknown (0.0 or missing): {self.unknown_price:,}")
         if self.unknown_fields:
-            lines.append("fields not in the known format: " + ", ".join(sorted(self.unknown_fields)))
+            lines.append(
+                "fields not in the known format: " + ", ".join(sorted(self.unknown_fields))
+            )
         return "\n".join(lines)
 
 
@@ -275,14 +284,21 @@ def _parse_block(
     return _arrow_parse(kept)
 
 
+_PARSE_OPTIONS = pajson.ParseOptions(
+    explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore"
+)
+
+
 def _arrow_parse(block: bytes) -> pa.Table:
-    return pajson.read_json(
-        pa.BufferReader(block),
-        read_options=pajson.ReadOptions(use_threads=True, block_size=max(len(block), 1 << 20)),
-        parse_options=pajson.ParseOptions(
-            explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore"
-        ),
-    )
+    # Arrow parses sub-blocks in parallel; a line longer than a sub-block needs one big block.
+    try:
+        options = pajson.ReadOptions(use_threads=True, block_size=4 << 20)
+        return pajson.read_json(pa.BufferReader(block), options, _PARSE_OPTIONS)
+    except pa.ArrowInvalid:
+        if len(block) <= 4 << 20:
+            raise
+        options = pajson.ReadOptions(use_threads=True, block_size=len(block) + 1)
+        return pajson.read_json(pa.BufferReader(block), options, _PARSE_OPTIONS)
 
 
 def _note_unknown_fields(block: bytes, report: ReadReport) -> None:
@@ -395,7 +411,10 @@ def _lookup(value, keys: list[str], prefix: str) -> Iterator[tuple[str, bool]]:
     key = key.removesuffix("[]")
     alternatives = key.split("|")
     name = f"{prefix}.{key}" if prefix else key
-    found = next((value[k] for k in alternatives if isinstance(value, dict) and value.get(k) is not None), None)
+    found = next(
+        (value[k] for k in alternatives if isinstance(value, dict) and value.get(k) is not None),
+        None,
+    )
     if found is None:
         yield name, False
         return
@@ -429,7 +448,34 @@ def _categories(category: pa.Array) -> pa.Array:
     """`"Root - Sub - Leaf"` -> `["Root", "Sub", "Leaf"]`; empty -> null. Keeps "T-Shirts" whole."""
     trimmed = pc.utf8_trim_whitespace(category)
     trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, _str), trimmed)
-    return pc.split_pattern_regex(trimmed, r"\s+-\s+")
+    levels = pc.split_pattern(trimmed, " - ")
+    return pa.ListArray.from_arrays(
+        levels.offsets, pc.utf8_trim_whitespace(levels.values), mask=levels.is_null()
+    )
+
+
+_SENTINEL_MAX_CHARS = 32  # a critique this short might be a placeholder; longer ones never are
+
+
+def _critiques(critique: pa.Array, sentinels: frozenset, report: ReadReport) -> pa.Array:
+    """Critiques with sentinel placeholders replaced by null (only short strings are checked)."""
+    short = np.flatnonzero(
+        pc.fill_null(pc.less_equal(pc.utf8_length(critique), _SENTINEL_MAX_CHARS), False).to_numpy(
+            zero_copy_only=False
+        )
+    )
+    if not len(short):
+        return critique
+    keys = pc.utf8_lower(
+        pc.replace_substring_regex(critique.take(pa.array(short)), r"[^\p{L}\p{N}]", "")
+    )
+    hits = short[
+        pc.is_in(keys, value_set=pa.array(sorted(sentinels))).to_numpy(zero_copy_only=False)
+    ]
+    report.critique_sentinels += len(hits)
+    mask = np.zeros(len(critique), dtype=bool)
+    mask[hits] = True
+    return pc.if_else(pa.array(mask), pa.scalar(None, _str), critique)
 
 
 def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> pa.RecordBatch:
@@ -449,11 +495,7 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
     report.found["review.timestamp"] += n_entries - review.field("timestamp").null_count
     report.found["review.unix_time"] += n_entries - review.field("unix_time").null_count
 
-    critique = _coalesce(entries, CRITIQUE_KEYS)
-    critique_keys = pc.utf8_lower(pc.replace_substring_regex(critique, r"[^\p{L}\p{N}]", ""))
-    is_sentinel = pc.fill_null(pc.is_in(critique_keys, value_set=pa.array(sorted(sentinels))), False)
-    report.critique_sentinels += pc.sum(is_sentinel).as_py() or 0
-    critique = pc.if_else(is_sentinel, pa.scalar(None, _str), critique)
+    critique = _critiques(_coalesce(entries, CRITIQUE_KEYS), sentinels, report)
     report.found["critique"] += n_entries - critique.null_count
 
     interactions = pa.StructArray.from_arrays(
@@ -483,7 +525,9 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
         from_entry = _coalesce(entries, keys)
         from_last = _coalesce(last_purchase, keys).take(owner_index)
         report.found[f"purchase_history[].{keys[0]}"] += n_entries - from_entry.null_count
-        report.found[f"last_purchase.{keys[0]}"] += n_users - _coalesce(last_purchase, keys).null_count
+        report.found[f"last_purchase.{keys[0]}"] += (
+            n_users - _coalesce(last_purchase, keys).null_count
+        )
         item_narratives.append(pc.coalesce(from_last, from_entry))
 
     user = table.column("user").combine_chunks()
@@ -498,9 +542,9 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
     for group, attributes in RATER_ATTRIBUTES.items():
         scores = metadata.field(group)
         columns = [_integral(scores.field(name), pa.int32()) for name in attributes]
-        report.found[f"metadata.{group}"] += n_users - pc.sum(
-            pc.is_null(pc.coalesce(*columns))
-        ).as_py()
+        report.found[f"metadata.{group}"] += (
+            n_users - pc.sum(pc.is_null(pc.coalesce(*columns))).as_py()
+        )
         rater_groups.append(pa.StructArray.from_arrays(columns, names=list(attributes)))
 
     pa_offsets = pa.array(offsets)

@@ -119,10 +119,13 @@ def _without_critique(interactions: pa.StructArray) -> pa.StructArray:
 def _assign_users(user_ids: list[str], seed: int, fractions) -> np.ndarray:
     """0, 1 or 2 (train, validation, test) per user, stable across runs and machines."""
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
-        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+        raise ValueError(
+            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
     draws = np.array(
         [
-            int.from_bytes(hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest()) / 2**64
+            int.from_bytes(hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest())
+            / 2**64
             for uid in user_ids
         ]
     )
@@ -152,7 +155,9 @@ def _cut(
         item_narratives.field(kind)
         if kind not in USER_NARRATIVES
         else (
-            user_narratives.field(kind) if with_user_narratives else pa.nulls(len(rows), pa.string())
+            user_narratives.field(kind)
+            if with_user_narratives
+            else pa.nulls(len(rows), pa.string())
         )
         for kind in NARRATIVE_KINDS
     ]

@@ -86,8 +86,18 @@ _CLOTHING_GROUPS = {
 _ROOTS = {"office": "Office Products", "clothing": "Clothing, Shoes & Jewelry"}
 _COLOURS = {
     "office": ["Black", "Blue", "Red", "Green", "Silver", "White", "Gold", "Purple", "Assorted"],
-    "clothing": ["Black", "Navy", "Heather Grey", "White", "Burgundy", "Olive", "Blush Pink",
-                 "Camel", "Royal Blue", "Ivory"],
+    "clothing": [
+        "Black",
+        "Navy",
+        "Heather Grey",
+        "White",
+        "Burgundy",
+        "Olive",
+        "Blush Pink",
+        "Camel",
+        "Royal Blue",
+        "Ivory",
+    ],
 }
 _SIZES = {
     "office": ["Single", "3-Pack", "6-Pack", "12-Pack", "24-Pack", "Bulk 50-Pack"],
@@ -98,19 +108,69 @@ _MATERIALS = {
     "clothing": ["Cotton", "Linen", "Merino Wool", "Denim", "Leather", "Polyester Blend"],
 }
 _FEATURES = {
-    "office": ["Quick-Dry Ink", "Ergonomic Grip", "Smudge Resistant", "Refillable",
-               "Heavy Duty", "Compact Design", "Acid-Free", "Non-Slip Base"],
-    "clothing": ["Relaxed Fit", "Breathable", "Machine Washable", "Stretch", "Lightweight",
-                 "Water Resistant", "Classic Cut", "Soft Touch"],
+    "office": [
+        "Quick-Dry Ink",
+        "Ergonomic Grip",
+        "Smudge Resistant",
+        "Refillable",
+        "Heavy Duty",
+        "Compact Design",
+        "Acid-Free",
+        "Non-Slip Base",
+    ],
+    "clothing": [
+        "Relaxed Fit",
+        "Breathable",
+        "Machine Washable",
+        "Stretch",
+        "Lightweight",
+        "Water Resistant",
+        "Classic Cut",
+        "Soft Touch",
+    ],
 }
 _USES = {
-    "office": ["home office", "classroom", "small business", "daily journaling", "shipping orders",
-               "studying", "art projects"],
-    "clothing": ["weekend outings", "the office", "travel", "the gym", "evening events",
-                 "everyday wear", "hiking trips"],
+    "office": [
+        "home office",
+        "classroom",
+        "small business",
+        "daily journaling",
+        "shipping orders",
+        "studying",
+        "art projects",
+    ],
+    "clothing": [
+        "weekend outings",
+        "the office",
+        "travel",
+        "the gym",
+        "evening events",
+        "everyday wear",
+        "hiking trips",
+    ],
 }
-_SYLLABLES = ["nor", "vel", "ka", "tri", "son", "bel", "mar", "cor", "lin", "da", "rex", "ori",
-              "pal", "ven", "tu", "qua", "zen", "fil", "ar", "mo"]
+_SYLLABLES = [
+    "nor",
+    "vel",
+    "ka",
+    "tri",
+    "son",
+    "bel",
+    "mar",
+    "cor",
+    "lin",
+    "da",
+    "rex",
+    "ori",
+    "pal",
+    "ven",
+    "tu",
+    "qua",
+    "zen",
+    "fil",
+    "ar",
+    "mo",
+]
 
 
 @dataclass(frozen=True)
@@ -148,8 +208,18 @@ def _leaf_paths(category: str) -> list[tuple[str, ...]]:
         for group, kinds in _CLOTHING_GROUPS.items()
         for kind, leaves in kinds.items()
         for leaf in leaves
-        if not (who == "Men" and leaf in {"Casual Dresses", "Cocktail Dresses", "Maxi Dresses",
-                                          "Blouses", "Sports Bras", "Heeled Sandals"})
+        if not (
+            who == "Men"
+            and leaf
+            in {
+                "Casual Dresses",
+                "Cocktail Dresses",
+                "Maxi Dresses",
+                "Blouses",
+                "Sports Bras",
+                "Heeled Sandals",
+            }
+        )
     ]
 
 
@@ -163,8 +233,11 @@ class Catalog:
         rng = random.Random(f"catalog:{category}:{seed}")
         self.leaves = _leaf_paths(category)
         self.brands = sorted(
-            {"".join(rng.sample(_SYLLABLES, 2)).capitalize() + rng.choice(["", " Co.", " & Co", "ware", " Studio"])
-             for _ in range(max(12, min(400, n_items // 200)))}
+            {
+                "".join(rng.sample(_SYLLABLES, 2)).capitalize()
+                + rng.choice(["", " Co.", " & Co", "ware", " Studio"])
+                for _ in range(max(12, min(400, n_items // 200)))
+            }
         )
         self.items: list[Item] = []
         self.by_leaf: list[list[int]] = [[] for _ in self.leaves]
@@ -185,7 +258,8 @@ class Catalog:
         title = f"{brand} {material} {noun} {model} - {features[0]}, {colour}, {size}"
         description = (
             f"The {brand} {noun} {model} is made of {material.lower()} and comes in "
-            f"{colour.lower()}. {features[0]} and {features[1].lower()} for {rng.choice(_USES[category])}. "
+            f"{colour.lower()}. {features[0]} and {features[1].lower()} for "
+            f"{rng.choice(_USES[category])}. "
             f"Its {features[2].lower()} build holds up to daily use, and the {size} option suits "
             f"most needs. Designed in the {path[3]} line of {brand}, it pairs well with other "
             f"{path[2].lower()} from the same collection. Backed by a one-year warranty; "
@@ -215,7 +289,7 @@ def _base36(number: int) -> str:
 
 def _matching_levels(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     count = 0
-    for left, right in zip(a, b):
+    for left, right in zip(a, b, strict=False):
         if left != right:
             break
         count += 1
@@ -226,10 +300,14 @@ def critique_between(current: Item, goal: Item, rng: random.Random) -> str:
     """A short request steering from `current` to `goal`, worded from what changes."""
     options = []
     if current.path[-1] != goal.path[-1]:
-        options.append(f"Could you show me {goal.path[-1].lower()} rather than {current.path[-1].lower()}?")
+        options.append(
+            f"Could you show me {goal.path[-1].lower()} rather than {current.path[-1].lower()}?"
+        )
     if current.colour != goal.colour:
-        options += [f"Do you have something like this in {goal.colour.lower()}?",
-                    f"I'd prefer {goal.colour.lower()} over {current.colour.lower()}."]
+        options += [
+            f"Do you have something like this in {goal.colour.lower()}?",
+            f"I'd prefer {goal.colour.lower()} over {current.colour.lower()}.",
+        ]
     if current.size != goal.size:
         options.append(f"I need it in {goal.size} instead.")
     if current.brand != goal.brand:
@@ -285,7 +363,11 @@ def _narratives(history: list[Item], ratings: list[int], rng: random.Random, cat
     use = rng.choice(_USES[category])
     liked = sum(r >= 4 for r in ratings) / len(ratings)
     temper = "enthusiastic" if liked > 0.7 else "discerning" if liked > 0.4 else "hard to please"
-    theme = history[0].path[2] if category == "office" else f"{history[0].path[1].lower()}'s {history[0].path[2].lower()}"
+    theme = (
+        history[0].path[2]
+        if category == "office"
+        else f"{history[0].path[1].lower()}'s {history[0].path[2].lower()}"
+    )
     reason = f"The customer wanted a {last.colour.lower()} {noun} from {last.brand} for {use}."
     explanation = (
         f"Earlier purchases such as {', '.join(kinds) or 'a first item'} show steady interest in "
@@ -303,8 +385,7 @@ def _narratives(history: list[Item], ratings: list[int], rng: random.Random, cat
         f"and it pairs well with what you already own."
     )
     brief = (
-        f"An {temper} shopper focused on {theme}, who likes {colours[0]} and "
-        f"{brands[0]} products."
+        f"An {temper} shopper focused on {theme}, who likes {colours[0]} and {brands[0]} products."
     )
     long = (
         f"This customer shops mostly for {theme}, with purchases including "
@@ -323,16 +404,16 @@ def _user_line(catalog: Catalog, user_index: int, seed: int, mean_length: float)
     category = catalog.category
     home = rng.sample(range(len(catalog.leaves)), 4)
     favourite_brands = rng.sample(catalog.brands, min(2, len(catalog.brands)))
-    length = min(50, max(5, int(rng.expovariate(1 / (mean_length - 4))) + 5))
+    length = min(50, int(rng.expovariate(1 / (mean_length - 4.5))) + 5)
     items: list[Item] = []
     for position in range(length):
-        if position and rng.random() < 0.1:
+        if position and rng.random() < 0.07:
             # Refine the previous purchase: same leaf or a sibling leaf (same first four levels).
             previous = items[-1]
             siblings = [i for i, path in enumerate(catalog.leaves) if path[:4] == previous.path[:4]]
             leaf = rng.choice(siblings)
         else:
-            leaf = rng.choice(home) if rng.random() < 0.6 else rng.randrange(len(catalog.leaves))
+            leaf = rng.choice(home) if rng.random() < 0.55 else rng.randrange(len(catalog.leaves))
         pool = catalog.by_leaf[leaf]
         candidates = [pool[rng.randrange(len(pool))] for _ in range(4)]
         if items:  # no consecutive duplicates, as in the preprocessed release
@@ -347,24 +428,43 @@ def _user_line(catalog: Catalog, user_index: int, seed: int, mean_length: float)
     ratings = [rng.choices((1, 2, 3, 4, 5), weights=(5, 5, 10, 25, 55))[0] for _ in items]
     use = rng.choice(_USES[category])
     entries = []
-    for position, (item, rating) in enumerate(zip(items, ratings)):
+    for position, (item, rating) in enumerate(zip(items, ratings, strict=True)):
         critique = CRITIQUE_SENTINEL
         if position and _matching_levels(items[position - 1].path, item.path) >= SIMILAR_LEVELS:
             critique = critique_between(items[position - 1], item, rng)
         summary, text = _review(item, rating, rng, use)
         review = json.dumps({"summary": summary, "rating": rating, "text": text, "timestamp": time})
-        entries.append(f'{{"item": {item.json}, "review": {review}, "critique": {json.dumps(critique)}}}')
+        entries.append(
+            f'{{"item": {item.json}, "review": {review}, "critique": {json.dumps(critique)}}}'
+        )
         time += 86_400 * rng.randint(1, 120)
 
-    reason, explanation, endorsement, brief, long, profile = _narratives(items, ratings, rng, category)
+    reason, explanation, endorsement, brief, long, profile = _narratives(
+        items, ratings, rng, category
+    )
     score = lambda: rng.choices((3, 4, 5, 6, 7), weights=(4, 8, 20, 38, 30))[0]  # noqa: E731
     tail = {
         "last_purchase": {"reason": reason, "explanation": explanation, "endorsement": endorsement},
         "user": {"profile": profile, "brief_summary": brief, "long_summary": long},
         "metadata": {
-            "user": {a: score() for a in ("veracity", "grounding", "clarity", "personalization", "confidence")},
-            "last_purchase": {a: score() for a in ("veracity", "grounding", "foresight", "clarity", "personalization", "confidence")},
-            "endorsement": {a: score() for a in ("veracity", "personalization", "persuasiveness", "confidence")},
+            "user": {
+                a: score()
+                for a in ("veracity", "grounding", "clarity", "personalization", "confidence")
+            },
+            "last_purchase": {
+                a: score()
+                for a in (
+                    "veracity",
+                    "grounding",
+                    "foresight",
+                    "clarity",
+                    "personalization",
+                    "confidence",
+                )
+            },
+            "endorsement": {
+                a: score() for a in ("veracity", "personalization", "persuasiveness", "confidence")
+            },
             "example": {"richness": score(), "confidence": score()},
         },
     }
@@ -399,7 +499,9 @@ def write_release(
     partial = f"{path}.partial"
     lines = generate_release(category, n_users, n_items=n_items, seed=seed)
     with open(partial, "w", encoding="utf-8") as handle:
-        for line in tqdm(lines, total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user"):
+        for line in tqdm(
+            lines, total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user"
+        ):
             handle.write(line)
             handle.write("\n")
     os.replace(partial, path)

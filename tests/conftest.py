@@ -1,0 +1,87 @@
+"""Shared test helpers: release-format lines and the real fixtures in ../shared."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REGEN_SHARED", REPO.parent / "shared"))
+REAL = SHARED / "fixtures" / "real"
+SAMPLES = REPO / "regen_dataset" / "samples"
+
+
+def real_fixture(name: str) -> Path:
+    """A file of ../shared/fixtures/real, or skip: a user's clone does not have ../shared."""
+    path = REAL / name
+    if not path.exists():
+        pytest.skip(
+            f"real fixture {path} is absent (it lives in ../shared, outside the repository)"
+        )
+    return path
+
+
+def entry(
+    asin: str,
+    t: int,
+    *,
+    category="Office Products - Paper - Notebooks - Spiral - Small",
+    price=9.5,
+    rating=5,
+    critique=None,
+    **extra,
+) -> dict:
+    out = {
+        "item": {
+            "asin": asin,
+            "title": f"Item {asin}",
+            "category": category,
+            "description": f"About {asin}",
+            "price": price,
+        },
+        "review": {
+            "summary": f"Title {asin}",
+            "rating": rating,
+            "text": f"Review of {asin}",
+            "timestamp": t,
+        },
+    }
+    if critique is not None:
+        out["critique"] = critique
+    out.update(extra)
+    return out
+
+
+def user(user_id: str, n: int, **kwargs) -> dict:
+    """A release line of a user with items `{user_id}-0` ... oldest first."""
+    line = {
+        "reviewer_id": user_id,
+        "purchase_history": [entry(f"{user_id}-{i}", 1_400_000_000 + 86_400 * i) for i in range(n)],
+        "last_purchase": {
+            "reason": f"reason {user_id}",
+            "explanation": f"explanation {user_id}",
+            "endorsement": f"endorsement {user_id}",
+        },
+        "user": {
+            "profile": f"profile {user_id}",
+            "brief_summary": f"brief {user_id}",
+            "long_summary": f"long {user_id}",
+        },
+        "metadata": {
+            "user": {"veracity": 6, "confidence": 7},
+            "example": {"richness": 5, "confidence": 6},
+        },
+    }
+    line.update(kwargs)
+    return line
+
+
+def write_lines(path: Path, lines: list) -> Path:
+    """Write dicts as JSON lines; strings are written as they are (for malformed lines)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    return path

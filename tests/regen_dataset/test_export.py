@@ -1,0 +1,138 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+import regen_dataset.export as export
+from regen_dataset.export import build_folder, find_sources
+from regen_dataset.release import ReleaseFormatError
+from regen_dataset.schema import CONFIG_NAMES, SPLIT_NAMES
+from tests.conftest import SAMPLES, user, write_lines
+
+
+@pytest.fixture(scope="module")
+def sample_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("built") / "regen"
+    report = build_folder(find_sources([str(SAMPLES)]), out, progress=False)
+    return out, report
+
+
+def test_folder_layout_and_card(sample_folder):
+    out, report = sample_folder
+    assert sorted(os.listdir(out / "data")) == sorted(CONFIG_NAMES)
+    for config in CONFIG_NAMES:
+        files = sorted(os.listdir(out / "data" / config))
+        assert files == sorted(f"{split}-00000-of-00001.parquet" for split in SPLIT_NAMES)
+        assert report.rows[config] == {"train": 300, "validation": 300, "test": 300}
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert [c["config_name"] for c in header["configs"]] == list(report.rows)
+    assert header["configs"][0]["data_files"][0] == {
+        "split": "train",
+        "path": f"data/{next(iter(report.rows))}/train-*.parquet",
+    }
+    assert header["dataset_info"][0]["splits"][2]["num_examples"] == 300
+    assert "SYNTHETIC DATA" in card and "## Splits, targets and what may be an input" in card
+    build = json.loads((out / "build_report.json").read_text())
+    assert build["synthetic"] is True and build["read"]["office"]["users"] == 300
+    assert not [p for p in os.listdir(out.parent) if p.startswith(".regen")]
+
+
+def test_load_dataset_in_a_fresh_process(sample_folder):
+    out, _ = sample_folder
+    script = textwrap.dedent(
+        """
+        import datasets
+        from regen_dataset.schema import FEATURES
+        office = datasets.load_dataset("regen", "office")
+        plain = datasets.load_dataset("regen", "office_no_critique")
+        assert set(office) == {"train", "validation", "test"}, office
+        assert office["test"].features == FEATURES
+        assert office["test"].num_rows == 300
+        critiques = sum(i["critique"] is not None for r in office["test"] for i in r["history"])
+        assert critiques > 100, critiques
+        assert all(i["critique"] is None for r in plain["test"] for i in r["history"] + [r["target"]])
+        assert office["test"]["user_id"] == plain["test"]["user_id"]
+        print("ok", critiques)
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(out.parent / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=out.parent, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok")
+
+
+def test_existing_folder_needs_overwrite(tmp_path):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    out = tmp_path / "regen"
+    build_folder({"office": [str(source)]}, out, progress=False)
+    with pytest.raises(FileExistsError):
+        build_folder({"office": [str(source)]}, out, progress=False)
+    write_lines(source, [user(f"U{i}", 5) for i in range(5)])
+    report = build_folder({"office": [str(source)]}, out, overwrite=True, progress=False)
+    assert report.rows["office"]["test"] == 5
+    assert json.loads((out / "build_report.json").read_text())["rows"]["office"]["test"] == 5
+    assert sorted(os.listdir(tmp_path)) == ["office.jsonl", "regen"]
+
+
+def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    calls = []
+
+    def failing_write(writers, rows, without_critiques):
+        calls.append(1)
+        raise KeyboardInterrupt("interrupted")
+
+    monkeypatch.setattr(export, "_write_rows", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        build_folder({"office": [str(source)]}, tmp_path / "regen", progress=False)
+    assert calls and sorted(os.listdir(tmp_path)) == ["office.jsonl"]
+
+
+def test_interrupted_rebuild_keeps_the_old_folder(tmp_path, monkeypatch):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)] + ["{bad"])
+    out = tmp_path / "regen"
+    build_folder({"office": [str(source)]}, out, skip_bad_lines=True, progress=False)
+    before = sorted(os.listdir(out / "data" / "office"))
+    with pytest.raises(ReleaseFormatError, match="line 4"):
+        build_folder({"office": [str(source)]}, out, overwrite=True, progress=False)
+    assert sorted(os.listdir(out / "data" / "office")) == before
+    assert sorted(os.listdir(tmp_path)) == ["office.jsonl", "regen"]
+
+
+def test_skipped_lines_and_short_users_are_reported(tmp_path):
+    lines = [user("U1", 5), "not json", user("U2", 2), user("U3", 6)]
+    lines[2]["purchase_history"][0]["item"]["asin"] = None
+    source = write_lines(tmp_path / "office.jsonl", lines + [user("U4", 3)])
+    report = build_folder(
+        {"office": [str(source)]}, tmp_path / "regen", skip_bad_lines=True, progress=False
+    )
+    read = report.read["office"]
+    assert read["skipped_lines"] == 2 and read["users"] == 3
+    assert "line 2, field <json>" in read["skipped_examples"][0]
+    assert "line 3, field purchase_history[0].item.asin" in read["skipped_examples"][1]
+    assert report.split["office"]["too_short"] == 1
+    assert report.rows["office"] == {"train": 2, "validation": 2, "test": 2}
+    assert (
+        "skipped 2 bad lines" in report.summary()
+        and "1 users with fewer than 4" in report.summary()
+    )
+
+
+def test_find_sources(tmp_path):
+    (tmp_path / "REGEN").mkdir()
+    office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
+    clothing = write_lines(tmp_path / "REGEN" / "clothing.jsonl", [user("U", 5)])
+    assert find_sources([str(tmp_path)]) == {"clothing": [str(clothing)], "office": [str(office)]}
+    other = write_lines(tmp_path / "users.jsonl", [user("U", 5)])
+    with pytest.raises(ValueError, match="cannot tell the category"):
+        find_sources([str(other)])
+    assert find_sources([f"clothing={other}"]) == {"clothing": [str(other)]}
+    with pytest.raises(FileNotFoundError):
+        find_sources([str(tmp_path / "missing.jsonl")])

@@ -1,0 +1,280 @@
+import datetime
+import gzip
+import json
+import re
+
+import pyarrow as pa
+import pytest
+
+from regen_dataset.release import (
+    PARSE_SCHEMA,
+    ReadReport,
+    ReleaseFormatError,
+    iter_users,
+    read_release,
+)
+from regen_dataset.schema import SEQUENCE_FEATURES
+from tests.conftest import entry, real_fixture, user, write_lines
+
+
+def test_reads_canonical_sequences(tmp_path):
+    path = write_lines(tmp_path / "office.jsonl", [user("U1", 3), user("U2", 5)])
+    report = ReadReport()
+    batches = list(read_release(path, report=report))
+    assert batches[0].schema == SEQUENCE_FEATURES.arrow_schema
+    users = [u for b in batches for u in b.to_pylist()]
+    assert [u["user_id"] for u in users] == ["U1", "U2"]
+    first = users[0]["interactions"][0]
+    assert first["item_id"] == "U1-0"
+    assert first["categories"] == ["Office Products", "Paper", "Notebooks", "Spiral", "Small"]
+    assert first["timestamp"] == 1_400_000_000 and first["rating"] == 5 and first["price"] == 9.5
+    assert first["review_title"] == "Title U1-0" and first["review_text"] == "Review of U1-0"
+    # Item narratives of the last purchase come from `last_purchase`; earlier ones are null.
+    narratives = users[1]["item_narratives"]
+    assert narratives[-1]["product_endorsement"] == "endorsement U2"
+    assert all(n["purchase_reason"] is None for n in narratives[:-1])
+    assert users[1]["user_narratives"] == {
+        "user_summary_brief": "brief U2",
+        "user_summary_long": "long U2",
+        "user_profile": "profile U2",
+    }
+    assert (
+        users[0]["rater"]["user"]["veracity"] == 6 and users[0]["rater"]["example"]["richness"] == 5
+    )
+    assert users[0]["rater"]["last_purchase"]["foresight"] is None
+    assert report.users == 2 and report.interactions == 8 and report.lines == 2
+
+
+def test_release_variants(tmp_path):
+    """unix_time, a padded category, price 0.0, critiques under either key, sentinels."""
+    history = [
+        entry(
+            "A",
+            10,
+            category=" Office & School Supplies - Paper  -  T-Shirts Printing - Pads",
+            price=0.0,
+        ),
+        entry("B", 20, critique="<NO_CRITIQUE>"),
+        entry("C", 30, critique="  n/a "),
+        entry("D", 40, user_critique="Do you have it in blue?"),
+        entry("E", 50, critique="[None]"),
+        entry("F", 60, critique="I'd like a cheaper one."),
+    ]
+    for e in history:
+        e["review"]["unix_time"] = e["review"].pop("timestamp")
+    line = user("U", 0, purchase_history=history, last_purchase={"product_endorsement": "buy it"})
+    report = ReadReport()
+    (u,) = iter_users(write_lines(tmp_path / "x_office.jsonl", [line]), report=report)
+    items = u["interactions"]
+    assert items[0]["categories"] == [
+        "Office & School Supplies",
+        "Paper",
+        "T-Shirts Printing",
+        "Pads",
+    ]
+    assert items[0]["price"] is None and items[1]["price"] == 9.5
+    assert [i["timestamp"] for i in items] == [10, 20, 30, 40, 50, 60]
+    assert [i["critique"] for i in items] == [
+        None,
+        None,
+        None,
+        "Do you have it in blue?",
+        None,
+        "I'd like a cheaper one.",
+    ]
+    assert u["item_narratives"][-1]["product_endorsement"] == "buy it"
+    assert report.critique_sentinels == 3 and report.found["critique"] == 2
+    assert report.found["review.unix_time"] == 6 and report.found["review.timestamp"] == 0
+    assert report.unknown_price == 1
+    assert "critiques: 2" in report.summary()
+
+
+def test_extra_sentinel_and_gzip(tmp_path):
+    line = user("U", 0, purchase_history=[entry("A", 1), entry("B", 2, critique="--SKIP--")])
+    path = tmp_path / "office.jsonl.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(json.dumps(line) + "\n")
+    (u,) = iter_users(path, extra_critique_sentinels=["skip"])
+    assert u["interactions"][1]["critique"] is None
+
+
+def test_unknown_fields_are_reported(tmp_path):
+    line = user("U", 2, brand_new={"x": 1})
+    line["purchase_history"][-1]["item"]["colour"] = "red"
+    report = ReadReport()
+    list(read_release(write_lines(tmp_path / "office.jsonl", [line]), report=report))
+    assert set(report.unknown_fields) == {"brand_new", "purchase_history[].item.colour"}
+    assert "brand_new" in report.summary()
+
+
+def test_blocks_keep_line_numbers(tmp_path):
+    """Many small blocks, blank lines: users stay whole and errors name the right line."""
+    lines = [user(f"U{i}", 3) for i in range(40)]
+    lines.insert(7, "")
+    lines.insert(20, "   ")
+    lines[33] = '{"reviewer_id": "broken"'
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        list(read_release(path, block_bytes=700))
+    assert error.value.line == 34 and error.value.field == "<json>"
+    report = ReadReport()
+    users = [
+        u
+        for b in read_release(path, block_bytes=700, skip_bad_lines=True, report=report)
+        for u in b.to_pylist()
+    ]
+    assert len(users) == 39 and report.skipped_lines == 1
+    assert report.skipped_examples[0].startswith(f"{path}, line 34, field <json>")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (
+            lambda u: u["purchase_history"][2]["item"].pop("asin"),
+            "purchase_history[2].item.asin",
+            "missing",
+        ),
+        (
+            lambda u: u["purchase_history"][1]["item"].update(price="12.99"),
+            "purchase_history[1].item.price",
+            "expected a number",
+        ),
+        (
+            lambda u: u["purchase_history"][0]["review"].update(rating=None),
+            "purchase_history[0].review.rating",
+            "missing",
+        ),
+        (
+            lambda u: u["purchase_history"][3]["review"].pop("timestamp"),
+            "purchase_history[3].review.timestamp|unix_time",
+            "missing",
+        ),
+        (lambda u: u.update(purchase_history={"a": 1}), "purchase_history", "expected a list"),
+        (lambda u: u.update(purchase_history=[]), "purchase_history", "at least one purchase"),
+        (lambda u: u.pop("reviewer_id"), "reviewer_id", "missing"),
+        (lambda u: u["user"].update(profile=["a"]), "user.profile", "expected a string"),
+    ],
+)
+def test_bad_lines_name_file_line_and_field(tmp_path, mutate, field, message):
+    lines = [user(f"U{i}", 4) for i in range(5)]
+    mutate(lines[3])
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        list(read_release(path))
+    assert (error.value.path, error.value.line, error.value.field) == (str(path), 4, field)
+    assert message in str(error.value) and str(path) in str(error.value)
+    report = ReadReport()
+    users = [
+        u["user_id"]
+        for b in read_release(path, skip_bad_lines=True, report=report)
+        for u in b.to_pylist()
+    ]
+    assert users == ["U0", "U1", "U2", "U4"]
+    assert report.skipped_lines == 1 and report.lines == 5
+
+
+def _release_line_from_flattened(rows: list[dict]) -> dict:
+    """The real flattened Office user, turned back into a release line (unix_time variant)."""
+    history = []
+    for row in rows:
+        day = datetime.datetime.strptime(row["purchase_date"], "%m/%d/%Y").replace(
+            tzinfo=datetime.timezone.utc
+        )
+        history.append(
+            {
+                # The flattening stripped the root level; put it back as the release has it.
+                "item": {
+                    "asin": row["asin"],
+                    "title": row["title"],
+                    "category": "Office Products -" + row["category"],
+                    "description": "",
+                    "price": row["price"],
+                },
+                "review": {
+                    "summary": "",
+                    "rating": row["rating"],
+                    "text": row["review"],
+                    "unix_time": int(day.timestamp()),
+                },
+            }
+        )
+    return {
+        "reviewer_id": rows[0]["reviewer_id"],
+        "purchase_history": history,
+        "user": {"long_summary": rows[0]["long_summary"]},
+    }
+
+
+def test_real_office_user(tmp_path):
+    rows = json.loads(real_fixture("regen_office_user_flattened.json").read_text())
+    path = write_lines(tmp_path / "office.jsonl", [_release_line_from_flattened(rows)])
+    report = ReadReport()
+    (u,) = iter_users(path, report=report)
+    assert u["user_id"] == "A101G2KLTWSA51" and len(u["interactions"]) == len(rows) == 10
+    first = u["interactions"][0]
+    assert first["categories"] == [
+        "Office Products",
+        "Office & School Supplies",
+        "Envelopes, Mailers & Shipping Supplies",
+        "Postal Scales",
+    ]
+    assert first["timestamp"] == 1_405_987_200  # 07/22/2014
+    assert [i["item_id"] for i in u["interactions"]] == [r["asin"] for r in rows]
+    assert u["user_narratives"]["user_summary_long"].startswith("This customer's purchase history")
+    assert report.found["user.long_summary"] == 1 and report.found["critique"] == 0
+
+
+def _clothing_columns() -> tuple[list[str], dict[str, str]]:
+    text = real_fixture("regen_clothing_v1_columns_and_stats.txt").read_text()
+    names = re.findall(r"'(properties\.[^']+)'", text.split("Statistics:")[0])
+    examples = dict(re.findall(r"^(properties\.\S+): \w+\nExample: (.*)$", text, flags=re.M))
+    return names, examples
+
+
+def _known_paths(schema_type, prefix=""):
+    for child in schema_type:
+        name = f"{prefix}.{child.name}" if prefix else child.name
+        if pa.types.is_struct(child.type):
+            yield from _known_paths(child.type, name)
+        elif pa.types.is_list(child.type):
+            yield from _known_paths(child.type.value_type, name + "[]")
+        else:
+            yield name
+
+
+def test_reader_knows_every_column_of_the_real_clothing_release():
+    names, _ = _clothing_columns()
+    assert len(names) > 400
+    paths = {re.sub(r"\.\d+\.", "[].", name.removeprefix("properties.")) for name in names}
+    assert paths <= set(_known_paths(PARSE_SCHEMA)), paths - set(_known_paths(PARSE_SCHEMA))
+
+
+def test_real_clothing_example_values_round_trip(tmp_path):
+    """Rebuild a release line from the real per-column examples (ratings and times as floats)."""
+    _, examples = _clothing_columns()
+    line: dict = {"reviewer_id": "REAL", "purchase_history": []}
+    for name, raw in examples.items():
+        keys = name.removeprefix("properties.").split(".")
+        if keys[0] == "purchase_history":
+            index = int(keys[1]) - 1
+            while len(line["purchase_history"]) <= index:
+                line["purchase_history"].append({"item": {}, "review": {}})
+            target, keys = line["purchase_history"][index], keys[2:]
+        else:
+            target = line
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        value = raw
+        if keys[-1] in {"price", "rating", "timestamp"} or name.startswith("properties.metadata"):
+            value = float(raw)
+        target[keys[-1]] = value
+    line["purchase_history"] = [e for e in line["purchase_history"] if e["item"].get("asin")]
+    (u,) = iter_users(write_lines(tmp_path / "clothing.jsonl", [line]))
+    first = u["interactions"][0]
+    assert first["item_id"] == examples["properties.purchase_history.1.item.asin"]
+    assert first["rating"] == 4 and first["timestamp"] == 1_455_494_400
+    assert u["rater"]["last_purchase"]["veracity"] == int(
+        float(examples["properties.metadata.last_purchase.veracity"])
+    )
+    assert u["user_narratives"]["user_profile"] == examples["properties.user.profile"]
