@@ -10,8 +10,8 @@ works offline and `regen dataset push` publishes it unchanged:
       data/office/train-00000-of-00001.parquet
       data/office_no_critique/...
 
-One pass over each release file writes all its configs: Arrow parses, splits and drops critiques
-in the main thread while one writer thread per config encodes parquet (both release the GIL).
+One pass over each release file writes both of its configs: Arrow parses and splits in the main
+thread while one writer thread per config encodes parquet (Arrow releases the GIL throughout).
 The folder is assembled in a temporary sibling directory and renamed into place at the end, so an
 interrupted build leaves nothing half-written behind.
 """
@@ -40,6 +40,16 @@ from regen_dataset.splits import SplitReport, drop_critiques, split_batch
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "dataset_card.md"
 SHARD_BYTES = 256 << 20  # roll to a new parquet file past this size on disk
+_PARQUET_OPTIONS = dict(
+    compression="snappy",
+    write_statistics=False,  # min/max of review texts help no reader and cost time
+    # Dictionaries pay off for item fields repeated across users and splits, not for reviews.
+    use_dictionary=[
+        f"{column}.{item}"
+        for column in ("history.list.element", "target")
+        for item in ("item_id", "title", "description", "categories.list.element")
+    ],
+)
 _BLOCKS_IN_FLIGHT = 2  # bounds memory: blocks split but not yet written
 
 
@@ -116,7 +126,7 @@ def _category_from_name(path: str) -> str:
 
 
 class _ShardedWriter:
-    """Parquet shards `{split}-00000-of-0000N.parquet` for one config and split."""
+    """Parquet shards of one config and split, renamed by `_name_shards` once finished."""
 
     def __init__(self, directory: Path, split: str):
         self.directory, self.split = directory, split
@@ -127,9 +137,11 @@ class _ShardedWriter:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
-            path = self.directory / f"{self.split}-{len(self.paths):05d}.parquet.partial"
-            self.paths.append(path)
-            self.writer = pq.ParquetWriter(path, FEATURES.arrow_schema, compression="snappy")
+            name = f"{self.split}.{len(self.paths):05d}.parquet.partial"
+            self.paths.append(self.directory / name)
+            self.writer = pq.ParquetWriter(
+                self.paths[-1], FEATURES.arrow_schema, **_PARQUET_OPTIONS
+            )
         self.writer.write_batch(batch)
         self.rows += batch.num_rows
         self.bytes += batch.nbytes
@@ -140,15 +152,7 @@ class _ShardedWriter:
     def close(self) -> list[str]:
         if self.writer is not None:
             self.writer.close()
-        if not self.paths:  # an empty split still gets one (empty) shard
-            self.write(pa.RecordBatch.from_pylist([], schema=FEATURES.arrow_schema))
-            self.writer.close()
-        names = []
-        for index, path in enumerate(self.paths):
-            final = self.directory / f"{self.split}-{index:05d}-of-{len(self.paths):05d}.parquet"
-            os.replace(path, final)
-            names.append(final.name)
-        return names
+        return [str(path) for path in self.paths]
 
 
 def build_folder(
@@ -196,19 +200,20 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
         writers[config] = {
             split: _ShardedWriter(staging / "data" / config, split) for split in SPLIT_NAMES
         }
-    # One thread per config keeps each config's writes in order; both encode in parallel.
+    # One thread per config keeps each config's writes in order while both encode in parallel
+    # with the main thread's parsing (Arrow releases the GIL).
     pools = {config: ThreadPoolExecutor(1, thread_name_prefix=config) for config in configs}
     pending: list[list[Future]] = []
     bar = tqdm(disable=not progress, desc=f"build {category}", unit=" users", unit_scale=True)
     try:
         for batch in read_release(paths, skip_bad_lines=skip_bad_lines, report=read_report):
             rows = split_batch(batch, protocol, report=split_report, seed=seed)
-            futures = []
-            for config, without_critiques in configs.items():
-                futures.append(
+            pending.append(
+                [
                     pools[config].submit(_write_rows, writers[config], rows, without_critiques)
-                )
-            pending.append(futures)
+                    for config, without_critiques in configs.items()
+                ]
+            )
             while len(pending) > _BLOCKS_IN_FLIGHT:
                 for future in pending.pop(0):
                     future.result()
@@ -221,13 +226,26 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
             pool.shutdown(wait=True)
         bar.close()
     for config in configs:
-        report.files[config] = {split: writer.close() for split, writer in writers[config].items()}
-        report.rows[config] = {split: writer.rows for split, writer in writers[config].items()}
-        report.num_bytes[config] = {
-            split: writer.bytes for split, writer in writers[config].items()
-        }
+        directory, config_writers = staging / "data" / config, writers[config].items()
+        report.files[config] = {s: _name_shards(directory, s, w.close()) for s, w in config_writers}
+        report.rows[config] = {s: w.rows for s, w in config_writers}
+        report.num_bytes[config] = {s: w.bytes for s, w in config_writers}
     report.read[category] = {**read_report.to_dict(), "summary": read_report.summary()}
     report.split[category] = {**split_report.to_dict(), "summary": split_report.summary()}
+
+
+def _name_shards(directory: Path, split: str, shards: list[str]) -> list[str]:
+    """Rename finished shards to `{split}-00000-of-0000N.parquet`."""
+    if not shards:  # an empty split still gets one (empty) shard, so that it loads
+        empty = directory / f"{split}.empty.parquet.partial"
+        pq.write_table(FEATURES.arrow_schema.empty_table(), empty)
+        shards = [str(empty)]
+    names = []
+    for index, path in enumerate(shards):
+        name = f"{split}-{index:05d}-of-{len(shards):05d}.parquet"
+        os.replace(path, directory / name)
+        names.append(name)
+    return names
 
 
 def _write_rows(writers: dict, rows: dict[str, pa.RecordBatch], without_critiques: bool) -> None:

@@ -122,8 +122,11 @@ class ReleaseFormatError(ValueError):
     """A line of a release file that cannot be read; names the file, line and field."""
 
     def __init__(self, path: str, line: int, field: str, message: str):
-        self.path, self.line, self.field = path, line, field
+        self.path, self.line, self.field, self.message = path, line, field, message
         super().__init__(f"{path}, line {line}, field {field}: {message}")
+
+    def __reduce__(self):  # raised in worker processes, re-raised in the parent
+        return type(self), (self.path, self.line, self.field, self.message)
 
 
 @dataclass
@@ -186,7 +189,7 @@ def read_release(
     skip_bad_lines: bool = False,
     report: ReadReport | None = None,
     extra_critique_sentinels: Iterable[str] = (),
-    block_bytes: int = 32 << 20,
+    block_bytes: int = 16 << 20,
 ) -> Iterator[pa.RecordBatch]:
     """Stream release JSONL files (optionally gzipped) as record batches of canonical sequences."""
     if isinstance(paths, (str, os.PathLike)):
@@ -195,8 +198,8 @@ def read_release(
     sentinels = CRITIQUE_SENTINELS | {_sentinel_key(s) for s in extra_critique_sentinels}
     for path in map(os.fspath, paths):
         report.files.append(path)
-        for first_line, block in _line_blocks(path, block_bytes):
-            table = _parse_block(path, first_line, block, skip_bad_lines, report)
+        for offset, block in _line_blocks(path, block_bytes):
+            table = _parse_block(path, offset, block, skip_bad_lines, report)
             if table.num_rows:
                 yield _to_sequences(table, report, sentinels)
 
@@ -215,24 +218,54 @@ def _open(path: str):
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
-def _line_blocks(path: str, block_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """Blocks of whole lines with the 1-based number of each block's first line."""
-    first_line, carry = 1, b""
+def _lines_before(path: str, offset: int) -> int:
+    """Lines before a byte offset of the (decompressed) file; only errors need this."""
+    count = 0
     with _open(path) as handle:
-        while True:
-            chunk = handle.read(block_bytes)
+        while offset > 0:
+            chunk = handle.read(min(offset, 64 << 20))
             if not chunk:
                 break
+            count += chunk.count(b"\n")
+            offset -= len(chunk)
+    return count
+
+
+def _line_blocks(path: str, block_bytes: int) -> Iterator[tuple[int, pa.Buffer]]:
+    """(byte offset, data) blocks of whole lines, each read with a single copy."""
+    if path.endswith(".gz"):
+        yield from _stream_blocks(path, block_bytes)
+        return
+    with open(path, "rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        position = 0
+        while position < end:
+            handle.seek(position)
+            data = handle.read(min(block_bytes, end - position))
+            cut = data.rfind(b"\n") + 1
+            if position + len(data) >= end:  # the last block: everything left
+                cut = len(data)
+            elif cut == 0:  # a line longer than a block
+                data += handle.readline()
+                cut = len(data)
+            yield position, pa.py_buffer(memoryview(data)[:cut])
+            position += cut
+
+
+def _stream_blocks(path: str, block_bytes: int) -> Iterator[tuple[int, pa.Buffer]]:
+    offset, carry = 0, b""
+    with _open(path) as handle:
+        while chunk := handle.read(block_bytes):
             data = carry + chunk
             cut = data.rfind(b"\n") + 1
             if cut == 0:
                 carry = data
                 continue
-            block, carry = data[:cut], data[cut:]
-            yield first_line, block
-            first_line += block.count(b"\n")
+            yield offset, pa.py_buffer(data[:cut])
+            offset += cut
+            carry = data[cut:]
     if carry.strip():
-        yield first_line, carry + b"\n"
+        yield offset, pa.py_buffer(carry)
 
 
 def _row_line_numbers(first_line: int, block: bytes) -> np.ndarray:
@@ -249,7 +282,7 @@ def _row_line_numbers(first_line: int, block: bytes) -> np.ndarray:
 
 
 def _parse_block(
-    path: str, first_line: int, block: bytes, skip_bad_lines: bool, report: ReadReport
+    path: str, offset: int, block: pa.Buffer, skip_bad_lines: bool, report: ReadReport
 ) -> pa.Table:
     _note_unknown_fields(block, report)
     try:
@@ -261,6 +294,8 @@ def _parse_block(
         report.lines += table.num_rows
         return table
     # Something is wrong in this block: find each bad line with Python and say where it is.
+    block = block.to_pybytes()
+    first_line = _lines_before(path, offset) + 1
     line_numbers = _row_line_numbers(first_line, block)
     report.lines += len(line_numbers)
     lines = [line for line in block.split(b"\n") if line.strip()]
@@ -289,7 +324,7 @@ _PARSE_OPTIONS = pajson.ParseOptions(
 )
 
 
-def _arrow_parse(block: bytes) -> pa.Table:
+def _arrow_parse(block: pa.Buffer | bytes) -> pa.Table:
     # Arrow parses sub-blocks in parallel; a line longer than a sub-block needs one big block.
     try:
         options = pajson.ReadOptions(use_threads=True, block_size=4 << 20)
@@ -301,10 +336,13 @@ def _arrow_parse(block: bytes) -> pa.Table:
         return pajson.read_json(pa.BufferReader(block), options, _PARSE_OPTIONS)
 
 
-def _note_unknown_fields(block: bytes, report: ReadReport) -> None:
+def _note_unknown_fields(block: pa.Buffer, report: ReadReport) -> None:
     """Record keys outside the known format, from the block's first line (a cheap sample)."""
+    first = bytes(block[:4096])
+    while b"\n" not in first and len(first) < len(block):
+        first = bytes(block[: 2 * len(first)])
     try:
-        sample = json.loads(block[: block.find(b"\n")])
+        sample = json.loads(first.split(b"\n", 1)[0])
     except ValueError:
         return
     for path in _unknown_paths(sample, PARSE_SCHEMA):
