@@ -54,8 +54,6 @@ class RegenConfig(datasets.BuilderConfig):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
         self.protocol, self.seed, self.skip_bad_lines = protocol, seed, skip_bad_lines
 
     @property
@@ -83,6 +81,11 @@ class Regen(datasets.ArrowBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
+        # `datasets` sets config keywords as attributes, so they are checked here, not in __init__.
+        if self.config.protocol not in PROTOCOLS:
+            raise ValueError(
+                f"unknown split protocol {self.config.protocol!r}; expected one of {PROTOCOLS}"
+            )
         if not self.config.data_files:
             raise ValueError(
                 f"REGEN config {self.config.name!r} needs the release file(s) of "

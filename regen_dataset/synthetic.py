@@ -232,6 +232,10 @@ class Catalog:
         self.category = category
         rng = random.Random(f"catalog:{category}:{seed}")
         self.leaves = _leaf_paths(category)
+        if n_items < len(self.leaves):
+            raise ValueError(
+                f"a {category} catalog needs at least {len(self.leaves)} items (one per leaf)"
+            )
         self.brands = sorted(
             {
                 "".join(rng.sample(_SYLLABLES, 2)).capitalize()
@@ -477,8 +481,8 @@ def generate_release(
 ) -> Iterator[str]:
     """Release-format JSONL lines (no newline) for `n_users` synthetic users."""
     paper_users, paper_items = PAPER_SIZES[category]
-    if n_items is None:  # keep the paper's items-per-user ratio
-        n_items = max(60, round(paper_items * n_users / paper_users))
+    if n_items is None:  # keep the paper's items-per-user ratio, with two items per leaf at least
+        n_items = max(2 * len(_leaf_paths(category)), round(paper_items * n_users / paper_users))
     catalog = Catalog(category, n_items, seed)
     mean_length = {"office": 7.86, "clothing": 9.21}[category]
     for user_index in range(n_users):

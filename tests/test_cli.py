@@ -1,0 +1,63 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, SAMPLES, user, write_lines
+from training.cli import main
+
+
+def test_build_and_report(tmp_path, capsys):
+    out = tmp_path / "regen"
+    main(
+        ["dataset", "build", "--source", str(SAMPLES / "office_synthetic.jsonl"), "--out", str(out)]
+    )
+    printed = capsys.readouterr().out
+    assert "office: train 300, validation 300, test 300" in printed
+    assert f'load_dataset("{out}", "office")' in printed
+    plot = tmp_path / "report.png"
+    main(["dataset", "report", "--folder", str(out), "--plot", str(plot)])
+    printed = capsys.readouterr().out
+    assert "office: 300 users" in printed and "office_no_critique: 300 users" in printed
+    assert plot.stat().st_size > 10_000
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    source = write_lines(tmp_path / "office.jsonl", [user("U1", 5), user("U2", 5), "{oops"])
+    out = tmp_path / "regen"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dataset", "build", "--source", str(source), "--out", str(out)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert f"regen: error: {source}, line 3, field <json>: malformed JSON" in error
+    assert not out.exists()
+    main(["dataset", "build", "--source", str(source), "--out", str(out), "--skip-bad-lines"])
+    assert "skipped 1 bad lines" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["dataset", "build", "--source", str(source), "--out", str(out)])
+    assert "exists" in capsys.readouterr().err
+
+
+def test_synthesize(tmp_path, capsys):
+    out = tmp_path / "clothing_synthetic.jsonl"
+    main(["dataset", "synthesize", "--category", "clothing", "--users", "20", "--out", str(out)])
+    assert len(out.read_text().splitlines()) == 20
+    assert "SYNTHETIC" in capsys.readouterr().out
+
+
+def test_demo_runs_from_the_console_script(tmp_path):
+    regen = os.path.join(os.path.dirname(sys.executable), "regen")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [regen, "demo", "--out", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "clothing: 300 users" in result.stdout and "office: 300 users" in result.stdout
+    assert "SYNTHETIC" in result.stdout
+    assert (tmp_path / "demo" / "regen_report.png").exists()
+    assert (tmp_path / "demo" / "regen" / "data" / "office_no_critique").is_dir()
