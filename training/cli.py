@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from regen_dataset import cli as dataset_cli
-from training import demo
+from training import demo, evaluate
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     dataset_cli.add_parser(subparsers)
+    evaluate.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
 

@@ -1,0 +1,378 @@
+"""`regen eval`: the paper's tables for any model's predictions, plus baselines and rater plots.
+
+    # predictions of one or more models, on the configs with and without critiques
+    regen eval --dataset regen --split test \\
+        --run most_popular office preds/most_popular/office.jsonl \\
+        --run most_popular office_no_critique preds/most_popular/office_no_critique.jsonl \\
+        --out eval_out
+
+    regen eval baselines --dataset regen --config office --out preds   # write baseline predictions
+    regen eval rater --dataset regen --config office --out eval_out     # auto-rater score plots
+
+The table follows seed 002 Table 4: a block per condition (history only, history + critique), the
+metrics as rows, and a column per narrative kind and model (ranking metrics repeat across kinds,
+as in the paper). It is printed, and written as `table.md`, `results.json` and `plots.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from regen_dataset.schema import (
+    NARRATIVE_KINDS,
+    RATER_ATTRIBUTES,
+    config_category,
+    config_has_critiques,
+)
+from regen_models import metrics
+from regen_models.predictions import read_predictions, write_predictions
+
+CONDITIONS = {False: "History -> ID + narrative", True: "History + critique -> ID + narrative"}
+KIND_TITLES = {
+    "purchase_reason": "Purchase reason",
+    "purchase_reason_explanation": "Purchase reason expl.",
+    "product_endorsement": "Product endorsement",
+    "user_summary_brief": "User summary",
+    "user_summary_long": "Long user summary",
+    "user_profile": "User profile",
+}
+
+
+def load_split(dataset_dir: str | os.PathLike, config: str, split: str):
+    import datasets
+
+    return datasets.load_dataset(os.fspath(dataset_dir), config, split=split)
+
+
+def evaluate_run(split_rows, predictions, encoder=None, cache: dict | None = None) -> dict:
+    """Metrics of one prediction file against one split: ranking and text per narrative kind."""
+    user_ids = split_rows["user_id"]
+    predictions = predictions.for_users(user_ids)
+    result: dict = {"users": len(user_ids), "ranking": None, "text": {}}
+    if predictions.ranked_items is not None:
+        targets = [target["item_id"] for target in split_rows["target"]]
+        ranks = metrics.ranks_from_lists(predictions.ranked_items, targets)
+        result["ranking"] = metrics.ranking_metrics(ranks)
+    references = split_rows["narratives"]
+    for kind, texts in predictions.narratives.items():
+        rows = [row for row, narrative in enumerate(references) if narrative[kind] is not None]
+        if not rows:
+            result["text"][kind] = {"n": 0, "skipped": len(user_ids)}
+            continue
+        scores = metrics.text_metrics(
+            [texts[row] for row in rows], [references[row][kind] for row in rows], encoder, cache
+        )
+        result["text"][kind] = {**scores, "n": len(rows), "skipped": len(user_ids) - len(rows)}
+    return result
+
+
+def results_table(results: dict[tuple[str, str], dict]) -> str:
+    """Markdown in the layout of seed 002 Table 4 from {(model, config): evaluate_run(...)}."""
+    models = list(dict.fromkeys(model for model, _ in results))
+    writes = {
+        m: {k for (model, _), r in results.items() if model == m for k in r["text"]} for m in models
+    }
+    # A column per narrative kind and model that writes it; models that only rank get one column.
+    columns = [(None, m) for m in models if not writes[m]] + [
+        (kind, m) for kind in NARRATIVE_KINDS for m in models if kind in writes[m]
+    ]
+    header = (
+        "| Condition | Metric | "
+        + " | ".join(
+            (f"{KIND_TITLES[kind]}: {model}" if kind else f"{model} (ranking)")
+            for kind, model in columns
+        )
+        + " |"
+    )
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
+    categories = sorted({config_category(config) for _, config in results})
+    for category in categories:
+        for critiques in (False, True):
+            config = category if critiques else f"{category}_no_critique"
+            if not any(c == config for _, c in results):
+                continue
+            label = f"{CONDITIONS[critiques]} ({config})"
+            for metric in metrics.RANKING_METRICS + metrics.TEXT_METRICS:
+                cells = [
+                    _cell(results.get((model, config)), kind, metric) for kind, model in columns
+                ]
+                lines.append(f"| {label} | {metric} | " + " | ".join(cells) + " |")
+                label = ""
+    return "\n".join(lines)
+
+
+def _cell(result: dict | None, kind: str | None, metric: str) -> str:
+    if result is None:
+        return "–"
+    if metric in metrics.RANKING_METRICS:
+        value = None if result["ranking"] is None else result["ranking"][metric]
+        return "–" if value is None else f"{value:.4f}"
+    scores = result["text"].get(kind) if kind else None
+    if not scores or metric not in scores:
+        return "–"
+    return f"{scores[metric]:.3f}" if metric == "SemSim" else f"{scores[metric]:.2f}"
+
+
+def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = list(results)
+    kinds = [k for k in NARRATIVE_KINDS if any(k in r["text"] for r in results.values())]
+    panels = [("ranking", m) for m in metrics.RANKING_METRICS] + [
+        ("text", m) for m in metrics.TEXT_METRICS
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(18, 8.5))
+    width = 0.8 / max(len(runs), 1)
+    for axis, (group, metric) in zip(axes.flat, panels, strict=True):
+        labels = ["ranking"] if group == "ranking" else kinds
+        for index, (model, config) in enumerate(runs):
+            result = results[(model, config)]
+            if group == "ranking":
+                values = [result["ranking"][metric] if result["ranking"] else np.nan]
+            else:
+                values = [result["text"].get(k, {}).get(metric, np.nan) for k in labels]
+            hatch = "" if config_has_critiques(config) else "//"
+            axis.bar(
+                np.arange(len(labels)) + index * width,
+                values,
+                width,
+                label=f"{model} / {config}",
+                hatch=hatch,
+            )
+        axis.set_xticks(np.arange(len(labels)) + width * (len(runs) - 1) / 2)
+        axis.set_xticklabels(
+            [KIND_TITLES.get(label, label).replace(" ", "\n", 1) for label in labels], fontsize=8
+        )
+        axis.set_title(metric)
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, color="tab:red", fontweight="bold")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    partial = f"{path}.partial.png"
+    fig.savefig(partial, dpi=100)
+    plt.close(fig)
+    os.replace(partial, path)
+
+
+def _is_synthetic(dataset_dir) -> bool:
+    report = Path(dataset_dir) / "build_report.json"
+    return report.exists() and bool(json.loads(report.read_text()).get("synthetic"))
+
+
+def run_table(
+    dataset_dir, split: str, runs: list[tuple[str, str, str]], out: str, encoder=None
+) -> str:
+    """Evaluate every (model, config, path) run and write table.md, results.json and plots.png."""
+    results, splits, cache = {}, {}, {}
+    for model, config, path in runs:
+        if config not in splits:
+            splits[config] = load_split(dataset_dir, config, split)
+        predictions = read_predictions(path)
+        results[(model, config)] = evaluate_run(splits[config], predictions, encoder, cache)
+    os.makedirs(out, exist_ok=True)
+    table = results_table(results)
+    synthetic = _is_synthetic(dataset_dir)
+    if synthetic:
+        table = "**SYNTHETIC data: these numbers only show that the tooling works.**\n\n" + table
+    _write_text(os.path.join(out, "table.md"), table + "\n")
+    payload = {
+        "dataset": os.fspath(dataset_dir),
+        "split": split,
+        "synthetic": synthetic,
+        "runs": [
+            {"model": m, "config": c, "predictions": p, **results[(m, c)]} for m, c, p in runs
+        ],
+    }
+    _write_text(os.path.join(out, "results.json"), json.dumps(payload, indent=2) + "\n")
+    plot_results(results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None)
+    return table
+
+
+def _write_text(path: str, text: str) -> None:
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+
+
+def write_baselines(
+    dataset_dir, config: str, split: str, out: str, k: int = 100, seed: int = 0, encoder=None
+) -> list[tuple[str, str, str]]:
+    """Predictions of the three baselines for one config and split; returns their runs."""
+    import datasets
+
+    from regen_models import baselines
+
+    dataset = datasets.load_dataset(os.fspath(dataset_dir), config)
+    rows = dataset[split]
+    user_ids = rows["user_id"]
+    written = []
+    path = os.path.join(out, "most_popular", f"{config}.jsonl")
+    write_predictions(path, user_ids, baselines.most_popular(dataset["train"], len(user_ids), k))
+    written.append(("most_popular", config, path))
+    path = os.path.join(out, "random", f"{config}.jsonl")
+    write_predictions(
+        path, user_ids, baselines.random_ranking(baselines.catalog(dataset), len(user_ids), k, seed)
+    )
+    written.append(("random", config, path))
+    # Borrow narratives from the train split when it has them (user-disjoint builds); under
+    # leave-one-out only the evaluated split has them, so neighbours come from other users there.
+    train_has = {
+        kind for kind in NARRATIVE_KINDS if any(n[kind] for n in dataset["train"]["narratives"])
+    }
+    split_has = {kind for kind in NARRATIVE_KINDS if any(n[kind] for n in rows["narratives"])}
+    pool = dataset["train"] if split_has <= train_has else rows
+    kinds = [kind for kind in NARRATIVE_KINDS if kind in split_has]
+    if kinds:
+        narratives = baselines.nearest_neighbour_narratives(rows, pool, kinds, encoder)
+        path = os.path.join(out, "nearest_neighbour", f"{config}.jsonl")
+        write_predictions(path, user_ids, narratives=narratives)
+        written.append(("nearest_neighbour", config, path))
+    return written
+
+
+def rater_report(dataset_dir, config: str, out: str) -> str:
+    """Distribution of the auto-rater scores carried in the dataset, per group and attribute."""
+    import datasets
+
+    dataset = datasets.load_dataset(os.fspath(dataset_dir), config)
+    seen, counts = set(), defaultdict(lambda: np.zeros(8, dtype=np.int64))
+    for split in dataset.values():
+        for user_id, rater in zip(split["user_id"], split["rater"], strict=True):
+            if user_id in seen:
+                continue
+            seen.add(user_id)
+            for group, attributes in RATER_ATTRIBUTES.items():
+                for attribute in attributes:
+                    score = (rater.get(group) or {}).get(attribute)
+                    if score is not None:
+                        counts[(group, attribute)][min(max(score, 0), 7)] += 1
+    if not counts:
+        raise ValueError(f"{dataset_dir} ({config}) carries no auto-rater scores")
+    lines = [f"Auto-rater scores of {len(seen):,} users ({config}); share of users per score", ""]
+    lines.append(
+        "| group | attribute | n | " + " | ".join(str(s) for s in range(1, 8)) + " | share >= 6 |"
+    )
+    lines.append("|---|---|---|" + "---|" * 8)
+    for (group, attribute), histogram in counts.items():
+        total = histogram.sum()
+        shares = " | ".join(f"{histogram[s] / total:.0%}" for s in range(1, 8))
+        lines.append(
+            f"| {group} | {attribute} | {total:,} | {shares} | {histogram[6:].sum() / total:.0%} |"
+        )
+    table = "\n".join(lines)
+    os.makedirs(out, exist_ok=True)
+    _write_text(os.path.join(out, f"rater_{config}.md"), table + "\n")
+    _plot_rater(
+        counts,
+        os.path.join(out, f"rater_{config}.png"),
+        "SYNTHETIC data" if _is_synthetic(dataset_dir) else None,
+    )
+    return table
+
+
+def _plot_rater(counts, path: str, title: str | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(dict.fromkeys(group for group, _ in counts))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+    for axis, group in zip(axes[0], groups, strict=True):
+        attributes = [a for g, a in counts if g == group]
+        width = 0.8 / len(attributes)
+        for index, attribute in enumerate(attributes):
+            histogram = counts[(group, attribute)][1:]
+            axis.bar(
+                np.arange(1, 8) + index * width - 0.4,
+                histogram / histogram.sum(),
+                width,
+                label=attribute,
+            )
+        axis.set(
+            title=f"rater: {group}",
+            xlabel="score (1-7)",
+            ylabel="share of users",
+            xticks=range(1, 8),
+        )
+        axis.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, color="tab:red", fontweight="bold")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate predictions: the paper's tables, baselines, rater plots"
+    )
+    parser.add_argument(
+        "--dataset", default="regen", help="a folder built by `regen dataset build`"
+    )
+    parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--run",
+        nargs=3,
+        action="append",
+        metavar=("MODEL", "CONFIG", "PATH"),
+        help="a prediction file; repeatable",
+    )
+    parser.add_argument("--out", default="eval_out")
+    parser.set_defaults(func=_table)
+    commands = parser.add_subparsers(dest="eval_command")
+
+    baselines = commands.add_parser(
+        "baselines", help="write the predictions of the training-free baselines"
+    )
+    baselines.add_argument("--dataset", default="regen")
+    baselines.add_argument("--config", action="append", required=True, help="repeatable")
+    baselines.add_argument("--split", default="test")
+    baselines.add_argument("--k", type=int, default=100, help="length of the ranked lists")
+    baselines.add_argument("--seed", type=int, default=0)
+    baselines.add_argument("--out", default="predictions")
+    baselines.set_defaults(func=_baselines)
+
+    rater = commands.add_parser("rater", help="plot the distribution of the auto-rater scores")
+    rater.add_argument("--dataset", default="regen")
+    rater.add_argument("--config", default="office")
+    rater.add_argument("--out", default="eval_out")
+    rater.set_defaults(func=_rater)
+
+
+def _table(args) -> None:
+    if not args.run:
+        raise ValueError("give at least one --run MODEL CONFIG PATH")
+    print(run_table(args.dataset, args.split, [tuple(run) for run in args.run], args.out))
+    print(f"\nwritten: {args.out}/table.md, results.json, plots.png")
+
+
+def _baselines(args) -> None:
+    for config in args.config:
+        for model, config_name, path in write_baselines(
+            args.dataset, config, args.split, args.out, args.k, args.seed
+        ):
+            print(f"--run {model} {config_name} {path}")
+
+
+def _rater(args) -> None:
+    print(rater_report(args.dataset, args.config, args.out))
+    print(f"\nwritten: {args.out}/rater_{args.config}.md and .png")
