@@ -85,3 +85,24 @@ def write_lines(path: Path, lines: list) -> Path:
         for line in lines:
             handle.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
     return path
+
+
+class WordCountEncoder:
+    """A tiny deterministic sentence encoder for tests: hashed word counts, 64 dimensions."""
+
+    def __init__(self):
+        self.calls = 0
+        self.texts = 0
+
+    def encode(self, texts, **kwargs):
+        import zlib
+
+        import numpy as np
+
+        self.calls += 1
+        self.texts += len(texts)
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, zlib.crc32(word.encode()) % 64] += 1
+        return out

@@ -119,40 +119,51 @@ def _cell(result: dict | None, kind: str | None, metric: str) -> str:
 
 
 def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | None = None) -> None:
+    """Bars per metric: ranking metrics per model, text metrics per narrative kind and model;
+    configs with critiques plain, without critiques hatched."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = list(results)
-    kinds = [k for k in NARRATIVE_KINDS if any(k in r["text"] for r in results.values())]
-    panels = [("ranking", m) for m in metrics.RANKING_METRICS] + [
-        ("text", m) for m in metrics.TEXT_METRICS
-    ]
     fig, axes = plt.subplots(2, 3, figsize=(18, 8.5))
-    width = 0.8 / max(len(runs), 1)
-    for axis, (group, metric) in zip(axes.flat, panels, strict=True):
-        labels = ["ranking"] if group == "ranking" else kinds
-        for index, (model, config) in enumerate(runs):
-            result = results[(model, config)]
-            if group == "ranking":
-                values = [result["ranking"][metric] if result["ranking"] else np.nan]
-            else:
-                values = [result["text"].get(k, {}).get(metric, np.nan) for k in labels]
+    ranked = [run for run, result in results.items() if result["ranking"]]
+    models = list(dict.fromkeys(model for model, _ in ranked))
+    configs = list(dict.fromkeys(config for _, config in ranked))
+    for axis, metric in zip(axes[0], metrics.RANKING_METRICS, strict=True):
+        width = 0.8 / max(len(configs), 1)
+        for index, config in enumerate(configs):
+            values = [
+                results[(m, config)]["ranking"][metric] if (m, config) in results else np.nan
+                for m in models
+            ]
             hatch = "" if config_has_critiques(config) else "//"
             axis.bar(
-                np.arange(len(labels)) + index * width,
+                np.arange(len(models)) + index * width, values, width, label=config, hatch=hatch
+            )
+        axis.set_xticks(np.arange(len(models)) + width * (len(configs) - 1) / 2, models)
+        axis.set_title(metric)
+        axis.legend(fontsize=7)
+    written = [run for run, result in results.items() if result["text"]]
+    kinds = [k for k in NARRATIVE_KINDS if any(k in results[run]["text"] for run in written)]
+    for axis, metric in zip(axes[1], metrics.TEXT_METRICS, strict=True):
+        width = 0.8 / max(len(written), 1)
+        for index, (model, config) in enumerate(written):
+            values = [
+                results[(model, config)]["text"].get(k, {}).get(metric, np.nan) for k in kinds
+            ]
+            hatch = "" if config_has_critiques(config) else "//"
+            axis.bar(
+                np.arange(len(kinds)) + index * width,
                 values,
                 width,
                 label=f"{model} / {config}",
                 hatch=hatch,
             )
-        axis.set_xticks(np.arange(len(labels)) + width * (len(runs) - 1) / 2)
-        axis.set_xticklabels(
-            [KIND_TITLES.get(label, label).replace(" ", "\n", 1) for label in labels], fontsize=8
-        )
+        labels = [KIND_TITLES[k].replace(" ", "\n", 1) for k in kinds]
+        axis.set_xticks(np.arange(len(kinds)) + width * (len(written) - 1) / 2, labels, fontsize=8)
         axis.set_title(metric)
-    axes.flat[0].legend(fontsize=7)
+        axis.legend(fontsize=7)
     if title:
         fig.suptitle(title, color="tab:red", fontweight="bold")
     fig.tight_layout()

@@ -1,0 +1,122 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import label_ranking_average_precision_score, ndcg_score, top_k_accuracy_score
+
+from regen_models import metrics
+from tests.conftest import WordCountEncoder
+
+
+def test_ranks_by_hand_with_ties_and_unknown_targets():
+    scores = torch.tensor(
+        [
+            [0.1, 0.9, 0.5, 0.3],  # target 2 -> rank 2
+            [0.5, 0.5, 0.1, 0.5],  # target 0 ties with two others -> rank 3 (ties count against)
+            [1.0, 1.0, 1.0, 1.0],  # a constant scorer gets no credit -> rank 4
+            [0.2, float("nan"), 0.1, 0.0],  # NaN scores never outrank anything -> rank 1
+            [0.3, 0.2, 0.1, 0.0],  # target outside the catalog -> a miss
+        ]
+    )
+    ranks = metrics.target_ranks(scores, torch.tensor([2, 0, 3, 0, -1]))
+    assert ranks.tolist() == [2.0, 3.0, 4.0, 1.0, math.inf]
+    with pytest.raises(ValueError, match="outside a catalog of 4 items"):
+        metrics.target_ranks(scores, torch.tensor([0, 0, 0, 0, 4]))
+
+
+def test_metrics_by_hand():
+    out = metrics.ranking_metrics([1, 2, 11, math.inf])
+    assert out["Recall@10"] == out["HitRate@10"] == 0.5
+    assert out["NDCG@10"] == pytest.approx((1 + 1 / math.log2(3)) / 4)
+    assert out["MRR"] == pytest.approx((1 + 1 / 2 + 1 / 11) / 4)
+    assert metrics.ranking_metrics([3], ks=(1, 5)) == pytest.approx(
+        {
+            "Recall@1": 0,
+            "HitRate@1": 0,
+            "NDCG@1": 0,
+            "Recall@5": 1,
+            "HitRate@5": 1,
+            "NDCG@5": 0.5,
+            "MRR": 1 / 3,
+        }
+    )
+    with pytest.raises(ValueError, match="no users"):
+        metrics.ranking_metrics([])
+
+
+def test_agrees_with_scikit_learn():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.rand(64, 500, generator=generator)  # continuous: no ties
+    targets = torch.randint(0, 500, (64,), generator=generator)
+    ours = metrics.ranking_metrics(metrics.target_ranks(scores, targets))
+    relevant = np.zeros((64, 500))
+    relevant[np.arange(64), targets.numpy()] = 1
+    assert ours["NDCG@10"] == pytest.approx(ndcg_score(relevant, scores.numpy(), k=10))
+    assert ours["HitRate@10"] == pytest.approx(
+        top_k_accuracy_score(targets.numpy(), scores.numpy(), k=10, labels=range(500))
+    )
+    # With one relevant label, label ranking average precision is the reciprocal rank.
+    assert ours["MRR"] == pytest.approx(
+        label_ranking_average_precision_score(relevant, scores.numpy())
+    )
+
+
+def test_ranked_lists_agree_with_score_matrices():
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.rand(32, 300, generator=generator)
+    targets = torch.randint(0, 300, (32,), generator=generator)
+    items = [f"I{i}" for i in range(300)]
+    top = scores.topk(50, dim=1).indices.tolist()
+    lists = [[items[i] for i in row] for row in top]
+    from_lists = metrics.ranking_metrics(
+        metrics.ranks_from_lists(lists, [items[t] for t in targets])
+    )
+    from_scores = metrics.ranking_metrics(metrics.target_ranks(scores, targets))
+    assert from_lists["Recall@10"] == from_scores["Recall@10"]
+    assert from_lists["NDCG@10"] == pytest.approx(from_scores["NDCG@10"])
+    # MRR from a list is MRR@50: it can only lose the targets ranked beyond the list.
+    assert from_lists["MRR"] <= from_scores["MRR"] and from_lists["MRR"] > 0.5 * from_scores["MRR"]
+    assert metrics.ranks_from_lists([["A", "B"], ["C", "D"]], ["B", "Z"]).tolist() == [2, math.inf]
+
+
+def test_bleu_and_rouge_by_hand():
+    assert metrics.bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(
+        100
+    )
+    assert metrics.bleu(["dog runs fast today"], ["the cat sat on the mat"]) == 0
+    assert metrics.bleu([""], ["the cat sat on the mat"]) == 0
+    assert metrics.rouge_lsum(["the cat sat"], ["the cat sat on the mat"]) == pytest.approx(
+        100 * 2 * 0.5 / 1.5
+    )
+    # ROUGE-Lsum matches sentence by sentence: the order of sentences does not matter.
+    assert metrics.rouge_lsum(
+        ["Red pens work. Blue ink dries."], ["Blue ink dries. Red pens work."]
+    ) == pytest.approx(100)
+    assert metrics.rouge_lsum([""], ["anything at all"]) == 0
+    with pytest.raises(ValueError, match="2 predictions for 1 references"):
+        metrics.bleu(["a", "b"], ["a"])
+
+
+def test_semantic_similarity_with_a_small_encoder():
+    encoder = WordCountEncoder()
+    cache = {}
+    same = metrics.semantic_similarity(["red pen", ""], ["red pen", "red pen"], encoder, cache)
+    assert same == pytest.approx(0.5)  # the empty prediction scores 0, not the cosine of ""
+    assert encoder.texts == 2  # "red pen" and "" encoded once each thanks to the cache
+    metrics.semantic_similarity(["red pen"], ["red pen"], encoder, cache)
+    assert encoder.texts == 2
+
+
+@pytest.mark.smoke
+def test_semantic_similarity_with_minilm():
+    encoder = metrics.default_encoder()
+    reference = ["The customer wanted a sturdy stapler for the office."]
+    close = metrics.semantic_similarity(
+        ["They needed a solid stapler for work."], reference, encoder
+    )
+    far = metrics.semantic_similarity(["A lovely summer dress in navy blue."], reference, encoder)
+    assert metrics.semantic_similarity(reference, reference, encoder) == pytest.approx(
+        1.0, abs=1e-5
+    )
+    assert close > far + 0.2
