@@ -46,6 +46,7 @@ def test_synthesize(tmp_path, capsys):
     assert "SYNTHETIC" in capsys.readouterr().out
 
 
+@pytest.mark.smoke
 def test_demo_runs_from_the_console_script(tmp_path):
     regen = os.path.join(os.path.dirname(sys.executable), "regen")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
