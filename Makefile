@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_metrics.py
 
 clean:
 	rm -rf demo_out bench_out .pytest_cache

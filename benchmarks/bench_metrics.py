@@ -58,7 +58,9 @@ def argsort_loop(scores, targets):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--items", type=int, default=376_847)
     parser.add_argument("--users", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
@@ -75,12 +77,20 @@ def main() -> None:
         ("argsort_loop", argsort_loop, 1),
     ):
         seconds, metrics = best_of(repeats, lambda f=function: f(scores, targets))
-        results[name] = {"ms_per_batch": round(1000 * seconds, 1), "users_per_s": round(args.users / seconds), "Recall@10": metrics["Recall@10"]}
+        results[name] = {
+            "ms_per_batch": round(1000 * seconds, 1),
+            "users_per_s": round(args.users / seconds),
+            "Recall@10": metrics["Recall@10"],
+        }
         print(name, results[name], flush=True)
     # The three must agree on the metric they share (no ties in continuous random scores).
     assert len({results[n]["Recall@10"] for n in ("ours", "topk", "argsort_loop")}) == 1
-    results["speedup_vs_argsort_loop"] = round(results["argsort_loop"]["ms_per_batch"] / results["ours"]["ms_per_batch"], 1)
-    results["speedup_vs_topk"] = round(results["topk"]["ms_per_batch"] / results["ours"]["ms_per_batch"], 1)
+    results["speedup_vs_argsort_loop"] = round(
+        results["argsort_loop"]["ms_per_batch"] / results["ours"]["ms_per_batch"], 1
+    )
+    results["speedup_vs_topk"] = round(
+        results["topk"]["ms_per_batch"] / results["ours"]["ms_per_batch"], 1
+    )
     out = REPO / "bench_out"
     os.makedirs(out, exist_ok=True)
     (out / "bench_metrics.json").write_text(json.dumps(results, indent=2))
