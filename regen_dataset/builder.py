@@ -18,6 +18,7 @@ from __future__ import annotations
 import datasets
 import pyarrow as pa
 
+from regen_dataset import CITATION, HOMEPAGE
 from regen_dataset.release import read_release
 from regen_dataset.schema import (
     CONFIG_NAMES,
@@ -32,14 +33,6 @@ _DESCRIPTION = (
     "REGEN: Amazon Reviews 2018 (Office, Clothing) enriched with LLM-written critiques, "
     "narratives and auto-rater scores, one row per user and split."
 )
-_HOMEPAGE = (
-    "https://www.kaggle.com/datasets/googleai/regen-reviews-enhanced-with-generative-narratives"
-)
-_CITATION = """@article{su2025regen,
-  title  = {{REGEN}: A Dataset and Benchmarks with Natural Language Critiques and Narratives},
-  author = {Su, Kun and Sayana, Krishna and Pham, Hubert and others},
-  year   = {2025}
-}"""
 
 
 class RegenConfig(datasets.BuilderConfig):
@@ -76,8 +69,8 @@ class Regen(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(
             description=_DESCRIPTION,
             features=FEATURES,
-            homepage=_HOMEPAGE,
-            citation=_CITATION,
+            homepage=HOMEPAGE,
+            citation=CITATION,
         )
 
     def _split_generators(self, dl_manager):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from regen_dataset.schema import RATER_ATTRIBUTES
+
 PAPER_SIZES = {"office": (89_489, 27_887), "clothing": (1_168_735, 376_847)}  # users, items
 CRITIQUE_SENTINEL = "<NO_CRITIQUE>"
 SIMILAR_LEVELS = 4  # adjacent items get a critique when this many category levels match
@@ -450,26 +452,10 @@ def _user_line(catalog: Catalog, user_index: int, seed: int, mean_length: float)
     tail = {
         "last_purchase": {"reason": reason, "explanation": explanation, "endorsement": endorsement},
         "user": {"profile": profile, "brief_summary": brief, "long_summary": long},
+        # Rater scores under the release's groups; critiques are not rated here.
         "metadata": {
-            "user": {
-                a: score()
-                for a in ("veracity", "grounding", "clarity", "personalization", "confidence")
-            },
-            "last_purchase": {
-                a: score()
-                for a in (
-                    "veracity",
-                    "grounding",
-                    "foresight",
-                    "clarity",
-                    "personalization",
-                    "confidence",
-                )
-            },
-            "endorsement": {
-                a: score() for a in ("veracity", "personalization", "persuasiveness", "confidence")
-            },
-            "example": {"richness": score(), "confidence": score()},
+            group: {attribute: score() for attribute in RATER_ATTRIBUTES[group]}
+            for group in ("user", "last_purchase", "endorsement", "example")
         },
     }
     head = json.dumps({"reviewer_id": f"SYN{user_index:09d}"})[:-1]

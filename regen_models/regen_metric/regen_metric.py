@@ -16,6 +16,7 @@ The computations are those of `regen_models.metrics`, so numbers match `regen ev
 import datasets
 import evaluate
 
+from regen_dataset import CITATION, HOMEPAGE
 from regen_models import metrics
 
 _DESCRIPTION = (
@@ -24,11 +25,6 @@ _DESCRIPTION = (
     "item, and corpus BLEU, ROUGE-Lsum F1 and embedding cosine similarity of generated "
     "narratives against the reference narratives."
 )
-_CITATION = """@article{su2025regen,
-  title  = {{REGEN}: A Dataset and Benchmarks with Natural Language Critiques and Narratives},
-  author = {Su, Kun and Sayana, Krishna and Pham, Hubert and others},
-  year   = {2025}
-}"""
 _INPUTS = """
 Config "ranking":
     predictions: list of ranked item-id lists, best first (one list per user)
@@ -58,10 +54,10 @@ class RegenMetric(evaluate.Metric):
             raise ValueError(f"config must be one of {sorted(_FEATURES)}, got {self.config_name!r}")
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=CITATION,
             inputs_description=_INPUTS,
             features=_FEATURES[self.config_name],
-            homepage="https://www.kaggle.com/datasets/googleai/regen-reviews-enhanced-with-generative-narratives",
+            homepage=HOMEPAGE,
         )
 
     def _compute(self, predictions, references, ks=(10,), encoder=None):
