@@ -46,6 +46,11 @@ USER_NARRATIVE_KEYS = {
     "user_summary_long": "long_summary",
     "user_profile": "profile",
 }
+# What this project writes where a pair of items has no critique (Google's sentinel text is not
+# known; the reader accepts every spelling below).
+CRITIQUE_SENTINEL = "<NO_CRITIQUE>"
+# Adjacent items get a critique only when their category paths agree on this many levels.
+SIMILAR_LEVELS = 4
 # Critique values that mean "no critique for this pair", compared after lower-casing and dropping
 # everything but letters and digits ("<NO_CRITIQUE>", "[none]", "N/A", "" ...).
 CRITIQUE_SENTINELS = frozenset(
@@ -472,6 +477,13 @@ def _lookup(value, keys: list[str], prefix: str) -> Iterator[tuple[str, bool]]:
 
 def _sentinel_key(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def is_critique(text: str | None) -> bool:
+    """Whether a release critique field holds a real critique rather than a placeholder."""
+    if not text:
+        return False
+    return len(text) > _SENTINEL_MAX_CHARS or _sentinel_key(text) not in CRITIQUE_SENTINELS
 
 
 def _coalesce(struct: pa.StructArray, keys: Iterable[str]) -> pa.Array:

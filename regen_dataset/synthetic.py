@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from regen_dataset.release import CRITIQUE_SENTINEL, SIMILAR_LEVELS
 from regen_dataset.schema import RATER_ATTRIBUTES
 
 PAPER_SIZES = {"office": (89_489, 27_887), "clothing": (1_168_735, 376_847)}  # users, items
-CRITIQUE_SENTINEL = "<NO_CRITIQUE>"
-SIMILAR_LEVELS = 4  # adjacent items get a critique when this many category levels match
 
 _OFFICE_TREE = {
     "Office & School Supplies": {

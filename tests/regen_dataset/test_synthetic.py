@@ -1,14 +1,8 @@
 import json
 import re
 
-from regen_dataset.release import ReadReport, read_release
-from regen_dataset.synthetic import (
-    CRITIQUE_SENTINEL,
-    SIMILAR_LEVELS,
-    Catalog,
-    generate_release,
-    write_release,
-)
+from regen_dataset.release import CRITIQUE_SENTINEL, SIMILAR_LEVELS, ReadReport, read_release
+from regen_dataset.synthetic import Catalog, generate_release, write_release
 
 
 def test_seeded_and_deterministic():
