@@ -53,6 +53,41 @@ def add_parser(subparsers) -> None:
     )
     report.set_defaults(func=_report)
 
+    generate = commands.add_parser(
+        "generate",
+        help="raw Amazon Reviews 2018 files -> REGEN release JSONL, written by an LLM",
+        description="Preprocess raw Amazon files into user sequences, then ask an LLM for "
+        "critiques, narratives and auto-rater scores. The output feeds `regen dataset build`.",
+    )
+    generate.add_argument("--reviews", required=True, help="<Category>.json(.gz) review lines")
+    generate.add_argument("--meta", required=True, help="meta_<Category>.json(.gz) lines")
+    generate.add_argument("--out", required=True, help="release-format JSONL to write")
+    generate.add_argument("--category", choices=("office", "clothing"), default="office")
+    generate.add_argument("--min-length", type=int, default=5, help="shortest user sequence kept")
+    generate.add_argument("--max-users", type=int, default=None, help="stop after this many users")
+    generate.add_argument("--chunk-users", type=int, default=256, help="users per LLM round")
+    generate.add_argument("--no-rate", action="store_true", help="skip the auto-rater")
+    generate.add_argument("--skip-bad-lines", action="store_true")
+    _add_llm_arguments(generate)
+    generate.set_defaults(func=_generate)
+
+    rate = commands.add_parser("rate", help="(re)score a release-format file with the auto-rater")
+    rate.add_argument("--data", required=True, help="release-format JSONL")
+    rate.add_argument("--out", required=True)
+    _add_llm_arguments(rate)
+    rate.set_defaults(func=_rate)
+
+    bias = commands.add_parser(
+        "bias-check",
+        help="rate real and mismatched (history, critique, item) triples (seed 002, 3.3.3)",
+    )
+    bias.add_argument("--data", required=True, help="release-format JSONL with critiques")
+    bias.add_argument("--out", required=True, help="JSON report")
+    bias.add_argument("--samples", type=int, default=200, help="critiques to sample")
+    bias.add_argument("--max-users", type=int, default=20_000, help="users read from --data")
+    _add_llm_arguments(bias)
+    bias.set_defaults(func=_bias_check)
+
     synth = commands.add_parser(
         "synthesize", help="write SYNTHETIC users in the release format (for tests and benchmarks)"
     )
@@ -64,6 +99,163 @@ def add_parser(subparsers) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", required=True)
     synth.set_defaults(func=_synthesize)
+
+
+def _add_llm_arguments(parser) -> None:
+    llm = parser.add_argument_group("LLM")
+    llm.add_argument("--backend", choices=("gemini", "openai", "local"), required=True)
+    llm.add_argument("--model", default=None, help="default: the backend's default model")
+    llm.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama)")
+    llm.add_argument(
+        "--cache",
+        default=None,
+        help="sqlite cache of LLM answers (default: OUT.cache.sqlite); rerun with it to resume",
+    )
+    llm.add_argument("--concurrency", type=int, default=8, help="calls in flight")
+    llm.add_argument(
+        "--batch", action="store_true", help="the provider's batch API (cheaper, slower)"
+    )
+    llm.add_argument(
+        "--price",
+        nargs=2,
+        type=float,
+        metavar=("IN", "OUT"),
+        help="USD per 1M tokens, for the cost",
+    )
+    llm.add_argument("--ensemble", type=int, default=7, help="auto-rater runs per rated group")
+    llm.add_argument("--seed", type=int, default=0)
+
+
+def _llm(args, out: str):
+    """(runner, run function) for the LLM arguments; keys come from the environment only."""
+    from regen_dataset.inpaint.backends import make_backend
+    from regen_dataset.inpaint.runner import Runner
+
+    backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    runner = Runner(
+        backend,
+        args.cache or f"{out}.cache.sqlite",
+        concurrency=args.concurrency,
+        prices=tuple(args.price) if args.price else None,
+        seed=args.seed,
+    )
+    return runner, runner.run_batch if args.batch else runner.run
+
+
+def _read_lines(path: str):
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as error:
+                    raise ValueError(f"{path}, line {number}: malformed JSON ({error})") from None
+
+
+def _generate(args) -> None:
+    import itertools
+
+    from regen_dataset.amazon import AmazonReport, read_amazon
+    from regen_dataset.inpaint.pipeline import (
+        InpaintConfig,
+        InpaintReport,
+        inpaint,
+        write_release_lines,
+    )
+
+    runner, run = _llm(args, args.out)
+    amazon_report, report = AmazonReport(), InpaintReport()
+    config = InpaintConfig(
+        seed=args.seed, ensemble=args.ensemble, rate=not args.no_rate, chunk_users=args.chunk_users
+    )
+    users = read_amazon(
+        args.reviews,
+        args.meta,
+        min_length=args.min_length,
+        skip_bad_lines=args.skip_bad_lines,
+        report=amazon_report,
+        progress=True,
+    )
+    if args.max_users:
+        users = itertools.islice(users, args.max_users)
+    describe = lambda: {  # noqa: E731
+        "source": {
+            "reviews": args.reviews,
+            "meta": args.meta,
+            "preprocessing": amazon_report.to_dict(),
+        },
+        "backend": {
+            "name": runner.backend.name,
+            "model": runner.backend.model,
+            "batch": args.batch,
+        },
+        "config": vars(config),
+        "report": report.to_dict(),
+        "usage": runner.usage.summary(),
+    }
+    count = write_release_lines(args.out, inpaint(users, run, config, report), describe)
+    print(amazon_report.summary())
+    print(report.summary())
+    print(runner.usage.summary())
+    print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
+    print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
+
+
+def _rate(args) -> None:
+    from regen_dataset.inpaint.pipeline import (
+        InpaintConfig,
+        InpaintReport,
+        inpaint,
+        write_release_lines,
+    )
+
+    runner, run = _llm(args, args.out)
+    report = InpaintReport()
+    config = InpaintConfig(
+        seed=args.seed, ensemble=args.ensemble, critiques=False, narratives=False, rate=True
+    )
+    describe = lambda: {  # noqa: E731
+        "source": {"rated": args.data},
+        "backend": {
+            "name": runner.backend.name,
+            "model": runner.backend.model,
+            "batch": args.batch,
+        },
+        "config": vars(config),
+        "report": report.to_dict(),
+        "usage": runner.usage.summary(),
+    }
+    count = write_release_lines(
+        args.out, inpaint(_read_lines(args.data), run, config, report), describe
+    )
+    print(report.summary())
+    print(runner.usage.summary())
+    print(f"wrote {count:,} rated users to {args.out}")
+
+
+def _bias_check(args) -> None:
+    import itertools
+    import json
+
+    from regen_dataset.inpaint.pipeline import bias_check
+
+    runner, run = _llm(args, args.out)
+    users = list(itertools.islice(_read_lines(args.data), args.max_users))
+    result = bias_check(users, run, samples=args.samples, ensemble=args.ensemble, seed=args.seed)
+    print(f"share of critique ratings >= 6 over {result['samples']} sampled critiques")
+    print("| condition | quality | specificity | relevance | rated |")
+    print("|---|---|---|---|---|")
+    for condition in ("real", "history_swapped", "history_and_item_swapped"):
+        shares = result[condition]
+        print(
+            f"| {condition} | {shares['quality']:.0%} | {shares['specificity']:.0%} | "
+            f"{shares['relevance']:.0%} | {shares['rated']} |"
+        )
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump({**result, "usage": runner.usage.summary()}, handle, indent=2)
+    print(runner.usage.summary())
 
 
 def _build(args) -> None:

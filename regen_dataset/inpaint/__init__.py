@@ -1,0 +1,1 @@
+"""Inpainting: LLM backends, prompts and the runner that fill REGEN fields in Amazon Reviews."""

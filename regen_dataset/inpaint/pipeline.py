@@ -1,0 +1,312 @@
+"""Inpainting: user sequences in, REGEN release lines out, written by an LLM.
+
+For each user (a release-format dict with `purchase_history`, e.g. from `amazon.read_amazon`):
+1. critiques: every adjacent pair whose category paths agree on `SIMILAR_LEVELS` levels gets
+   several candidate critiques from the LLM (the first item as the current recommendation, the
+   second as the goal), and one is picked at random with a seed; other pairs get the sentinel;
+2. narratives: purchase reason and explanation, brief and long summaries and profile from the
+   whole history, and the product endorsement with the last review withheld;
+3. auto-rater scores for each group (see `rater.py`), under the release's `metadata` keys.
+Calls go through `run(requests, validate)`: a `Runner`'s `run`, or its `run_batch` for the
+providers' batch APIs. Users are processed in chunks, so a file of any size streams through.
+Every answer that stays invalid after the runner's repair attempt is counted in the report, never
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import itertools
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from regen_dataset.inpaint import prompts, rater
+from regen_dataset.inpaint.runner import LLMRequest
+from regen_dataset.release import CRITIQUE_SENTINEL, SIMILAR_LEVELS, is_critique
+
+RunFn = Callable[[Sequence[LLMRequest], Callable[[str], Any]], list]
+
+
+@dataclass
+class InpaintConfig:
+    seed: int = 0
+    critique_options: int = 5  # candidates asked per pair; one is kept at random
+    ensemble: int = rater.ENSEMBLE
+    critiques: bool = True
+    narratives: bool = True
+    rate: bool = True
+    chunk_users: int = 256
+
+
+@dataclass
+class InpaintReport:
+    users: int = 0
+    adjacent_pairs: int = 0
+    similar_pairs: int = 0
+    critiques: int = 0
+    invalid: Counter = field(default_factory=Counter)  # kind -> answers still invalid
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "invalid": dict(self.invalid)}
+
+    def summary(self) -> str:
+        share = self.critiques / max(self.adjacent_pairs, 1)
+        lines = [
+            f"{self.users:,} users; {self.similar_pairs:,} of {self.adjacent_pairs:,} adjacent "
+            f"pairs similar enough for a critique; {self.critiques:,} critiques written "
+            f"({share:.1%} of pairs)"
+        ]
+        if self.invalid:
+            lines.append(
+                "answers still invalid after repair: "
+                + ", ".join(f"{kind} {count:,}" for kind, count in sorted(self.invalid.items()))
+            )
+        return "\n".join(lines)
+
+
+def category_levels(item: dict) -> list[str]:
+    return [level.strip() for level in (item.get("category") or "").split(" - ") if level.strip()]
+
+
+def similar(first: dict, second: dict, levels: int = SIMILAR_LEVELS) -> bool:
+    a, b = category_levels(first), category_levels(second)
+    return len(a) >= levels and a[:levels] == b[:levels]
+
+
+def inpaint(
+    users: Iterable[dict], run: RunFn, config: InpaintConfig, report: InpaintReport
+) -> Iterator[dict]:
+    """Yield each user with critiques, narratives and ratings added (inputs are not modified)."""
+    iterator = iter(users)
+    while chunk := [copy.deepcopy(user) for user in itertools.islice(iterator, config.chunk_users)]:
+        if config.critiques:
+            add_critiques(chunk, run, config, report)
+        if config.narratives:
+            add_narratives(chunk, run, report)
+        if config.rate:
+            rate(chunk, run, config.ensemble, report)
+        report.users += len(chunk)
+        yield from chunk
+
+
+def add_critiques(users: list[dict], run: RunFn, config: InpaintConfig, report) -> None:
+    pairs = []
+    for index, user in enumerate(users):
+        history = user["purchase_history"]
+        history[0]["critique"] = CRITIQUE_SENTINEL
+        for position in range(1, len(history)):
+            history[position]["critique"] = CRITIQUE_SENTINEL
+            report.adjacent_pairs += 1
+            if similar(history[position - 1]["item"], history[position]["item"]):
+                pairs.append((index, position))
+    report.similar_pairs += len(pairs)
+    requests = []
+    for index, position in pairs:
+        history = users[index]["purchase_history"]
+        prompt = prompts.critique_prompt(
+            history[position - 1]["item"], history[position]["item"], config.critique_options
+        )
+        requests.append(LLMRequest(prompt, system=prompts.SYSTEM, max_output_tokens=512))
+    for (index, position), options in zip(
+        pairs, run(requests, prompts.parse_critiques), strict=True
+    ):
+        if options is None:
+            report.invalid["critique"] += 1
+            continue
+        user = users[index]
+        pick = random.Random(f"{config.seed}:{user['reviewer_id']}:{position}")
+        user["purchase_history"][position]["critique"] = pick.choice(options)
+        report.critiques += 1
+
+
+def add_narratives(users: list[dict], run: RunFn, report) -> None:
+    def request(prompt: str) -> LLMRequest:
+        return LLMRequest(prompt, system=prompts.SYSTEM, temperature=0.7, max_output_tokens=1536)
+
+    histories = [user["purchase_history"] for user in users]
+    narratives = run(
+        [request(prompts.narratives_prompt(h)) for h in histories], prompts.parse_narratives
+    )
+    endorsements = run(
+        [request(prompts.endorsement_prompt(h)) for h in histories], prompts.parse_endorsement
+    )
+    for user, written, endorsement in zip(users, narratives, endorsements, strict=True):
+        last = user.setdefault("last_purchase", {})
+        about = user.setdefault("user", {})
+        if written is None:
+            report.invalid["narratives"] += 1
+        else:
+            last["reason"] = written["purchase_reason"]
+            last["explanation"] = written["purchase_reason_explanation"]
+            about["brief_summary"] = written["user_summary_brief"]
+            about["long_summary"] = written["user_summary_long"]
+            about["profile"] = written["user_profile"]
+        if endorsement is None:
+            report.invalid["endorsement"] += 1
+        else:
+            last["endorsement"] = endorsement
+
+
+def _rating_jobs(user: dict) -> Iterator[tuple[str, int | None, str]]:
+    """(group, critique position or None, prompt) for every rateable text of a user."""
+    history = user["purchase_history"]
+    last, about = user.get("last_purchase") or {}, user.get("user") or {}
+    if last.get("reason") or last.get("explanation"):
+        yield (
+            "last_purchase",
+            None,
+            prompts.rater_prompt(
+                "last_purchase",
+                history,
+                purchase_reason=last.get("reason"),
+                purchase_reason_explanation=last.get("explanation"),
+            ),
+        )
+    if any(about.get(key) for key in ("brief_summary", "long_summary", "profile")):
+        yield (
+            "user",
+            None,
+            prompts.rater_prompt(
+                "user",
+                history,
+                user_summary_brief=about.get("brief_summary"),
+                user_summary_long=about.get("long_summary"),
+                user_profile=about.get("profile"),
+            ),
+        )
+    if last.get("endorsement"):
+        yield (
+            "endorsement",
+            None,
+            prompts.rater_prompt("endorsement", history, product_endorsement=last["endorsement"]),
+        )
+    for position in range(1, len(history)):
+        critique = history[position].get("critique")
+        if is_critique(critique):
+            current, goal = history[position - 1]["item"], history[position]["item"]
+            prompt = prompts.critique_rater_prompt(history[: position - 1], current, goal, critique)
+            yield "critique", position, prompt
+
+
+def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
+    """Add `metadata` scores to each user: one ensemble of ratings per rateable group."""
+    jobs = [(index, *job) for index, user in enumerate(users) for job in _rating_jobs(user)]
+    critique_scores: dict[int, list[dict]] = {}
+    for group in prompts.RATED_ATTRIBUTES:
+        group_jobs = [job for job in jobs if job[1] == group]
+        requests = [r for job in group_jobs for r in rater.rating_requests(job[3], ensemble)]
+        runs = run(requests, prompts.score_parser(group))
+        for number, (index, _, _, _) in enumerate(group_jobs):
+            scores = rater.aggregate(group, runs[number * ensemble : (number + 1) * ensemble])
+            if scores is None:
+                report.invalid[f"rating {group}"] += 1
+                continue
+            metadata = users[index].setdefault("metadata", {})
+            if group == "user":
+                metadata["example"] = {
+                    "richness": scores.pop("richness"),
+                    "confidence": scores["confidence"],
+                }
+                metadata["user"] = scores
+            elif group == "critique":
+                critique_scores.setdefault(index, []).append(scores)
+            else:
+                metadata[group] = scores
+    for index, scores in critique_scores.items():
+        users[index].setdefault("metadata", {})["critique"] = rater.mean_scores(scores)
+
+
+def bias_check(
+    users: list[dict],
+    run: RunFn,
+    *,
+    samples: int = 200,
+    ensemble: int = rater.ENSEMBLE,
+    seed: int = 0,
+) -> dict:
+    """Seed 002 section 3.3.3: do critique ratings drop on mismatched (history, critique, item)?
+
+    For sampled real critiques, rate (1) the real triple, (2) the critique with the history (and
+    current item) of another user, and (3) the critique with both the history and the next item of
+    another user. Returns the share of high scores (6 or 7) per attribute and condition.
+    """
+    rng = random.Random(seed)
+    real = [
+        (index, position)
+        for index, user in enumerate(users)
+        for position in range(1, len(user["purchase_history"]))
+        if is_critique(user["purchase_history"][position].get("critique"))
+    ]
+    if len(users) < 2 or not real:
+        raise ValueError("the bias check needs at least two users and one real critique")
+    chosen = rng.sample(real, min(samples, len(real)))
+    conditions: dict[str, list[str]] = {
+        "real": [],
+        "history_swapped": [],
+        "history_and_item_swapped": [],
+    }
+    for index, position in chosen:
+        history = users[index]["purchase_history"]
+        critique = history[position]["critique"]
+        other = users[rng.choice([i for i in range(len(users)) if i != index])]["purchase_history"]
+        cut = rng.randrange(1, len(other)) if len(other) > 1 else 1
+        swapped_history, swapped_current = other[: cut - 1], other[cut - 1]["item"]
+        swapped_goal = other[min(cut, len(other) - 1)]["item"]
+        current, goal = history[position - 1]["item"], history[position]["item"]
+        conditions["real"].append(
+            prompts.critique_rater_prompt(history[: position - 1], current, goal, critique)
+        )
+        conditions["history_swapped"].append(
+            prompts.critique_rater_prompt(swapped_history, swapped_current, goal, critique)
+        )
+        conditions["history_and_item_swapped"].append(
+            prompts.critique_rater_prompt(swapped_history, swapped_current, swapped_goal, critique)
+        )
+    result: dict = {"samples": len(chosen), "ensemble": ensemble, "high_score": rater.HIGH_SCORE}
+    for name, prompt_list in conditions.items():
+        requests = [r for prompt in prompt_list for r in rater.rating_requests(prompt, ensemble)]
+        runs = run(requests, prompts.score_parser("critique"))
+        scores = [
+            rater.aggregate("critique", runs[n * ensemble : (n + 1) * ensemble])
+            for n in range(len(prompt_list))
+        ]
+        valid = [s for s in scores if s is not None]
+        result[name] = {
+            attribute: sum(s[attribute] >= rater.HIGH_SCORE for s in valid) / max(len(valid), 1)
+            for attribute in prompts.RATED_ATTRIBUTES["critique"]
+        }
+        result[name]["rated"] = len(valid)
+    return result
+
+
+def write_release_lines(
+    path: str | os.PathLike, users: Iterable[dict], describe: Callable[[], dict]
+) -> int:
+    """Write users as release JSONL atomically, with `<path>.manifest.json` beside it.
+
+    `describe()` is called once every user is written, so that it can report the whole run.
+    """
+    path = os.fspath(path)
+    partial = f"{path}.partial"
+    count = 0
+    with open(partial, "w", encoding="utf-8") as handle:
+        for user in users:
+            handle.write(json.dumps(user, ensure_ascii=False) + "\n")
+            count += 1
+    manifest = {
+        **describe(),
+        "users": count,
+        "prompts": prompts.manifest(),
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    with open(f"{path}.manifest.json.partial", "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, default=str)
+    os.replace(f"{path}.manifest.json.partial", f"{path}.manifest.json")
+    os.replace(partial, path)
+    return count

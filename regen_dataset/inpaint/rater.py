@@ -1,0 +1,59 @@
+"""The auto-rater: an ensemble of LLM ratings per narrative group, aggregated as in the papers.
+
+Each group (purchase reason + explanation, user summaries + profile, endorsement, each critique)
+is rated in its own call, so that the reasoning about one group cannot colour another, and seven
+times (`ENSEMBLE`). Per attribute, a score given by more than half of the runs wins; without such
+a majority the mean, rounded down, is kept. The confidence is the most frequent confidence of the
+runs (the mean of the tied values, rounded down, when several are equally frequent).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from regen_dataset.inpaint.prompts import RATED_ATTRIBUTES, SYSTEM
+from regen_dataset.inpaint.runner import LLMRequest
+
+ENSEMBLE = 7
+HIGH_SCORE = 6  # seed 002 Figure 4 counts scores of 6 and 7 as high
+
+
+def rating_requests(prompt: str, ensemble: int = ENSEMBLE) -> list[LLMRequest]:
+    """One request per ensemble run; `sample` keeps their cache entries apart."""
+    return [
+        LLMRequest(prompt, system=SYSTEM, temperature=1.0, max_output_tokens=256, sample=run)
+        for run in range(ensemble)
+    ]
+
+
+def majority_or_floored_mean(scores: list[int]) -> int:
+    value, count = Counter(scores).most_common(1)[0]
+    return value if count > len(scores) / 2 else math.floor(sum(scores) / len(scores))
+
+
+def plurality(scores: list[int]) -> int:
+    counts = Counter(scores)
+    top = max(counts.values())
+    tied = [score for score, count in counts.items() if count == top]
+    return math.floor(sum(tied) / len(tied))
+
+
+def aggregate(group: str, runs: list[dict[str, int] | None]) -> dict[str, int] | None:
+    """The group's final scores from its ensemble runs (None where a run gave no valid answer)."""
+    valid = [run for run in runs if run is not None]
+    if not valid:
+        return None
+    scores = {
+        attribute: majority_or_floored_mean([run[attribute] for run in valid])
+        for attribute in RATED_ATTRIBUTES[group]
+    }
+    scores["confidence"] = plurality([run["confidence"] for run in valid])
+    return scores
+
+
+def mean_scores(ratings: list[dict[str, int]]) -> dict[str, int] | None:
+    """Several items' scores (e.g. a user's critiques) as one, each attribute's mean floored."""
+    if not ratings:
+        return None
+    return {key: math.floor(sum(r[key] for r in ratings) / len(ratings)) for key in ratings[0]}

@@ -1,0 +1,515 @@
+"""Run many LLM requests through a backend, safely and cheaply, and validate the answers.
+
+`Runner.run(requests, validate)` is what the inpainting pipeline calls. It
+- answers each request from an on-disk cache when it can and calls the backend otherwise, with
+  at most `concurrency` calls in flight; identical requests are called once;
+- retries what may pass later (`RetryableError`: 429, 5xx, timeouts, dropped connections) with
+  exponential backoff and full jitter, waiting at least what the server asked for, and fails fast
+  on what will not (`BackendError`: 400, 401...);
+- validates every answer with `validate(text)`; an answer it refuses (ValueError) gets up to
+  `repair_attempts` follow-up calls that show the model its answer and the error. What is still
+  invalid comes back as None and is counted in `usage.invalid`: bad model output never raises;
+- counts calls, cache hits, retries, repairs, tokens and cost in `usage`.
+
+The cache is a sqlite3 file (WAL mode) with one row per completed call, committed as soon as the
+call returns: the raw text and token counts, never the validated value (a better validator can
+re-read the same answers for free). A run that is killed and started again pays for no call twice.
+
+`Runner.run_batch` sends the uncached requests through the provider's batch API instead (half
+price, answers within 24 hours). Submitted job ids are stored in the same database before polling
+starts, so a restarted run resumes polling its jobs instead of submitting them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from regen_dataset.inpaint.backends import (
+    Backend,
+    BackendError,
+    Completion,
+    LLMError,
+    RetryableError,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+REPAIR_PROMPT = """\
+Your answer to the request below could not be used.
+
+=== REQUEST ===
+{prompt}
+
+=== YOUR ANSWER ===
+{answer}
+
+=== PROBLEM ===
+{error}
+{attempt}
+Answer the same request again. Reply with the corrected {what} only: no explanation, no code \
+fences."""
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call to make: the prompt and its generation settings."""
+
+    prompt: str
+    system: str | None = None
+    temperature: float = 1.0
+    max_output_tokens: int = 1024
+    json_output: bool = True
+    sample: int = 0  # distinguishes repeated samples of one prompt (e.g. a rater ensemble of 7)
+
+    def key(self, backend: Backend) -> str:
+        """The cache key: sha256 over the backend name, the model and every field."""
+        fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
+        text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Usage:
+    """What a Runner has spent so far (cache hits cost nothing)."""
+
+    calls: int = 0  # paid completions (direct, repair and batch)
+    cached: int = 0  # answers served from the cache (or by an identical request of the same run)
+    retries: int = 0
+    repaired: int = 0  # answers made valid by a repair call
+    invalid: int = 0  # answers still invalid after the repairs (their results are None)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.calls:,} calls, {self.cached:,} cached, {self.retries:,} retries, "
+            f"{self.repaired:,} repaired, {self.invalid:,} invalid; "
+            f"{self.input_tokens:,} input + {self.output_tokens:,} output tokens, "
+            f"${self.cost_usd:,.4f}"
+        )
+
+
+class RetriesExhausted(LLMError):
+    """A call still failed after `max_attempts` attempts."""
+
+
+class CompletionCache:
+    """The sqlite3 file behind a Runner: completed calls, and batch jobs still to collect."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: a commit survives a killed process
+        with self.db:
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, backend TEXT, "
+                "model TEXT, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
+                "output_tokens INTEGER NOT NULL, created REAL NOT NULL)"
+            )
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS batch_jobs (job_id TEXT PRIMARY KEY, backend TEXT, "
+                "model TEXT, keys TEXT NOT NULL, status TEXT NOT NULL, submitted REAL NOT NULL)"
+            )
+
+    def get(self, key: str) -> Completion | None:
+        row = self.db.execute(
+            "SELECT text, input_tokens, output_tokens FROM completions WHERE key = ?", (key,)
+        ).fetchone()
+        return Completion(*row) if row else None
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """Those of `keys` with no stored completion, in order."""
+        return [key for key in keys if self.get(key) is None]
+
+    def put(self, items: Iterable[tuple[str, Completion]], backend: Backend) -> None:
+        """Store completions and commit at once."""
+        now = time.time()
+        rows = [
+            (key, backend.name, backend.model, c.text, c.input_tokens, c.output_tokens, now)
+            for key, c in items
+        ]
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def add_job(self, job_id: str, backend: Backend, keys: Sequence[str]) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO batch_jobs VALUES (?, ?, ?, ?, 'running', ?)",
+                (job_id, backend.name, backend.model, json.dumps(list(keys)), time.time()),
+            )
+
+    def running_jobs(self, backend: Backend) -> dict[str, list[str]]:
+        rows = self.db.execute(
+            "SELECT job_id, keys FROM batch_jobs WHERE backend = ? AND model = ? "
+            "AND status = 'running' ORDER BY submitted",
+            (backend.name, backend.model),
+        )
+        return {job_id: json.loads(keys) for job_id, keys in rows}
+
+    def finish_job(self, job_id: str) -> None:
+        with self.db:
+            self.db.execute("UPDATE batch_jobs SET status = 'done' WHERE job_id = ?", (job_id,))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class Runner:
+    """Calls a backend for many requests: cache, bounded concurrency, retries, validation."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache_path: str | os.PathLike,
+        *,
+        concurrency: int = 8,
+        max_attempts: int = 6,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+        repair_attempts: int = 1,
+        prices: tuple[float, float] | None = None,  # USD per 1M input, output tokens
+        batch_price_factor: float = 0.5,  # OpenAI and Gemini bill batch jobs at half price
+        progress: bool = True,
+        seed: int = 0,
+    ):
+        if concurrency < 1 or max_attempts < 1 or repair_attempts < 0:
+            raise ValueError("need concurrency >= 1, max_attempts >= 1 and repair_attempts >= 0")
+        self.backend = backend
+        self.cache_path = Path(cache_path)
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.repair_attempts = repair_attempts
+        self.prices = prices
+        self.batch_price_factor = batch_price_factor
+        self.progress = progress
+        self.usage = Usage()
+        self._random = random.Random(seed)
+
+    # -- public, synchronous ----------------------------------------------------------------
+
+    def run(self, requests: Sequence[LLMRequest], validate: Callable[[str], T]) -> list[T | None]:
+        """Validated answers to `requests`, in their order; None where the answer stayed invalid.
+
+        Raises RetriesExhausted or BackendError when a call cannot be made; the calls completed
+        until then are in the cache, so running again continues where this run stopped.
+        """
+        requests = list(requests)
+        return self._sync(lambda cache: self._answer_all(requests, validate, cache))
+
+    def run_batch(
+        self,
+        requests: Sequence[LLMRequest],
+        validate: Callable[[str], T],
+        *,
+        poll_interval: float = 30.0,
+        chunk_size: int | None = None,
+    ) -> list[T | None]:
+        """Like `run`, with the uncached requests sent as provider batch jobs of at most
+        `chunk_size` requests (default: the backend's limit), polled every `poll_interval`
+        seconds. Requests a job did not answer, and repairs, go through direct calls."""
+        requests = list(requests)
+        if not self.backend.supports_batch:
+            log.info("%s has no batch API; calling it directly", self.backend.describe())
+            return self.run(requests, validate)
+
+        async def work(cache: CompletionCache) -> list[T | None]:
+            fresh = await self._collect_batches(requests, cache, poll_interval, chunk_size)
+            return await self._answer_all(requests, validate, cache, fresh=fresh)
+
+        return self._sync(work)
+
+    # -- event loop and cache session -------------------------------------------------------
+
+    def _sync(self, work: Callable[[CompletionCache], Coroutine[Any, Any, R]]) -> R:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._session(work))
+        raise RuntimeError(
+            "Runner.run is synchronous and starts its own event loop: call it from code without "
+            "a running loop (from async code, use `await asyncio.to_thread(runner.run, ...)`)"
+        )
+
+    async def _session(self, work: Callable[[CompletionCache], Awaitable[R]]) -> R:
+        cache = CompletionCache(self.cache_path)
+        try:
+            return await work(cache)
+        finally:
+            cache.close()
+            await self.backend.aclose()
+
+    # -- direct calls -----------------------------------------------------------------------
+
+    async def _answer_all(
+        self,
+        requests: list[LLMRequest],
+        validate: Callable[[str], T],
+        cache: CompletionCache,
+        fresh: set[str] | None = None,
+    ) -> list[T | None]:
+        positions: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            positions.setdefault(request.key(self.backend), []).append(index)
+        results: list[T | None] = [None] * len(requests)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        bar = tqdm(
+            total=len(requests),
+            desc=self.backend.describe(),
+            unit="req",
+            disable=not self.progress,
+        )
+
+        async def answer(key: str, indices: list[int]) -> None:
+            request = requests[indices[0]]
+            value = await self._answer(request, key, validate, cache, semaphore, fresh or set())
+            for index in indices:
+                results[index] = value
+            self.usage.cached += len(indices) - 1  # identical requests share one answer
+            bar.update(len(indices))
+
+        try:
+            await _gather_or_cancel(answer(key, indices) for key, indices in positions.items())
+        finally:
+            bar.close()
+        return results
+
+    async def _answer(
+        self,
+        request: LLMRequest,
+        key: str,
+        validate: Callable[[str], T],
+        cache: CompletionCache,
+        semaphore: asyncio.Semaphore,
+        fresh: set[str],
+    ) -> T | None:
+        completion = await self._completion(request, key, cache, semaphore, fresh)
+        try:
+            return validate(completion.text)
+        except ValueError as err:
+            error = err
+        answer = completion.text
+        for attempt in range(1, self.repair_attempts + 1):
+            repair = repair_request(request, answer, error, attempt)
+            completion = await self._completion(
+                repair, repair.key(self.backend), cache, semaphore, fresh
+            )
+            try:
+                value = validate(completion.text)
+            except ValueError as err:
+                answer, error = completion.text, err
+                continue
+            self.usage.repaired += 1
+            return value
+        self.usage.invalid += 1
+        log.warning(
+            "invalid answer for request %s after %d repair(s): %s",
+            key[:12],
+            self.repair_attempts,
+            _short(str(error)),
+        )
+        return None
+
+    async def _completion(
+        self,
+        request: LLMRequest,
+        key: str,
+        cache: CompletionCache,
+        semaphore: asyncio.Semaphore,
+        fresh: set[str],
+    ) -> Completion:
+        """The answer to `request`: from the cache, or from the backend (and then cached)."""
+        stored = cache.get(key)
+        if stored is not None:
+            if key not in fresh:  # answers just collected from a batch job were paid for here
+                self.usage.cached += 1
+            return stored
+        async with semaphore:
+            completion = await self._with_retries(
+                lambda: self.backend.complete(
+                    request.prompt,
+                    system=request.system,
+                    temperature=request.temperature,
+                    max_output_tokens=request.max_output_tokens,
+                    json_output=request.json_output,
+                )
+            )
+        cache.put([(key, completion)], self.backend)
+        self._account(completion)
+        return completion
+
+    async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await call()
+            except RetryableError as err:
+                if attempt == self.max_attempts:
+                    raise RetriesExhausted(
+                        f"{self.backend.describe()}: gave up after {attempt} attempts; "
+                        f"last error: {err}"
+                    ) from None
+                delay = self._backoff(attempt, err.retry_after)
+                self.usage.retries += 1
+                log.info("%s; retry %d in %.2f s", err, attempt, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter: uniform in [0, min(max_delay, base_delay * 2**(attempt-1))], and at
+        least what the server asked for."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        delay = self._random.uniform(0.0, ceiling)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def _account(self, completion: Completion, price_factor: float = 1.0) -> None:
+        self.usage.calls += 1
+        self.usage.input_tokens += completion.input_tokens
+        self.usage.output_tokens += completion.output_tokens
+        if self.prices is not None:
+            per_input, per_output = self.prices
+            cost = completion.input_tokens * per_input + completion.output_tokens * per_output
+            self.usage.cost_usd += price_factor * cost / 1_000_000
+
+    # -- batch jobs -------------------------------------------------------------------------
+
+    async def _collect_batches(
+        self,
+        requests: list[LLMRequest],
+        cache: CompletionCache,
+        poll_interval: float,
+        chunk_size: int | None,
+    ) -> set[str]:
+        """Put answers to every uncached request in the cache through batch jobs (resuming the
+        jobs an earlier run submitted); returns the keys answered here."""
+        backend = self.backend
+        unique = {request.key(backend): request for request in requests}
+        missing = set(cache.missing(unique))
+        jobs = {
+            job_id: keys
+            for job_id, keys in cache.running_jobs(backend).items()
+            if missing.intersection(keys)
+        }
+        if jobs:
+            log.info("resuming %d batch job(s) submitted earlier: %s", len(jobs), ", ".join(jobs))
+        covered = {key for keys in jobs.values() for key in keys}
+        todo = [request for key, request in unique.items() if key in missing - covered]
+        size = chunk_size or backend.batch_limit or len(todo) or 1
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            job_id = await self._with_retries(lambda chunk=chunk: backend.submit_batch(chunk))
+            keys = [request.key(backend) for request in chunk]
+            cache.add_job(job_id, backend, keys)  # before polling: a restart resumes this job
+            jobs[job_id] = keys
+            log.info("submitted batch %s with %d requests", job_id, len(chunk))
+
+        fresh: set[str] = set()
+        bar = tqdm(
+            total=len(missing),
+            desc=f"{backend.describe()} (batch)",
+            unit="req",
+            disable=not self.progress or not missing,
+        )
+        try:
+            while jobs:
+                for job_id in list(jobs):
+                    answers = await self._with_retries(
+                        lambda job_id=job_id: backend.poll_batch(job_id)
+                    )
+                    if answers is None:
+                        continue
+                    keys = set(jobs.pop(job_id))
+                    answers = {key: c for key, c in answers.items() if key in keys}
+                    cache.put(answers.items(), backend)
+                    cache.finish_job(job_id)
+                    for completion in answers.values():
+                        self._account(completion, self.batch_price_factor)
+                    fresh.update(answers)
+                    bar.update(len(missing.intersection(answers)))
+                    if len(answers) < len(keys):
+                        log.warning(
+                            "batch %s left %d of %d requests unanswered; they are called directly",
+                            job_id,
+                            len(keys) - len(answers),
+                            len(keys),
+                        )
+                if jobs:
+                    await asyncio.sleep(poll_interval)
+        finally:
+            bar.close()
+        return fresh
+
+
+def repair_request(
+    request: LLMRequest, answer: str, error: Exception | str, attempt: int = 1
+) -> LLMRequest:
+    """The follow-up request that shows the model its unusable answer and what was wrong.
+
+    Later attempts say so: a model that repeats itself must not get the previous repair back
+    from the cache, which an identical request would."""
+    prompt = REPAIR_PROMPT.format(
+        prompt=request.prompt,
+        answer=answer,
+        error=_short(str(error), 1000),
+        attempt=f"(Correction attempt {attempt}: the earlier ones were not usable either.)\n"
+        if attempt > 1
+        else "",
+        what="JSON" if request.json_output else "answer",
+    )
+    return LLMRequest(
+        prompt=prompt,
+        system=request.system,
+        temperature=request.temperature,
+        max_output_tokens=request.max_output_tokens,
+        json_output=request.json_output,
+        sample=request.sample,
+    )
+
+
+async def _gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run all; on the first error cancel the rest (their finished calls are already cached)."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+__all__ = [
+    "BackendError",
+    "CompletionCache",
+    "LLMRequest",
+    "RetriesExhausted",
+    "RetryableError",
+    "Runner",
+    "Usage",
+    "repair_request",
+]
