@@ -11,7 +11,10 @@ def test_embedded_gemma_loads_from_its_cache_and_generates():
     assert (folder / "model.safetensors").exists()  # converted once, then read directly
     assert model.config.model_type == "gemma3_text" and model.config.hidden_size == 640
     assert 260e6 < sum(p.numel() for p in model.parameters()) < 280e6
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a colour."},
+    ]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert text.startswith("<bos><start_of_turn>user\nBe brief.\n\nName a colour.<end_of_turn>")
     assert text.endswith("<start_of_turn>model\n")
