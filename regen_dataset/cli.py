@@ -154,22 +154,39 @@ def _read_lines(path: str):
                     raise ValueError(f"{path}, line {number}: malformed JSON ({error})") from None
 
 
+def _inpaint_to_file(args, users, config, source: dict) -> None:
+    """Run the inpainting pipeline over `users` into args.out, with its manifest."""
+    from regen_dataset.inpaint.pipeline import InpaintReport, inpaint, write_release_lines
+
+    runner, run = _llm(args, args.out)
+    report = InpaintReport()
+
+    def describe() -> dict:  # called once every user is written, so the counts are final
+        return {
+            "source": {key: value() if callable(value) else value for key, value in source.items()},
+            "backend": {
+                "name": runner.backend.name,
+                "model": runner.backend.model,
+                "batch": args.batch,
+            },
+            "config": vars(config),
+            "report": report.to_dict(),
+            "usage": runner.usage.summary(),
+        }
+
+    count = write_release_lines(args.out, inpaint(users, run, config, report), describe)
+    print(report.summary())
+    print(runner.usage.summary())
+    print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
+
+
 def _generate(args) -> None:
     import itertools
 
     from regen_dataset.amazon import AmazonReport, read_amazon
-    from regen_dataset.inpaint.pipeline import (
-        InpaintConfig,
-        InpaintReport,
-        inpaint,
-        write_release_lines,
-    )
+    from regen_dataset.inpaint.pipeline import InpaintConfig
 
-    runner, run = _llm(args, args.out)
-    amazon_report, report = AmazonReport(), InpaintReport()
-    config = InpaintConfig(
-        seed=args.seed, ensemble=args.ensemble, rate=not args.no_rate, chunk_users=args.chunk_users
-    )
+    amazon_report = AmazonReport()
     users = read_amazon(
         args.reviews,
         args.meta,
@@ -180,59 +197,22 @@ def _generate(args) -> None:
     )
     if args.max_users:
         users = itertools.islice(users, args.max_users)
-    describe = lambda: {  # noqa: E731
-        "source": {
-            "reviews": args.reviews,
-            "meta": args.meta,
-            "preprocessing": amazon_report.to_dict(),
-        },
-        "backend": {
-            "name": runner.backend.name,
-            "model": runner.backend.model,
-            "batch": args.batch,
-        },
-        "config": vars(config),
-        "report": report.to_dict(),
-        "usage": runner.usage.summary(),
-    }
-    count = write_release_lines(args.out, inpaint(users, run, config, report), describe)
+    config = InpaintConfig(
+        seed=args.seed, ensemble=args.ensemble, rate=not args.no_rate, chunk_users=args.chunk_users
+    )
+    source = {"reviews": args.reviews, "meta": args.meta, "preprocessing": amazon_report.to_dict}
+    _inpaint_to_file(args, users, config, source)
     print(amazon_report.summary())
-    print(report.summary())
-    print(runner.usage.summary())
-    print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
     print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
 
 
 def _rate(args) -> None:
-    from regen_dataset.inpaint.pipeline import (
-        InpaintConfig,
-        InpaintReport,
-        inpaint,
-        write_release_lines,
-    )
+    from regen_dataset.inpaint.pipeline import InpaintConfig
 
-    runner, run = _llm(args, args.out)
-    report = InpaintReport()
     config = InpaintConfig(
         seed=args.seed, ensemble=args.ensemble, critiques=False, narratives=False, rate=True
     )
-    describe = lambda: {  # noqa: E731
-        "source": {"rated": args.data},
-        "backend": {
-            "name": runner.backend.name,
-            "model": runner.backend.model,
-            "batch": args.batch,
-        },
-        "config": vars(config),
-        "report": report.to_dict(),
-        "usage": runner.usage.summary(),
-    }
-    count = write_release_lines(
-        args.out, inpaint(_read_lines(args.data), run, config, report), describe
-    )
-    print(report.summary())
-    print(runner.usage.summary())
-    print(f"wrote {count:,} rated users to {args.out}")
+    _inpaint_to_file(args, _read_lines(args.data), config, {"rated": args.data})
 
 
 def _bias_check(args) -> None:
