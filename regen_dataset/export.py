@@ -170,8 +170,8 @@ def build_folder(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     started = time.perf_counter()
+    _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     report = BuildReport(out=str(out), protocol=protocol, sources=sources)
     report.synthetic = all(
         "synthetic" in os.path.basename(p).lower() for ps in sources.values() for p in ps
@@ -232,6 +232,24 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
         report.num_bytes[config] = {s: w.bytes for s, w in config_writers}
     report.read[category] = {**read_report.to_dict(), "summary": read_report.summary()}
     report.split[category] = {**split_report.to_dict(), "summary": split_report.summary()}
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Staging folders of builds that were killed (their process is gone) next to `out`."""
+    for staging in out.parent.glob(f".{out.name}.building-*"):
+        pid = staging.name.rpartition("-")[2]
+        if not pid.isdigit() or not _process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
 
 
 def _name_shards(directory: Path, split: str, shards: list[str]) -> list[str]:

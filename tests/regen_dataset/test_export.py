@@ -81,6 +81,16 @@ def test_existing_folder_needs_overwrite(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["office.jsonl", "regen"]
 
 
+def test_a_killed_build_is_cleaned_up_by_the_next(tmp_path):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    dead = tmp_path / ".regen.building-999999999"  # no such process
+    running = tmp_path / f".regen.building-{os.getppid()}"  # a live process: maybe building
+    for folder in (dead, running):
+        (folder / "data").mkdir(parents=True)
+    build_folder({"office": [str(source)]}, tmp_path / "regen", progress=False)
+    assert not dead.exists() and running.exists()
+
+
 def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
     calls = []
