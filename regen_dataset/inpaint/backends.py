@@ -359,20 +359,15 @@ def _chat_completion(body: Mapping[str, Any]) -> Completion:
 # -- Gemini --------------------------------------------------------------------------------------
 
 
-class GeminiBackend(Backend):
-    """`google-genai` generate_content; Gemini batch mode with inline requests for large runs."""
+class _GeminiSettings(Backend):
+    """What both Gemini SDKs share: the model, endpoint, timeout and key."""
 
     name = "gemini"
-    supports_batch = True
-    batch_limit = 1_000  # inline requests must stay under 20 MB; REGEN prompts are about 10 KB
     key_env = GEMINI_KEY_ENV
-    api_version = "v1beta"  # batch mode lives there
 
     def __init__(
         self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
     ):
-        from google import genai  # noqa: F401  (ImportError: make_backend tries the legacy SDK)
-
         self.model = model or DEFAULT_MODELS["gemini"]
         self.base_url = base_url
         self.timeout = timeout
@@ -382,6 +377,21 @@ class GeminiBackend(Backend):
     def describe(self) -> str:
         where = f" at {self.base_url}" if self.base_url else ""
         return f"gemini model {self.model!r}{where}"
+
+
+class GeminiBackend(_GeminiSettings):
+    """`google-genai` generate_content; Gemini batch mode with inline requests for large runs."""
+
+    supports_batch = True
+    batch_limit = 1_000  # inline requests must stay under 20 MB; REGEN prompts are about 10 KB
+    api_version = "v1beta"  # batch mode lives there
+
+    def __init__(
+        self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    ):
+        from google import genai  # noqa: F401  (ImportError: make_backend tries the legacy SDK)
+
+        super().__init__(model, base_url=base_url, timeout=timeout)
 
     def __repr__(self) -> str:
         return f"GeminiBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -548,25 +558,19 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
-class LegacyGeminiBackend(Backend):
+class LegacyGeminiBackend(_GeminiSettings):
     """Gemini through the deprecated `google-generativeai` package, for machines without
     `google-genai`. Direct calls only: no batch mode. Kept minimal; it is not exercised by the
     test suite, which runs with `google-genai`."""
 
-    name = "gemini"
     supports_batch = False
-    key_env = GEMINI_KEY_ENV
 
     def __init__(
         self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
     ):
         import google.generativeai as legacy
 
-        self.model = model or DEFAULT_MODELS["gemini"]
-        self.base_url = base_url
-        self.timeout = timeout
-        if not self._api_key():
-            raise BackendError("the Gemini API needs a key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+        super().__init__(model, base_url=base_url, timeout=timeout)
         endpoint = {"api_endpoint": base_url} if base_url else None
         legacy.configure(api_key=self._api_key(), transport="rest", client_options=endpoint)
         self._legacy = legacy
