@@ -26,9 +26,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from regen_dataset.schema import (
+    CRITIQUE_SENTINEL,  # noqa: F401  (re-exported until every user imports it from schema)
     ITEM_NARRATIVES,
     RATER_ATTRIBUTES,
     SEQUENCE_FEATURES,
+    SIMILAR_LEVELS,  # noqa: F401
     USER_NARRATIVES,
 )
 
@@ -46,11 +48,6 @@ USER_NARRATIVE_KEYS = {
     "user_summary_long": "long_summary",
     "user_profile": "profile",
 }
-# What this project writes where a pair of items has no critique (Google's sentinel text is not
-# known; the reader accepts every spelling below).
-CRITIQUE_SENTINEL = "<NO_CRITIQUE>"
-# Adjacent items get a critique only when their category paths agree on this many levels.
-SIMILAR_LEVELS = 4
 # Critique values that mean "no critique for this pair", compared after lower-casing and dropping
 # everything but letters and digits ("<NO_CRITIQUE>", "[none]", "N/A", "" ...).
 CRITIQUE_SENTINELS = frozenset(

@@ -12,8 +12,12 @@ gets those of its own target item, where the source has them (Google's release c
 the last purchase only). User narratives (summaries, profile) were written from the whole
 sequence, last purchase included, so leave-one-out gives them to the test split only; under the
 user-disjoint protocol the whole sequence of a user is held out together, so every split has them.
-Inputs. `history` carries interactions strictly before the target, and no narrative at all; the
-target's critique is an input (it steers towards the target), its review is not.
+Auto-rater scores were given to the narratives of the whole sequence (the last purchase's
+narratives, the user narratives, the sequence's critiques), so only rows whose target is the last
+purchase carry them (leave-one-out: test; user-disjoint: every row); elsewhere they are null.
+Inputs. `history` carries interactions strictly before the target, and no narrative at all. The
+critique that steers towards the target is an input: it is the row's top-level `critique`, and the
+`target` struct (the labels) keeps no critique of its own.
 """
 
 from __future__ import annotations
@@ -96,13 +100,14 @@ def split_batch(
 
 
 def drop_critiques(rows: pa.RecordBatch) -> pa.RecordBatch:
-    """The same rows with every critique (history and target) set to null."""
+    """The same rows with every critique (history, steering critique, target) set to null."""
     history = rows.column("history")
     history = pa.ListArray.from_arrays(
         history.offsets, _without_critique(history.values), mask=history.is_null()
     )
     columns = {name: rows.column(name) for name in rows.schema.names}
     columns["history"] = history
+    columns["critique"] = pa.nulls(rows.num_rows, pa.string())
     columns["target"] = _without_critique(rows.column("target"))
     return pa.RecordBatch.from_arrays(list(columns.values()), schema=rows.schema)
 
@@ -148,6 +153,8 @@ def _cut(
     values = interactions.values
     history = pa.ListArray.from_arrays(pa.array(history_offsets), values.take(pa.array(gather)))
     target = values.take(target_index)
+    critique = target.field("critique")
+    target = _without_critique(target)
 
     item_narratives = sequences.column("item_narratives").values.take(target_index)
     user_narratives = sequences.column("user_narratives").take(pa.array(rows))
@@ -161,13 +168,26 @@ def _cut(
         )
         for kind in NARRATIVE_KINDS
     ]
+    rater = sequences.column("rater").take(pa.array(rows))
+    if not with_user_narratives:  # the target is not the last purchase: nothing here was rated
+        rater = _nulls_like(rater.type, len(rows))
     return pa.RecordBatch.from_arrays(
         [
             sequences.column("user_id").take(pa.array(rows)),
             history,
+            critique,
             target,
             pa.StructArray.from_arrays(narratives, names=list(NARRATIVE_KINDS)),
-            sequences.column("rater").take(pa.array(rows)),
+            rater,
         ],
         schema=FEATURES.arrow_schema,
     )
+
+
+def _nulls_like(struct_type: pa.StructType, length: int) -> pa.StructArray:
+    """A struct array whose leaves are all null (the shape readers get for absent scores)."""
+    children = [
+        _nulls_like(f.type, length) if pa.types.is_struct(f.type) else pa.nulls(length, f.type)
+        for f in struct_type
+    ]
+    return pa.StructArray.from_arrays(children, fields=list(struct_type))

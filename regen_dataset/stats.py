@@ -86,7 +86,7 @@ def config_stats(dataset_dict, config: str) -> ConfigStats:
     )
     critiques = pc.list_flatten(history).field("critique").null_count
     n_history = len(pc.list_flatten(history))
-    target_critique = full.column("target").combine_chunks().field("critique")
+    target_critique = full.column("critique").combine_chunks()
     critiqued = (n_history - critiques) + (len(target_critique) - target_critique.null_count)
     narrative_words = {}
     narratives = table.column("narratives").combine_chunks()

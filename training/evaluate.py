@@ -264,7 +264,9 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
     seen, counts = set(), defaultdict(lambda: np.zeros(8, dtype=np.int64))
     for split in dataset.values():
         for user_id, rater in zip(split["user_id"], split["rater"], strict=True):
-            if user_id in seen:
+            # Only rows whose target is the last purchase carry scores (leave-one-out: test).
+            scored = any(v is not None for group in (rater or {}).values() for v in group.values())
+            if user_id in seen or not scored:
                 continue
             seen.add(user_id)
             for group, attributes in RATER_ATTRIBUTES.items():

@@ -35,14 +35,18 @@ def test_leave_one_out(tmp_path):
         _ids(test[0]["history"]) == ["I0", "I1", "I2", "I3", "I4"]
         and test[0]["target"]["item_id"] == "I5"
     )
-    # The target's critique is an input that steers towards it.
-    assert test[0]["target"]["critique"] == "c5" and train[0]["history"][1]["critique"] == "c1"
+    # The critique that steers towards the target is an input, apart from the target (a label).
+    assert test[0]["critique"] == "c5" and test[0]["target"]["critique"] is None
+    assert train[0]["critique"] == "c3" and train[0]["history"][1]["critique"] == "c1"
     # Narratives: test gets the last purchase's and the user's; the others get none here.
     assert test[0]["narratives"]["product_endorsement"] == "endorsement U"
     assert test[0]["narratives"]["user_profile"] == "profile U"
     for row in (train[0], validation[0]):
         assert all(row["narratives"][kind] is None for kind in NARRATIVE_KINDS)
-    assert train[0]["rater"] == test[0]["rater"]
+    # Rater scores belong to the last purchase's narratives: only the test row carries them.
+    assert test[0]["rater"]["user"]["veracity"] is not None
+    for row in (train[0], validation[0]):
+        assert all(v is None for group in row["rater"].values() for v in group.values())
     assert (
         report.too_short == 1
         and report.users == 2
@@ -86,9 +90,10 @@ def test_drop_critiques_changes_nothing_else(tmp_path):
     before, after = rows.to_pylist(), plain.to_pylist()
     assert any(i["critique"] for r in before for i in r["history"])
     for a, b in zip(before, after, strict=True):
-        assert all(i["critique"] is None for i in b["history"]) and b["target"]["critique"] is None
-        for interaction in a["history"] + [a["target"]]:
+        assert all(i["critique"] is None for i in b["history"]) and b["critique"] is None
+        for interaction in a["history"]:
             interaction["critique"] = None
+        a["critique"] = None
         assert a == b
 
 
@@ -100,7 +105,9 @@ def test_no_held_out_text_reaches_an_input():
         for row in batch.to_pylist():
             sequence = full[row["user_id"]]["interactions"]
             position = len(row["history"])
-            assert row["history"] == sequence[:position] and row["target"] == sequence[position]
+            target = dict(sequence[position], critique=None)
+            assert row["history"] == sequence[:position] and row["target"] == target
+            assert row["critique"] == sequence[position]["critique"]
             expected = {"train": 3, "validation": 2, "test": 1}[split]
             assert len(sequence) - position == expected
 
