@@ -9,6 +9,7 @@ works offline and `regen dataset push` publishes it unchanged:
       build_report.json
       data/office/train-00000-of-00001.parquet
       data/office_no_critique/...
+      data/office_items/train-00000-of-00001.parquet     (the catalog)
 
 One pass over each release file writes both of its configs: Arrow parses and splits in the main
 thread while one writer thread per config encodes parquet (Arrow releases the GIL throughout).
@@ -19,7 +20,6 @@ interrupted build leaves nothing half-written behind.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import shutil
@@ -34,8 +34,18 @@ import pyarrow.parquet as pq
 import yaml
 from tqdm.auto import tqdm
 
+from regen_dataset.builder import config_description
+from regen_dataset.catalog import CatalogCollector, check_category
+from regen_dataset.files import process_alive, write_json
 from regen_dataset.release import ReadReport, read_release
-from regen_dataset.schema import CATEGORIES, FEATURES, SPLIT_NAMES
+from regen_dataset.schema import (
+    CATEGORIES,
+    FEATURES,
+    ITEM_FEATURES,
+    ITEMS_SPLIT,
+    SPLIT_NAMES,
+    items_config,
+)
 from regen_dataset.splits import SplitReport, drop_critiques, split_batch
 
 CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "dataset_card.md"
@@ -50,6 +60,7 @@ _PARQUET_OPTIONS = dict(
         for item in ("item_id", "title", "description", "categories.list.element")
     ],
 )
+_CATALOG_PARQUET_OPTIONS = dict(compression="snappy", write_statistics=False)
 _BLOCKS_IN_FLIGHT = 2  # bounds memory: blocks split but not yet written
 
 
@@ -173,16 +184,22 @@ def build_folder(
     _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     report = BuildReport(out=str(out), protocol=protocol, sources=sources)
-    report.synthetic = all(
-        "synthetic" in os.path.basename(p).lower() for ps in sources.values() for p in ps
-    )
     try:
+        synthetic_users = 0
         for category, paths in sources.items():
-            _build_category(
+            read_report = _build_category(
                 category, paths, staging, report, protocol, skip_bad_lines, seed, progress
             )
+            synthetic_users += getattr(read_report, "synthetic_users", 0)  # TODO(merge reader)
+        users = sum(read["users"] for read in report.read.values())
+        if 0 < synthetic_users < users:
+            raise ValueError(
+                f"the sources mix {synthetic_users:,} synthetic users with "
+                f"{users - synthetic_users:,} real ones; build them into separate folders"
+            )
+        report.synthetic = users > 0 and synthetic_users == users
         report.seconds = round(time.perf_counter() - started, 2)
-        _write_json(staging / "build_report.json", report.to_dict())
+        write_json(staging / "build_report.json", report.to_dict())
         (staging / "README.md").write_text(render_card(report), encoding="utf-8")
         _swap_into_place(staging, out)
     except BaseException:
@@ -191,9 +208,12 @@ def build_folder(
     return report
 
 
-def _build_category(category, paths, staging, report, protocol, skip_bad_lines, seed, progress):
+def _build_category(
+    category, paths, staging, report, protocol, skip_bad_lines, seed, progress
+) -> ReadReport:
     read_report, split_report = ReadReport(), SplitReport(protocol)
     configs = {category: False, f"{category}_no_critique": True}  # config -> drop critiques
+    catalog = CatalogCollector()
     writers = {}
     for config in configs:
         (staging / "data" / config).mkdir(parents=True)
@@ -206,8 +226,12 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
     pending: list[list[Future]] = []
     bar = tqdm(disable=not progress, desc=f"build {category}", unit=" users", unit_scale=True)
     try:
-        for batch in read_release(paths, skip_bad_lines=skip_bad_lines, report=read_report):
+        for path, index, batch in _batches(paths, skip_bad_lines, read_report):
+            if index == 0:
+                check_category(batch, category, path)
             rows = split_batch(batch, protocol, report=split_report, seed=seed)
+            for split_rows in rows.values():
+                catalog.add(split_rows)
             pending.append(
                 [
                     pools[config].submit(_write_rows, writers[config], rows, without_critiques)
@@ -230,26 +254,38 @@ def _build_category(category, paths, staging, report, protocol, skip_bad_lines, 
         report.files[config] = {s: _name_shards(directory, s, w.close()) for s, w in config_writers}
         report.rows[config] = {s: w.rows for s, w in config_writers}
         report.num_bytes[config] = {s: w.bytes for s, w in config_writers}
+    _write_catalog(catalog, staging / "data" / items_config(category), report)
     report.read[category] = {**read_report.to_dict(), "summary": read_report.summary()}
     report.split[category] = {**split_report.to_dict(), "summary": split_report.summary()}
+    return read_report
+
+
+def _batches(paths: list[str], skip_bad_lines: bool, report: ReadReport):
+    """(path, index within the file, batch) of canonical sequences, file after file."""
+    for path in paths:
+        for index, batch in enumerate(
+            read_release(path, skip_bad_lines=skip_bad_lines, report=report)
+        ):
+            yield path, index, batch
+
+
+def _write_catalog(catalog: CatalogCollector, directory: Path, report: BuildReport) -> None:
+    directory.mkdir(parents=True)
+    table = catalog.table()
+    config = directory.name
+    name = f"{ITEMS_SPLIT}-00000-of-00001.parquet"
+    pq.write_table(table, directory / name, **_CATALOG_PARQUET_OPTIONS)
+    report.files[config] = {ITEMS_SPLIT: [name]}
+    report.rows[config] = {ITEMS_SPLIT: table.num_rows}
+    report.num_bytes[config] = {ITEMS_SPLIT: table.nbytes}
 
 
 def _remove_abandoned_staging(out: Path) -> None:
     """Staging folders of builds that were killed (their process is gone) next to `out`."""
     for staging in out.parent.glob(f".{out.name}.building-*"):
         pid = staging.name.rpartition("-")[2]
-        if not pid.isdigit() or not _process_alive(int(pid)):
+        if not pid.isdigit() or not process_alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but someone else's
-        return True
-    return True
 
 
 def _name_shards(directory: Path, split: str, shards: list[str]) -> list[str]:
@@ -281,12 +317,6 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         os.replace(staging, out)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(partial, path)
-
-
 # ---------------------------------------------------------------------------------------------
 # The dataset card
 
@@ -301,29 +331,8 @@ def render_card(report: BuildReport) -> str:
         raise ValueError(f"{CARD_TEMPLATE} must start with a YAML header between --- lines")
     header = yaml.safe_load(match.group(1))
     body = text[match.end() :]
-    header["configs"] = [
-        {
-            "config_name": config,
-            "data_files": [
-                {"split": split, "path": f"data/{config}/{split}-*.parquet"}
-                for split in SPLIT_NAMES
-            ],
-            **({"default": True} if index == 0 else {}),
-        }
-        for index, config in enumerate(report.rows)
-    ]
-    features = FEATURES._to_yaml_list()
-    header["dataset_info"] = [
-        {
-            "config_name": config,
-            "features": features,
-            "splits": [
-                {"name": split, "num_bytes": report.num_bytes[config][split], "num_examples": rows}
-                for split, rows in report.rows[config].items()
-            ],
-        }
-        for config in report.rows
-    ]
+    header["configs"] = _config_entries(report)
+    header["dataset_info"] = _dataset_info(report)
     users = max((r["users"] for r in report.read.values()), default=0)
     header["size_categories"] = [_size_category(users)]
     build = ["", "## This build", ""]
@@ -347,6 +356,36 @@ def render_card(report: BuildReport) -> str:
         + body
         + "\n".join(build)
     )
+
+
+def _config_entries(report: BuildReport) -> list[dict]:
+    """The card's `configs` block: data files, and a description that names the protocol."""
+    return [
+        {
+            "config_name": config,
+            "description": config_description(config, report.protocol),
+            "data_files": [
+                {"split": split, "path": f"data/{config}/{split}-*.parquet"}
+                for split in report.rows[config]
+            ],
+            **({"default": True} if index == 0 else {}),
+        }
+        for index, config in enumerate(report.rows)
+    ]
+
+
+def _dataset_info(report: BuildReport) -> list[dict]:
+    return [
+        {
+            "config_name": config,
+            "features": (ITEM_FEATURES if config.endswith("_items") else FEATURES)._to_yaml_list(),
+            "splits": [
+                {"name": split, "num_bytes": report.num_bytes[config][split], "num_examples": rows}
+                for split, rows in report.rows[config].items()
+            ],
+        }
+        for config in report.rows
+    ]
 
 
 def _size_category(users: int) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import datasets
 
 CATEGORIES = ("office", "clothing")
+# The root of every category path in the Amazon data of each category.
+CATEGORY_ROOTS = {"office": "Office Products", "clothing": "Clothing, Shoes & Jewelry"}
 # The configs with train / validation / test rows ...
 CONFIG_NAMES = tuple(
     name for category in CATEGORIES for name in (category, f"{category}_no_critique")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from regen_dataset.export import build_folder, find_sources
-from regen_dataset.stats import describe_folder
+from regen_dataset.stats import configs_in_folder, describe_folder
 from training.evaluate import rater_report, run_table, write_baselines
 
 SAMPLES = Path(__file__).resolve().parents[1] / "regen_dataset" / "samples"
@@ -35,7 +35,7 @@ def run_demo(out: str | os.PathLike = "demo_out") -> None:
     print(report.summary())
     plot = out / "regen_report.png"
     print(f"\n== Loading every config back with datasets.load_dataset({str(folder)!r}, ...)")
-    print(describe_folder(folder, list(report.rows), str(plot)))
+    print(describe_folder(folder, configs_in_folder(folder), str(plot)))
     print(f"plot: {plot}")
 
     print("\n== Auto-rater scores carried in the data (seed 002, Figures 2-3)")

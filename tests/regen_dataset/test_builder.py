@@ -1,8 +1,10 @@
+import datasets
 import pytest
 
+from regen_dataset import builder as builder_module
 from regen_dataset.builder import Regen
 from regen_dataset.export import build_folder
-from regen_dataset.schema import CONFIG_NAMES, FEATURES
+from regen_dataset.schema import CONFIG_NAMES, FEATURES, ITEM_FEATURES, ITEMS_CONFIG_NAMES
 from tests.conftest import SAMPLES
 
 
@@ -15,8 +17,6 @@ def test_builder_matches_the_exported_folder(tmp_path, config):
     built = builder.as_dataset()
     assert built["test"].features == FEATURES
     report = build_folder({category: [source]}, tmp_path / "regen", progress=False)
-    import datasets
-
     folder = datasets.load_dataset(str(tmp_path / "regen"), config, cache_dir=str(tmp_path / "c2"))
     for split in ("train", "validation", "test"):
         assert built[split].num_rows == report.rows[config][split] == 300
@@ -24,7 +24,7 @@ def test_builder_matches_the_exported_folder(tmp_path, config):
 
 
 def test_builder_configs_and_errors(tmp_path):
-    assert [c.name for c in Regen.BUILDER_CONFIGS] == list(CONFIG_NAMES)
+    assert [c.name for c in Regen.BUILDER_CONFIGS] == list(CONFIG_NAMES + ITEMS_CONFIG_NAMES)
     with pytest.raises(ValueError, match="needs the release file"):
         Regen(config_name="office", cache_dir=str(tmp_path)).download_and_prepare()
     with pytest.raises(ValueError, match="unknown split protocol"):
@@ -48,3 +48,67 @@ def test_builder_user_disjoint(tmp_path):
     users = [set(splits[s]["user_id"]) for s in ("train", "validation", "test")]
     assert sum(map(len, users)) == 300 and not users[0] & users[2]
     assert all(n["user_profile"] for n in splits["train"]["narratives"])
+
+
+def test_builder_reads_the_file_once(tmp_path, monkeypatch):
+    calls = []
+    real = builder_module.read_release
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "read_release", counting)
+    builder = Regen(
+        config_name="office",
+        data_files=str(SAMPLES / "office_synthetic.jsonl"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    builder.download_and_prepare()
+    assert len(calls) == 1 and builder.as_dataset()["validation"].num_rows == 300
+    # The spooled splits are gone once the dataset is written.
+    assert not list((tmp_path / "cache").glob("regen-spool-*"))
+
+
+def test_builder_refuses_a_file_of_another_category(tmp_path):
+    builder = Regen(
+        config_name="office",
+        data_files=str(SAMPLES / "clothing_synthetic.jsonl"),
+        cache_dir=str(tmp_path),
+    )
+    with pytest.raises(ValueError, match="Clothing, Shoes & Jewelry.*build it as clothing="):
+        builder.download_and_prepare()
+
+
+def test_catalog_config_matches_the_folder(tmp_path):
+    source = str(SAMPLES / "office_synthetic.jsonl")
+    builder = Regen(config_name="office_items", data_files=source, cache_dir=str(tmp_path / "c"))
+    builder.download_and_prepare()
+    items = builder.as_dataset()["train"]
+    assert items.features == ITEM_FEATURES
+    build_folder({"office": [source]}, tmp_path / "regen", progress=False)
+    folder = datasets.load_dataset(
+        str(tmp_path / "regen"), "office_items", cache_dir=str(tmp_path / "c2")
+    )
+    assert folder["train"].to_list() == items.to_list()
+    ids = items["item_id"]
+    assert ids == sorted(set(ids))
+    rows = datasets.load_dataset(str(tmp_path / "regen"), "office", cache_dir=str(tmp_path / "c2"))
+    seen = {i["item_id"] for row in rows["test"] for i in row["history"] + [row["target"]]}
+    assert seen == set(ids)
+    by_id = {item["item_id"]: item for item in items}
+    for row in rows["test"].select(range(20)):
+        target = row["target"]
+        assert by_id[target["item_id"]] == {k: target[k] for k in ITEM_FEATURES}
+
+
+@pytest.mark.parametrize("protocol", ["leave_one_out", "user_disjoint"])
+def test_protocol_is_visible_when_loaded(tmp_path, protocol):
+    source = str(SAMPLES / "office_synthetic.jsonl")
+    build_folder({"office": [source]}, tmp_path / "regen", protocol=protocol, progress=False)
+    loaded = datasets.load_dataset_builder(str(tmp_path / "regen"), "office")
+    assert f"protocol: {protocol}" in loaded.config.description
+    builder = Regen(
+        config_name="office", protocol=protocol, data_files=source, cache_dir=str(tmp_path / "c")
+    )
+    assert f"protocol: {protocol}" in builder.info.description

@@ -10,7 +10,7 @@ import yaml
 import regen_dataset.export as export
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.release import ReleaseFormatError
-from regen_dataset.schema import CONFIG_NAMES, SPLIT_NAMES
+from regen_dataset.schema import CONFIG_NAMES, ITEMS_CONFIG_NAMES, SPLIT_NAMES
 from tests.conftest import SAMPLES, user, write_lines
 
 
@@ -23,7 +23,7 @@ def sample_folder(tmp_path_factory):
 
 def test_folder_layout_and_card(sample_folder):
     out, report = sample_folder
-    assert sorted(os.listdir(out / "data")) == sorted(CONFIG_NAMES)
+    assert sorted(os.listdir(out / "data")) == sorted(CONFIG_NAMES + ITEMS_CONFIG_NAMES)
     for config in CONFIG_NAMES:
         files = sorted(os.listdir(out / "data" / config))
         assert files == sorted(f"{split}-00000-of-00001.parquet" for split in SPLIT_NAMES)
