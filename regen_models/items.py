@@ -1,0 +1,248 @@
+"""The item vocabulary of a REGEN category, and the cached content vectors of its items.
+
+Every model of this project scores or embeds items by an integer id. `ItemVocabulary` fixes that
+id: the catalog of the category (the `office_items` / `clothing_items` config, or, for folders
+built before catalogs existed, every item of the split rows), sorted by item id. A checkpoint
+saves its vocabulary beside its weights, and prediction checks it against the dataset, so that a
+model never scores shifted ids.
+
+Content vectors are sentence embeddings of each item's text by a frozen encoder
+(all-MiniLM-L6-v2, offline, by default; any sentence-transformers id or path). They are computed
+once per (encoder, catalog) and cached under `$REGEN_CACHE/content/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regen_dataset.catalog import CatalogCollector
+from regen_dataset.files import atomic_path
+from regen_dataset.schema import ITEM_FEATURES, config_category, items_config
+from regen_models.base import cache_dir
+
+VOCABULARY_FILE = "item_vocabulary.parquet"
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class VocabularyMismatchError(ValueError):
+    """A model's item vocabulary is not the dataset's."""
+
+
+class UnknownItemError(KeyError):
+    """An item id that the vocabulary does not hold."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its message
+        return str(self.args[0])
+
+
+@dataclass
+class ItemVocabulary:
+    """Items of one category in a fixed order (sorted by item id); index = item id number."""
+
+    category: str
+    table: pa.Table  # schema ITEM_FEATURES
+    _index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.table = self.table.cast(ITEM_FEATURES.arrow_schema)
+        ids = self.table.column("item_id").to_pylist()
+        if ids != sorted(ids) or len(set(ids)) != len(ids):
+            raise ValueError("an item vocabulary needs unique item ids in sorted order")
+        self._index = {item_id: index for index, item_id in enumerate(ids)}
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_dataset(cls, dataset_name: str | os.PathLike, config: str) -> ItemVocabulary:
+        """The catalog of `config`'s category in a built folder or Hub dataset."""
+        import datasets
+
+        category = config_category(config)
+        name = os.fspath(dataset_name)
+        try:
+            items = datasets.load_dataset(name, items_config(category), split="train")
+        except ValueError as error:  # a folder built before catalog configs existed
+            if items_config(category) not in str(error):
+                raise
+            return cls.from_split_rows(category, datasets.load_dataset(name, config).values())
+        return cls(category, items.with_format("arrow")[:])
+
+    @classmethod
+    def from_split_rows(cls, category: str, splits: Iterable) -> ItemVocabulary:
+        """Every item of the history and target of the given split rows (`datasets` splits)."""
+        collector = CatalogCollector()
+        for split in splits:
+            for batch in split.with_format("arrow").iter(batch_size=4096):
+                for record_batch in batch.to_batches():
+                    collector.add(record_batch)
+        return cls(category, collector.table())
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._index
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self.table.column("item_id").to_pylist()
+
+    def index(self, item_id: str, where: str = "") -> int:
+        try:
+            return self._index[item_id]
+        except KeyError:
+            place = f" ({where})" if where else ""
+            raise UnknownItemError(
+                f"item {item_id!r}{place} is not in the {self.category} item vocabulary "
+                f"of {len(self):,} items"
+            ) from None
+
+    def indices(self, item_ids: Sequence[str], where: str = "") -> np.ndarray:
+        return np.fromiter(
+            (self.index(item_id, where) for item_id in item_ids),
+            dtype=np.int64,
+            count=len(item_ids),
+        )
+
+    def texts(self) -> list[str]:
+        """One text per item for the content encoder: title, category path, description."""
+        titles = self.table.column("title").to_pylist()
+        paths = self.table.column("categories").to_pylist()
+        descriptions = self.table.column("description").to_pylist()
+        return [
+            ". ".join(
+                part for part in (title or "", " > ".join(path or []), description or "") if part
+            )
+            for title, path, description in zip(titles, paths, descriptions, strict=True)
+        ]
+
+    # -- identity ----------------------------------------------------------------------------
+
+    @property
+    def ids_fingerprint(self) -> str:
+        """Changes whenever an id changes place: what a trained model depends on."""
+        digest = hashlib.sha256()
+        for item_id in self.item_ids:
+            digest.update(item_id.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+    @property
+    def content_fingerprint(self) -> str:
+        """Changes whenever an id or an item's text changes: what content vectors depend on."""
+        digest = hashlib.sha256(self.ids_fingerprint.encode())
+        for text in self.texts():
+            digest.update(text.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+    def check_matches(self, other: ItemVocabulary, *, mine: str, theirs: str) -> None:
+        """Raise `VocabularyMismatchError` unless `other` numbers the same items the same way."""
+        if self.category == other.category and self.ids_fingerprint == other.ids_fingerprint:
+            return
+        ours, their_ids = self.item_ids, other.item_ids
+        first = next(
+            (i for i, (a, b) in enumerate(zip(ours, their_ids, strict=False)) if a != b),
+            min(len(ours), len(their_ids)),
+        )
+        detail = (
+            f"the first difference is at id {first}: "
+            f"{_at(ours, first)} in the {mine}, {_at(their_ids, first)} in the {theirs}"
+        )
+        raise VocabularyMismatchError(
+            f"the {mine} was trained on another item vocabulary than the {theirs}'s: "
+            f"{self.category} with {len(ours):,} items against {other.category} with "
+            f"{len(their_ids):,}; {detail}. Predict on the dataset (and config) the model was "
+            "trained on, or train a model on this one."
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / VOCABULARY_FILE
+        table = self.table.replace_schema_metadata({"regen.category": self.category})
+        with atomic_path(path) as partial:
+            pq.write_table(table, partial, compression="zstd")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ItemVocabulary:
+        path = Path(directory) / VOCABULARY_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{directory} has no item vocabulary ({VOCABULARY_FILE})")
+        table = pq.read_table(path)
+        category = (table.schema.metadata or {}).get(b"regen.category", b"").decode()
+        if not category:
+            raise ValueError(f"{path} does not say which category it belongs to")
+        return cls(category, table.replace_schema_metadata(None))
+
+
+def _at(ids: list[str], index: int) -> str:
+    return repr(ids[index]) if index < len(ids) else "nothing"
+
+
+def content_vectors(
+    vocabulary: ItemVocabulary,
+    encoder: str | None = None,
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    encoder_model=None,
+) -> np.ndarray:
+    """float32 [items, dim] unit-norm sentence embeddings of the items' texts, cached on disk.
+
+    `encoder` names the sentence-transformers model (None: the offline all-MiniLM-L6-v2);
+    `encoder_model` passes an already loaded one (it must match the name for the cache to mean
+    anything, so tests pass both).
+    """
+    name = encoder or DEFAULT_ENCODER
+    path = content_cache_path(vocabulary, name)
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(vocabulary):
+            return vectors
+    if encoder_model is None:
+        from regen_models.metrics import _load_encoder
+
+        encoder_model = _load_encoder(encoder)
+    texts = vocabulary.texts()
+    chunks = []
+    from tqdm.auto import tqdm
+
+    for start in tqdm(
+        range(0, len(texts), batch_size),
+        disable=not progress,
+        desc=f"content vectors ({name})",
+        unit="batch",
+    ):
+        chunk = encoder_model.encode(
+            texts[start : start + batch_size], batch_size=batch_size, convert_to_numpy=True
+        )
+        chunks.append(np.asarray(chunk, dtype=np.float32))
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    with atomic_path(path) as partial:
+        with open(partial, "wb") as handle:
+            np.save(handle, vectors)
+    return vectors
+
+
+def content_cache_path(vocabulary: ItemVocabulary, encoder: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-80:]
+    return (
+        cache_dir()
+        / "content"
+        / slug
+        / f"{vocabulary.category}-{vocabulary.content_fingerprint}.npy"
+    )

@@ -1,0 +1,120 @@
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from regen_dataset.export import build_folder
+from regen_models import items as items_module
+from regen_models.items import (
+    ItemVocabulary,
+    UnknownItemError,
+    VocabularyMismatchError,
+    content_cache_path,
+    content_vectors,
+)
+from tests.conftest import SAMPLES, WordCountEncoder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("built") / "regen"
+    sources = {c: [str(SAMPLES / f"{c}_synthetic.jsonl")] for c in ("office", "clothing")}
+    build_folder(sources, out, progress=False)
+    return out
+
+
+def _without_catalogs(folder, tmp_path):
+    """The same folder as one built before catalog configs existed."""
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    card = (old / "README.md").read_text()
+    _, header, body = card.split("---\n", 2)
+    meta = yaml.safe_load(header)
+    meta["configs"] = [c for c in meta["configs"] if not c["config_name"].endswith("_items")]
+    meta["dataset_info"] = [
+        c for c in meta["dataset_info"] if not c["config_name"].endswith("_items")
+    ]
+    (old / "README.md").write_text("---\n" + yaml.safe_dump(meta) + "---\n" + body)
+    for config in ("office_items", "clothing_items"):
+        shutil.rmtree(old / "data" / config)
+    return old
+
+
+def test_vocabulary_is_every_item_of_the_split_rows_sorted(folder, tmp_path):
+    import datasets
+
+    vocabulary = ItemVocabulary.from_dataset(folder, "office_no_critique")
+    rows = datasets.load_dataset(str(folder), "office")
+    seen = {
+        item["item_id"]
+        for split in rows.values()
+        for row in split
+        for item in row["history"] + [row["target"]]
+    }
+    assert vocabulary.category == "office" and set(vocabulary.item_ids) == seen
+    assert vocabulary.item_ids == sorted(seen)
+    assert vocabulary.indices([vocabulary.item_ids[5], vocabulary.item_ids[0]]).tolist() == [5, 0]
+    # A folder without catalog configs gives the same vocabulary from its split rows.
+    old = ItemVocabulary.from_dataset(_without_catalogs(folder, tmp_path), "office")
+    assert old.item_ids == vocabulary.item_ids
+    assert old.table.equals(vocabulary.table)
+
+
+def test_unknown_item_names_the_item_and_where(folder):
+    vocabulary = ItemVocabulary.from_dataset(folder, "office")
+    with pytest.raises(
+        UnknownItemError, match=r"'B0NOPE' \(user U1, history\) is not in the office"
+    ):
+        vocabulary.indices(["B0NOPE"], where="user U1, history")
+
+
+def test_save_load_round_trip(folder, tmp_path):
+    vocabulary = ItemVocabulary.from_dataset(folder, "clothing")
+    vocabulary.save(tmp_path)
+    loaded = ItemVocabulary.load(tmp_path)
+    assert loaded.category == "clothing" and loaded.table.equals(vocabulary.table)
+    assert loaded.ids_fingerprint == vocabulary.ids_fingerprint
+    with pytest.raises(FileNotFoundError, match="no item vocabulary"):
+        ItemVocabulary.load(tmp_path / "elsewhere")
+
+
+def test_mismatch_is_a_clear_error(folder):
+    office = ItemVocabulary.from_dataset(folder, "office")
+    clothing = ItemVocabulary.from_dataset(folder, "clothing")
+    office.check_matches(
+        ItemVocabulary.from_dataset(folder, "office_no_critique"),
+        mine="checkpoint",
+        theirs="dataset",
+    )
+    with pytest.raises(VocabularyMismatchError, match="office with 93 items against clothing"):
+        office.check_matches(clothing, mine="checkpoint", theirs="dataset")
+    fewer = ItemVocabulary("office", office.table.slice(1))
+    with pytest.raises(VocabularyMismatchError, match="first difference is at id 0"):
+        office.check_matches(fewer, mine="checkpoint", theirs="dataset")
+
+
+def test_content_vectors_are_cached_per_encoder_and_catalog(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGEN_CACHE", str(tmp_path / "cache"))
+    vocabulary = ItemVocabulary.from_dataset(folder, "office")
+    encoder = WordCountEncoder()
+    vectors = content_vectors(vocabulary, "test-encoder", encoder_model=encoder, progress=False)
+    assert vectors.shape == (len(vocabulary), 64) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.texts == len(vocabulary)
+    again = content_vectors(vocabulary, "test-encoder", encoder_model=encoder, progress=False)
+    assert encoder.texts == len(vocabulary) and np.array_equal(again, vectors)  # from the cache
+    other_encoder = content_cache_path(vocabulary, "another/encoder")
+    other_catalog = content_cache_path(
+        ItemVocabulary.from_dataset(folder, "clothing"), "test-encoder"
+    )
+    assert len({content_cache_path(vocabulary, "test-encoder"), other_encoder, other_catalog}) == 3
+    # A changed item text changes the key: vectors never describe stale texts.
+    texts = vocabulary.table.column("title").to_pylist()
+    texts[0] = texts[0] + " (new edition)"
+    changed = ItemVocabulary(
+        "office", vocabulary.table.set_column(1, "title", items_module.pa.array(texts))
+    )
+    assert content_cache_path(changed, "test-encoder") != content_cache_path(
+        vocabulary, "test-encoder"
+    )
