@@ -31,6 +31,7 @@ from regen_models.base import cache_dir
 
 VOCABULARY_FILE = "item_vocabulary.parquet"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+CONTENT_FIELDS = ("title", "categories", "description")
 
 
 class VocabularyMismatchError(ValueError):
@@ -115,17 +116,14 @@ class ItemVocabulary:
             count=len(item_ids),
         )
 
-    def texts(self) -> list[str]:
-        """One text per item for the content encoder: title, category path, description."""
-        titles = self.table.column("title").to_pylist()
-        paths = self.table.column("categories").to_pylist()
-        descriptions = self.table.column("description").to_pylist()
-        return [
-            ". ".join(
-                part for part in (title or "", " > ".join(path or []), description or "") if part
-            )
-            for title, path, description in zip(titles, paths, descriptions, strict=True)
-        ]
+    def texts(self, field: str) -> list[str]:
+        """One text per item for a content field: `title`, `categories` or `description`."""
+        if field not in CONTENT_FIELDS:
+            raise ValueError(f"unknown content field {field!r}; expected one of {CONTENT_FIELDS}")
+        values = self.table.column(field).to_pylist()
+        if field == "categories":
+            return [" > ".join(path or []) for path in values]
+        return [(value or "").strip() for value in values]
 
     # -- identity ----------------------------------------------------------------------------
 
@@ -142,9 +140,10 @@ class ItemVocabulary:
     def content_fingerprint(self) -> str:
         """Changes whenever an id or an item's text changes: what content vectors depend on."""
         digest = hashlib.sha256(self.ids_fingerprint.encode())
-        for text in self.texts():
-            digest.update(text.encode())
-            digest.update(b"\0")
+        for field_name in CONTENT_FIELDS:
+            for text in self.texts(field_name):
+                digest.update(text.encode())
+                digest.update(b"\0")
         return digest.hexdigest()[:16]
 
     def check_matches(self, other: ItemVocabulary, *, mine: str, theirs: str) -> None:
@@ -196,53 +195,84 @@ def content_vectors(
     vocabulary: ItemVocabulary,
     encoder: str | None = None,
     *,
+    fields: Sequence[str] = CONTENT_FIELDS,
     batch_size: int = 256,
     progress: bool = True,
     encoder_model=None,
 ) -> np.ndarray:
-    """float32 [items, dim] unit-norm sentence embeddings of the items' texts, cached on disk.
+    """float32 [items, fields, dim] unit-norm embeddings of each item's texts, cached on disk.
 
-    `encoder` names the sentence-transformers model (None: the offline all-MiniLM-L6-v2);
-    `encoder_model` passes an already loaded one (it must match the name for the cache to mean
-    anything, so tests pass both).
+    An empty text (an item without a description, say) gets a zero vector, so that a model can
+    tell it is missing. `encoder` names the sentence-transformers model (None: the offline
+    all-MiniLM-L6-v2); `encoder_model` passes one already loaded under that name.
     """
     name = encoder or DEFAULT_ENCODER
-    path = content_cache_path(vocabulary, name)
+    path = content_cache_path(vocabulary, name, fields)
     if path.exists():
         vectors = np.load(path)
-        if vectors.shape[0] == len(vocabulary):
+        if vectors.shape[:2] == (len(vocabulary), len(fields)):
             return vectors
     if encoder_model is None:
-        from regen_models.metrics import _load_encoder
-
-        encoder_model = _load_encoder(encoder)
-    texts = vocabulary.texts()
-    chunks = []
-    from tqdm.auto import tqdm
-
-    for start in tqdm(
-        range(0, len(texts), batch_size),
-        disable=not progress,
-        desc=f"content vectors ({name})",
-        unit="batch",
-    ):
-        chunk = encoder_model.encode(
-            texts[start : start + batch_size], batch_size=batch_size, convert_to_numpy=True
-        )
-        chunks.append(np.asarray(chunk, dtype=np.float32))
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        encoder_model = load_encoder(encoder)
+    per_field = [
+        encode_texts(vocabulary.texts(f), encoder_model, batch_size, progress, f"{name}: {f}")
+        for f in fields
+    ]
+    vectors = np.stack(per_field, axis=1)
     with atomic_path(path) as partial:
         with open(partial, "wb") as handle:
             np.save(handle, vectors)
     return vectors
 
 
-def content_cache_path(vocabulary: ItemVocabulary, encoder: str) -> Path:
+def load_encoder(encoder: str | None = None):
+    """The sentence encoder by name (None: the offline all-MiniLM-L6-v2 package)."""
+    from regen_models.metrics import _load_encoder
+
+    return _load_encoder(encoder)
+
+
+def encode_texts(
+    texts: Sequence[str],
+    encoder_model,
+    batch_size: int = 256,
+    progress: bool = False,
+    description: str = "encoding",
+) -> np.ndarray:
+    """float32 [texts, dim] unit-norm embeddings; empty texts get zero vectors."""
+    from tqdm.auto import tqdm
+
+    present = [index for index, text in enumerate(texts) if text]
+    chunks = []
+    for start in tqdm(
+        range(0, len(present), batch_size), disable=not progress, desc=description, unit="batch"
+    ):
+        batch = [texts[index] for index in present[start : start + batch_size]]
+        chunks.append(
+            np.asarray(
+                encoder_model.encode(batch, batch_size=batch_size, convert_to_numpy=True),
+                dtype=np.float32,
+            )
+        )
+    dim = chunks[0].shape[1] if chunks else _dimension(encoder_model)
+    vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    if chunks:
+        encoded = np.concatenate(chunks)
+        encoded /= np.maximum(np.linalg.norm(encoded, axis=1, keepdims=True), 1e-12)
+        vectors[present] = encoded
+    return vectors
+
+
+def _dimension(encoder_model) -> int:
+    getter = getattr(encoder_model, "get_sentence_embedding_dimension", None)
+    if getter is not None and getter():
+        return int(getter())
+    return int(np.asarray(encoder_model.encode(["x"], convert_to_numpy=True)).shape[1])
+
+
+def content_cache_path(
+    vocabulary: ItemVocabulary, encoder: str, fields: Sequence[str] = CONTENT_FIELDS
+) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-80:]
-    return (
-        cache_dir()
-        / "content"
-        / slug
-        / f"{vocabulary.category}-{vocabulary.content_fingerprint}.npy"
-    )
+    name = f"{vocabulary.category}-{vocabulary.content_fingerprint}-{'-'.join(fields)}.npy"
+    return cache_dir() / "content" / slug / name

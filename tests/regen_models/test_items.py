@@ -99,17 +99,20 @@ def test_content_vectors_are_cached_per_encoder_and_catalog(folder, tmp_path, mo
     vocabulary = ItemVocabulary.from_dataset(folder, "office")
     encoder = WordCountEncoder()
     vectors = content_vectors(vocabulary, "test-encoder", encoder_model=encoder, progress=False)
-    assert vectors.shape == (len(vocabulary), 64) and vectors.dtype == np.float32
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert encoder.texts == len(vocabulary)
+    assert vectors.shape == (len(vocabulary), 3, 64) and vectors.dtype == np.float32
+    norms = np.linalg.norm(vectors, axis=2)
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
+    encoded = encoder.texts
+    assert 2 * len(vocabulary) <= encoded <= 3 * len(vocabulary)  # empty texts are not encoded
     again = content_vectors(vocabulary, "test-encoder", encoder_model=encoder, progress=False)
-    assert encoder.texts == len(vocabulary) and np.array_equal(again, vectors)  # from the cache
+    assert encoder.texts == encoded and np.array_equal(again, vectors)  # from the cache
     other_encoder = content_cache_path(vocabulary, "another/encoder")
     other_catalog = content_cache_path(
         ItemVocabulary.from_dataset(folder, "clothing"), "test-encoder"
     )
     assert len({content_cache_path(vocabulary, "test-encoder"), other_encoder, other_catalog}) == 3
     # A changed item text changes the key: vectors never describe stale texts.
+    assert vocabulary.texts("categories")[0].startswith("Office Products > ")
     texts = vocabulary.table.column("title").to_pylist()
     texts[0] = texts[0] + " (new edition)"
     changed = ItemVocabulary(
@@ -118,3 +121,10 @@ def test_content_vectors_are_cached_per_encoder_and_catalog(folder, tmp_path, mo
     assert content_cache_path(changed, "test-encoder") != content_cache_path(
         vocabulary, "test-encoder"
     )
+
+
+def test_empty_texts_get_zero_vectors():
+    from regen_models.items import encode_texts
+
+    vectors = encode_texts(["red pen", "", "blue pen"], WordCountEncoder())
+    assert vectors.shape == (3, 64) and not vectors[1].any() and vectors[0].any()
