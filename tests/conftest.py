@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker takes one core: torch's default of one thread per core would make the
+    # workers fight over the same cores (tiny models get many times slower).
+    import torch
+
+    torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REGEN_SHARED", REPO.parent / "shared"))
 REAL = SHARED / "fixtures" / "real"

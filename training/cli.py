@@ -2,16 +2,23 @@
 
 regen dataset build --source REGEN/ --out regen     # release files -> load_dataset folder
 regen dataset report --folder regen                 # statistics and a plot
+regen train flare --dataset_name regen --dataset_config office --output_dir ckpt [--config R.yaml]
+regen predict --model ckpt --dataset_name regen --dataset_config office --split test --out p.jsonl
+regen eval --dataset regen --split test --run NAME office p.jsonl --out eval
 regen demo                                          # the main job on embedded defaults
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from regen_dataset import cli as dataset_cli
-from training import demo, evaluate
+from training import demo, evaluate, predict
+
+# `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
+TRAINERS = {"flare": "training.train_flare"}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -21,9 +28,22 @@ def make_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     dataset_cli.add_parser(subparsers)
+    train = subparsers.add_parser(
+        "train",
+        help="train a model (the arguments of training/train_MODEL.py; --help for them)",
+        add_help=False,
+    )
+    train.add_argument("model", choices=sorted(TRAINERS))
+    train.add_argument("arguments", nargs=argparse.REMAINDER)
+    train.set_defaults(func=_train)
+    predict.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     demo.add_parser(subparsers)
     return parser
+
+
+def _train(args) -> None:
+    importlib.import_module(TRAINERS[args.model]).run(args.arguments)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,98 @@
+"""Configuration of FLARE, the critique-steerable sequential recommender of the REGEN paper.
+
+FLARE ("FLARE: Fusing Language Models and Collaborative Architectures for Recommender
+Enhancement", https://arxiv.org/abs/2409.11699) is the recommender half of the hybrid system in
+"REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives"
+(https://arxiv.org/abs/2503.11924, section 4.2.1).
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+
+class FlareConfig(PretrainedConfig):
+    r"""
+    Args:
+        num_items (`int`): size of the item vocabulary (ids 0 .. num_items - 1); two more
+            embeddings are reserved for padding and the mask.
+        content_dim (`int`): dimension of the frozen sentence encoder's vectors.
+        content_fields (`list[str]`): the item texts that have content vectors, in order.
+        encoder_name (`str`): the sentence encoder that made the content vectors and embeds
+            critiques (`None`: the offline all-MiniLM-L6-v2).
+        hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: the
+            bidirectional transformer over the sequence.
+        hidden_dropout_prob, attention_probs_dropout_prob: its dropouts.
+        max_sequence_length (`int`): the most recent interactions kept, the masked one included.
+        num_latents (`int`): latent vectors of the Perceiver resampler that fuses, for each
+            position, the item's ID embedding, its content vectors and the critique that led to it.
+        use_content (`bool`) / use_critiques (`bool`): switch the content vectors / critiques
+            off (with both off the model is a BERT4Rec-style ID-only recommender).
+        mask_probability (`float`): share of positions masked in training (cloze task).
+        contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
+            embedding with its content embedding; `contrastive_temperature` its temperature.
+        category (`str`): the REGEN category whose item vocabulary the model was trained on.
+    """
+
+    model_type = "flare"
+
+    def __init__(
+        self,
+        num_items: int = 1,
+        content_dim: int = 384,
+        content_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
+        encoder_name: str | None = None,
+        hidden_size: int = 64,
+        num_hidden_layers: int = 2,
+        num_attention_heads: int = 2,
+        intermediate_size: int = 256,
+        hidden_dropout_prob: float = 0.2,
+        attention_probs_dropout_prob: float = 0.2,
+        max_sequence_length: int = 50,
+        num_latents: int = 4,
+        use_content: bool = True,
+        use_critiques: bool = True,
+        mask_probability: float = 0.2,
+        contrastive_weight: float = 0.1,
+        contrastive_temperature: float = 0.07,
+        initializer_range: float = 0.02,
+        category: str | None = None,
+        **kwargs,
+    ):
+        if hidden_size % num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads "
+                f"({num_attention_heads})"
+            )
+        if not 0.0 < mask_probability < 1.0:
+            raise ValueError(f"mask_probability must be in (0, 1), got {mask_probability}")
+        if max_sequence_length < 2:
+            raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
+        self.num_items = num_items
+        self.content_dim = content_dim
+        self.content_fields = list(content_fields)
+        self.encoder_name = encoder_name
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_sequence_length = max_sequence_length
+        self.num_latents = num_latents
+        self.use_content = use_content
+        self.use_critiques = use_critiques
+        self.mask_probability = mask_probability
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.initializer_range = initializer_range
+        self.category = category
+        super().__init__(**kwargs)
+
+    @property
+    def pad_item_id(self) -> int:
+        return self.num_items
+
+    @property
+    def mask_item_id(self) -> int:
+        return self.num_items + 1

@@ -1,0 +1,195 @@
+"""From REGEN split rows to FLARE's tensors: item-id sequences, critique vectors, cloze masks.
+
+A row's sequence is its history followed by one more position: the target item for training
+rows (which the collator may mask), or the mask for rows to predict. Each position carries the
+critique that led to it: a history item's own `critique`, and for the last position the row's
+steering `critique` (null in the `_no_critique` configs, so nothing of it enters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from regen_dataset.files import atomic_path
+from regen_models.base import cache_dir
+from regen_models.items import ItemVocabulary, encode_texts
+
+NO_CRITIQUE = -1
+
+
+@dataclass
+class SequenceExample:
+    """One user's sequence: item ids and critique ids (NO_CRITIQUE where none), oldest first."""
+
+    user_id: str
+    item_ids: list[int]
+    critique_ids: list[int]
+    target: int | None  # the item to predict at the last position, where known
+
+
+class CritiqueTable:
+    """Distinct critique texts and their sentence vectors (row `i` is critique id `i`)."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, truncated: int = 0):
+        self.texts = list(texts)
+        self.vectors = vectors
+        self.truncated = truncated  # critiques longer than the encoder reads, cut by it
+        self._index = {text: index for index, text in enumerate(self.texts)}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def id(self, text: str | None) -> int:
+        return NO_CRITIQUE if not text else self._index[text]
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str | None],
+        encoder_model,
+        encoder_name: str,
+        *,
+        cache: bool = True,
+        progress: bool = False,
+    ) -> CritiqueTable:
+        """Embed every distinct non-empty text once (cached on disk by encoder and texts)."""
+        distinct = sorted({text for text in texts if text})
+        truncated = count_truncated(distinct, encoder_model)
+        if not cache:
+            vectors = encode_texts(distinct, encoder_model, progress=progress)
+            return cls(distinct, vectors, truncated)
+        digest = hashlib.sha256("\0".join(distinct).encode()).hexdigest()[:16]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder_name.strip("/"))[-80:]
+        path = cache_dir() / "critiques" / slug / f"{digest}-{len(distinct)}.npy"
+        if path.exists():
+            vectors = np.load(path)
+            if len(vectors) == len(distinct):
+                return cls(distinct, vectors, truncated)
+        vectors = encode_texts(distinct, encoder_model, progress=progress, description="critiques")
+        with atomic_path(path) as partial:
+            with open(partial, "wb") as handle:
+                np.save(handle, vectors)
+        return cls(distinct, vectors, truncated)
+
+
+def count_truncated(texts: Sequence[str], encoder_model) -> int:
+    """How many texts are longer than the encoder reads (sentence-transformers cuts them)."""
+    limit = getattr(encoder_model, "max_seq_length", None)
+    tokenizer = getattr(encoder_model, "tokenizer", None)
+    if not limit or tokenizer is None or not texts:
+        return 0
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    return sum(length > limit for length in lengths)
+
+
+def critique_texts(rows) -> Iterable[str | None]:
+    """Every critique of a `datasets` split: the history's and the steering ones."""
+    for batch in rows.with_format("arrow").iter(batch_size=4096):
+        history = batch.column("history").combine_chunks()
+        yield from history.flatten().field("critique").to_pylist()
+        yield from batch.column("critique").to_pylist()
+
+
+def build_examples(
+    rows,
+    vocabulary: ItemVocabulary,
+    critiques: CritiqueTable | None,
+    *,
+    predict: bool,
+    max_length: int,
+    mask_id: int,
+) -> list[SequenceExample]:
+    """Examples of a `datasets` split; `predict=True` puts the mask where the target goes.
+
+    With `critiques=None` (a model without critiques) every critique id is NO_CRITIQUE.
+    """
+    examples = []
+    for row in rows:
+        user = row["user_id"]
+        history = row["history"]
+        items = [
+            vocabulary.index(i["item_id"], f"user {user}, history position {p}")
+            for p, i in enumerate(history)
+        ]
+        target = row.get("target")
+        target_id = (
+            vocabulary.index(target["item_id"], f"user {user}, target")
+            if target and target.get("item_id")
+            else None
+        )
+        if critiques is None:
+            critique_ids = [NO_CRITIQUE] * (len(history) + 1)
+        else:
+            critique_ids = [critiques.id(i["critique"]) for i in history]
+            critique_ids.append(critiques.id(row.get("critique")))
+        if predict:
+            items.append(mask_id)
+        else:
+            if target_id is None:
+                raise ValueError(f"user {user}: a training row needs a target item")
+            items.append(target_id)
+        examples.append(
+            SequenceExample(user, items[-max_length:], critique_ids[-max_length:], target_id)
+        )
+    return examples
+
+
+class FlareCollator:
+    """Left-pads examples; in training, masks random positions (at least one per sequence)."""
+
+    def __init__(
+        self,
+        pad_id: int,
+        mask_id: int,
+        critique_vectors: np.ndarray | None,
+        *,
+        mask_probability: float = 0.2,
+        train: bool = True,
+        seed: int = 0,
+    ):
+        self.pad_id, self.mask_id = pad_id, mask_id
+        self.critique_vectors = (
+            None if critique_vectors is None else torch.as_tensor(critique_vectors)
+        )
+        self.mask_probability = mask_probability
+        self.train = train
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, examples: list[SequenceExample]) -> dict[str, torch.Tensor]:
+        length = max(len(example.item_ids) for example in examples)
+        batch = len(examples)
+        item_ids = torch.full((batch, length), self.pad_id, dtype=torch.long)
+        critique_ids = torch.full((batch, length), NO_CRITIQUE, dtype=torch.long)
+        for row, example in enumerate(examples):
+            size = len(example.item_ids)
+            item_ids[row, length - size :] = torch.tensor(example.item_ids)
+            critique_ids[row, length - size :] = torch.tensor(example.critique_ids)
+        attention_mask = item_ids != self.pad_id
+        out = {"item_ids": item_ids, "attention_mask": attention_mask.long()}
+        if self.critique_vectors is not None:
+            present = critique_ids != NO_CRITIQUE
+            vectors = self.critique_vectors[critique_ids.clamp(min=0)]
+            out["critique_vectors"] = vectors * present.unsqueeze(-1)
+            out["critique_mask"] = present
+        if self.train:
+            out["item_ids"], out["labels"] = self._mask(item_ids, attention_mask)
+        else:
+            targets = [example.target for example in examples]
+            if all(target is not None for target in targets):
+                out["targets"] = torch.tensor(targets, dtype=torch.long)
+        return out
+
+    def _mask(self, item_ids: torch.Tensor, real: torch.Tensor):
+        draws = torch.rand(item_ids.shape, generator=self.generator)
+        masked = (draws < self.mask_probability) & real
+        # Every sequence predicts something: where nothing was drawn, mask the most recent item.
+        nothing = ~masked.any(dim=1)
+        masked[nothing, -1] = True
+        labels = torch.where(masked, item_ids, torch.full_like(item_ids, -100))
+        return torch.where(masked, torch.full_like(item_ids, self.mask_id), item_ids), labels

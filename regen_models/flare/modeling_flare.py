@@ -1,0 +1,287 @@
+"""FLARE: a bidirectional sequential recommender whose items fuse IDs, content and critiques.
+
+Data flows through the modules in the order they appear here:
+
+1. `FlareItemEncoder`: for every position of a user's sequence, a Perceiver resampler reads a small
+   set of tokens (the item's learned ID embedding, the projected content vectors of its title,
+   category path and description, and the projected embedding of the critique that led to it)
+   and returns one vector. A masked position has the mask embedding instead of the item's ID and
+   no content, but keeps its critique: the critique that steers towards the hidden item is what
+   lets a user redirect the recommendation.
+2. `FlareModel`: position embeddings (counted back from the most recent interaction), a
+   bidirectional transformer, and BERT4Rec's output transform, scored against every item of the
+   vocabulary (full softmax). The output embedding of an item is its ID embedding plus its
+   projected content, so rare items borrow from their text.
+3. The loss: cross-entropy of the masked items (BERT4Rec's cloze task) plus an InfoNCE term that
+   aligns each item's ID embedding with its content embedding.
+
+Sequences are left-padded, so the last position is always the most recent one; at prediction time
+it holds the mask, and `FlareOutput.logits` scores it against the whole catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from regen_models.flare.configuration_flare import FlareConfig
+
+
+@dataclass
+class FlareOutput(ModelOutput):
+    """
+    loss: cloze cross-entropy plus the weighted contrastive term (when `labels` are given).
+    logits: scores over the item vocabulary: `[masked positions, num_items]` with `labels`,
+        `[batch, num_items]` for the last position otherwise.
+    cloze_loss / contrastive_loss: the two parts of `loss`, for logging.
+    hidden_states: the transformer's output, `[batch, length, hidden_size]`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cloze_loss: torch.FloatTensor | None = None
+    contrastive_loss: torch.FloatTensor | None = None
+    hidden_states: torch.FloatTensor | None = None
+
+
+class PerceiverResampler(nn.Module):
+    """A few learned latents cross-attend to a variable set of tokens; returns their mean."""
+
+    def __init__(self, config: FlareConfig):
+        super().__init__()
+        size = config.hidden_size
+        self.latents = nn.Parameter(torch.zeros(config.num_latents, size))
+        self.norm_tokens = nn.LayerNorm(size)
+        self.norm_latents = nn.LayerNorm(size)
+        self.attention = nn.MultiheadAttention(
+            size,
+            config.num_attention_heads,
+            dropout=config.attention_probs_dropout_prob,
+            batch_first=True,
+        )
+        self.feed_forward = nn.Sequential(
+            nn.LayerNorm(size),
+            nn.Linear(size, config.intermediate_size),
+            nn.GELU(),
+            nn.Linear(config.intermediate_size, size),
+        )
+
+    def forward(self, tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """tokens `[n, k, hidden]`, present `[n, k]` (one True at least per row) -> `[n, hidden]`"""
+        queries = self.norm_latents(self.latents).unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        keys = self.norm_tokens(tokens)
+        attended, _ = self.attention(
+            queries, keys, keys, key_padding_mask=~present, need_weights=False
+        )
+        latents = queries + attended
+        latents = latents + self.feed_forward(latents)
+        return latents.mean(dim=1)
+
+
+class FlareItemEncoder(nn.Module):
+    """One vector per sequence position from its item's ID, its content and its critique."""
+
+    def __init__(self, config: FlareConfig):
+        super().__init__()
+        self.config = config
+        size = config.hidden_size
+        self.id_embeddings = nn.Embedding(
+            config.num_items + 2, size, padding_idx=config.pad_item_id
+        )
+        fields = len(config.content_fields)
+        # Token types: the ID, one per content field, the critique.
+        self.token_types = nn.Embedding(2 + fields, size)
+        self.content_projection = nn.Linear(config.content_dim, size)
+        self.critique_projection = nn.Linear(config.content_dim, size)
+        self.resampler = PerceiverResampler(config)
+        # The frozen encoder's vectors, stored with the weights (half precision: the Clothing
+        # catalog has 376,847 items). Zero vectors mark missing texts.
+        self.register_buffer(
+            "content_vectors",
+            torch.zeros(config.num_items, fields, config.content_dim, dtype=torch.float16),
+            persistent=True,
+        )
+
+    def content_embeddings(self, item_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected mean of the present content vectors: `[..., hidden]` (all items if None)."""
+        vectors = self.content_vectors if item_ids is None else self.content_vectors[item_ids]
+        vectors = vectors.to(self.content_projection.weight.dtype)
+        present = (vectors.abs().sum(-1, keepdim=True) > 0).to(vectors.dtype)
+        mean = (vectors * present).sum(-2) / present.sum(-2).clamp(min=1.0)
+        return self.content_projection(mean)
+
+    def output_embeddings(self) -> torch.Tensor:
+        """`[num_items, hidden]`: what the transformer's output is scored against."""
+        embeddings = self.id_embeddings.weight[: self.config.num_items]
+        if self.config.use_content:
+            embeddings = embeddings + self.content_embeddings()
+        return embeddings
+
+    def forward(
+        self,
+        item_ids: torch.Tensor,
+        critique_vectors: torch.Tensor | None = None,
+        critique_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        config = self.config
+        batch, length = item_ids.shape
+        ids = self.id_embeddings(item_ids)
+        tokens = [ids + self.token_types.weight[0]]
+        present = [torch.ones(batch, length, dtype=torch.bool, device=item_ids.device)]
+        is_item = item_ids < config.num_items
+        if config.use_content:
+            safe_ids = torch.where(is_item, item_ids, torch.zeros_like(item_ids))
+            vectors = self.content_vectors[safe_ids].to(ids.dtype)  # [b, l, fields, dim]
+            projected = self.content_projection(vectors)
+            for field in range(vectors.shape[2]):
+                tokens.append(projected[:, :, field] + self.token_types.weight[1 + field])
+                present.append(is_item & (vectors[:, :, field].abs().sum(-1) > 0))
+        if config.use_critiques and critique_vectors is not None:
+            if critique_mask is None:
+                critique_mask = critique_vectors.abs().sum(-1) > 0
+            critique = self.critique_projection(critique_vectors.to(ids.dtype))
+            tokens.append(critique + self.token_types.weight[-1])
+            present.append(critique_mask.bool() & (item_ids != config.pad_item_id))
+        tokens = torch.stack(tokens, dim=2).reshape(batch * length, len(tokens), -1)
+        present = torch.stack(present, dim=2).reshape(batch * length, -1)
+        fused = self.resampler(tokens, present).reshape(batch, length, -1)
+        return ids + fused
+
+
+class FlarePreTrainedModel(PreTrainedModel):
+    config_class = FlareConfig
+    base_model_prefix = "flare"
+    main_input_name = "item_ids"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, PerceiverResampler):
+            nn.init.normal_(module.latents, mean=0.0, std=std)
+        elif isinstance(module, FlareModel):
+            nn.init.zeros_(module.output_bias)
+
+
+class FlareModel(FlarePreTrainedModel):
+    def __init__(self, config: FlareConfig):
+        super().__init__(config)
+        size = config.hidden_size
+        self.item_encoder = FlareItemEncoder(config)
+        self.position_embeddings = nn.Embedding(config.max_sequence_length, size)
+        self.embedding_norm = nn.LayerNorm(size)
+        self.embedding_dropout = nn.Dropout(config.hidden_dropout_prob)
+        layer = nn.TransformerEncoderLayer(
+            size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            dropout=config.hidden_dropout_prob,
+            activation="gelu",
+            batch_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(
+            layer, config.num_hidden_layers, enable_nested_tensor=False
+        )
+        self.output_transform = nn.Sequential(nn.Linear(size, size), nn.GELU(), nn.LayerNorm(size))
+        self.output_bias = nn.Parameter(torch.zeros(config.num_items))
+        self.post_init()
+
+    def set_content_vectors(self, vectors) -> None:
+        """Copy the frozen encoder's item vectors `[num_items, fields, content_dim]` in."""
+        vectors = torch.as_tensor(vectors)
+        buffer = self.item_encoder.content_vectors
+        if tuple(vectors.shape) != tuple(buffer.shape):
+            raise ValueError(
+                f"content vectors of shape {tuple(vectors.shape)} do not fit this model, which "
+                f"expects {tuple(buffer.shape)} (items, fields, dimension)"
+            )
+        with torch.no_grad():
+            buffer.copy_(vectors.to(buffer.dtype))
+
+    def forward(
+        self,
+        item_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        critique_vectors: torch.Tensor | None = None,
+        critique_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> FlareOutput:
+        """
+        item_ids `[batch, length]`: left-padded item ids (`config.pad_item_id` pads,
+            `config.mask_item_id` hides the items to predict).
+        attention_mask `[batch, length]`: 1 for real positions (default: not padding).
+        critique_vectors `[batch, length, content_dim]`: the embedded critique that led to each
+            position's item (zeros where none); `critique_mask` marks the ones present.
+        labels `[batch, length]`: the hidden item at masked positions, -100 elsewhere.
+        """
+        config = self.config
+        if attention_mask is None:
+            attention_mask = item_ids != config.pad_item_id
+        attention_mask = attention_mask.bool()
+        length = item_ids.shape[1]
+        if length > config.max_sequence_length:
+            raise ValueError(
+                f"sequences of {length} positions exceed max_sequence_length "
+                f"({config.max_sequence_length}); keep the most recent ones"
+            )
+        # Position 0 is the most recent interaction (the last column, thanks to left padding).
+        positions = torch.arange(length - 1, -1, -1, device=item_ids.device)
+        hidden = self.item_encoder(item_ids, critique_vectors, critique_mask)
+        hidden = hidden + self.position_embeddings(positions)
+        hidden = self.embedding_dropout(self.embedding_norm(hidden))
+        hidden = self.transformer(hidden, src_key_padding_mask=~attention_mask)
+
+        output_embeddings = self.item_encoder.output_embeddings()
+        if labels is None:
+            logits = self._score(hidden[:, -1], output_embeddings)
+            return FlareOutput(logits=logits, hidden_states=hidden)
+        selected = labels != -100
+        logits = self._score(hidden[selected], output_embeddings)
+        cloze_loss = F.cross_entropy(logits.float(), labels[selected])
+        loss, contrastive_loss = cloze_loss, None
+        if config.use_content and config.contrastive_weight > 0:
+            contrastive_loss = self._contrastive_loss(item_ids, labels)
+            loss = loss + config.contrastive_weight * contrastive_loss
+        return FlareOutput(
+            loss=loss,
+            logits=logits,
+            cloze_loss=cloze_loss.detach(),
+            contrastive_loss=None if contrastive_loss is None else contrastive_loss.detach(),
+            hidden_states=hidden,
+        )
+
+    def _score(self, hidden: torch.Tensor, output_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.output_transform(hidden) @ output_embeddings.T + self.output_bias
+
+    def _contrastive_loss(self, item_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """InfoNCE between the ID and content embeddings of the batch's distinct items."""
+        items = torch.cat([item_ids[item_ids < self.config.num_items], labels[labels != -100]])
+        items = torch.unique(items)
+        encoder = self.item_encoder
+        ids = F.normalize(encoder.id_embeddings(items), dim=-1)
+        content = F.normalize(encoder.content_embeddings(items), dim=-1)
+        similarity = ids @ content.T / self.config.contrastive_temperature
+        targets = torch.arange(len(items), device=items.device)
+        return (F.cross_entropy(similarity, targets) + F.cross_entropy(similarity.T, targets)) / 2
+
+    @torch.no_grad()
+    def recommend(self, top_k: int = 10, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, item ids) of the `top_k` best items for the masked last position."""
+        logits = self(**inputs).logits
+        return torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)

@@ -1,0 +1,160 @@
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from regen_models.flare import FlareConfig, FlareModel
+from regen_models.flare.data import NO_CRITIQUE, FlareCollator, SequenceExample
+
+
+def tiny_config(**overrides) -> FlareConfig:
+    values = dict(
+        num_items=30,
+        content_dim=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_sequence_length=8,
+        num_latents=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return FlareConfig(**{**values, **overrides})
+
+
+def tiny_model(seed: int = 0, **overrides) -> FlareModel:
+    torch.manual_seed(seed)
+    model = FlareModel(tiny_config(**overrides))
+    vectors = torch.randn(30, 3, 8)
+    vectors[5, 2] = 0  # item 5 has no description
+    model.set_content_vectors(vectors)
+    return model.eval()
+
+
+def batch_with_mask(model, critique=None):
+    config = model.config
+    pad, mask = config.pad_item_id, config.mask_item_id
+    item_ids = torch.tensor([[pad, pad, 3, 4, mask], [1, 2, 3, 4, mask]])
+    vectors = torch.zeros(2, 5, 8)
+    if critique is not None:
+        vectors[:, -1] = critique
+    return dict(
+        item_ids=item_ids, critique_vectors=vectors, critique_mask=vectors.abs().sum(-1) > 0
+    )
+
+
+def test_forward_scores_the_whole_catalog_at_the_masked_position():
+    model = tiny_model()
+    out = model(**batch_with_mask(model))
+    assert out.logits.shape == (2, 30) and out.loss is None
+    assert out.hidden_states.shape == (2, 5, 16)
+    scores, items = model.recommend(top_k=5, **batch_with_mask(model))
+    assert items.shape == (2, 5) and torch.all(scores[:, :-1] >= scores[:, 1:])
+
+
+def test_loss_is_cloze_plus_contrastive_and_trains():
+    model = tiny_model().train()
+    batch = batch_with_mask(model)
+    labels = torch.full_like(batch["item_ids"], -100)
+    labels[:, -1] = torch.tensor([7, 8])
+    out = model(**batch, labels=labels)
+    assert out.logits.shape == (2, 30)
+    expected = out.cloze_loss + model.config.contrastive_weight * out.contrastive_loss
+    assert torch.isclose(out.loss, expected)
+    out.loss.backward()
+    assert model.item_encoder.id_embeddings.weight.grad is not None
+    assert model.item_encoder.content_vectors.grad is None  # frozen
+    no_content = tiny_model(use_content=False)
+    out = no_content(**batch_with_mask(no_content), labels=labels)
+    assert out.contrastive_loss is None and torch.isclose(out.loss, out.cloze_loss)
+
+
+def test_the_steering_critique_changes_the_ranking_only_when_used():
+    critique = torch.randn(8)
+    model = tiny_model()
+    plain = model(**batch_with_mask(model)).logits
+    steered = model(**batch_with_mask(model, critique)).logits
+    assert not torch.allclose(plain, steered)
+    deaf = tiny_model(use_critiques=False)
+    assert torch.allclose(
+        deaf(**batch_with_mask(deaf)).logits, deaf(**batch_with_mask(deaf, critique)).logits
+    )
+
+
+def test_padding_does_not_change_the_scores():
+    model = tiny_model()
+    pad, mask = model.config.pad_item_id, model.config.mask_item_id
+    short = model(item_ids=torch.tensor([[3, 4, mask]])).logits
+    padded = model(item_ids=torch.tensor([[pad, pad, 3, 4, mask]])).logits
+    assert torch.allclose(short, padded, atol=1e-5)
+
+
+def test_flare_learns_to_follow_critiques():
+    """Targets that only the critique reveals: with critiques the model finds them."""
+    torch.manual_seed(0)
+    config = tiny_config(hidden_size=32, intermediate_size=64, contrastive_weight=0.0)
+    model = FlareModel(config)
+    model.set_content_vectors(torch.randn(30, 3, 8))
+    critique_of = torch.randn(30, 8)  # one distinct request per target item
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mask = config.mask_item_id
+    for _ in range(150):
+        targets = torch.randint(0, 30, (64,))
+        item_ids = torch.cat([torch.randint(0, 30, (64, 3)), torch.full((64, 1), mask)], dim=1)
+        vectors = torch.zeros(64, 4, 8)
+        vectors[:, -1] = critique_of[targets]
+        labels = torch.full_like(item_ids, -100)
+        labels[:, -1] = targets
+        loss = model(item_ids=item_ids, critique_vectors=vectors, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    targets = torch.arange(30)
+    item_ids = torch.cat([torch.randint(0, 30, (30, 3)), torch.full((30, 1), mask)], dim=1)
+    vectors = torch.zeros(30, 4, 8)
+    vectors[:, -1] = critique_of[targets]
+    with_critique = model(item_ids=item_ids, critique_vectors=vectors).logits.argmax(-1) == targets
+    without = model(item_ids=item_ids).logits.argmax(-1) == targets
+    assert with_critique.float().mean() > 0.8 > without.float().mean() + 0.5
+
+
+def test_round_trip_carries_the_content_vectors(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "flare"
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, FlareModel)
+    assert torch.equal(loaded.item_encoder.content_vectors, model.item_encoder.content_vectors)
+    batch = batch_with_mask(model, torch.randn(8))
+    assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
+
+
+def test_bad_shapes_are_clear_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"do not fit this model, which expects \(30, 3, 8\)"):
+        model.set_content_vectors(np.zeros((29, 3, 8)))
+    too_long = torch.zeros(1, 9, dtype=torch.long)
+    with pytest.raises(ValueError, match="exceed max_sequence_length"):
+        model(item_ids=too_long)
+    with pytest.raises(ValueError, match="multiple of num_attention_heads"):
+        FlareConfig(hidden_size=10, num_attention_heads=3)
+
+
+def test_collator_pads_left_and_masks_at_least_one_item():
+    examples = [
+        SequenceExample("a", [1, 2, 3], [NO_CRITIQUE, 0, 1], 3),
+        SequenceExample("b", [4], [NO_CRITIQUE], 4),
+    ]
+    critiques = np.eye(2, 8, dtype=np.float32)
+    train = FlareCollator(30, 31, critiques, mask_probability=0.01)(examples)
+    assert train["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    masked = train["labels"] != -100
+    assert masked.any(dim=1).all() and (train["item_ids"][masked] == 31).all()
+    assert train["item_ids"][1, 0] == 30  # padding on the left
+    assert train["critique_mask"].tolist() == [[False, True, True], [False, False, False]]
+    assert torch.equal(train["critique_vectors"][0, 2], torch.tensor(critiques[1]))
+    evaluation = FlareCollator(30, 31, None, train=False)(examples)
+    assert "labels" not in evaluation and evaluation["targets"].tolist() == [3, 4]
+    assert "critique_vectors" not in evaluation

@@ -1,0 +1,99 @@
+"""`regen train flare`, `regen predict` and `regen eval` end to end on the shipped sample."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from regen_dataset.export import build_folder
+from tests.conftest import REPO, SAMPLES, WordCountEncoder
+from training import cli
+from training.evaluate import run_table
+
+TINY = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flare") / "regen"
+    sources = {c: [str(SAMPLES / f"{c}_synthetic.jsonl")] for c in ("office", "clothing")}
+    build_folder(sources, out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(folder):
+    out = folder.parent / "flare-office"
+    cli.main(
+        ["train", "flare", "--config", TINY, "--dataset_name", str(folder),
+         "--dataset_config", "office", "--output_dir", str(out)]
+    )  # fmt: skip
+    return out
+
+
+def test_checkpoint_folder_and_card(checkpoint):
+    for name in ("config.json", "model.safetensors", "item_vocabulary.parquet", "README.md"):
+        assert (checkpoint / name).exists(), name
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["model_type"] == "flare" and config["num_items"] == 93
+    assert config["category"] == "office" and config["use_critiques"] is True
+    card = (checkpoint / "README.md").read_text()
+    assert "## Results (validation split" in card and "| NDCG@10 |" in card
+    assert f"--config {TINY}" in card and "AutoModel.from_pretrained" in card
+
+
+def test_predict_then_evaluate(folder, checkpoint, tmp_path):
+    runs = []
+    for config in ("office", "office_no_critique"):
+        out = tmp_path / f"{config}.jsonl"
+        cli.main(
+            ["predict", "--model", str(checkpoint), "--dataset_name", str(folder),
+             "--dataset_config", config, "--split", "test", "--out", str(out)]
+        )  # fmt: skip
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(lines) == 300 and len(lines[0]["ranked_items"]) == 93
+        runs.append(("flare", config, str(out)))
+    table = run_table(folder, "test", runs, str(tmp_path / "eval"), encoder=WordCountEncoder())
+    assert "flare" in table and "Recall@10" in table
+
+
+def test_predict_refuses_another_vocabulary(folder, checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["predict", "--model", str(checkpoint), "--dataset_name", str(folder),
+             "--dataset_config", "clothing", "--out", str(tmp_path / "x.jsonl")]
+        )  # fmt: skip
+    error = capsys.readouterr().err
+    assert "trained on another item vocabulary" in error and "Traceback" not in error
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_unknown_recipe_key_is_a_clear_error(folder, tmp_path, capsys):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("hidden_sise: 32\n")
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "flare", "--config", str(recipe), "--dataset_name", str(folder),
+             "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert "Unknown arguments from config file: ['--hidden_sise'" in capsys.readouterr().err
+
+
+def test_two_processes_with_accelerate(folder, tmp_path):
+    """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
+    out = tmp_path / "flare-ddp"
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    result = subprocess.run(
+        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(REPO / "training" / "train_flare.py"), "--config", TINY,
+         "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+         "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["use_critiques"] is False  # a _no_critique config trains without them
