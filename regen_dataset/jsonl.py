@@ -206,7 +206,7 @@ def parse_block(
     skip_bad_lines: bool,
     on_skip: Callable[[LineError], None],
 ) -> ParsedBlock:
-    """A block's good lines as a table; each bad line raises, or is skipped and handed to `on_skip`."""
+    """A block's good lines as a table; a bad line raises, or is skipped and given to `on_skip`."""
     try:
         table = arrow_parse(block.data, form)
     except pa.ArrowInvalid:
@@ -233,7 +233,7 @@ def _raise_or_skip(errors: list[LineError], skip_bad_lines: bool, on_skip) -> No
 
 
 def loads(text: bytes) -> object:
-    """One line as Python; `BadField` for malformed JSON, numbers out of range as `NonFiniteNumber`."""
+    """One line as Python: `BadField` if malformed; numbers out of range as `NonFiniteNumber`."""
     try:
         return json.loads(text, parse_constant=NonFiniteNumber, parse_float=_finite_float)
     except json.JSONDecodeError as error:

@@ -313,10 +313,11 @@ class _UserLines:
 
 def _note_unknown_fields(block: memoryview, report: ReadReport) -> None:
     """Record keys outside the known format, from the block's first line (a cheap sample)."""
-    end = bytes(block[:4096]).find(b"\n")
-    first = bytes(block[:end]) if end >= 0 else bytes(block).split(b"\n", 1)[0]
+    first = bytes(block[:4096])
+    while b"\n" not in first and len(first) < len(block):
+        first = bytes(block[: 2 * len(first)])
     try:
-        sample = json.loads(first)
+        sample = json.loads(first.split(b"\n", 1)[0])
     except ValueError:
         return
     for path in _unknown_paths(sample, PARSE_SCHEMA):

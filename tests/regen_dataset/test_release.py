@@ -446,9 +446,10 @@ def test_history_out_of_time_order_is_sorted_and_counted(tmp_path):
     )
     assert [i["item_id"] for i in u["interactions"]] == ["I1", "I2", "I3", "I0"]  # stable
     # Narratives stay with the purchase they are about.
-    reasons = {i["item_id"]: n["purchase_reason"] for i, n in zip(
-        u["interactions"], u["item_narratives"], strict=True
-    )}
+    reasons = {
+        i["item_id"]: n["purchase_reason"]
+        for i, n in zip(u["interactions"], u["item_narratives"], strict=True)
+    }
     assert reasons == {"I0": "why I0", "I1": None, "I2": None, "I3": "why I3"}
     assert [i["item_id"] for i in ordered["interactions"]] == ["V-0", "V-1", "V-2"]
     assert report.histories_sorted == 1
