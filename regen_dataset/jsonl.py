@@ -129,28 +129,37 @@ def _open_raw(path: str):
     return raw, pa.CompressedInputStream(raw, "gzip")
 
 
-def _read_or_say_where(stream, size: int, path: str) -> bytes:
+def _read_into(stream, buffer: memoryview, path: str) -> int:
     try:
-        return stream.read(size)
+        return stream.readinto(buffer)
     except OSError as error:  # e.g. a truncated .gz: say which file
         raise OSError(f"{path}: {error}") from error
 
 
 def line_blocks(path: str, block_bytes: int) -> Iterator[Block]:
-    """The file's lines in blocks of about `block_bytes` (a longer line makes a longer block)."""
+    """The file's lines in blocks of about `block_bytes` (a longer line makes a longer block).
+
+    Each block is read straight into its own buffer, after the partial line the previous block
+    left over: one copy of the data, and one pass of numpy to count its lines.
+    """
     raw, stream = _open_raw(path)
     with raw, stream:
         line, carry = 1, b""
-        while chunk := _read_or_say_where(stream, block_bytes, path):
-            data = carry + chunk if carry else chunk
-            cut = data.rfind(b"\n") + 1
+        while True:
+            buffer = bytearray(len(carry) + block_bytes)
+            buffer[: len(carry)] = carry
+            end = len(carry) + _read_into(stream, memoryview(buffer)[len(carry) :], path)
+            if end == len(carry):
+                break
+            cut = buffer.rfind(b"\n", 0, end) + 1
             if cut == 0:  # a line longer than a block
-                carry = data
+                carry = bytes(buffer[:end])
                 continue
-            count = data.count(b"\n", 0, cut)
-            yield Block(memoryview(data)[:cut], line, count, raw.tell())
+            data = memoryview(buffer)[:cut]
+            count = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE))
+            yield Block(data, line, count, raw.tell())
             line += count
-            carry = data[cut:]
+            carry = bytes(buffer[cut:end])
         if carry:  # the last line has no newline
             yield Block(memoryview(carry + b"\n"), line, 1, raw.tell())
 

@@ -350,9 +350,14 @@ def _bad_rows(table: pa.Table) -> np.ndarray:
     bad = pc.or_(pc.is_null(table.column("reviewer_id").combine_chunks()), pc.is_null(history))
     bad = pc.or_(bad, pc.equal(pc.fill_null(pc.list_value_length(history), 0), 0))
     metadata = table.column("metadata").combine_chunks()
-    for group, attributes in RATER_ATTRIBUTES.items():
-        for attribute in attributes:
-            bad = pc.or_(bad, _not_a_score(metadata.field(group).field(attribute)))
+    scores = [
+        metadata.field(group).field(attribute)
+        for group, attributes in RATER_ATTRIBUTES.items()
+        for attribute in attributes
+    ]
+    if not plausible.plainly_within(pa.concat_arrays(scores), -MAX_SCORE, MAX_SCORE):
+        for values in scores:
+            bad = pc.or_(bad, _not_a_score(values))
     bad_rows = set(np.flatnonzero(pc.fill_null(bad, True).to_numpy(zero_copy_only=False)).tolist())
 
     entries = pc.list_flatten(history)
@@ -365,7 +370,10 @@ def _bad_rows(table: pa.Table) -> np.ndarray:
     entry_bad = pc.fill_null(entry_bad, True).to_numpy(zero_copy_only=False)
     entry_bad |= plausible.bad_ratings(review.field("rating")) | plausible.bad_times(time)
     price = item.field("price")
-    entry_bad |= pc.fill_null(pc.invert(pc.is_finite(price)), False).to_numpy(zero_copy_only=False)
+    if pc.all(pc.is_finite(price)).as_py() is False:
+        entry_bad |= pc.invert(pc.fill_null(pc.is_finite(price), True)).to_numpy(
+            zero_copy_only=False
+        )
     if entry_bad.any():
         parents = pc.list_parent_indices(history).to_numpy()
         bad_rows.update(np.unique(parents[entry_bad]).tolist())
