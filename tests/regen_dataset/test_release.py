@@ -494,3 +494,14 @@ def test_synthetic_lines_are_counted(tmp_path):
     with pytest.raises(ReleaseFormatError, match="expected a boolean") as error:
         _read_ids(write_lines(tmp_path / "office.jsonl", lines))
     assert (error.value.line, error.value.field) == (2, "synthetic")
+
+
+@pytest.mark.parametrize("score", [float("nan"), 1e12])
+def test_a_rater_score_that_is_not_a_score_is_named(tmp_path, score):
+    lines = [user(f"U{i}", 3) for i in range(4)]
+    lines[2]["metadata"]["user"]["veracity"] = score
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path)
+    assert (error.value.line, error.value.field) == (3, "metadata.user.veracity")
+    assert _read_ids(path, skip_bad_lines=True) == ["U0", "U1", "U3"]
