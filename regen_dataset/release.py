@@ -1,8 +1,9 @@
 """Read Google's REGEN release (JSONL, one user a line) into canonical user sequences.
 
 What is known of the release format comes from the paper ("REGEN: A Dataset and Benchmarks with
-Natural Language Critiques and Narratives"), the column list and statistics of the published
-Clothing files, and one real Office user: no specification was published. A line is one user:
+Natural Language Critiques and Narratives", https://arxiv.org/abs/2503.11924), the column list and
+statistics of the published Clothing files, and one real Office user: Google published no
+specification. A line is one user:
 
     {"reviewer_id": "A1...",
      "purchase_history": [                       # oldest first

@@ -1,6 +1,7 @@
 """Read raw Amazon Reviews 2018 files (reviews + metadata) into REGEN user sequences.
 
-REGEN starts from CALRec-preprocessed Amazon Reviews 2018 (seed 002, section 3.2.1): reviews are
+REGEN starts from CALRec-preprocessed Amazon Reviews 2018 (section 3.2.1 of "REGEN: A Dataset
+and Benchmarks with Natural Language Critiques and Narratives", arXiv:2503.11924): reviews are
 grouped by user and sorted by time (ties keep the file's line order); interactions whose item has
 no titled metadata are dropped, then consecutive duplicates (the same ASIN twice in a row); the last
 `max_length` (50) interactions are kept and users with fewer than `min_length` (5) are dropped.

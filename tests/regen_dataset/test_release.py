@@ -1,7 +1,7 @@
 import datetime
-import os
 import gzip
 import json
+import os
 import re
 
 import pyarrow as pa
