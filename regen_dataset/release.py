@@ -196,9 +196,13 @@ class ReadReport:
         if self.synthetic_users:
             lines.append(f"synthetic users (marked by their generator): {self.synthetic_users:,}")
         if self.skipped_lines:
+            repeats = (
+                f" ({self.duplicate_users:,} of them users already read)"
+                if self.duplicate_users
+                else ""
+            )
             lines.append(
-                f"skipped {self.skipped_lines:,} bad lines "
-                f"({self.duplicate_users:,} of them users already read), "
+                f"skipped {self.skipped_lines:,} bad lines{repeats}, "
                 f"e.g. {self.skipped_examples[0]}"
             )
         if self.histories_sorted:

@@ -469,6 +469,7 @@ def test_a_user_twice_names_both_lines(tmp_path, block_bytes):
     report = ReadReport()
     ids = _read_ids(path, skip_bad_lines=True, report=report, block_bytes=block_bytes)
     assert ids == ["U0", "U1", "U2", "U3", "U5"] and report.skipped_lines == 1
+    assert report.duplicate_users == 1 and "1 of them users already read" in report.summary()
 
 
 def test_a_user_in_two_files_names_both(tmp_path):
