@@ -23,7 +23,7 @@ from regen_dataset.amazon.buckets import (
 )
 from regen_dataset.amazon.items import ItemStore, store_items
 from regen_dataset.amazon.report import MAX_LENGTH, MIN_LENGTH, AmazonReport
-from regen_dataset.files import atomic_open
+from regen_dataset.files import atomic_open, remove_dead_partials
 
 
 def read_amazon(
@@ -95,9 +95,10 @@ def build_sequences(
     """Read raw Amazon files and write release-format JSONL to `out`; returns the report.
 
     Arguments are those of `read_amazon`; the working folder goes next to `out` unless `workdir`
-    says otherwise.
+    says otherwise. The partial output of a killed earlier run is removed first.
     """
     report = AmazonReport()
+    remove_dead_partials(out)
     if workdir is None:
         workdir = os.path.dirname(os.path.abspath(os.fspath(out)))
     users = read_amazon(

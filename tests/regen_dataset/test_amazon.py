@@ -453,6 +453,11 @@ def test_bucket_folders_of_dead_runs_are_removed(tmp_path, real_reviews):
     reviews = write_lines(tmp_path / "r.json", lines)
     meta = tmp_path / "m.json"
     write_meta(meta, sorted({line["asin"] for line in lines}))
+    out = tmp_path / "office.jsonl"
+    partial = tmp_path / f"office.partial-{_dead_pid()}.jsonl"  # a killed writer's output
+    partial.write_text('{"reviewer_id": "half a us')
+    build_sequences(reviews, meta, out, workdir=work, progress=False)
+    assert not partial.exists() and out.exists()
     report = AmazonReport()
     users = read_amazon(reviews, meta, workdir=work, report=report)
     next(users)
@@ -460,5 +465,10 @@ def test_bucket_folders_of_dead_runs_are_removed(tmp_path, real_reviews):
     assert folder.startswith(f"regen-amazon-buckets-{os.getpid()}-")
     users.close()
     assert sorted(os.listdir(work)) == sorted([alive.name, other.name])
-    assert report.stale_folders_removed == [str(dead)]
+    assert report.stale_folders_removed == []  # the build above removed it ...
+    assert not dead.exists()
+    dead.mkdir()  # ... and the next reader removes another one
+    report = AmazonReport()
+    assert read_all(reviews, meta, workdir=work, report=report)
+    assert report.stale_folders_removed == [str(dead)] and not dead.exists()
     assert "removed 1 working folder" in report.summary()
