@@ -157,6 +157,8 @@ def write_reviews(path: Path, lines: int, items: int, seed: int, corpus: str) ->
     start = rng.integers(12_000, 17_500, len(lengths))
     cumulative = np.cumsum(days)
     day = np.repeat(start, lengths) + cumulative - np.repeat(cumulative[first], lengths)
+    # The reader refuses times after 2030; Amazon Reviews 2018 ends in October 2018.
+    day = np.minimum(day, 17_800)
     rating = rng.choice([1, 2, 3, 4, 5], p=[0.06, 0.05, 0.09, 0.17, 0.63], size=lines)
     text_len = _lognormal_lengths(rng, lines, 300, 5, 8000)
     summary_len = _lognormal_lengths(rng, lines, 30, 3, 120)

@@ -16,7 +16,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regen_dataset import release
+from regen_dataset import jsonl, release
 from regen_dataset.export import _PARQUET_OPTIONS
 from regen_dataset.schema import FEATURES
 from regen_dataset.splits import drop_critiques, split_batch
@@ -37,10 +37,10 @@ def main(path: str) -> None:
         pq.ParquetWriter(f"/tmp/profile_{i}.parquet", FEATURES.arrow_schema, **_PARQUET_OPTIONS)
         for i in (0, 1)
     ]
-    blocks = release._line_blocks(path, 16 << 20)
-    while (item := timed("read", next, blocks, None)) is not None:
-        table = timed("parse (Arrow JSON)", release._arrow_parse, item[1])
-        timed("validate", release._rows_missing_required, table)
+    blocks = jsonl.line_blocks(path, 16 << 20)
+    while (block := timed("read", next, blocks, None)) is not None:
+        table = timed("parse (Arrow JSON)", jsonl.arrow_parse, block.data, release.RELEASE_LINES)
+        timed("validate", release.RELEASE_LINES.bad_rows, table)
         sequences = timed(
             "canonical sequences", release._to_sequences, table, report, release.CRITIQUE_SENTINELS
         )

@@ -1,30 +1,58 @@
 """Read Google's REGEN release (JSONL, one user a line) into canonical user sequences.
 
-The fast path hands blocks of lines to Arrow's C++ JSON parser with an explicit schema and turns
-the result into `SEQUENCE_FEATURES` with vectorised compute; Python only looks at individual lines
-when a block fails, to say exactly which file, line and field is wrong (or to skip and count it
-with `skip_bad_lines=True`).
+What is known of the release format comes from the paper ("REGEN: A Dataset and Benchmarks with
+Natural Language Critiques and Narratives", https://arxiv.org/abs/2503.11924), the column list and
+statistics of the published Clothing files, and one real Office user: Google published no
+specification. A line is one user:
 
-The release format is known only from evidence (see REGEN_RELEASE_FORMAT.md), so the reader is
-tolerant: `review.timestamp` or `review.unix_time`; categories as a `" - "`-joined string; price
-0.0 read as unknown; critiques and endorsements under their likely key names, with sentinel
-placeholders read as null. `ReadReport` says which optional fields a file actually carried.
+    {"reviewer_id": "A1...",
+     "purchase_history": [                       # oldest first
+        {"item": {"asin", "title", "category": "Root - Sub - Leaf", "description", "price"},
+         "review": {"summary", "rating", "text", "timestamp" (or "unix_time"): unix seconds},
+         "critique": "..."                        # about this item against the previous one
+         ...per-purchase narratives, where present},
+     ...],
+     "last_purchase": {"reason", "explanation", "endorsement"},   # narratives of the last item
+     "user": {"brief_summary", "long_summary", "profile"},
+     "metadata": {group: {attribute: auto-rater score}},          # see schema.RATER_ATTRIBUTES
+     "synthetic": true}                           # only on lines this project generates
+
+Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 is read as unknown;
+critiques that are placeholders ("<NO_CRITIQUE>", "none", ...) are read as null, and both are
+counted. The reader is tolerant where the evidence is ambiguous (two names for the review time,
+critiques and narratives under their likely key names) and strict about what would silently
+change a result: a rating must be a whole number from 1 to 5, a time must be plausible unix
+seconds, a line holds one user and a user has one line. A history out of time order is sorted by
+time (ties keep the file's order) and counted. `ReadReport` says which optional fields a file
+actually carried and what was repaired or skipped.
+
+The lines go through `regen_dataset.jsonl`: Arrow's C++ JSON parser with an explicit schema and
+vectorised checks on the fast path; Python looks at single lines only in a block that fails, to
+name the file, line and field of each bad line (or to skip and count it with
+`skip_bad_lines=True`).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 
+from regen_dataset import plausible
+from regen_dataset.jsonl import (
+    BadField,
+    LineError,
+    LineFormat,
+    NonFiniteNumber,
+    loads,
+    read_blocks,
+)
 from regen_dataset.schema import (
     CRITIQUE_SENTINEL,  # noqa: F401  (re-exported until every user imports it from schema)
     ITEM_NARRATIVES,
@@ -53,6 +81,9 @@ USER_NARRATIVE_KEYS = {
 CRITIQUE_SENTINELS = frozenset(
     {"", "none", "nocritique", "nocritiques", "na", "null", "nan", "sentinel", "placeholder"}
 )
+TIME_KEYS = ("timestamp", "unix_time")
+# Rater scores are small integers; anything that does not fit an int32 is not a score.
+MAX_SCORE = 2**31 - 1
 
 _ENTRY_TEXT_KEYS = sorted({k for keys in ENTRY_NARRATIVE_KEYS.values() for k in keys})
 PARSE_SCHEMA = pa.schema(
@@ -82,8 +113,7 @@ PARSE_SCHEMA = pa.schema(
                                     ("summary", _str),
                                     ("rating", _num),
                                     ("text", _str),
-                                    ("timestamp", _num),
-                                    ("unix_time", _num),
+                                    *[(key, _num) for key in TIME_KEYS],
                                 ]
                             ),
                         ),
@@ -104,6 +134,7 @@ PARSE_SCHEMA = pa.schema(
                 ]
             ),
         ),
+        ("synthetic", pa.bool_()),  # written by this project's generators, absent in Google's
     ]
 )
 
@@ -120,36 +151,36 @@ REQUIRED_FIELDS = (
 )
 
 
-class ReleaseFormatError(ValueError):
+class ReleaseFormatError(LineError):
     """A line of a release file that cannot be read; names the file, line and field."""
-
-    def __init__(self, path: str, line: int, field: str, message: str):
-        self.path, self.line, self.field, self.message = path, line, field, message
-        super().__init__(f"{path}, line {line}, field {field}: {message}")
-
-    def __reduce__(self):  # raised in worker processes, re-raised in the parent
-        return type(self), (self.path, self.line, self.field, self.message)
 
 
 @dataclass
 class ReadReport:
-    """What a read found: counts, optional fields present, lines skipped and why."""
+    """What a read found: counts, optional fields present, what was repaired or skipped and why."""
 
     files: list[str] = field(default_factory=list)
-    lines: int = 0
+    lines: int = 0  # non-blank lines
     users: int = 0
     interactions: int = 0
     skipped_lines: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    duplicate_users: int = 0  # of the skipped lines: a user already read
+    histories_sorted: int = 0  # users whose purchases were out of time order, sorted by time
+    synthetic_users: int = 0  # lines marked `"synthetic": true`
     found: Counter = field(default_factory=Counter)  # optional field -> non-null values
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
     unknown_price: int = 0
     critique_sentinels: int = 0
 
-    def add_skip(self, error: ReleaseFormatError) -> None:
+    def add_skip(self, error: LineError) -> None:
         self.skipped_lines += 1
         if len(self.skipped_examples) < 20:
             self.skipped_examples.append(str(error))
+
+    def add_duplicate(self, error: LineError) -> None:
+        self.duplicate_users += 1
+        self.add_skip(error)
 
     def to_dict(self) -> dict:
         out = {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -162,9 +193,22 @@ class ReadReport:
             f"read {self.users:,} users, {self.interactions:,} interactions "
             f"from {self.lines:,} lines of {', '.join(self.files)}",
         ]
+        if self.synthetic_users:
+            lines.append(f"synthetic users (marked by their generator): {self.synthetic_users:,}")
         if self.skipped_lines:
+            repeats = (
+                f" ({self.duplicate_users:,} of them users already read)"
+                if self.duplicate_users
+                else ""
+            )
             lines.append(
-                f"skipped {self.skipped_lines:,} bad lines, e.g. {self.skipped_examples[0]}"
+                f"skipped {self.skipped_lines:,} bad lines{repeats}, "
+                f"e.g. {self.skipped_examples[0]}"
+            )
+        if self.histories_sorted:
+            lines.append(
+                f"{self.histories_sorted:,} histories out of time order were sorted by time "
+                "(ties keep the file's order)"
             )
         critiques = self.found.get("critique", 0)
         lines.append(
@@ -193,15 +237,31 @@ def read_release(
     extra_critique_sentinels: Iterable[str] = (),
     block_bytes: int = 16 << 20,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream release JSONL files (optionally gzipped) as record batches of canonical sequences."""
+    """Stream release JSONL files (optionally gzipped) as record batches of canonical sequences.
+
+    A user may appear once across all `paths`: a second line for the same `reviewer_id` is an
+    error naming both lines (with `skip_bad_lines`, the later line is skipped and counted).
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     report = report if report is not None else ReadReport()
     sentinels = CRITIQUE_SENTINELS | {_sentinel_key(s) for s in extra_critique_sentinels}
+    users = _UserLines()
     for path in map(os.fspath, paths):
         report.files.append(path)
-        for offset, block in _line_blocks(path, block_bytes):
-            table = _parse_block(path, offset, block, skip_bad_lines, report)
+        blocks = read_blocks(
+            path,
+            RELEASE_LINES,
+            skip_bad_lines=skip_bad_lines,
+            on_skip=report.add_skip,
+            block_bytes=block_bytes,
+        )
+        for parsed in blocks:
+            _note_unknown_fields(parsed.block.data, report)
+            report.lines += parsed.lines
+            table = users.drop_repeats(
+                path, parsed.table, parsed.line_numbers, skip_bad_lines, report.add_duplicate
+            )
             if table.num_rows:
                 yield _to_sequences(table, report, sentinels)
 
@@ -212,133 +272,51 @@ def iter_users(path: str | os.PathLike, **kwargs) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading blocks of whole lines
+class _UserLines:
+    """Where each user of a read was found, to name both lines of a user given twice."""
 
+    def __init__(self):
+        self.paths: list[str] = []
+        self.first: dict[str, int] = {}  # user id -> path index << 40 | line number
 
-def _open(path: str):
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-
-
-def _lines_before(path: str, offset: int) -> int:
-    """Lines before a byte offset of the (decompressed) file; only errors need this."""
-    count = 0
-    with _open(path) as handle:
-        while offset > 0:
-            chunk = handle.read(min(offset, 64 << 20))
-            if not chunk:
-                break
-            count += chunk.count(b"\n")
-            offset -= len(chunk)
-    return count
-
-
-def _line_blocks(path: str, block_bytes: int) -> Iterator[tuple[int, pa.Buffer]]:
-    """(byte offset, data) blocks of whole lines, each read with a single copy."""
-    if path.endswith(".gz"):
-        yield from _stream_blocks(path, block_bytes)
-        return
-    with open(path, "rb") as handle:
-        end = os.fstat(handle.fileno()).st_size
-        position = 0
-        while position < end:
-            handle.seek(position)
-            data = handle.read(min(block_bytes, end - position))
-            cut = data.rfind(b"\n") + 1
-            if position + len(data) >= end:  # the last block: everything left
-                cut = len(data)
-            elif cut == 0:  # a line longer than a block
-                data += handle.readline()
-                cut = len(data)
-            yield position, pa.py_buffer(memoryview(data)[:cut])
-            position += cut
-
-
-def _stream_blocks(path: str, block_bytes: int) -> Iterator[tuple[int, pa.Buffer]]:
-    offset, carry = 0, b""
-    with _open(path) as handle:
-        while chunk := handle.read(block_bytes):
-            data = carry + chunk
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
+    def drop_repeats(
+        self,
+        path: str,
+        table: pa.Table,
+        numbers: np.ndarray,
+        skip_bad_lines: bool,
+        on_skip: Callable[[LineError], None],
+    ) -> pa.Table:
+        """The table without users already read; each repeat raises, or goes to `on_skip`."""
+        if not self.paths or self.paths[-1] != path:
+            self.paths.append(path)
+        base = (len(self.paths) - 1) << 40
+        ids = table.column("reviewer_id").to_pylist()
+        first = self.first
+        if len(set(ids)) == len(ids) and first.keys().isdisjoint(ids):  # the usual case
+            first.update(zip(ids, (base + number for number in numbers.tolist()), strict=True))
+            return table
+        keep = np.ones(len(ids), dtype=bool)
+        for row, (user_id, number) in enumerate(zip(ids, numbers.tolist(), strict=True)):
+            seen = first.get(user_id)
+            if seen is None:
+                first[user_id] = base + number
                 continue
-            yield offset, pa.py_buffer(data[:cut])
-            offset += cut
-            carry = data[cut:]
-    if carry.strip():
-        yield offset, pa.py_buffer(carry)
+            error = ReleaseFormatError(
+                path,
+                number,
+                "reviewer_id",
+                f"user {user_id!r} was already read at {self.paths[seen >> 40]}, line "
+                f"{seen & ((1 << 40) - 1)}; each user has one line",
+            )
+            if not skip_bad_lines:
+                raise error
+            on_skip(error)
+            keep[row] = False
+        return table.filter(pa.array(keep))
 
 
-def _row_line_numbers(first_line: int, block: bytes) -> np.ndarray:
-    """Line number of each non-blank line of a block (Arrow skips blank lines)."""
-    raw = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    lengths = ends - starts
-    blank = lengths == 0
-    maybe_blank = np.flatnonzero((lengths > 0) & (lengths <= 8))
-    for index in maybe_blank:  # whitespace-only lines; rare
-        blank[index] = not block[starts[index] : ends[index]].strip()
-    return first_line + np.flatnonzero(~blank)
-
-
-def _parse_block(
-    path: str, offset: int, block: pa.Buffer, skip_bad_lines: bool, report: ReadReport
-) -> pa.Table:
-    _note_unknown_fields(block, report)
-    try:
-        table = _arrow_parse(block)
-        bad_rows = _rows_missing_required(table)
-    except pa.ArrowInvalid:
-        table, bad_rows = None, None
-    if table is not None and not len(bad_rows):
-        report.lines += table.num_rows
-        return table
-    # Something is wrong in this block: find each bad line with Python and say where it is.
-    block = block.to_pybytes()
-    first_line = _lines_before(path, offset) + 1
-    line_numbers = _row_line_numbers(first_line, block)
-    report.lines += len(line_numbers)
-    lines = [line for line in block.split(b"\n") if line.strip()]
-    candidates = range(len(lines)) if bad_rows is None else bad_rows
-    errors = {}
-    for row in candidates:
-        error = diagnose_line(path, int(line_numbers[row]), lines[row])
-        if error is not None:
-            errors[row] = error
-    if not errors:  # Arrow refused the block but every line checks out: report the block.
-        raise ReleaseFormatError(
-            path, first_line, "<block>", "Arrow could not parse lines starting here"
-        )
-    if not skip_bad_lines:
-        raise errors[min(errors)]
-    for row in sorted(errors):
-        report.add_skip(errors[row])
-    kept = b"\n".join(line for row, line in enumerate(lines) if row not in errors) + b"\n"
-    if len(errors) == len(lines):
-        return PARSE_SCHEMA.empty_table()
-    return _arrow_parse(kept)
-
-
-_PARSE_OPTIONS = pajson.ParseOptions(
-    explicit_schema=PARSE_SCHEMA, unexpected_field_behavior="ignore"
-)
-
-
-def _arrow_parse(block: pa.Buffer | bytes) -> pa.Table:
-    # Arrow parses sub-blocks in parallel; a line longer than a sub-block needs one big block.
-    try:
-        options = pajson.ReadOptions(use_threads=True, block_size=4 << 20)
-        return pajson.read_json(pa.BufferReader(block), options, _PARSE_OPTIONS)
-    except pa.ArrowInvalid:
-        if len(block) <= 4 << 20:
-            raise
-        options = pajson.ReadOptions(use_threads=True, block_size=len(block) + 1)
-        return pajson.read_json(pa.BufferReader(block), options, _PARSE_OPTIONS)
-
-
-def _note_unknown_fields(block: pa.Buffer, report: ReadReport) -> None:
+def _note_unknown_fields(block: memoryview, report: ReadReport) -> None:
     """Record keys outside the known format, from the block's first line (a cheap sample)."""
     first = bytes(block[:4096])
     while b"\n" not in first and len(first) < len(block):
@@ -371,35 +349,64 @@ def _unknown_paths(value, schema_type, prefix: str = "") -> Iterator[str]:
 # Validation: vectorised detection, Python diagnosis
 
 
-def _rows_missing_required(table: pa.Table) -> np.ndarray:
-    """Rows (0-based) that lack a required field; empty when the block is clean."""
+def _bad_rows(table: pa.Table) -> np.ndarray:
+    """Rows (0-based) that lack a required field or hold an implausible value; empty if none."""
     history = table.column("purchase_history").combine_chunks()
     bad = pc.or_(pc.is_null(table.column("reviewer_id").combine_chunks()), pc.is_null(history))
     bad = pc.or_(bad, pc.equal(pc.fill_null(pc.list_value_length(history), 0), 0))
+    metadata = table.column("metadata").combine_chunks()
+    scores = [
+        metadata.field(group).field(attribute)
+        for group, attributes in RATER_ATTRIBUTES.items()
+        for attribute in attributes
+    ]
+    if not plausible.plainly_within(pa.concat_arrays(scores), -MAX_SCORE, MAX_SCORE):
+        for values in scores:
+            bad = pc.or_(bad, _not_a_score(values))
+    bad_rows = set(np.flatnonzero(pc.fill_null(bad, True).to_numpy(zero_copy_only=False)).tolist())
+
     entries = pc.list_flatten(history)
     item, review = entries.field("item"), entries.field("review")
     entry_bad = pc.or_(pc.is_null(item), pc.is_null(review))
     for column in (item.field("asin"), item.field("title"), review.field("rating")):
         entry_bad = pc.or_(entry_bad, pc.is_null(column))
-    no_time = pc.and_(pc.is_null(review.field("timestamp")), pc.is_null(review.field("unix_time")))
-    entry_bad = pc.or_(entry_bad, no_time)
-    bad_rows = set(np.flatnonzero(bad.to_numpy(zero_copy_only=False)).tolist())
-    if pc.any(entry_bad).as_py():
+    time = pc.coalesce(*[review.field(key) for key in TIME_KEYS])
+    entry_bad = pc.or_(entry_bad, pc.is_null(time))
+    entry_bad = pc.fill_null(entry_bad, True).to_numpy(zero_copy_only=False)
+    entry_bad |= plausible.bad_ratings(review.field("rating")) | plausible.bad_times(time)
+    price = item.field("price")
+    if pc.all(pc.is_finite(price)).as_py() is False:
+        entry_bad |= pc.invert(pc.fill_null(pc.is_finite(price), True)).to_numpy(
+            zero_copy_only=False
+        )
+    if entry_bad.any():
         parents = pc.list_parent_indices(history).to_numpy()
-        bad_rows.update(np.unique(parents[entry_bad.to_numpy(zero_copy_only=False)]).tolist())
+        bad_rows.update(np.unique(parents[entry_bad]).tolist())
     return np.array(sorted(bad_rows), dtype=np.int64)
+
+
+def _not_a_score(values: pa.Array) -> pa.Array:
+    outside = pc.or_(pc.invert(pc.is_finite(values)), pc.greater(pc.abs(values), MAX_SCORE))
+    return pc.fill_null(outside, False)
+
+
+def _check_line(value) -> None:
+    """Raise `BadField` for the first problem of one parsed release line."""
+    if not isinstance(value, dict):
+        raise BadField("<line>", f"expected an object, got {type(value).__name__}")
+    problem = _type_problem(value, PARSE_SCHEMA, "") or _required_problem(value)
+    problem = problem or _value_problem(value)
+    if problem is not None:
+        raise BadField(*problem)
 
 
 def diagnose_line(path: str, line_number: int, line: bytes) -> ReleaseFormatError | None:
     """The first problem of one release line, or None if it is well formed."""
     try:
-        value = json.loads(line)
-    except ValueError as error:
-        return ReleaseFormatError(path, line_number, "<json>", f"malformed JSON ({error})")
-    problem = _type_problem(value, PARSE_SCHEMA, "")
-    if problem is None:
-        problem = _required_problem(value)
-    return None if problem is None else ReleaseFormatError(path, line_number, *problem)
+        _check_line(loads(line))
+    except BadField as bad:
+        return ReleaseFormatError(path, line_number, bad.field, bad.message)
+    return None
 
 
 def _type_problem(value, schema_type, path: str) -> tuple[str, str] | None:
@@ -426,10 +433,15 @@ def _type_problem(value, schema_type, path: str) -> tuple[str, str] | None:
         return None
     if pa.types.is_string(schema_type) and not isinstance(value, str):
         return where, f"expected a string, got {type(value).__name__} {value!r:.40}"
-    if pa.types.is_floating(schema_type) and (
-        isinstance(value, bool) or not isinstance(value, (int, float))
-    ):
-        return where, f"expected a number, got {type(value).__name__} {value!r:.40}"
+    if pa.types.is_boolean(schema_type) and not isinstance(value, bool):
+        return where, f"expected a boolean, got {type(value).__name__} {value!r:.40}"
+    if pa.types.is_floating(schema_type):
+        if isinstance(value, NonFiniteNumber):
+            return where, f"expected a finite number, got {value!r:.40}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return where, f"expected a number, got {type(value).__name__} {value!r:.40}"
+        if abs(value) > 1.8e308:  # an integer too large for a double
+            return where, f"expected a finite number, got {value!r:.40}"
     return None
 
 
@@ -441,6 +453,25 @@ def _required_problem(value: dict) -> tuple[str, str] | None:
     history = value.get("purchase_history")
     if not history:
         return "purchase_history", "a user needs at least one purchase"
+    return None
+
+
+def _value_problem(value: dict) -> tuple[str, str] | None:
+    """Ratings, times and scores that are numbers of the right type but cannot be right."""
+    for index, entry in enumerate(value["purchase_history"]):
+        review = entry["review"]
+        problem = plausible.rating_problem(review["rating"])
+        if problem:
+            return f"purchase_history[{index}].review.rating", problem
+        key = next(key for key in TIME_KEYS if review.get(key) is not None)
+        problem = plausible.time_problem(review[key])
+        if problem:
+            return f"purchase_history[{index}].review.{key}", problem
+    for group, scores in (value.get("metadata") or {}).items():
+        for attribute, score in (scores or {}).items() if isinstance(scores, dict) else ():
+            if attribute in RATER_ATTRIBUTES.get(group, ()) and score is not None:
+                if abs(score) > MAX_SCORE:
+                    return f"metadata.{group}.{attribute}", f"expected a score, got {score!r}"
     return None
 
 
@@ -466,6 +497,16 @@ def _lookup(value, keys: list[str], prefix: str) -> Iterator[tuple[str, bool]]:
             yield from _lookup(element, rest, f"{name}[{index}]")
     else:
         yield from _lookup(found, rest, name)
+
+
+RELEASE_LINES = LineFormat(
+    name="release",
+    schema=PARSE_SCHEMA,
+    error=ReleaseFormatError,
+    bad_rows=_bad_rows,
+    check=_check_line,
+    arrow_block_size=4 << 20,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,6 +566,17 @@ def _critiques(critique: pa.Array, sentinels: frozenset, report: ReadReport) -> 
     return pc.if_else(pa.array(mask), pa.scalar(None, _str), critique)
 
 
+def _time_order(times: np.ndarray, offsets: np.ndarray, report: ReadReport) -> pa.Array | None:
+    """The order that sorts each history by time (stable), or None when all are in order."""
+    earlier = times[1:] < times[:-1]
+    earlier[offsets[1:-1] - 1] = False  # from one user's last purchase to the next one's first
+    if not earlier.any():
+        return None
+    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    report.histories_sorted += len(np.unique(owner[1:][earlier]))
+    return pa.array(np.lexsort((np.arange(len(times)), times, owner)))
+
+
 def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> pa.RecordBatch:
     history = table.column("purchase_history").combine_chunks()
     lengths = pc.list_value_length(history).to_numpy()
@@ -538,9 +590,11 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
     price = item.field("price")
     unknown_price = pc.fill_null(pc.equal(price, 0.0), True)
     report.unknown_price += pc.sum(unknown_price).as_py() or 0
-    timestamp = pc.coalesce(review.field("timestamp"), review.field("unix_time"))
-    report.found["review.timestamp"] += n_entries - review.field("timestamp").null_count
-    report.found["review.unix_time"] += n_entries - review.field("unix_time").null_count
+    timestamp = _integral(pc.coalesce(*[review.field(key) for key in TIME_KEYS]), pa.int64())
+    for key in TIME_KEYS:
+        report.found[f"review.{key}"] += n_entries - review.field(key).null_count
+    synthetic = table.column("synthetic")
+    report.synthetic_users += pc.sum(pc.fill_null(synthetic, False)).as_py() or 0
 
     critique = _critiques(_coalesce(entries, CRITIQUE_KEYS), sentinels, report)
     report.found["critique"] += n_entries - critique.null_count
@@ -555,7 +609,7 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
             _integral(review.field("rating"), pa.int32()),
             review.field("summary"),
             review.field("text"),
-            _integral(timestamp, pa.int64()),
+            timestamp,
             critique,
         ],
         names=list(SEQUENCE_FEATURES["interactions"].feature),
@@ -594,15 +648,17 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
         )
         rater_groups.append(pa.StructArray.from_arrays(columns, names=list(attributes)))
 
+    item_narratives = pa.StructArray.from_arrays(item_narratives, names=list(ITEM_NARRATIVES))
+    order = _time_order(timestamp.to_numpy(), offsets, report)
+    if order is not None:  # narratives move with the purchase they are about
+        interactions, item_narratives = interactions.take(order), item_narratives.take(order)
+
     pa_offsets = pa.array(offsets)
     return pa.RecordBatch.from_arrays(
         [
             table.column("reviewer_id").combine_chunks(),
             pa.ListArray.from_arrays(pa_offsets, interactions),
-            pa.ListArray.from_arrays(
-                pa_offsets,
-                pa.StructArray.from_arrays(item_narratives, names=list(ITEM_NARRATIVES)),
-            ),
+            pa.ListArray.from_arrays(pa_offsets, item_narratives),
             pa.StructArray.from_arrays(user_narratives, names=list(USER_NARRATIVES)),
             pa.StructArray.from_arrays(rater_groups, names=list(RATER_ATTRIBUTES)),
         ],

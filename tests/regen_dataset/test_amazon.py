@@ -394,3 +394,81 @@ def test_user_hash_is_fnv1a():
     assert user_hash(pa.array(ids)).tolist() == [fnv1a(text) for text in ids]
     sliced = pa.chunked_array([pa.array(ids)[1:], pa.array(ids[:1])])
     assert user_hash(sliced).tolist() == [fnv1a(text) for text in ids[1:] + ids[:1]]
+
+
+def test_implausible_reviews_name_the_field(tmp_path, real_reviews):
+    meta = tmp_path / "m.json"
+    write_meta(meta, sorted({line["asin"] for line in real_reviews}))
+    good = [dict(line, reviewerID=f"U{i % 5}") for i, line in enumerate(real_reviews[:50])]
+    cases = [
+        (dict(good[0], overall=4.5), "overall", "whole number from 1 to 5"),
+        (dict(good[0], unixReviewTime=good[0]["unixReviewTime"] * 1000), "unixReviewTime", "milli"),
+        (dict(good[0], unixReviewTime=3600), "unixReviewTime", "unix seconds"),
+    ]
+    for bad, field, message in cases:
+        for block_bytes in (2048, 32 << 20):
+            path = write_lines(tmp_path / "r.json", good[:40] + [bad] + good[40:])
+            with pytest.raises(AmazonFormatError) as caught:
+                read_all(path, meta, block_bytes=block_bytes)
+            assert (caught.value.line, caught.value.field) == (41, field)
+            assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["r.json", "r.json.gz"])
+def test_last_review_line_without_newline(tmp_path, real_reviews, name):
+    meta = tmp_path / "m.json"
+    write_meta(meta, sorted({line["asin"] for line in real_reviews}))
+    text = "\n".join(json.dumps(dict(line, reviewerID="U")) for line in real_reviews[:6])
+    path = tmp_path / name
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.write(text + "\n   \n" + '{"reviewerID": "U", "asin": ')
+    with pytest.raises(AmazonFormatError) as caught:
+        read_all(path, meta)
+    assert (caught.value.line, caught.value.field) == (8, "<json>")
+    report = AmazonReport()
+    (user,) = read_all(path, meta, skip_bad_lines=True, report=report, min_length=1)
+    assert report.review_lines == 7 and report.bad_review_lines == 1
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_bucket_folders_of_dead_runs_are_removed(tmp_path, real_reviews):
+    work = tmp_path / "work"
+    dead = work / f"regen-amazon-buckets-{_dead_pid()}-x1y2"
+    dead.mkdir(parents=True)
+    (dead / "bucket_0000.arrow").write_bytes(b"left behind by a killed run")
+    alive = work / f"regen-amazon-buckets-{os.getpid()}-z3"  # a reader still running
+    alive.mkdir()
+    other = work / "regen-amazon-buckets-notes"  # not ours: no pid in the name
+    other.mkdir()
+    lines = regroup(real_reviews, 20)
+    reviews = write_lines(tmp_path / "r.json", lines)
+    meta = tmp_path / "m.json"
+    write_meta(meta, sorted({line["asin"] for line in lines}))
+    out = tmp_path / "office.jsonl"
+    partial = tmp_path / f"office.partial-{_dead_pid()}.jsonl"  # a killed writer's output
+    partial.write_text('{"reviewer_id": "half a us')
+    build_sequences(reviews, meta, out, workdir=work, progress=False)
+    assert not partial.exists() and out.exists()
+    report = AmazonReport()
+    users = read_amazon(reviews, meta, workdir=work, report=report)
+    next(users)
+    (folder,) = set(os.listdir(work)) - {alive.name, other.name}
+    assert folder.startswith(f"regen-amazon-buckets-{os.getpid()}-")
+    users.close()
+    assert sorted(os.listdir(work)) == sorted([alive.name, other.name])
+    assert report.stale_folders_removed == []  # the build above removed it ...
+    assert not dead.exists()
+    dead.mkdir()  # ... and the next reader removes another one
+    report = AmazonReport()
+    assert read_all(reviews, meta, workdir=work, report=report)
+    assert report.stale_folders_removed == [str(dead)] and not dead.exists()
+    assert "removed 1 working folder" in report.summary()

@@ -1,6 +1,7 @@
 import datetime
 import gzip
 import json
+import os
 import re
 
 import pyarrow as pa
@@ -15,6 +16,8 @@ from regen_dataset.release import (
 )
 from regen_dataset.schema import SEQUENCE_FEATURES
 from tests.conftest import entry, real_fixture, user, write_lines
+
+T0 = 1_400_000_000  # a plausible review time (2014)
 
 
 def test_reads_canonical_sequences(tmp_path):
@@ -50,15 +53,15 @@ def test_release_variants(tmp_path):
     history = [
         entry(
             "A",
-            10,
+            T0 + 10,
             category=" Office & School Supplies - Paper  -  T-Shirts Printing - Pads",
             price=0.0,
         ),
-        entry("B", 20, critique="<NO_CRITIQUE>"),
-        entry("C", 30, critique="  n/a "),
-        entry("D", 40, user_critique="Do you have it in blue?"),
-        entry("E", 50, critique="[None]"),
-        entry("F", 60, critique="I'd like a cheaper one."),
+        entry("B", T0 + 20, critique="<NO_CRITIQUE>"),
+        entry("C", T0 + 30, critique="  n/a "),
+        entry("D", T0 + 40, user_critique="Do you have it in blue?"),
+        entry("E", T0 + 50, critique="[None]"),
+        entry("F", T0 + 60, critique="I'd like a cheaper one."),
     ]
     for e in history:
         e["review"]["unix_time"] = e["review"].pop("timestamp")
@@ -73,7 +76,7 @@ def test_release_variants(tmp_path):
         "Pads",
     ]
     assert items[0]["price"] is None and items[1]["price"] == 9.5
-    assert [i["timestamp"] for i in items] == [10, 20, 30, 40, 50, 60]
+    assert [i["timestamp"] for i in items] == [T0 + t for t in (10, 20, 30, 40, 50, 60)]
     assert [i["critique"] for i in items] == [
         None,
         None,
@@ -90,7 +93,7 @@ def test_release_variants(tmp_path):
 
 
 def test_extra_sentinel_and_gzip(tmp_path):
-    line = user("U", 0, purchase_history=[entry("A", 1), entry("B", 2, critique="--SKIP--")])
+    line = user("U", 0, purchase_history=[entry("A", T0), entry("B", T0 + 1, critique="--SKIP--")])
     path = tmp_path / "office.jsonl.gz"
     with gzip.open(path, "wt") as handle:
         handle.write(json.dumps(line) + "\n")
@@ -271,10 +274,235 @@ def test_real_clothing_example_values_round_trip(tmp_path):
         target[keys[-1]] = value
     line["purchase_history"] = [e for e in line["purchase_history"] if e["item"].get("asin")]
     (u,) = iter_users(write_lines(tmp_path / "clothing.jsonl", [line]))
-    first = u["interactions"][0]
-    assert first["item_id"] == examples["properties.purchase_history.1.item.asin"]
+    # The examples come from different rows, so their times are not in order: look up by item.
+    (first,) = [
+        i
+        for i in u["interactions"]
+        if i["item_id"] == examples["properties.purchase_history.1.item.asin"]
+    ]
     assert first["rating"] == 4 and first["timestamp"] == 1_455_494_400
     assert u["rater"]["last_purchase"]["veracity"] == int(
         float(examples["properties.metadata.last_purchase.veracity"])
     )
     assert u["user_narratives"]["user_profile"] == examples["properties.user.profile"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Every line is numbered right and every bad value is named, whatever the block boundaries
+
+
+def _read_ids(path, **kwargs) -> list[str]:
+    return [u["user_id"] for b in read_release(path, **kwargs) for u in b.to_pylist()]
+
+
+def _write_raw(path, text: str):
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["office.jsonl", "office.jsonl.gz"])
+@pytest.mark.parametrize("skip", [False, True])
+def test_last_line_without_newline(tmp_path, name, skip):
+    good = "\n".join(json.dumps(user(f"U{i}", 3)) for i in range(3))
+    path = _write_raw(tmp_path / name, good + '\n{"reviewer_id": "broken"')
+    if not skip:
+        with pytest.raises(ReleaseFormatError) as error:
+            _read_ids(path)
+        assert (error.value.line, error.value.field) == (4, "<json>")
+    else:
+        report = ReadReport()
+        assert _read_ids(path, skip_bad_lines=True, report=report) == ["U0", "U1", "U2"]
+        assert report.skipped_lines == 1 and report.lines == 4
+        assert report.skipped_examples[0].startswith(f"{path}, line 4, field <json>")
+    # A well-formed last line without a newline is read like any other.
+    assert _read_ids(_write_raw(tmp_path / name, good)) == ["U0", "U1", "U2"]
+
+
+@pytest.mark.parametrize("block_bytes", [16 << 20, 900])
+def test_long_whitespace_lines_are_blank_and_keep_numbers(tmp_path, block_bytes):
+    lines = [user("U0", 3), " " * 40, "\t \t   \r", user("U1", 3), '{"reviewer_id": "broken"']
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path, block_bytes=block_bytes)
+    assert (error.value.line, error.value.field) == (5, "<json>")
+    report = ReadReport()
+    assert _read_ids(path, skip_bad_lines=True, report=report, block_bytes=block_bytes) == [
+        "U0",
+        "U1",
+    ]
+    assert report.lines == 3 and report.skipped_lines == 1
+
+
+def _bytes_read() -> int:
+    with open("/proc/self/io") as handle:
+        return int(next(line for line in handle if line.startswith("rchar:")).split()[1])
+
+
+def test_skipping_bad_lines_reads_the_file_once(tmp_path):
+    if not os.path.exists("/proc/self/io"):
+        pytest.skip("needs Linux's /proc/self/io to count the bytes read")
+    lines = []
+    for i in range(400):
+        lines.append(user(f"U{i}", 20))
+        if i % 20 == 19:  # a bad line in every block
+            lines.append('{"reviewer_id": "broken"')
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    size = path.stat().st_size
+    report = ReadReport()
+    before = _bytes_read()
+    assert len(_read_ids(path, skip_bad_lines=True, report=report, block_bytes=size // 20)) == 400
+    assert report.skipped_lines == 20
+    assert _bytes_read() - before < 1.5 * size
+
+
+def test_a_line_arrow_refuses_but_python_reads_is_named(tmp_path):
+    lines = [user(f"U{i}", 3) for i in range(5)]
+    text = [json.dumps(line) for line in lines]
+    text[2] = text[2].replace('"price": 9.5', '"price": 1e400', 1)
+    text[3] = text[3].replace('"reviewer_id": "U3"', '"reviewer_id": "U3", "reviewer_id": "U3b"')
+    path = _write_raw(tmp_path / "office.jsonl", "\n".join(text) + "\n")
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path)
+    assert (error.value.line, error.value.field) == (3, "purchase_history[0].item.price")
+    assert "1e400" in str(error.value)
+    report = ReadReport()
+    assert _read_ids(path, skip_bad_lines=True, report=report) == ["U0", "U1", "U4"]
+    assert report.skipped_lines == 2
+    assert report.skipped_examples[1].startswith(f"{path}, line 4, field reviewer_id")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "message"),
+    [
+        (lambda e: e["review"].update(rating=9), "review.rating", "whole number from 1 to 5"),
+        (lambda e: e["review"].update(rating=4.5), "review.rating", "whole number from 1 to 5"),
+        (lambda e: e["review"].update(rating=0), "review.rating", "whole number from 1 to 5"),
+        (
+            lambda e: e["review"].update(timestamp=1_400_000_000_000),
+            "review.timestamp",
+            "milliseconds",
+        ),
+        (lambda e: e["review"].update(timestamp=86_400), "review.timestamp", "unix seconds"),
+        (
+            lambda e: e["review"].update(unix_time=1_900_000_000, timestamp=None),
+            "review.unix_time",
+            "unix seconds",
+        ),
+        (lambda e: e["item"].update(price=float("nan")), "item.price", "finite number"),
+    ],
+)
+@pytest.mark.parametrize("block_bytes", [16 << 20, 1500])
+def test_implausible_values_name_the_field(tmp_path, mutate, field, message, block_bytes):
+    lines = [user(f"U{i}", 4) for i in range(5)]
+    mutate(lines[3]["purchase_history"][2])
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path, block_bytes=block_bytes)
+    assert (error.value.line, error.value.field) == (4, f"purchase_history[2].{field}")
+    assert message in str(error.value)
+    report = ReadReport()
+    assert _read_ids(path, skip_bad_lines=True, report=report, block_bytes=block_bytes) == [
+        "U0",
+        "U1",
+        "U2",
+        "U4",
+    ]
+    assert report.skipped_lines == 1
+
+
+def test_ratings_and_times_written_as_whole_floats_are_read(tmp_path):
+    line = user("U", 3)
+    for e in line["purchase_history"]:
+        e["review"]["rating"] = 4.0
+        e["review"]["timestamp"] = float(e["review"]["timestamp"])
+    (u,) = iter_users(write_lines(tmp_path / "office.jsonl", [line]))
+    assert [i["rating"] for i in u["interactions"]] == [4, 4, 4]
+
+
+def test_two_objects_on_one_line_are_an_error(tmp_path):
+    text = [json.dumps(user(f"U{i}", 3)) for i in range(4)]
+    text[1] = text[1] + text[2]
+    del text[2]
+    path = _write_raw(tmp_path / "office.jsonl", "\n".join(text) + "\n")
+    with pytest.raises(ReleaseFormatError, match="more than one JSON value") as error:
+        _read_ids(path)
+    assert (error.value.line, error.value.field) == (2, "<json>")
+    report = ReadReport()
+    assert _read_ids(path, skip_bad_lines=True, report=report) == ["U0", "U3"]
+    assert report.skipped_lines == 1 and report.users == 2
+
+
+def test_history_out_of_time_order_is_sorted_and_counted(tmp_path):
+    history = [entry(f"I{i}", 1_400_000_000 + 86_400 * day) for i, day in enumerate([3, 1, 2, 2])]
+    history[0]["reason"] = "why I0"
+    line = user("U", 0, purchase_history=history, last_purchase={"reason": "why I3"})
+    report = ReadReport()
+    (u, ordered) = iter_users(
+        write_lines(tmp_path / "office.jsonl", [line, user("V", 3)]), report=report
+    )
+    assert [i["item_id"] for i in u["interactions"]] == ["I1", "I2", "I3", "I0"]  # stable
+    # Narratives stay with the purchase they are about.
+    reasons = {
+        i["item_id"]: n["purchase_reason"]
+        for i, n in zip(u["interactions"], u["item_narratives"], strict=True)
+    }
+    assert reasons == {"I0": "why I0", "I1": None, "I2": None, "I3": "why I3"}
+    assert [i["item_id"] for i in ordered["interactions"]] == ["V-0", "V-1", "V-2"]
+    assert report.histories_sorted == 1
+    assert "1 histories out of time order were sorted" in report.summary()
+    assert report.to_dict()["histories_sorted"] == 1
+
+
+@pytest.mark.parametrize("block_bytes", [16 << 20, 1200])
+def test_a_user_twice_names_both_lines(tmp_path, block_bytes):
+    lines = [user(f"U{i}", 3) for i in range(6)]
+    lines[4] = user("U1", 2)
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path, block_bytes=block_bytes)
+    assert (error.value.line, error.value.field) == (5, "reviewer_id")
+    assert f"{path}, line 2" in str(error.value)
+    report = ReadReport()
+    ids = _read_ids(path, skip_bad_lines=True, report=report, block_bytes=block_bytes)
+    assert ids == ["U0", "U1", "U2", "U3", "U5"] and report.skipped_lines == 1
+    assert report.duplicate_users == 1 and "1 of them users already read" in report.summary()
+
+
+def test_a_user_in_two_files_names_both(tmp_path):
+    first = write_lines(tmp_path / "a.jsonl", [user("U0", 3), user("U1", 3)])
+    second = write_lines(tmp_path / "b.jsonl", [user("U2", 3), user("U0", 3)])
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids([first, second])
+    assert (error.value.path, error.value.line) == (str(second), 2)
+    assert f"{first}, line 1" in str(error.value)
+
+
+def test_synthetic_lines_are_counted(tmp_path):
+    lines = [user("U0", 3, synthetic=True), user("U1", 3, synthetic=False), user("U2", 3)]
+    report = ReadReport()
+    assert _read_ids(write_lines(tmp_path / "office.jsonl", lines), report=report) == [
+        "U0",
+        "U1",
+        "U2",
+    ]
+    assert report.synthetic_users == 1 and report.to_dict()["synthetic_users"] == 1
+    assert "synthetic" in report.summary() and not report.unknown_fields
+    lines[1]["synthetic"] = "yes"
+    with pytest.raises(ReleaseFormatError, match="expected a boolean") as error:
+        _read_ids(write_lines(tmp_path / "office.jsonl", lines))
+    assert (error.value.line, error.value.field) == (2, "synthetic")
+
+
+@pytest.mark.parametrize("score", [float("nan"), 1e12])
+def test_a_rater_score_that_is_not_a_score_is_named(tmp_path, score):
+    lines = [user(f"U{i}", 3) for i in range(4)]
+    lines[2]["metadata"]["user"]["veracity"] = score
+    path = write_lines(tmp_path / "office.jsonl", lines)
+    with pytest.raises(ReleaseFormatError) as error:
+        _read_ids(path)
+    assert (error.value.line, error.value.field) == (3, "metadata.user.veracity")
+    assert _read_ids(path, skip_bad_lines=True) == ["U0", "U1", "U3"]

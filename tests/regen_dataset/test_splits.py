@@ -19,7 +19,9 @@ def test_leave_one_out(tmp_path):
     line = user(
         "U",
         0,
-        purchase_history=[entry(f"I{i}", i, critique=f"c{i}" if i else None) for i in range(6)],
+        purchase_history=[
+            entry(f"I{i}", 1_400_000_000 + i, critique=f"c{i}" if i else None) for i in range(6)
+        ],
     )
     report = SplitReport("leave_one_out")
     out = split_batch(_sequences(tmp_path, [line, user("short", 3)]), report=report)
@@ -55,7 +57,7 @@ def test_leave_one_out(tmp_path):
 
 
 def test_item_narratives_follow_their_item(tmp_path):
-    history = [entry(f"I{i}", i, reason=f"why I{i}") for i in range(5)]
+    history = [entry(f"I{i}", 1_400_000_000 + i, reason=f"why I{i}") for i in range(5)]
     out = split_batch(
         _sequences(tmp_path, [user("U", 0, purchase_history=history, last_purchase={})])
     )

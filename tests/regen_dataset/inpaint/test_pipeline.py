@@ -47,10 +47,11 @@ class ScriptedBackend(Backend):
 
 def _user(user_id: str) -> dict:
     history = [
-        entry(f"{user_id}-0", 1, category=PENS),
-        entry(f"{user_id}-1", 2, category=BALLPOINTS),  # four levels shared with the previous one
-        entry(f"{user_id}-2", 3, category=PAPER),
-        entry(f"{user_id}-3", 4, category=PRINTERS),
+        entry(f"{user_id}-0", 1_400_000_001, category=PENS),
+        # four levels shared with the previous one
+        entry(f"{user_id}-1", 1_400_000_002, category=BALLPOINTS),
+        entry(f"{user_id}-2", 1_400_000_003, category=PAPER),
+        entry(f"{user_id}-3", 1_400_000_004, category=PRINTERS),
     ]
     for item in history:
         item["review"]["unix_time"] = item["review"].pop("timestamp")
