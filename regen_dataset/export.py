@@ -190,7 +190,7 @@ def build_folder(
             read_report = _build_category(
                 category, paths, staging, report, protocol, skip_bad_lines, seed, progress
             )
-            synthetic_users += getattr(read_report, "synthetic_users", 0)  # TODO(merge reader)
+            synthetic_users += read_report.synthetic_users
         users = sum(read["users"] for read in report.read.values())
         if 0 < synthetic_users < users:
             raise ValueError(

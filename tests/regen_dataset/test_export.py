@@ -146,3 +146,29 @@ def test_find_sources(tmp_path):
     assert find_sources([f"clothing={other}"]) == {"clothing": [str(other)]}
     with pytest.raises(FileNotFoundError):
         find_sources([str(tmp_path / "missing.jsonl")])
+
+
+def test_the_synthetic_mark_comes_from_the_rows_not_the_file_name(tmp_path):
+    synthetic = [user(f"S{i}", 5, synthetic=True) for i in range(4)]
+    real = [user(f"R{i}", 5) for i in range(4)]
+    marked = build_folder(
+        {"office": [str(write_lines(tmp_path / "office.jsonl", synthetic))]},
+        tmp_path / "a",
+        progress=False,
+    )
+    assert marked.synthetic and "SYNTHETIC DATA" in (tmp_path / "a" / "README.md").read_text()
+    assert json.loads((tmp_path / "a" / "build_report.json").read_text())["synthetic"] is True
+    unmarked = build_folder(
+        {"office": [str(write_lines(tmp_path / "office_synthetic.jsonl", real))]},
+        tmp_path / "b",
+        progress=False,
+    )
+    assert not unmarked.synthetic
+    assert "SYNTHETIC DATA" not in (tmp_path / "b" / "README.md").read_text()
+    with pytest.raises(ValueError, match="mix 4 synthetic users with 4 real ones"):
+        build_folder(
+            {"office": [str(write_lines(tmp_path / "mixed.jsonl", synthetic + real))]},
+            tmp_path / "c",
+            progress=False,
+        )
+    assert not (tmp_path / "c").exists()
