@@ -58,6 +58,10 @@ class FlareScriptArguments(ScriptArguments):
     max_eval_rows: int | None = field(
         default=None, metadata={"help": "evaluate on the first N validation rows only"}
     )
+    train_windows: bool = field(
+        default=True,
+        metadata={"help": "cut training sequences longer than max_sequence_length into windows"},
+    )
     early_stopping_patience: int = field(
         default=3, metadata={"help": "evaluations without a better NDCG@10 before stopping"}
     )
@@ -189,6 +193,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             predict=predict,
             max_length=config.max_sequence_length,
             mask_id=config.mask_item_id,
+            windows=script_args.train_windows and not predict,
         )
 
     critique_vectors = critiques.vectors if critiques is not None else None

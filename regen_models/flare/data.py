@@ -104,10 +104,14 @@ def build_examples(
     predict: bool,
     max_length: int,
     mask_id: int,
+    windows: bool = False,
 ) -> list[SequenceExample]:
     """Examples of a `datasets` split; `predict=True` puts the mask where the target goes.
 
-    With `critiques=None` (a model without critiques) every critique id is NO_CRITIQUE.
+    A sequence longer than `max_length` keeps its most recent positions; with `windows=True`
+    (training) the older ones become further examples, `max_length` positions each, so that
+    long histories are not wasted. With `critiques=None` (a model without critiques) every
+    critique id is NO_CRITIQUE.
     """
     examples = []
     for row in rows:
@@ -137,6 +141,13 @@ def build_examples(
         examples.append(
             SequenceExample(user, items[-max_length:], critique_ids[-max_length:], target_id)
         )
+        end = len(items) - max_length
+        while windows and end >= 2:  # a window needs two items: one to see, one to predict
+            start = max(0, end - max_length)
+            examples.append(
+                SequenceExample(user, items[start:end], critique_ids[start:end], items[end - 1])
+            )
+            end = start
     return examples
 
 

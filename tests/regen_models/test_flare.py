@@ -158,3 +158,22 @@ def test_collator_pads_left_and_masks_at_least_one_item():
     evaluation = FlareCollator(30, 31, None, train=False)(examples)
     assert "labels" not in evaluation and evaluation["targets"].tolist() == [3, 4]
     assert "critique_vectors" not in evaluation
+
+
+def test_examples_keep_the_recent_positions_and_window_the_rest():
+    from regen_models.flare.data import build_examples
+
+    class Vocabulary:
+        def index(self, item_id, where=""):
+            return int(item_id)
+
+    history = [{"item_id": str(i), "critique": None} for i in range(9)]
+    rows = [{"user_id": "u", "history": history, "critique": None, "target": {"item_id": "9"}}]
+    kept = build_examples(rows, Vocabulary(), None, predict=False, max_length=4, mask_id=99)
+    assert [e.item_ids for e in kept] == [[6, 7, 8, 9]]
+    windows = build_examples(
+        rows, Vocabulary(), None, predict=False, max_length=4, mask_id=99, windows=True
+    )
+    assert [e.item_ids for e in windows] == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 1]]
+    (predict,) = build_examples(rows, Vocabulary(), None, predict=True, max_length=4, mask_id=99)
+    assert predict.item_ids == [6, 7, 8, 99] and predict.target == 9
