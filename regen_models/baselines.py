@@ -4,6 +4,14 @@
 - random: a seeded random ranking of the catalog per user;
 - nearest-neighbour narrative: for each user, the reference narrative of the most similar other
   user, a user being the mean sentence embedding of their history's item titles.
+
+The nearest-neighbour baseline borrows labels. It takes its references from the train split when
+that split carries them (user-disjoint builds). Under leave-one-out only the evaluated split's rows
+carry reference narratives, so it borrows other *test* users' references: its text scores measure
+how alike the references of similar users are, not what a model could write for an unseen user.
+Every table that shows its figures says so (`neighbour_note`).
+
+The neighbour search is blockwise: memory is bounded by the block sizes, never users squared.
 """
 
 from __future__ import annotations
@@ -13,25 +21,15 @@ from collections import Counter
 import numpy as np
 import pyarrow.compute as pc
 
+from regen_models.catalog import split_item_ids
 from regen_models.metrics import embed
 
-
-def _item_ids(split) -> list[str]:
-    """Item ids of every interaction in a split (history and target), with repeats."""
-    table = split.data.table
-    history = pc.list_flatten(table.column("history")).combine_chunks().field("item_id")
-    return (
-        history.to_pylist() + table.column("target").combine_chunks().field("item_id").to_pylist()
-    )
-
-
-def catalog(dataset) -> list[str]:
-    """Every item id seen in any split of a dataset dict, sorted."""
-    return sorted({item for split in dataset.values() for item in _item_ids(split)})
+NEAREST_NEIGHBOUR = "nearest_neighbour"  # the run name `regen eval baselines` gives it
+NEIGHBOUR_BLOCK = 4096  # users per block: a [block, block] float32 tile is 64 MiB
 
 
 def most_popular(train_split, n_users: int, k: int = 100) -> list[list[str]]:
-    counts = Counter(_item_ids(train_split))
+    counts = Counter(split_item_ids(train_split).to_pylist())
     top = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
     return [list(top) for _ in range(n_users)]
 
@@ -44,20 +42,72 @@ def random_ranking(items: list[str], n_users: int, k: int = 100, seed: int = 0) 
     ]
 
 
-def user_vectors(split, encoder=None, cache: dict | None = None) -> np.ndarray:
-    """A user as the mean embedding of their history's item titles (each title encoded once)."""
-    histories = [[item["title"] or "" for item in history] for history in split["history"]]
-    titles = sorted({title for history in histories for title in history})
-    index = {title: row for row, title in enumerate(titles)}
-    title_vectors = embed(titles, encoder, cache)
-    users = np.stack(
-        [title_vectors[[index[t] for t in history]].mean(axis=0) for history in histories]
-    )
+def user_vectors(
+    split, encoder=None, cache: dict | None = None, block: int = NEIGHBOUR_BLOCK
+) -> np.ndarray:
+    """A user as the mean embedding of their history's item titles, unit length.
+
+    Each distinct title is encoded once; users are averaged a block at a time, so that memory
+    holds the title vectors and one block of interactions, never every interaction's vector.
+    A user without history gets the zero vector (similar to no one).
+    """
+    histories = split.with_format("arrow")[:].column("history").combine_chunks()
+    titles = pc.fill_null(pc.struct_field(histories.flatten(), "title"), "")
+    encoded = titles.dictionary_encode()
+    title_vectors = np.asarray(embed(encoded.dictionary.to_pylist(), encoder, cache))
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    offsets = (histories.offsets.to_numpy() - histories.offsets[0].as_py()).astype(np.int64)
+    lengths = np.diff(offsets)
+    users = np.zeros((len(lengths), title_vectors.shape[1]), dtype=np.float32)
+    for start in range(0, len(lengths), block):
+        stop = min(start + block, len(lengths))
+        rows = np.flatnonzero(lengths[start:stop]) + start
+        if not len(rows):
+            continue
+        vectors = title_vectors[codes[offsets[start] : offsets[stop]]]
+        sums = np.add.reduceat(vectors, offsets[rows] - offsets[start], axis=0)
+        users[rows] = sums / lengths[rows, None]
     return users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
 
 
+def nearest_neighbours(
+    queries: np.ndarray,
+    pool: np.ndarray,
+    same_as_query: np.ndarray,
+    block: int = NEIGHBOUR_BLOCK,
+) -> np.ndarray:
+    """Index of the pool row most similar (dot product) to each query row.
+
+    `same_as_query[q]` is the pool index of query `q` itself (never its own neighbour), or -1.
+    Ties go to the lowest pool index, as `argmax` over the full matrix would. Blocks of
+    `block` queries by `block` pool rows: peak memory is one [block, block] tile, not
+    queries x pool.
+    """
+    if len(pool) == 0:
+        raise ValueError("no pool rows to take a neighbour from")
+    best_index = np.zeros(len(queries), dtype=np.int64)
+    for q_start in range(0, len(queries), block):
+        q_stop = min(q_start + block, len(queries))
+        query_block = queries[q_start:q_stop]
+        own = same_as_query[q_start:q_stop]
+        best_score = np.full(q_stop - q_start, -np.inf, dtype=np.float64)
+        best = np.zeros(q_stop - q_start, dtype=np.int64)
+        for p_start in range(0, len(pool), block):
+            p_stop = min(p_start + block, len(pool))
+            tile = query_block @ pool[p_start:p_stop].T
+            inside = np.flatnonzero((own >= p_start) & (own < p_stop))
+            tile[inside, own[inside] - p_start] = -np.inf
+            column = tile.argmax(axis=1)
+            score = tile[np.arange(len(tile)), column]
+            better = score > best_score  # strict: an earlier block keeps a tie
+            best_score[better] = score[better]
+            best[better] = column[better] + p_start
+        best_index[q_start:q_stop] = best
+    return best_index
+
+
 def nearest_neighbour_narratives(
-    query_split, pool_split, kinds, encoder=None
+    query_split, pool_split, kinds, encoder=None, block: int = NEIGHBOUR_BLOCK
 ) -> dict[str, list[str]]:
     """For each query user and kind, the pool's reference narrative of the most similar user.
 
@@ -65,19 +115,54 @@ def nearest_neighbour_narratives(
     (leave-one-user-out) when the train split carries no narratives.
     """
     cache: dict = {}
-    similarity = (
-        user_vectors(query_split, encoder, cache) @ user_vectors(pool_split, encoder, cache).T
-    )
-    same_user = (
-        np.asarray(query_split["user_id"])[:, None] == np.asarray(pool_split["user_id"])[None, :]
-    )
-    similarity[same_user] = -np.inf
-    pool_narratives = pool_split["narratives"]
+    queries = user_vectors(query_split, encoder, cache, block)
+    pool = user_vectors(pool_split, encoder, cache, block)
+    pool_row = {user_id: row for row, user_id in enumerate(pool_split["user_id"])}
+    own = np.array([pool_row.get(user_id, -1) for user_id in query_split["user_id"]], np.int64)
+    narratives = pool_split.with_format("arrow")[:].column("narratives").combine_chunks()
     out = {}
     for kind in kinds:
-        has_reference = np.array([n[kind] is not None for n in pool_narratives])
-        if not has_reference.any():
+        references = pc.struct_field(narratives, kind)
+        with_reference = np.flatnonzero(references.is_valid().to_numpy(zero_copy_only=False))
+        if not len(with_reference):
             raise ValueError(f"the pool split has no {kind} narratives to borrow")
-        best = np.where(has_reference[None, :], similarity, -np.inf).argmax(axis=1)
-        out[kind] = [pool_narratives[index][kind] for index in best]
+        # Search only the pool rows that have this kind: the query's own row moves with them.
+        position = np.full(len(pool), -1, dtype=np.int64)
+        position[with_reference] = np.arange(len(with_reference))
+        own_here = np.where(own >= 0, position[np.maximum(own, 0)], -1)
+        best = nearest_neighbours(queries, pool[with_reference], own_here, block)
+        out[kind] = references.take(with_reference[best]).to_pylist()
     return out
+
+
+def neighbour_pool(train_split, evaluated_split) -> str:
+    """The split the nearest-neighbour baseline borrows from: train when it has every narrative
+    kind the evaluated split has, else the evaluated split itself (leave-one-out builds)."""
+    if narrative_kinds(evaluated_split) <= narrative_kinds(train_split):
+        return str(train_split.split)
+    return str(evaluated_split.split)
+
+
+def narrative_kinds(split) -> set[str]:
+    """The narrative kinds that at least one row of a split carries."""
+    narratives = split.with_format("arrow")[:].column("narratives").combine_chunks()
+    return {
+        kind.name
+        for kind in narratives.type
+        if pc.struct_field(narratives, kind.name).null_count < len(narratives)
+    }
+
+
+def neighbour_note(pool: str, split: str) -> str:
+    """What a reader of the nearest-neighbour baseline's figures must know about them."""
+    if pool == split:
+        return (
+            f"{NEAREST_NEIGHBOUR} borrows, for each {split} user, the reference narrative of the "
+            f"most similar other {split} user: its text scores use labels of the evaluated split "
+            "(under leave-one-out only that split has references), so they show how alike the "
+            "references of similar users are, not what a model could write for an unseen user."
+        )
+    return (
+        f"{NEAREST_NEIGHBOUR} borrows, for each {split} user, the reference narrative of the "
+        f"most similar {pool} user."
+    )
