@@ -74,36 +74,49 @@ def nearest_neighbours(
     queries: np.ndarray,
     pool: np.ndarray,
     same_as_query: np.ndarray,
+    allowed: np.ndarray | None = None,
     block: int = NEIGHBOUR_BLOCK,
 ) -> np.ndarray:
     """Index of the pool row most similar (dot product) to each query row.
 
     `same_as_query[q]` is the pool index of query `q` itself (never its own neighbour), or -1.
-    Ties go to the lowest pool index, as `argmax` over the full matrix would. Blocks of
-    `block` queries by `block` pool rows: peak memory is one [block, block] tile, not
-    queries x pool.
+    `allowed`, a bool mask over the pool or a stack of such masks (one per narrative kind), limits
+    the candidates; the result has the same leading shape: one neighbour per mask and query.
+    Ties go to the lowest pool index, as `argmax` over the full matrix would. The search runs by
+    tiles of `block` queries by `block` pool rows, each tile computed once for every mask: peak
+    memory is a few tiles, never queries x pool.
     """
-    if len(pool) == 0:
-        raise ValueError("no pool rows to take a neighbour from")
-    best_index = np.zeros(len(queries), dtype=np.int64)
+    masks = np.ones((1, len(pool)), dtype=bool) if allowed is None else np.atleast_2d(allowed)
+    # Kinds whose references sit on the same rows share one search.
+    distinct: dict[bytes, int] = {}
+    which = [distinct.setdefault(mask.tobytes(), len(distinct)) for mask in masks]
+    unique_masks = [masks[which.index(index)] for index in range(len(distinct))]
+    best = np.zeros((len(unique_masks), len(queries)), dtype=np.int64)
+    best_score = np.full((len(unique_masks), len(queries)), -np.inf)
     for q_start in range(0, len(queries), block):
         q_stop = min(q_start + block, len(queries))
         query_block = queries[q_start:q_stop]
         own = same_as_query[q_start:q_stop]
-        best_score = np.full(q_stop - q_start, -np.inf, dtype=np.float64)
-        best = np.zeros(q_stop - q_start, dtype=np.int64)
+        rows = np.arange(q_stop - q_start)
         for p_start in range(0, len(pool), block):
             p_stop = min(p_start + block, len(pool))
             tile = query_block @ pool[p_start:p_stop].T
             inside = np.flatnonzero((own >= p_start) & (own < p_stop))
             tile[inside, own[inside] - p_start] = -np.inf
-            column = tile.argmax(axis=1)
-            score = tile[np.arange(len(tile)), column]
-            better = score > best_score  # strict: an earlier block keeps a tie
-            best_score[better] = score[better]
-            best[better] = column[better] + p_start
-        best_index[q_start:q_stop] = best
-    return best_index
+            for index, mask in enumerate(unique_masks):
+                columns = mask[p_start:p_stop]
+                scores = tile if columns.all() else np.where(columns[None, :], tile, -np.inf)
+                column = scores.argmax(axis=1)
+                score = scores[rows, column]
+                current = best_score[index, q_start:q_stop]
+                better = score > current  # strict: an earlier tile keeps a tie
+                current[better] = score[better]
+                best[index, q_start:q_stop][better] = column[better] + p_start
+    if np.isneginf(best_score).any():
+        index, query = np.argwhere(np.isneginf(best_score))[0]
+        raise ValueError(f"query row {query} has no allowed pool row other than itself")
+    out = best[which]
+    return out[0] if allowed is None or np.ndim(allowed) == 1 else out
 
 
 def nearest_neighbour_narratives(
@@ -120,19 +133,16 @@ def nearest_neighbour_narratives(
     pool_row = {user_id: row for row, user_id in enumerate(pool_split["user_id"])}
     own = np.array([pool_row.get(user_id, -1) for user_id in query_split["user_id"]], np.int64)
     narratives = pool_split.with_format("arrow")[:].column("narratives").combine_chunks()
-    out = {}
-    for kind in kinds:
-        references = pc.struct_field(narratives, kind)
-        with_reference = np.flatnonzero(references.is_valid().to_numpy(zero_copy_only=False))
-        if not len(with_reference):
+    references = [pc.struct_field(narratives, kind) for kind in kinds]
+    for kind, texts in zip(kinds, references, strict=True):
+        if texts.null_count == len(texts):
             raise ValueError(f"the pool split has no {kind} narratives to borrow")
-        # Search only the pool rows that have this kind: the query's own row moves with them.
-        position = np.full(len(pool), -1, dtype=np.int64)
-        position[with_reference] = np.arange(len(with_reference))
-        own_here = np.where(own >= 0, position[np.maximum(own, 0)], -1)
-        best = nearest_neighbours(queries, pool[with_reference], own_here, block)
-        out[kind] = references.take(with_reference[best]).to_pylist()
-    return out
+    allowed = np.stack([texts.is_valid().to_numpy(zero_copy_only=False) for texts in references])
+    best = nearest_neighbours(queries, pool, own, allowed, block)
+    return {
+        kind: texts.take(best[index]).to_pylist()
+        for index, (kind, texts) in enumerate(zip(kinds, references, strict=True))
+    }
 
 
 def neighbour_pool(train_split, evaluated_split) -> str:

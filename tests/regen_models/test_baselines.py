@@ -7,11 +7,13 @@ from regen_models import baselines
 from tests.conftest import WordCountEncoder, user, write_lines
 
 
-def _brute_force(queries, pool, own):
+def _brute_force(queries, pool, own, allowed=None):
     """The neighbour search as it was: the whole [queries, pool] matrix, then argmax."""
     similarity = queries @ pool.T
     rows = np.flatnonzero(own >= 0)
     similarity[rows, own[rows]] = -np.inf
+    if allowed is not None:
+        similarity = np.where(allowed[None, :], similarity, -np.inf)
     return similarity.argmax(axis=1)
 
 
@@ -22,8 +24,23 @@ def test_blockwise_neighbours_equal_the_full_matrix(block):
     pool = np.concatenate([queries[:30], rng.standard_normal((23, 16)).astype(np.float32)])
     own = np.array([row if row < 30 else -1 for row in range(50)])
     expected = _brute_force(queries, pool, own)
-    assert np.array_equal(baselines.nearest_neighbours(queries, pool, own, block), expected)
+    assert np.array_equal(baselines.nearest_neighbours(queries, pool, own, block=block), expected)
     assert not np.any(expected[:30] == np.arange(30))  # never the user themselves
+    # One mask per narrative kind, two of them alike: each equals its own full-matrix search.
+    allowed = rng.random((3, len(pool))) > 0.3
+    allowed[2] = allowed[0]
+    found = baselines.nearest_neighbours(queries, pool, own, allowed, block=block)
+    for mask, neighbours in zip(allowed, found, strict=True):
+        assert np.array_equal(neighbours, _brute_force(queries, pool, own, mask))
+        assert mask[neighbours].all()
+
+
+def test_a_query_with_no_one_else_to_borrow_from_is_an_error():
+    vectors = np.eye(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="query row 1 has no allowed pool row other than itself"):
+        baselines.nearest_neighbours(
+            vectors, vectors, np.arange(3), np.array([False, True, False]), block=2
+        )
 
 
 @pytest.mark.parametrize("block", [1, 2, 5, 4096])
@@ -34,7 +51,7 @@ def test_ties_go_to_the_first_pool_row_as_with_the_full_matrix(block):
     own = np.array([0, -1, 4])
     expected = _brute_force(queries, pool, own)
     assert expected.tolist() == [2, 1, 0]
-    assert baselines.nearest_neighbours(queries, pool, own, block).tolist() == [2, 1, 0]
+    assert baselines.nearest_neighbours(queries, pool, own, block=block).tolist() == [2, 1, 0]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +62,7 @@ def test_split(tmp_path_factory):
         line["user"]["profile"] = f"profile of U{i}"
         for j, entry in enumerate(line["purchase_history"]):
             entry["item"]["title"] = f"title {(i + j) % 5} word{j}"
-    lines[4]["user"]["profile"] = None  # a user without reference is never borrowed from
+    lines[5]["user"]["profile"] = None  # a user without reference is never borrowed from
     build_folder({"office": [str(write_lines(root / "office.jsonl", lines))]}, root / "regen")
     return datasets.load_dataset(str(root / "regen"), "office", split="test")
 
@@ -72,9 +89,9 @@ def test_neighbour_narratives_skip_missing_references_and_the_user(test_split):
     )
     assert small == large
     profiles = small["user_profile"]
-    u4 = test_split["user_id"].index("U4")
-    assert test_split["narratives"][u4]["user_profile"] is None
-    assert None not in profiles and "profile of U4" not in profiles
+    u5 = list(test_split["user_id"]).index("U5")
+    assert test_split["narratives"][u5]["user_profile"] is None
+    assert None not in profiles and "profile of U5" not in profiles
     for user_id, profile in zip(test_split["user_id"], profiles, strict=True):
         assert profile != f"profile of {user_id}"
 
