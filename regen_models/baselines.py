@@ -16,9 +16,8 @@ The neighbour search is blockwise: memory is bounded by the block sizes, never u
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from regen_models.catalog import split_item_ids
@@ -29,8 +28,10 @@ NEIGHBOUR_BLOCK = 4096  # users per block: a [block, block] float32 tile is 64 M
 
 
 def most_popular(train_split, n_users: int, k: int = 100) -> list[list[str]]:
-    counts = Counter(split_item_ids(train_split).to_pylist())
-    top = [item for item, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    """The `k` items bought most often in the train split (ties by item id), for every user."""
+    counts = pc.value_counts(split_item_ids(train_split).drop_null())
+    pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+    top = [item for item, _ in sorted(pairs, key=lambda pair: (-pair[1], pair[0]))[:k]]
     return [list(top) for _ in range(n_users)]
 
 
@@ -47,27 +48,40 @@ def user_vectors(
 ) -> np.ndarray:
     """A user as the mean embedding of their history's item titles, unit length.
 
-    Each distinct title is encoded once; users are averaged a block at a time, so that memory
-    holds the title vectors and one block of interactions, never every interaction's vector.
-    A user without history gets the zero vector (similar to no one).
+    Each distinct title is encoded once. Only the titles are read from the history column
+    (no copy of its reviews), and users are averaged a block at a time, so that memory holds the
+    title vectors and one block of interactions, never every interaction's vector. A user
+    without history gets the zero vector (similar to no one).
     """
-    histories = split.with_format("arrow")[:].column("history").combine_chunks()
-    titles = pc.fill_null(pc.struct_field(histories.flatten(), "title"), "")
-    encoded = titles.dictionary_encode()
-    title_vectors = np.asarray(embed(encoded.dictionary.to_pylist(), encoder, cache))
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    offsets = (histories.offsets.to_numpy() - histories.offsets[0].as_py()).astype(np.int64)
+    histories = split.with_format("arrow")[:].column("history")
+    titles = [
+        pc.fill_null(pc.struct_field(chunk.flatten(), "title"), "") for chunk in histories.chunks
+    ]
+    distinct = pc.unique(pa.chunked_array(titles, type=pa.string()))
+    title_vectors = np.asarray(embed(distinct.to_pylist(), encoder, cache), dtype=np.float32)
+    users = np.zeros((len(histories), title_vectors.shape[1]), dtype=np.float32)
+    start = 0
+    for chunk, chunk_titles in zip(histories.chunks, titles, strict=True):
+        codes = pc.index_in(chunk_titles, value_set=distinct).to_numpy(zero_copy_only=False)
+        offsets = chunk.offsets.to_numpy().astype(np.int64)
+        _mean_by_user(users[start : start + len(chunk)], title_vectors, codes, offsets, block)
+        start += len(chunk)
+    return users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
+
+
+def _mean_by_user(out, title_vectors, codes, offsets, block: int) -> None:
+    """`out[u]` = mean of `title_vectors[codes[offsets[u]:offsets[u + 1]]]` (offsets relative to
+    the chunk's first interaction after subtracting `offsets[0]`)."""
+    offsets = offsets - offsets[0]
     lengths = np.diff(offsets)
-    users = np.zeros((len(lengths), title_vectors.shape[1]), dtype=np.float32)
-    for start in range(0, len(lengths), block):
-        stop = min(start + block, len(lengths))
-        rows = np.flatnonzero(lengths[start:stop]) + start
+    for first in range(0, len(lengths), block):
+        last = min(first + block, len(lengths))
+        rows = np.flatnonzero(lengths[first:last]) + first
         if not len(rows):
             continue
-        vectors = title_vectors[codes[offsets[start] : offsets[stop]]]
-        sums = np.add.reduceat(vectors, offsets[rows] - offsets[start], axis=0)
-        users[rows] = sums / lengths[rows, None]
-    return users / np.maximum(np.linalg.norm(users, axis=1, keepdims=True), 1e-12)
+        vectors = title_vectors[codes[offsets[first] : offsets[last]]]
+        sums = np.add.reduceat(vectors, offsets[rows] - offsets[first], axis=0)
+        out[rows] = sums / lengths[rows, None]
 
 
 def nearest_neighbours(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -158,9 +159,14 @@ def _cell(result: dict | None, kind: str | None, metric: str) -> str:
     return f"{scores[metric]:.3f}" if metric == "SemSim" else f"{scores[metric]:.2f}"
 
 
-def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | None = None) -> None:
+def plot_results(
+    results: dict[tuple[str, str], dict],
+    path: str,
+    title: str | None = None,
+    notes: list[str] | None = None,
+) -> None:
     """Bars per metric: ranking metrics per model, text metrics per narrative kind and model;
-    configs with critiques plain, without critiques hatched."""
+    configs with critiques plain, without critiques hatched; `notes` under the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,7 +216,12 @@ def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | N
             axis.legend(fontsize=7)
     if title:
         fig.suptitle(title, color="tab:red", fontweight="bold")
-    fig.tight_layout()
+    bottom = 0.0
+    if notes:
+        text = "\n".join(textwrap.fill(note, 220) for note in notes)
+        fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left")
+        bottom = 0.025 * (text.count("\n") + 1)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     _save_figure(fig, path)
 
 
@@ -274,7 +285,9 @@ def run_table(
         "runs": records,
     }
     write_json(os.path.join(out, "results.json"), payload)
-    plot_results(results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None)
+    plot_results(
+        results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None, notes
+    )
     return table
 
 
@@ -301,6 +314,9 @@ def _earlier_runs(
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
         earlier_runs, earlier_dataset = earlier["runs"], earlier["dataset"]
+        fields = {"model", "config", "predictions", "ranking", "text"}
+        if not all(fields <= run.keys() for run in earlier_runs):
+            raise KeyError(f"a run lacks one of {sorted(fields)}")
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f"{path} is not a results file of `regen eval` ({error}); move it away or use "
@@ -335,13 +351,13 @@ def _earlier_runs(
 
 def table_notes(dataset_dir, split: str, runs: Collection[tuple[str, str]]) -> list[str]:
     """Footnotes for a table of these (model, config) runs: what its figures must not be read as."""
-    notes = []
+    configs_by_note: dict[str, list[str]] = {}
     for config in dict.fromkeys(config for model, config in runs if model == NEAREST_NEIGHBOUR):
         pool = neighbour_pool(
             load_split(dataset_dir, config, "train"), load_split(dataset_dir, config, split)
         )
-        notes.append(f"{config}: {neighbour_note(pool, split)}")
-    return notes
+        configs_by_note.setdefault(neighbour_note(pool, split), []).append(config)
+    return [f"{', '.join(configs)}: {note}" for note, configs in configs_by_note.items()]
 
 
 def write_baselines(

@@ -1,5 +1,6 @@
 import datasets
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from regen_dataset.export import build_folder
@@ -75,9 +76,14 @@ def test_user_vectors_are_the_mean_title_embedding_in_any_block_size(test_split)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         means.append(vectors.mean(axis=0))
     expected = np.stack(means) / np.linalg.norm(means, axis=1, keepdims=True)
-    for block in (2, 4096):
-        vectors = baselines.user_vectors(test_split, encoder, block=block)
-        np.testing.assert_allclose(vectors, expected, rtol=1e-5, atol=1e-6)
+    table = test_split.data.table
+    # Two chunks, the second a slice whose list offsets do not start at 0.
+    chunked = datasets.Dataset(pa.concat_tables([table.slice(0, 2), table.slice(2)]))
+    assert chunked.data.table.column("history").num_chunks == 2
+    for split in (test_split, chunked):
+        for block in (1, 2, 4096):
+            vectors = baselines.user_vectors(split, encoder, block=block)
+            np.testing.assert_allclose(vectors, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_neighbour_narratives_skip_missing_references_and_the_user(test_split):

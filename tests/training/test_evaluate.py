@@ -290,6 +290,10 @@ def test_repeated_runs_are_refused_and_earlier_results_kept(folder, tmp_path):
     assert [r["model"] for r in results["runs"]] == ["most_popular", "random"]
     with pytest.raises(ValueError, match="holds results of .* use another --out"):
         evaluate.run_table(folder, "validation", [random], out)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text('{"runs": [{"model": "m"}], "dataset": "x"}')
+    with pytest.raises(ValueError, match="results.json is not a results file of `regen eval`"):
+        evaluate.run_table(folder, "test", [random], str(tmp_path / "other"))
 
 
 @pytest.mark.parametrize("synthetic", [True, False])
