@@ -472,7 +472,12 @@ def _plot_rater(counts, path: str, title: str | None) -> None:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate predictions: the paper's tables, baselines, rater plots"
+        "eval",
+        help="evaluate predictions: the paper's tables, baselines, rater plots",
+        description="Score prediction files against a folder built by `regen dataset build`. "
+        "A file is refused, with its line, when it names a user that is not in the split, "
+        "misses one, or ranks an item outside the category's catalog. Tables of a folder "
+        "whose build marks it SYNTHETIC say so.",
     )
     parser.add_argument(
         "--dataset", default="regen", help="a folder built by `regen dataset build`"
@@ -483,7 +488,7 @@ def add_parser(subparsers) -> None:
         nargs=3,
         action="append",
         metavar=("MODEL", "CONFIG", "PATH"),
-        help="a prediction file; repeatable",
+        help="a prediction file; repeatable, each MODEL and CONFIG pair once",
     )
     parser.add_argument(
         "--out",
