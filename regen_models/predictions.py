@@ -5,20 +5,24 @@ One JSON object per line, one line per user of the evaluated split:
     {"user_id": "A1B2", "ranked_items": ["B00X...", ...],
      "narratives": {"product_endorsement": "..."}}
 
-- `ranked_items`: item ids, best first, at least `MIN_RANKED` of them, no repeats. Optional, but
-  then absent from every line (a narrator alone ranks nothing).
+- `ranked_items`: item ids of the category's catalog, best first, at least `MIN_RANKED` of them,
+  no repeats. Optional, but then absent from every line (a narrator alone ranks nothing).
 - `narratives`: a generated text per narrative kind the model produces (`schema.NARRATIVE_KINDS`);
   the same kinds on every line.
-A file that breaks these rules, or misses or repeats a user, is refused with the line at fault:
-a smaller average computed on whatever happened to be there would mislead.
+A file that breaks these rules, repeats a user, names a user that is not in the evaluated split,
+misses one, or ranks an item that is not in the catalog (a file made for another category) is
+refused with the line at fault: a smaller average computed on whatever happened to be there, or
+zeros for a file scored against the wrong catalog, would mislead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from regen_dataset.files import atomic_open
 from regen_dataset.schema import NARRATIVE_KINDS
 
 MIN_RANKED = 10
@@ -34,36 +38,78 @@ class PredictionFormatError(ValueError):
 class Predictions:
     path: str
     user_ids: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the file's line number of each user
     ranked_items: list[list[str]] | None = None
     narratives: dict[str, list[str]] = field(default_factory=dict)  # kind -> text per user
 
-    def for_users(self, user_ids: list[str]) -> Predictions:
-        """The predictions in the order of `user_ids`, which must be exactly this file's users."""
+    def for_users(self, user_ids: list[str], where: str = "the evaluated split") -> Predictions:
+        """The predictions in the order of `user_ids`, which must be exactly this file's users.
+
+        `where` names the split in messages ("office test"). A user that is not in it is reported
+        at its line first, so that a user swapped for another is not reported as missing only.
+        """
+        expected = set(user_ids)
+        unknown = [row for row, user_id in enumerate(self.user_ids) if user_id not in expected]
+        if unknown:
+            first = unknown[0]
+            raise PredictionFormatError(
+                self.path,
+                self.lines[first],
+                f"user {self.user_ids[first]!r} is not in {where}"
+                + (f" ({len(unknown)} such users in the file)" if len(unknown) > 1 else ""),
+            )
         index = {user_id: row for row, user_id in enumerate(self.user_ids)}
         missing = [user_id for user_id in user_ids if user_id not in index]
         if missing:
             raise PredictionFormatError(
                 self.path,
                 None,
-                f"no prediction for {len(missing)} users of the split, e.g. {missing[:3]}",
-            )
-        if len(user_ids) != len(self.user_ids):
-            extra = sorted(set(self.user_ids) - set(user_ids))
-            line = index[extra[0]] + 1
-            raise PredictionFormatError(
-                self.path,
-                line,
-                f"user {extra[0]!r} is not in the evaluated split ({len(extra)} such users)",
+                f"no prediction for {len(missing)} users of {where}, e.g. {missing[:3]}",
             )
         order = [index[user_id] for user_id in user_ids]
         return Predictions(
             path=self.path,
             user_ids=list(user_ids),
+            lines=[self.lines[r] for r in order],
             ranked_items=None
             if self.ranked_items is None
             else [self.ranked_items[r] for r in order],
             narratives={kind: [texts[r] for r in order] for kind, texts in self.narratives.items()},
         )
+
+    def check_catalog(self, item_ids: Collection[str], category: str) -> None:
+        """Refuse a ranked item that is not in the catalog, at its line.
+
+        When most ranked items are unknown, the message says that the file looks made for another
+        category: scored here, it would get zeros that say nothing about the model.
+        """
+        if self.ranked_items is None:
+            return
+        known = item_ids if isinstance(item_ids, set | frozenset) else set(item_ids)
+        first: tuple[int, int, str] | None = None  # line, position, item
+        unknown = total = 0
+        for line, ranked in zip(self.lines, self.ranked_items, strict=True):
+            total += len(ranked)
+            for position, item in enumerate(ranked, start=1):
+                if item not in known:
+                    unknown += 1
+                    if first is None:
+                        first = (line, position, item)
+        if first is None:
+            return
+        line, position, item = first
+        message = (
+            f"field ranked_items: item {item!r} (position {position}) is not in the "
+            f"{category} catalog of {len(known):,} items"
+        )
+        if 2 * unknown > total:
+            message += (
+                f"; {unknown:,} of the file's {total:,} ranked items are not: "
+                f"the file looks made for another category"
+            )
+        elif unknown > 1:
+            message += f" ({unknown:,} such items in the file)"
+        raise PredictionFormatError(self.path, line, message)
 
 
 def read_predictions(path: str | os.PathLike) -> Predictions:
@@ -113,8 +159,12 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                         f"field ranked_items: {len(ranked)} items, at least {MIN_RANKED} needed",
                     )
                 if len(set(ranked)) != len(ranked):
+                    repeated = _first_repeat(ranked)
                     raise PredictionFormatError(
-                        path, number, "field ranked_items: an item id is repeated"
+                        path,
+                        number,
+                        f"field ranked_items: an item id is repeated ({repeated!r}); "
+                        "a ranking lists each item once",
                     )
                 out.ranked_items.append(ranked)
 
@@ -147,6 +197,7 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
                     )
                 out.narratives[kind].append(narratives[kind])
             out.user_ids.append(user_id)
+            out.lines.append(number)
     if not out.user_ids:
         raise PredictionFormatError(path, None, "no predictions in the file")
     if out.ranked_items is None and not out.narratives:
@@ -156,15 +207,21 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     return out
 
 
+def _first_repeat(items: list[str]) -> str:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    raise ValueError("no repeated item")
+
+
 def write_predictions(
     path: str | os.PathLike, user_ids, ranked_items=None, narratives=None
 ) -> None:
     """Write predictions atomically; `narratives` maps kind -> one text per user."""
-    path = os.fspath(path)
     narratives = narratives or {}
-    partial = f"{path}.partial"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(partial, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for row, user_id in enumerate(user_ids):
             record: dict = {"user_id": user_id}
             if ranked_items is not None:
@@ -172,4 +229,3 @@ def write_predictions(
             if narratives:
                 record["narratives"] = {kind: texts[row] for kind, texts in narratives.items()}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(partial, path)

@@ -9,20 +9,32 @@
     regen eval baselines --dataset regen --config office --out preds   # write baseline predictions
     regen eval rater --dataset regen --config office --out eval_out     # auto-rater score plots
 
-The table follows seed 002 Table 4: a block per condition (history only, history + critique), the
-metrics as rows, and a column per narrative kind and model (ranking metrics repeat across kinds,
-as in the paper). It is printed, and written as `table.md`, `results.json` and `plots.png`.
+The table follows Table 4 of "REGEN: A Dataset and Benchmarks with Natural Language Critiques and
+Narratives" (Su et al., 2025): a block per condition (history only, history + critique), the
+metrics as rows (Recall@10, NDCG@10, MRR@10, BLEU, ROUGE, SemSim), and a column per narrative kind
+and model (ranking metrics repeat across kinds, as in the paper). It is printed, and written as
+`table.md`, `results.json` and `plots.png`.
+
+A prediction file is scored only when it fits the split: every user of the split once, no other
+user, and ranked items from the category's catalog (`regen_models.predictions`). An `--out` folder
+holds the results of one dataset and split: a later call adds its runs to those already in its
+`results.json` and redraws the table with all of them; a run whose model and config are already
+there is refused unless `--overwrite` is given, which replaces that run. Tables of a folder whose
+build marks it SYNTHETIC say so, as do all the files written from it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import defaultdict
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
 
+from regen_dataset.files import atomic_path, write_json, write_text
 from regen_dataset.schema import (
     NARRATIVE_KINDS,
     RATER_ATTRIBUTES,
@@ -30,7 +42,14 @@ from regen_dataset.schema import (
     config_has_critiques,
 )
 from regen_models import metrics
+from regen_models.baselines import NEAREST_NEIGHBOUR, neighbour_note, neighbour_pool
+from regen_models.catalog import catalog_item_ids
 from regen_models.predictions import read_predictions, write_predictions
+
+# The paper reports MRR with a cutoff of 10 (N = 10, as RecBole does): a list-length-free figure.
+MRR_CUTOFF = 10
+TABLE_RANKING_METRICS = ("Recall@10", "NDCG@10", f"MRR@{MRR_CUTOFF}")
+SYNTHETIC_NOTE = "**SYNTHETIC data: these numbers only show that the tooling works.**"
 
 CONDITIONS = {False: "History -> ID + narrative", True: "History + critique -> ID + narrative"}
 KIND_TITLES = {
@@ -49,15 +68,27 @@ def load_split(dataset_dir: str | os.PathLike, config: str, split: str):
     return datasets.load_dataset(os.fspath(dataset_dir), config, split=split)
 
 
-def evaluate_run(split_rows, predictions, encoder=None, cache: dict | None = None) -> dict:
-    """Metrics of one prediction file against one split: ranking and text per narrative kind."""
+def evaluate_run(
+    split_rows,
+    predictions,
+    catalog: Collection[str],
+    encoder=None,
+    cache: dict | None = None,
+) -> dict:
+    """Metrics of one prediction file against one split: ranking and text per narrative kind.
+
+    The file must predict exactly the split's users and rank only items of `catalog` (the item
+    ids of the split's category, `catalog_item_ids`); otherwise `PredictionFormatError`.
+    """
+    config = split_rows.info.config_name
     user_ids = split_rows["user_id"]
-    predictions = predictions.for_users(user_ids)
+    predictions = predictions.for_users(user_ids, where=f"{config} {split_rows.split}")
     result: dict = {"users": len(user_ids), "ranking": None, "text": {}}
     if predictions.ranked_items is not None:
+        predictions.check_catalog(catalog, config_category(config))
         targets = [target["item_id"] for target in split_rows["target"]]
         ranks = metrics.ranks_from_lists(predictions.ranked_items, targets)
-        result["ranking"] = metrics.ranking_metrics(ranks)
+        result["ranking"] = _with_mrr_at_cutoff(metrics.ranking_metrics(ranks), ranks)
     references = split_rows["narratives"]
     for kind, texts in predictions.narratives.items():
         rows = [row for row, narrative in enumerate(references) if narrative[kind] is not None]
@@ -71,8 +102,18 @@ def evaluate_run(split_rows, predictions, encoder=None, cache: dict | None = Non
     return result
 
 
+def _with_mrr_at_cutoff(ranking: dict[str, float], ranks: np.ndarray) -> dict[str, float]:
+    """Add MRR@10 where `metrics.ranking_metrics` does not give it yet: its MRR of the ranks with
+    every rank past the cutoff counted as a miss is MRR@10 by its own definition."""
+    key = f"MRR@{MRR_CUTOFF}"
+    if key in ranking:
+        return ranking
+    cut = np.where(np.asarray(ranks) <= MRR_CUTOFF, ranks, np.inf)
+    return {**ranking, key: metrics.ranking_metrics(cut)["MRR"]}
+
+
 def results_table(results: dict[tuple[str, str], dict]) -> str:
-    """Markdown in the layout of seed 002 Table 4 from {(model, config): evaluate_run(...)}."""
+    """Markdown in the layout of the paper's Table 4 from {(model, config): evaluate_run(...)}."""
     models = list(dict.fromkeys(model for model, _ in results))
     writes = {
         m: {k for (model, _), r in results.items() if model == m for k in r["text"]} for m in models
@@ -97,7 +138,7 @@ def results_table(results: dict[tuple[str, str], dict]) -> str:
             if not any(c == config for _, c in results):
                 continue
             label = f"{CONDITIONS[critiques]} ({config})"
-            for metric in metrics.RANKING_METRICS + metrics.TEXT_METRICS:
+            for metric in TABLE_RANKING_METRICS + metrics.TEXT_METRICS:
                 cells = [
                     _cell(results.get((model, config)), kind, metric) for kind, model in columns
                 ]
@@ -109,8 +150,8 @@ def results_table(results: dict[tuple[str, str], dict]) -> str:
 def _cell(result: dict | None, kind: str | None, metric: str) -> str:
     if result is None:
         return "–"
-    if metric in metrics.RANKING_METRICS:
-        value = None if result["ranking"] is None else result["ranking"][metric]
+    if metric in TABLE_RANKING_METRICS:
+        value = None if result["ranking"] is None else result["ranking"].get(metric)
         return "–" if value is None else f"{value:.4f}"
     scores = result["text"].get(kind) if kind else None
     if not scores or metric not in scores:
@@ -118,9 +159,14 @@ def _cell(result: dict | None, kind: str | None, metric: str) -> str:
     return f"{scores[metric]:.3f}" if metric == "SemSim" else f"{scores[metric]:.2f}"
 
 
-def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | None = None) -> None:
+def plot_results(
+    results: dict[tuple[str, str], dict],
+    path: str,
+    title: str | None = None,
+    notes: list[str] | None = None,
+) -> None:
     """Bars per metric: ranking metrics per model, text metrics per narrative kind and model;
-    configs with critiques plain, without critiques hatched."""
+    configs with critiques plain, without critiques hatched; `notes` under the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,11 +176,13 @@ def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | N
     ranked = [run for run, result in results.items() if result["ranking"]]
     models = list(dict.fromkeys(model for model, _ in ranked))
     configs = list(dict.fromkeys(config for _, config in ranked))
-    for axis, metric in zip(axes[0], metrics.RANKING_METRICS, strict=True):
+    for axis, metric in zip(axes[0], TABLE_RANKING_METRICS, strict=True):
         width = 0.8 / max(len(configs), 1)
         for index, config in enumerate(configs):
             values = [
-                results[(m, config)]["ranking"][metric] if (m, config) in results else np.nan
+                (results[(m, config)]["ranking"] or {}).get(metric, np.nan)
+                if (m, config) in results
+                else np.nan
                 for m in models
             ]
             hatch = "" if config_has_critiques(config) else "//"
@@ -143,7 +191,8 @@ def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | N
             )
         axis.set_xticks(np.arange(len(models)) + width * (len(configs) - 1) / 2, models)
         axis.set_title(metric)
-        axis.legend(fontsize=7)
+        if configs:
+            axis.legend(fontsize=7)
     written = [run for run, result in results.items() if result["text"]]
     kinds = [k for k in NARRATIVE_KINDS if any(k in results[run]["text"] for run in written)]
     for axis, metric in zip(axes[1], metrics.TEXT_METRICS, strict=True):
@@ -163,61 +212,152 @@ def plot_results(results: dict[tuple[str, str], dict], path: str, title: str | N
         labels = [KIND_TITLES[k].replace(" ", "\n", 1) for k in kinds]
         axis.set_xticks(np.arange(len(kinds)) + width * (len(written) - 1) / 2, labels, fontsize=8)
         axis.set_title(metric)
-        axis.legend(fontsize=7)
+        if written:
+            axis.legend(fontsize=7)
     if title:
         fig.suptitle(title, color="tab:red", fontweight="bold")
-    fig.tight_layout()
+    bottom = 0.0
+    if notes:
+        text = "\n".join(textwrap.fill(note, 220) for note in notes)
+        fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left")
+        bottom = 0.025 * (text.count("\n") + 1)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     _save_figure(fig, path)
 
 
 def _save_figure(fig, path: str) -> None:
     import matplotlib.pyplot as plt
 
-    partial = f"{path}.partial.png"
-    fig.savefig(partial, dpi=100)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=100)
     plt.close(fig)
-    os.replace(partial, path)
 
 
 def _is_synthetic(dataset_dir) -> bool:
+    """The folder's own mark: `regen dataset build` records whether its rows are synthetic."""
     report = Path(dataset_dir) / "build_report.json"
     return report.exists() and bool(json.loads(report.read_text()).get("synthetic"))
 
 
 def run_table(
-    dataset_dir, split: str, runs: list[tuple[str, str, str]], out: str, encoder=None
+    dataset_dir,
+    split: str,
+    runs: list[tuple[str, str, str]],
+    out: str,
+    encoder=None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
 ) -> str:
-    """Evaluate every (model, config, path) run and write table.md, results.json and plots.png."""
-    results, splits, cache = {}, {}, {}
+    """Evaluate every (model, config, path) run and write table.md, results.json and plots.png.
+
+    Runs already in `out/results.json` (same dataset and split) are kept and shown beside the new
+    ones; a new run with the (model, config) of an earlier one replaces it only with `overwrite`.
+    """
+    _refuse_repeated_runs(runs)
+    earlier = _earlier_runs(out, dataset_dir, split, runs, overwrite, log)
+    results, splits, catalogs, cache = {}, {}, {}, {}
     for model, config, path in runs:
         if config not in splits:
             splits[config] = load_split(dataset_dir, config, split)
+            catalogs[config] = frozenset(catalog_item_ids(dataset_dir, config))
         predictions = read_predictions(path)
-        results[(model, config)] = evaluate_run(splits[config], predictions, encoder, cache)
-    os.makedirs(out, exist_ok=True)
-    table = results_table(results)
+        results[(model, config)] = evaluate_run(
+            splits[config], predictions, catalogs[config], encoder, cache
+        )
+    records = earlier + [
+        {"model": m, "config": c, "predictions": p, **results[(m, c)]} for m, c, p in runs
+    ]
+    results = {(r["model"], r["config"]): r for r in records}
     synthetic = _is_synthetic(dataset_dir)
+    notes = table_notes(dataset_dir, split, list(results))
+    table = results_table(results)
+    if notes:
+        table += "\n\n" + "\n".join(f"- {note}" for note in notes)
     if synthetic:
-        table = "**SYNTHETIC data: these numbers only show that the tooling works.**\n\n" + table
-    _write_text(os.path.join(out, "table.md"), table + "\n")
+        table = SYNTHETIC_NOTE + "\n\n" + table
+    os.makedirs(out, exist_ok=True)
+    write_text(os.path.join(out, "table.md"), table + "\n")
     payload = {
         "dataset": os.fspath(dataset_dir),
         "split": split,
         "synthetic": synthetic,
-        "runs": [
-            {"model": m, "config": c, "predictions": p, **results[(m, c)]} for m, c, p in runs
-        ],
+        "notes": ([SYNTHETIC_NOTE.strip("*")] if synthetic else []) + notes,
+        "runs": records,
     }
-    _write_text(os.path.join(out, "results.json"), json.dumps(payload, indent=2) + "\n")
-    plot_results(results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None)
+    write_json(os.path.join(out, "results.json"), payload)
+    plot_results(
+        results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None, notes
+    )
     return table
 
 
-def _write_text(path: str, text: str) -> None:
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+def _refuse_repeated_runs(runs: list[tuple[str, str, str]]) -> None:
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for number, (model, config, path) in enumerate(runs, start=1):
+        if (model, config) in first:
+            earlier_number, earlier_path = first[(model, config)]
+            raise ValueError(
+                f"runs {earlier_number} ({earlier_path}) and {number} ({path}) are both model "
+                f"{model!r} on config {config!r}: one would hide the other in the table; "
+                "give them different model names"
+            )
+        first[(model, config)] = (number, path)
+
+
+def _earlier_runs(
+    out: str, dataset_dir, split: str, runs, overwrite: bool, log: Callable[[str], None]
+) -> list[dict]:
+    """The runs of `out/results.json` to keep beside this call's runs."""
+    path = Path(out) / "results.json"
+    if not path.exists():
+        return []
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        earlier_runs, earlier_dataset = earlier["runs"], earlier["dataset"]
+        fields = {"model", "config", "predictions", "ranking", "text"}
+        if not all(fields <= run.keys() for run in earlier_runs):
+            raise KeyError(f"a run lacks one of {sorted(fields)}")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a results file of `regen eval` ({error}); move it away or use "
+            "another --out"
+        ) from None
+    same_dataset = os.path.realpath(earlier_dataset) == os.path.realpath(os.fspath(dataset_dir))
+    if not same_dataset or earlier.get("split") != split:
+        raise ValueError(
+            f"{path} holds results of {earlier_dataset} ({earlier.get('split')}), not of "
+            f"{os.fspath(dataset_dir)} ({split}); use another --out"
+        )
+    new = {(model, config): run_path for model, config, run_path in runs}
+    kept = []
+    for run in earlier_runs:
+        key = (run["model"], run["config"])
+        if key not in new:
+            kept.append(run)
+        elif not overwrite:
+            raise ValueError(
+                f"{path} already holds model {key[0]!r} on config {key[1]!r} "
+                f"(from {run['predictions']}); pass --overwrite to replace it with {new[key]}"
+            )
+        else:
+            log(f"replacing the earlier {key[0]} / {key[1]} run (from {run['predictions']})")
+    if kept:
+        log(
+            f"keeping {len(kept)} earlier runs of {path}: "
+            + ", ".join(f"{run['model']} / {run['config']}" for run in kept)
+        )
+    return kept
+
+
+def table_notes(dataset_dir, split: str, runs: Collection[tuple[str, str]]) -> list[str]:
+    """Footnotes for a table of these (model, config) runs: what its figures must not be read as."""
+    configs_by_note: dict[str, list[str]] = {}
+    for config in dict.fromkeys(config for model, config in runs if model == NEAREST_NEIGHBOUR):
+        pool = neighbour_pool(
+            load_split(dataset_dir, config, "train"), load_split(dataset_dir, config, split)
+        )
+        configs_by_note.setdefault(neighbour_note(pool, split), []).append(config)
+    return [f"{', '.join(configs)}: {note}" for note, configs in configs_by_note.items()]
 
 
 def write_baselines(
@@ -236,23 +376,18 @@ def write_baselines(
     write_predictions(path, user_ids, baselines.most_popular(dataset["train"], len(user_ids), k))
     written.append(("most_popular", config, path))
     path = os.path.join(out, "random", f"{config}.jsonl")
-    write_predictions(
-        path, user_ids, baselines.random_ranking(baselines.catalog(dataset), len(user_ids), k, seed)
-    )
+    catalog = catalog_item_ids(dataset_dir, config)
+    write_predictions(path, user_ids, baselines.random_ranking(catalog, len(user_ids), k, seed))
     written.append(("random", config, path))
     # Borrow narratives from the train split when it has them (user-disjoint builds); under
     # leave-one-out only the evaluated split has them, so neighbours come from other users there.
-    train_has = {
-        kind for kind in NARRATIVE_KINDS if any(n[kind] for n in dataset["train"]["narratives"])
-    }
-    split_has = {kind for kind in NARRATIVE_KINDS if any(n[kind] for n in rows["narratives"])}
-    pool = dataset["train"] if split_has <= train_has else rows
-    kinds = [kind for kind in NARRATIVE_KINDS if kind in split_has]
+    pool = dataset[neighbour_pool(dataset["train"], rows)]
+    kinds = [kind for kind in NARRATIVE_KINDS if kind in baselines.narrative_kinds(rows)]
     if kinds:
         narratives = baselines.nearest_neighbour_narratives(rows, pool, kinds, encoder)
-        path = os.path.join(out, "nearest_neighbour", f"{config}.jsonl")
+        path = os.path.join(out, NEAREST_NEIGHBOUR, f"{config}.jsonl")
         write_predictions(path, user_ids, narratives=narratives)
-        written.append(("nearest_neighbour", config, path))
+        written.append((NEAREST_NEIGHBOUR, config, path))
     return written
 
 
@@ -288,12 +423,13 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
             f"| {group} | {attribute} | {total:,} | {shares} | {histogram[6:].sum() / total:.0%} |"
         )
     table = "\n".join(lines)
+    synthetic = _is_synthetic(dataset_dir)
+    if synthetic:
+        table = SYNTHETIC_NOTE + "\n\n" + table
     os.makedirs(out, exist_ok=True)
-    _write_text(os.path.join(out, f"rater_{config}.md"), table + "\n")
+    write_text(os.path.join(out, f"rater_{config}.md"), table + "\n")
     _plot_rater(
-        counts,
-        os.path.join(out, f"rater_{config}.png"),
-        "SYNTHETIC data" if _is_synthetic(dataset_dir) else None,
+        counts, os.path.join(out, f"rater_{config}.png"), "SYNTHETIC data" if synthetic else None
     )
     return table
 
@@ -336,7 +472,12 @@ def _plot_rater(counts, path: str, title: str | None) -> None:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate predictions: the paper's tables, baselines, rater plots"
+        "eval",
+        help="evaluate predictions: the paper's tables, baselines, rater plots",
+        description="Score prediction files against a folder built by `regen dataset build`. "
+        "A file is refused, with its line, when it names a user that is not in the split, "
+        "misses one, or ranks an item outside the category's catalog. Tables of a folder "
+        "whose build marks it SYNTHETIC say so.",
     )
     parser.add_argument(
         "--dataset", default="regen", help="a folder built by `regen dataset build`"
@@ -347,9 +488,20 @@ def add_parser(subparsers) -> None:
         nargs=3,
         action="append",
         metavar=("MODEL", "CONFIG", "PATH"),
-        help="a prediction file; repeatable",
+        help="a prediction file; repeatable, each MODEL and CONFIG pair once",
     )
-    parser.add_argument("--out", default="eval_out")
+    parser.add_argument(
+        "--out",
+        default="eval_out",
+        help="folder for table.md, results.json and plots.png; runs already in its results.json "
+        "(same dataset and split) are kept and shown beside the new ones",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run of --out's results.json that has the model and config of a new run "
+        "(without it, such a run is refused)",
+    )
     parser.set_defaults(func=_table)
     commands = parser.add_subparsers(dest="eval_command")
 
@@ -374,16 +526,21 @@ def add_parser(subparsers) -> None:
 def _table(args) -> None:
     if not args.run:
         raise ValueError("give at least one --run MODEL CONFIG PATH")
-    print(run_table(args.dataset, args.split, [tuple(run) for run in args.run], args.out))
+    runs = [tuple(run) for run in args.run]
+    print(run_table(args.dataset, args.split, runs, args.out, overwrite=args.overwrite))
     print(f"\nwritten: {args.out}/table.md, results.json, plots.png")
 
 
 def _baselines(args) -> None:
+    runs = []
     for config in args.config:
-        for model, config_name, path in write_baselines(
-            args.dataset, config, args.split, args.out, args.k, args.seed
-        ):
-            print(f"--run {model} {config_name} {path}")
+        runs += write_baselines(args.dataset, config, args.split, args.out, args.k, args.seed)
+    for model, config, path in runs:
+        print(f"--run {model} {config} {path}")
+    for note in table_notes(args.dataset, args.split, [(m, c) for m, c, _ in runs]):
+        print(f"note: {note}")
+    if _is_synthetic(args.dataset):
+        print(f"note: {SYNTHETIC_NOTE.strip('*')}")
 
 
 def _rater(args) -> None:

@@ -29,8 +29,8 @@ def test_round_trip_and_reordering(tmp_path):
         "b",
         "a",
     ]
-    with pytest.raises(PredictionFormatError, match="no prediction for 1 users of the split"):
-        predictions.for_users(["U1", "U2", "U3"])
+    with pytest.raises(PredictionFormatError, match="no prediction for 1 users of office test"):
+        predictions.for_users(["U1", "U2", "U3"], where="office test")
     with pytest.raises(
         PredictionFormatError, match="p.jsonl, line 2: user 'U2' is not in the evaluated split"
     ):
@@ -56,7 +56,7 @@ def test_narratives_only(tmp_path):
         ),
         (
             [_line("U1", ranked_items=RANKED + ["I0"])],
-            "line 1: field ranked_items: an item id is repeated",
+            "line 1: field ranked_items: an item id is repeated ('I0'",
         ),
         (
             [_line("U1", ranked_items=[1] * 10)],
@@ -90,3 +90,38 @@ def test_written_atomically(tmp_path):
     write_predictions(path, ["U1"], narratives={"user_profile": ["é"]})
     assert json.loads(path.read_text(encoding="utf-8"))["narratives"]["user_profile"] == "é"
     assert [p.name for p in path.parent.iterdir()] == ["p.jsonl"]
+
+
+def test_a_swapped_user_is_reported_at_its_line_not_as_missing(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [_line("U1"), "", _line("U9"), _line("U3")])
+    predictions = read_predictions(path)
+    assert predictions.lines == [1, 3, 4]
+    with pytest.raises(
+        PredictionFormatError, match=r"p.jsonl, line 3: user 'U9' is not in office test$"
+    ):
+        predictions.for_users(["U1", "U2", "U3"], where="office test")
+
+
+def test_a_ranked_item_outside_the_catalog_is_refused_at_its_line(tmp_path):
+    catalog = {f"I{i}" for i in range(20)}
+    lines = [_line("U1"), _line("U2", ranked_items=RANKED[:4] + ["B0OTHER"] + RANKED[5:])]
+    predictions = read_predictions(write_lines(tmp_path / "p.jsonl", lines))
+    with pytest.raises(
+        PredictionFormatError,
+        match=r"line 2: field ranked_items: item 'B0OTHER' \(position 5\) is not in the office "
+        r"catalog of 20 items$",
+    ):
+        predictions.check_catalog(catalog, "office")
+    predictions.check_catalog(catalog | {"B0OTHER"}, "office")  # accepted once it is there
+
+
+def test_a_file_for_another_category_is_named_as_such(tmp_path):
+    other = [f"C{i}" for i in range(10)]
+    lines = [_line(f"U{u}", ranked_items=other) for u in range(3)]
+    predictions = read_predictions(write_lines(tmp_path / "p.jsonl", lines))
+    with pytest.raises(
+        PredictionFormatError,
+        match="line 1: .* 30 of the file's 30 ranked items are not: the file looks made for "
+        "another category",
+    ):
+        predictions.check_catalog(RANKED, "office")

@@ -1,8 +1,14 @@
 import json
+import shutil
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from regen_dataset.export import build_folder, find_sources
+from regen_dataset.schema import ITEM_FEATURES
+from regen_models.catalog import catalog_item_ids
 from regen_models.predictions import PredictionFormatError, write_predictions
 from tests.conftest import SAMPLES, WordCountEncoder, user, write_lines
 from training import evaluate
@@ -25,16 +31,19 @@ def test_an_oracle_scores_perfectly_and_a_partial_file_is_refused(folder, tmp_pa
     ranked = [[t["item_id"]] + [f"X{i}" for i in range(9)] for t in test["target"]]
     path = tmp_path / "oracle.jsonl"
     write_predictions(path, test["user_id"], ranked, narratives)
-    result = evaluate.evaluate_run(test, evaluate.read_predictions(path), WordCountEncoder())
-    assert result["ranking"] == pytest.approx(
-        {"Recall@10": 1, "HitRate@10": 1, "NDCG@10": 1, "MRR": 1}
+    catalog = evaluate.catalog_item_ids(folder, "office") + [f"X{i}" for i in range(9)]
+    result = evaluate.evaluate_run(
+        test, evaluate.read_predictions(path), catalog, WordCountEncoder()
+    )
+    assert {key: result["ranking"][key] for key in evaluate.TABLE_RANKING_METRICS} == (
+        pytest.approx({"Recall@10": 1, "NDCG@10": 1, "MRR@10": 1})
     )
     endorsement = result["text"]["product_endorsement"]
     assert endorsement["BLEU"] == pytest.approx(100) and endorsement["ROUGE"] == pytest.approx(100)
     assert endorsement["SemSim"] == pytest.approx(1, abs=1e-6) and endorsement["n"] == 300
     write_predictions(path, test["user_id"][:-1], ranked[:-1])
     with pytest.raises(PredictionFormatError, match="no prediction for 1 users"):
-        evaluate.evaluate_run(test, evaluate.read_predictions(path))
+        evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog)
 
 
 def test_rows_without_a_reference_are_skipped_and_counted(folder, tmp_path):
@@ -43,7 +52,9 @@ def test_rows_without_a_reference_are_skipped_and_counted(folder, tmp_path):
     write_predictions(
         path, validation["user_id"], narratives={"user_profile": ["x"] * validation.num_rows}
     )
-    result = evaluate.evaluate_run(validation, evaluate.read_predictions(path), WordCountEncoder())
+    result = evaluate.evaluate_run(
+        validation, evaluate.read_predictions(path), [], WordCountEncoder()
+    )
     assert result["text"]["user_profile"] == {"n": 0, "skipped": 300}
 
 
@@ -139,3 +150,188 @@ def test_cli_eval_and_rater(folder, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["eval", "--dataset", str(folder)])
     assert "at least one --run" in capsys.readouterr().err
+
+
+def _copy(folder, tmp_path, *, synthetic: bool | None = None):
+    """A copy of a built folder, its build's synthetic mark set to `synthetic` where given."""
+    copy = tmp_path / "regen"
+    shutil.copytree(folder, copy)
+    if synthetic is not None:
+        report = json.loads((copy / "build_report.json").read_text())
+        (copy / "build_report.json").write_text(json.dumps({**report, "synthetic": synthetic}))
+    return copy
+
+
+def _add_items_config(folder, item_ids):
+    """The catalog config a current build writes, with these item ids."""
+    directory = folder / "data" / "office_items"
+    directory.mkdir(parents=True)
+    rows = [
+        {"item_id": i, "title": i, "categories": [], "description": None, "price": None}
+        for i in item_ids
+    ]
+    table = pa.Table.from_pylist(rows, schema=ITEM_FEATURES.arrow_schema)
+    pq.write_table(table, directory / "train-00000-of-00001.parquet")
+    card = (folder / "README.md").read_text()
+    _, header, body = card.split("---\n", 2)
+    meta = yaml.safe_load(header)
+    meta["configs"].append(
+        {
+            "config_name": "office_items",
+            "data_files": [{"split": "train", "path": "data/office_items/train-*.parquet"}],
+        }
+    )
+    (folder / "README.md").write_text("---\n" + yaml.safe_dump(meta) + "---\n" + body)
+
+
+def _ranked_by_target(split, extra):
+    return [[t["item_id"]] + [i for i in extra if i != t["item_id"]][:9] for t in split["target"]]
+
+
+def test_the_catalog_comes_from_the_items_config_when_the_folder_has_one(folder, tmp_path):
+    from_histories = catalog_item_ids(folder, "office")
+    assert len(from_histories) == 93 and catalog_item_ids(folder, "office_no_critique") == (
+        from_histories
+    )
+    copy = _copy(folder, tmp_path)
+    _add_items_config(copy, from_histories + ["B0NEVERSOLD"])
+    assert catalog_item_ids(copy, "office") == sorted(from_histories + ["B0NEVERSOLD"])
+    # An item of the catalog that nobody bought is a fair guess: the file is scored.
+    test = evaluate.load_split(copy, "office", "test")
+    path = tmp_path / "p.jsonl"
+    write_predictions(
+        path, test["user_id"], _ranked_by_target(test, ["B0NEVERSOLD"] + from_histories)
+    )
+    evaluate.run_table(copy, "test", [("m", "office", str(path))], str(tmp_path / "eval"))
+
+
+def test_a_file_for_another_category_is_refused_at_its_line(folder, tmp_path):
+    test = evaluate.load_split(folder, "office", "test")
+    path = tmp_path / "clothing.jsonl"
+    write_predictions(path, test["user_id"], [[f"C{i}" for i in range(100)]] * test.num_rows)
+    with pytest.raises(
+        PredictionFormatError,
+        match=r"clothing.jsonl, line 1: field ranked_items: item 'C0' \(position 1\) is not in "
+        r"the office catalog of 93 items; 30,000 of the file's 30,000 ranked items are not: "
+        "the file looks made for another category",
+    ):
+        evaluate.run_table(folder, "test", [("m", "office", str(path))], str(tmp_path / "eval"))
+    ranked = _ranked_by_target(test, catalog_item_ids(folder, "office"))
+    ranked[7][3] = "B0TYPO"
+    write_predictions(path, test["user_id"], ranked)
+    with pytest.raises(PredictionFormatError, match=r"line 8: .* item 'B0TYPO' \(position 4\)"):
+        evaluate.run_table(folder, "test", [("m", "office", str(path))], str(tmp_path / "eval"))
+    assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_a_swapped_user_is_named_at_its_line(folder, tmp_path):
+    test = evaluate.load_split(folder, "office", "test")
+    users = list(test["user_id"])
+    users[41] = "NOT-A-USER"
+    path = tmp_path / "p.jsonl"
+    write_predictions(path, users, _ranked_by_target(test, catalog_item_ids(folder, "office")))
+    with pytest.raises(
+        PredictionFormatError, match="p.jsonl, line 42: user 'NOT-A-USER' is not in office test$"
+    ):
+        evaluate.run_table(folder, "test", [("m", "office", str(path))], str(tmp_path / "eval"))
+
+
+def test_mrr_has_the_paper_cutoff_of_10(folder, tmp_path):
+    test = evaluate.load_split(folder, "office", "test")
+    catalog = catalog_item_ids(folder, "office")
+    # Every target at position 11 of a 40-item list: MRR@10 is 0 whatever the list length.
+    ranked = []
+    for target in test["target"]:
+        others = [item for item in catalog if item != target["item_id"]]
+        ranked.append(others[:10] + [target["item_id"]] + others[10:39])
+    path = tmp_path / "p.jsonl"
+    write_predictions(path, test["user_id"], ranked)
+    table = evaluate.run_table(folder, "test", [("m", "office", str(path))], str(tmp_path / "e"))
+    assert "| MRR@10 | 0.0000 |" in table and "| MRR |" not in table
+    run = json.loads((tmp_path / "e" / "results.json").read_text())["runs"][0]
+    assert run["ranking"]["MRR@10"] == 0
+
+
+def _baseline_runs(folder, tmp_path):
+    return evaluate.write_baselines(
+        folder, "office", "test", str(tmp_path / "preds"), encoder=WordCountEncoder()
+    )
+
+
+def test_repeated_runs_are_refused_and_earlier_results_kept(folder, tmp_path):
+    popular, random, _ = _baseline_runs(folder, tmp_path)
+    out = str(tmp_path / "eval")
+    twice = [popular, ("most_popular", "office", random[2])]
+    with pytest.raises(
+        ValueError,
+        match=rf"runs 1 \({popular[2]}\) and 2 \({random[2]}\) are both model 'most_popular' on "
+        "config 'office'",
+    ):
+        evaluate.run_table(folder, "test", twice, out)
+    evaluate.run_table(folder, "test", [popular], out)
+    said = []
+    table = evaluate.run_table(folder, "test", [random], out, log=said.append)
+    assert said == [f"keeping 1 earlier runs of {out}/results.json: most_popular / office"]
+    assert "most_popular (ranking)" in table and "random (ranking)" in table
+    assert [
+        r["model"] for r in json.loads((tmp_path / "eval" / "results.json").read_text())["runs"]
+    ] == [
+        "most_popular",
+        "random",
+    ]
+    with pytest.raises(
+        ValueError, match="already holds model 'random' on config 'office'.*--overwrite"
+    ):
+        evaluate.run_table(folder, "test", [random], out)
+    said.clear()
+    evaluate.run_table(folder, "test", [random], out, overwrite=True, log=said.append)
+    assert said[0].startswith("replacing the earlier random / office run")
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert [r["model"] for r in results["runs"]] == ["most_popular", "random"]
+    with pytest.raises(ValueError, match="holds results of .* use another --out"):
+        evaluate.run_table(folder, "validation", [random], out)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text('{"runs": [{"model": "m"}], "dataset": "x"}')
+    with pytest.raises(ValueError, match="results.json is not a results file of `regen eval`"):
+        evaluate.run_table(folder, "test", [random], str(tmp_path / "other"))
+
+
+@pytest.mark.parametrize("synthetic", [True, False])
+def test_every_table_says_synthetic_from_the_folder_mark_alone(
+    folder, tmp_path, capsys, monkeypatch, synthetic
+):
+    # The sample's file name says "synthetic"; only the build's mark may decide.
+    copy = _copy(folder, tmp_path, synthetic=synthetic)
+    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    out, preds = str(tmp_path / "eval"), str(tmp_path / "preds")
+    main(["eval", "baselines", "--dataset", str(copy), "--config", "office", "--out", preds])
+    printed = capsys.readouterr().out
+    runs = [
+        arg for line in printed.splitlines() if line.startswith("--run") for arg in line.split()
+    ]
+    main(["eval", "--dataset", str(copy), "--out", out, *runs])
+    main(["eval", "rater", "--dataset", str(copy), "--config", "office", "--out", out])
+    printed += capsys.readouterr().out
+    written = [tmp_path / "eval" / name for name in ("table.md", "results.json", "rater_office.md")]
+    for text in [printed] + [path.read_text() for path in written]:
+        assert ("SYNTHETIC" in text) == synthetic
+    assert json.loads(written[1].read_text())["synthetic"] is synthetic
+
+
+def test_the_neighbour_baseline_is_footnoted_where_its_figures_appear(
+    folder, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    preds = str(tmp_path / "preds")
+    main(["eval", "baselines", "--dataset", str(folder), "--config", "office", "--out", preds])
+    printed = capsys.readouterr().out
+    note = "office: nearest_neighbour borrows, for each test user, the reference narrative of the most similar other test user"
+    assert f"note: {note}" in printed
+    runs = _baseline_runs(folder, tmp_path)
+    table = evaluate.run_table(folder, "test", runs, str(tmp_path / "eval"), WordCountEncoder())
+    assert f"\n- {note}" in table
+    assert any(
+        note in n for n in json.loads((tmp_path / "eval" / "results.json").read_text())["notes"]
+    )
+    ranking_only = evaluate.run_table(folder, "test", runs[:1], str(tmp_path / "other"))
+    assert "nearest_neighbour" not in ranking_only
