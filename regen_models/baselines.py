@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from regen_models.catalog import split_item_ids
+from regen_models.items import split_item_ids
 from regen_models.metrics import embed
 
 NEAREST_NEIGHBOUR = "nearest_neighbour"  # the run name `regen eval baselines` gives it

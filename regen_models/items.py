@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from regen_dataset.catalog import CatalogCollector
 from regen_dataset.files import atomic_path
-from regen_dataset.schema import ITEM_FEATURES, config_category, items_config
+from regen_dataset.schema import ITEM_FEATURES, ITEMS_SPLIT, config_category, items_config
 from regen_models.base import cache_dir
 
 VOCABULARY_FILE = "item_vocabulary.parquet"
@@ -69,12 +70,10 @@ class ItemVocabulary:
 
         category = config_category(config)
         name = os.fspath(dataset_name)
-        try:
-            items = datasets.load_dataset(name, items_config(category), split="train")
-        except ValueError as error:  # a folder built before catalog configs existed
-            if items_config(category) not in str(error):
-                raise
+        if items_config(category) not in datasets.get_dataset_config_names(name):
+            # A folder built before catalog configs existed.
             return cls.from_split_rows(category, datasets.load_dataset(name, config).values())
+        items = datasets.load_dataset(name, items_config(category), split=ITEMS_SPLIT)
         return cls(category, items.with_format("arrow")[:])
 
     @classmethod
@@ -185,6 +184,19 @@ class ItemVocabulary:
         if not category:
             raise ValueError(f"{path} does not say which category it belongs to")
         return cls(category, table.replace_schema_metadata(None))
+
+
+def catalog_item_ids(dataset_name: str | os.PathLike, config: str) -> list[str]:
+    """Sorted item ids of the catalog of `config`'s category (`office_no_critique` -> office)."""
+    return ItemVocabulary.from_dataset(dataset_name, config).item_ids
+
+
+def split_item_ids(split) -> pa.ChunkedArray:
+    """Item ids of every interaction of a split's rows (history and target), with repeats."""
+    table = split.with_format("arrow")[:]
+    history_ids = pc.struct_field(pc.list_flatten(table.column("history")), "item_id")
+    target_ids = pc.struct_field(table.column("target"), "item_id")
+    return pa.chunked_array(history_ids.chunks + target_ids.chunks, type=pa.string())
 
 
 def _at(ids: list[str], index: int) -> str:

@@ -43,7 +43,7 @@ from regen_dataset.schema import (
 )
 from regen_models import metrics
 from regen_models.baselines import NEAREST_NEIGHBOUR, neighbour_note, neighbour_pool
-from regen_models.catalog import catalog_item_ids
+from regen_models.items import catalog_item_ids
 from regen_models.predictions import read_predictions, write_predictions
 
 # The paper reports MRR with a cutoff of 10 (N = 10, as RecBole does): a list-length-free figure.

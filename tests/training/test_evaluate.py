@@ -8,7 +8,7 @@ import yaml
 
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.schema import ITEM_FEATURES
-from regen_models.catalog import catalog_item_ids
+from regen_models.items import catalog_item_ids
 from regen_models.predictions import PredictionFormatError, write_predictions
 from tests.conftest import SAMPLES, WordCountEncoder, user, write_lines
 from training import evaluate
@@ -165,6 +165,7 @@ def _copy(folder, tmp_path, *, synthetic: bool | None = None):
 def _add_items_config(folder, item_ids):
     """The catalog config a current build writes, with these item ids."""
     directory = folder / "data" / "office_items"
+    shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     rows = [
         {"item_id": i, "title": i, "categories": [], "description": None, "price": None}
@@ -175,6 +176,8 @@ def _add_items_config(folder, item_ids):
     card = (folder / "README.md").read_text()
     _, header, body = card.split("---\n", 2)
     meta = yaml.safe_load(header)
+    meta["configs"] = [c for c in meta["configs"] if c["config_name"] != "office_items"]
+    meta.pop("dataset_info", None)
     meta["configs"].append(
         {
             "config_name": "office_items",
