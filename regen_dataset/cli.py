@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -126,6 +127,24 @@ def _add_llm_arguments(parser) -> None:
     llm.add_argument("--seed", type=int, default=0)
 
 
+def _reports_llm_failures(command):
+    """`command` with a failure of the LLM service (bad key, unreachable server, retries spent)
+    said in one line on stderr, exit status 1: the error names the service, the HTTP status and
+    what to check, and never holds the key."""
+
+    @functools.wraps(command)
+    def run(args) -> None:
+        from regen_dataset.inpaint.backends import LLMError
+
+        try:
+            command(args)
+        except LLMError as error:
+            print(f"regen: error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return run
+
+
 def _llm(args, out: str):
     """(runner, run function) for the LLM arguments; keys come from the environment only."""
     from regen_dataset.inpaint.backends import make_backend
@@ -180,6 +199,7 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
     print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
 
 
+@_reports_llm_failures
 def _generate(args) -> None:
     import itertools
 
@@ -206,6 +226,7 @@ def _generate(args) -> None:
     print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
 
 
+@_reports_llm_failures
 def _rate(args) -> None:
     from regen_dataset.inpaint.pipeline import InpaintConfig
 
@@ -215,10 +236,11 @@ def _rate(args) -> None:
     _inpaint_to_file(args, _read_lines(args.data), config, {"rated": args.data})
 
 
+@_reports_llm_failures
 def _bias_check(args) -> None:
     import itertools
-    import json
 
+    from regen_dataset.files import write_json
     from regen_dataset.inpaint.pipeline import bias_check
 
     runner, run = _llm(args, args.out)
@@ -233,8 +255,7 @@ def _bias_check(args) -> None:
             f"| {condition} | {shares['quality']:.0%} | {shares['specificity']:.0%} | "
             f"{shares['relevance']:.0%} | {shares['rated']} |"
         )
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump({**result, "usage": runner.usage.summary()}, handle, indent=2)
+    write_json(args.out, {**result, "usage": runner.usage.summary()})
     print(runner.usage.summary())
 
 

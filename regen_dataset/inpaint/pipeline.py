@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from regen_dataset.files import atomic_open, remove_dead_partials, write_json
 from regen_dataset.inpaint import prompts, rater
 from regen_dataset.inpaint.runner import LLMRequest
 from regen_dataset.release import CRITIQUE_SENTINEL, SIMILAR_LEVELS, is_critique
@@ -290,23 +291,23 @@ def write_release_lines(
 ) -> int:
     """Write users as release JSONL atomically, with `<path>.manifest.json` beside it.
 
-    `describe()` is called once every user is written, so that it can report the whole run.
+    `describe()` is called once every user is written, so that it can report the whole run. The
+    temporary files of an earlier writer that was killed are removed first; a run that fails
+    leaves neither file half-written.
     """
-    path = os.fspath(path)
-    partial = f"{path}.partial"
+    manifest_path = f"{os.fspath(path)}.manifest.json"
+    for target in (path, manifest_path):
+        remove_dead_partials(target)
     count = 0
-    with open(partial, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for user in users:
             handle.write(json.dumps(user, ensure_ascii=False) + "\n")
             count += 1
-    manifest = {
-        **describe(),
-        "users": count,
-        "prompts": prompts.manifest(),
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    with open(f"{path}.manifest.json.partial", "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, default=str)
-    os.replace(f"{path}.manifest.json.partial", f"{path}.manifest.json")
-    os.replace(partial, path)
+        manifest = {
+            **describe(),
+            "users": count,
+            "prompts": prompts.manifest(),
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(manifest_path, manifest)  # before the data appears under its name
     return count

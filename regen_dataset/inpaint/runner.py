@@ -207,6 +207,9 @@ class Runner:
         self.progress = progress
         self.usage = Usage()
         self._random = random.Random(seed)
+        # The error that ended the current run: calls waiting for a slot then raise it instead of
+        # asking a service that has just refused (a bad key fails every call alike).
+        self._fatal: LLMError | None = None
 
     # -- public, synchronous ----------------------------------------------------------------
 
@@ -255,6 +258,7 @@ class Runner:
 
     async def _session(self, work: Callable[[CompletionCache], Awaitable[R]]) -> R:
         cache = CompletionCache(self.cache_path)
+        self._fatal = None
         try:
             return await work(cache)
         finally:
@@ -347,6 +351,8 @@ class Runner:
                 self.usage.cached += 1
             return stored
         async with semaphore:
+            if self._fatal is not None:
+                raise self._fatal
             completion = await self._with_retries(
                 lambda: self.backend.complete(
                     request.prompt,
@@ -364,12 +370,13 @@ class Runner:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await call()
+            except BackendError as err:
+                self._fatal = err
+                raise
             except RetryableError as err:
                 if attempt == self.max_attempts:
-                    raise RetriesExhausted(
-                        f"{self.backend.describe()}: gave up after {attempt} attempts; "
-                        f"last error: {err}"
-                    ) from None
+                    self._fatal = RetriesExhausted(f"gave up after {attempt} attempts: {err}")
+                    raise self._fatal from None
                 delay = self._backoff(attempt, err.retry_after)
                 self.usage.retries += 1
                 log.info("%s; retry %d in %.2f s", err, attempt, delay)

@@ -17,9 +17,11 @@ import abc
 import asyncio
 import email.utils
 import inspect
+import ipaddress
 import os
 import re
 import time
+import urllib.parse
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,6 +68,7 @@ class Backend(abc.ABC):
     supports_batch: bool = False
     batch_limit: int = 0  # most requests in one batch job
     key_env: tuple[str, ...] = ()
+    base_url: str | None = None  # where a remote backend sends its requests (None: the default)
 
     @abc.abstractmethod
     async def complete(
@@ -152,13 +155,43 @@ class Backend(abc.ABC):
     def _failure(
         self, status: int | None, message: str, *, retry_after: float | None = None
     ) -> LLMError:
-        """The error for an HTTP status (None: no answer at all), named and redacted."""
+        """The error for an HTTP status (None: no answer at all), named, redacted, and ending
+        with what to check where the status says."""
         what = f"HTTP {status}" if status is not None else "no answer"
         retryable = status is None or status in (408, 409, 429) or status >= 500
         text = self._redact(f"{self.describe()}: {what}: {message}")
+        hint = self._hint(status, message)
         if retryable:
-            return RetryableError(text, retry_after=retry_after)
-        return BackendError(text + " (not retried)")
+            return RetryableError(f"{text}; {hint}" if hint else text, retry_after=retry_after)
+        return BackendError(f"{text} (not retried){f'; {hint}' if hint else ''}")
+
+    def _connection_failure(self, err: BaseException) -> LLMError:
+        """The error for a connection that failed. A refused connection to this machine cannot
+        succeed by waiting (nothing listens there), so it is not retried; elsewhere a server may
+        be restarting, so it is."""
+        if _refused(err) and _is_loopback(self.base_url):
+            return BackendError(
+                f"{self.describe()}: connection refused (not retried); check that a server is "
+                f"running at {self.base_url}, or the base URL (--base-url)"
+            )
+        return self._failure(None, f"connection failed ({type(err).__name__})")
+
+    def _hint(self, status: int | None, message: str) -> str:
+        """What the user should check for a failure with this status, or ""."""
+        if status in (401, 403) or "api key" in message.lower():
+            return f"check the API key in {' or '.join(self.key_env) or 'the environment'}"
+        if status == 404:
+            return "check the model name (--model) and the base URL (--base-url)"
+        if status == 429 and "quota" in message.lower():
+            return "check the account's quota and billing"
+        if status == 429:
+            return "rate limited: lower --concurrency or run again later"
+        if status is None:
+            where = self.base_url or "the provider's API"
+            return f"check the network and that {where} answers"
+        if status >= 500:
+            return "the service failed: run again later (answers so far are cached)"
+        return ""
 
 
 def retry_after_from_headers(headers: Any) -> float | None:
@@ -196,3 +229,32 @@ def transport_errors() -> tuple[type[BaseException], ...]:
         except (ImportError, AttributeError):
             pass
     return tuple(found)
+
+
+def _refused(err: BaseException) -> bool:
+    """Whether `err` comes from a refused TCP connection, however deep the SDK wrapped it."""
+    pending: list[object] = [err]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        pending += [current.__cause__, current.__context__, *current.args]
+        # aiohttp keeps the socket error in `os_error`, urllib3 in `reason`
+        pending += [getattr(current, "os_error", None), getattr(current, "reason", None)]
+    return False
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urllib.parse.urlsplit(url).hostname if url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

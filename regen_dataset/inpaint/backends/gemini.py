@@ -127,7 +127,7 @@ class GeminiBackend(GeminiSettings):
         if isinstance(err, TimeoutError):
             return self._failure(None, f"timed out after {self.timeout:g} s")
         if isinstance(err, transport_errors()):
-            return self._failure(None, f"connection failed ({type(err).__name__})")
+            return self._connection_failure(err)
         return None
 
     async def submit_batch(self, requests: list[LLMRequest]) -> str:

@@ -51,8 +51,10 @@ class LegacyGeminiBackend(GeminiSettings):
             status = getattr(err, "code", None)
             if isinstance(status, int):
                 raise self._failure(status, str(err)) from None
-            if isinstance(err, (TimeoutError, *transport_errors())):
-                raise self._failure(None, type(err).__name__) from None
+            if isinstance(err, TimeoutError):
+                raise self._failure(None, f"timed out after {self.timeout:g} s") from None
+            if isinstance(err, transport_errors()):
+                raise self._connection_failure(err) from None
             raise
         try:
             text = response.text

@@ -114,13 +114,13 @@ class OpenAIBackend(Backend):
         if isinstance(err, openai.APITimeoutError):
             return self._failure(None, f"timed out after {self.timeout:g} s")
         if isinstance(err, openai.APIConnectionError):
-            cause = type(err.__cause__).__name__ if err.__cause__ else "connection error"
-            return self._failure(None, f"connection failed ({cause})")
+            return self._connection_failure(err.__cause__ or err)
         if isinstance(err, openai.APIStatusError):
             body = err.body if isinstance(err.body, dict) else {}
             message = str(body.get("message") or err.message or err)
             if err.status_code == 429 and err.code == "insufficient_quota":
-                return BackendError(self._redact(f"{self.describe()}: HTTP 429: {message}"))
+                text = self._redact(f"{self.describe()}: HTTP 429: {message}")
+                return BackendError(f"{text} (not retried); {self._hint(429, message)}")
             retry_after = retry_after_from_headers(err.response.headers)
             return self._failure(err.status_code, message, retry_after=retry_after)
         return self._failure(None, f"{type(err).__name__}: {err}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import socket
 import sys
 import types
 
@@ -403,3 +404,34 @@ def test_local_backend_without_chat_template(tiny_lm):
     expected = plain("json\n\nhello world").input_ids  # the system text goes first
     assert result.input_tokens == len(expected)
     assert result.output_tokens <= 2
+
+
+# -- failures that retrying cannot fix ------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("name, path", [("openai", "/v1"), ("gemini", "")])
+def test_refused_loopback_connection_is_not_retryable(name, path, monkeypatch):
+    pytest.importorskip("openai" if name == "openai" else "google.genai")
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    url = f"http://127.0.0.1:{_closed_port()}{path}"
+    with pytest.raises(BackendError) as caught:
+        complete(make_backend(name, "m", base_url=url), "hello")
+    message = str(caught.value)
+    assert "connection refused (not retried)" in message and url in message
+
+
+def test_failures_say_what_to_check(openai_server):
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
+    openai_server.push_faults("quota")
+    with pytest.raises(BackendError, match="check the account's quota"):
+        complete(backend, "hello")
+    openai_server.push_faults("500")
+    with pytest.raises(RetryableError, match="run again later"):
+        complete(backend, "hello")

@@ -1,11 +1,14 @@
 """`regen dataset generate` end to end: raw Amazon files -> LLM (fake OpenAI server) -> build."""
 
 import json
+import socket
+import time
 
 import datasets
+import pytest
 
 from tests.conftest import SAMPLES
-from tests.regen_dataset.inpaint.fake_servers import FakeOpenAI
+from tests.regen_dataset.inpaint.fake_servers import FakeGemini, FakeOpenAI
 from tests.regen_dataset.inpaint.scripted import scripted_answer
 from training.cli import main
 
@@ -36,7 +39,10 @@ def _raw_amazon_files(tmp_path, users: int = 12):
                     "description": [item["description"]],
                     "price": f"${item['price']:.2f}" if item["price"] else "",
                 }
-    review_path, meta_path = tmp_path / "Office_Products.json", tmp_path / "meta_Office_Products.json"
+    review_path, meta_path = (
+        tmp_path / "Office_Products.json",
+        tmp_path / "meta_Office_Products.json",
+    )
     review_path.write_text("".join(json.dumps(r) + "\n" for r in reviews))
     meta_path.write_text("".join(json.dumps(m) + "\n" for m in meta.values()))
     return review_path, meta_path
@@ -69,17 +75,93 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
             user["metadata"] for user in lines
         ]
         bias = tmp_path / "bias.json"
-        main(["dataset", "bias-check", "--data", str(out), "--out", str(bias), "--samples", "5", *llm])
+        main(
+            [
+                "dataset",
+                "bias-check",
+                "--data",
+                str(out),
+                "--out",
+                str(bias),
+                "--samples",
+                "5",
+                *llm,
+            ]
+        )
         assert "| real | 100% | 0% | 100% | 5 |" in capsys.readouterr().out
         assert json.loads(bias.read_text())["history_swapped"]["rated"] == 5
     assert first_calls > 12 * 10 and "sk-test-not-a-secret" not in out.read_text()
     assert manifest["backend"] == {"name": "openai", "model": "gpt-4o-mini", "batch": False}
-    assert manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
+    assert (
+        manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
+    )
     assert any(e["critique"] != "<NO_CRITIQUE>" for u in lines for e in u["purchase_history"])
     assert all(u["last_purchase"]["endorsement"].startswith("You will love") for u in lines)
-    assert all(set(u["metadata"]) >= {"user", "last_purchase", "endorsement", "example"} for u in lines)
+    assert all(
+        set(u["metadata"]) >= {"user", "last_purchase", "endorsement", "example"} for u in lines
+    )
 
     main(["dataset", "build", "--source", f"office={out}", "--out", str(tmp_path / "regen")])
     office = datasets.load_dataset(str(tmp_path / "regen"), "office", cache_dir=str(tmp_path / "c"))
     assert office["test"].num_rows == 12
     assert office["test"][0]["narratives"]["user_profile"] == "Organised office worker"
+
+
+# -- a remote service that fails: one line, no traceback, no key, no wasted retries -------------
+
+
+def _generate(reviews, meta, out, base_url, backend="openai"):
+    return [
+        "dataset", "generate", "--reviews", str(reviews), "--meta", str(meta),
+        "--backend", backend, "--base-url", base_url, "--out", str(out), "--ensemble", "1", "--concurrency", "1",
+    ]  # fmt: skip
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "Traceback" not in printed
+    errors = [line for line in captured.err.splitlines() if line.startswith("regen: error:")]
+    assert len(errors) == 1, captured.err
+    return errors[0]
+
+
+@pytest.mark.parametrize("backend", ["openai", "gemini"])
+def test_a_rejected_key_is_one_line_without_the_key(tmp_path, monkeypatch, capsys, backend):
+    wrong = (
+        "sk-wrong-key-that-the-server-echoes" if backend == "openai" else "AIza-wrong-echoed-key"
+    )
+    variable = "OPENAI_API_KEY" if backend == "openai" else "GEMINI_API_KEY"
+    monkeypatch.setenv(variable, wrong)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    out = tmp_path / "office.jsonl"
+    server_type = FakeOpenAI if backend == "openai" else FakeGemini
+    with server_type(api_key="the-right-key") as server:
+        url = server.base_url
+        with pytest.raises(SystemExit) as stopped:
+            main(_generate(reviews, meta, out, url, backend))
+        assert len(server.calls()) == 1  # refused keys are not retried
+    assert stopped.value.code == 1
+    line = _one_error_line(capsys)
+    assert wrong not in line and "<redacted>" in line
+    assert ("HTTP 401" if backend == "openai" else "HTTP 400") in line
+    assert variable in line  # what to check
+    # Nothing half-written is left beside the output; the cache stays for a resume.
+    assert sorted(p.name for p in tmp_path.glob("office.jsonl*")) == ["office.jsonl.cache.sqlite"]
+
+
+def test_an_unreachable_server_is_one_line_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    started = time.perf_counter()
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, tmp_path / "office.jsonl", url))
+    assert time.perf_counter() - started < 5  # no backoff against a refused loopback port
+    line = _one_error_line(capsys)
+    assert "connection refused" in line and url in line and "--base-url" in line
+    assert "sk-test-not-a-secret" not in line
