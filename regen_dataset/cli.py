@@ -173,11 +173,24 @@ def _read_lines(path: str):
                     raise ValueError(f"{path}, line {number}: malformed JSON ({error})") from None
 
 
+def _usage(runner) -> dict:
+    """The manifest's usage: what this process paid, and what every answer the output used cost
+    when it was paid for (also by earlier processes that were killed or failed)."""
+    from dataclasses import asdict
+
+    return {
+        "output": asdict(runner.output_usage()),
+        "this_process": asdict(runner.usage),
+        "prices_usd_per_million_tokens": runner.prices,
+    }
+
+
 def _inpaint_to_file(args, users, config, source: dict) -> None:
     """Run the inpainting pipeline over `users` into args.out, with its manifest."""
     from regen_dataset.inpaint.pipeline import InpaintReport, inpaint, write_release_lines
 
     runner, run = _llm(args, args.out)
+    runner.track_output(args.out)
     report = InpaintReport()
 
     def describe() -> dict:  # called once every user is written, so the counts are final
@@ -190,12 +203,17 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
             },
             "config": vars(config),
             "report": report.to_dict(),
-            "usage": runner.usage.summary(),
+            "usage": _usage(runner),
         }
 
     count = write_release_lines(args.out, inpaint(users, run, config, report), describe)
     print(report.summary())
-    print(runner.usage.summary())
+    print(f"this run: {runner.usage.summary()}")
+    paid = runner.output_usage()
+    print(
+        f"the answers in {args.out}, over every run: {paid.calls:,} paid calls, "
+        f"{paid.input_tokens:,} input + {paid.output_tokens:,} output tokens, ${paid.cost_usd:,.4f}"
+    )
     print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
 
 
@@ -244,6 +262,7 @@ def _bias_check(args) -> None:
     from regen_dataset.inpaint.pipeline import bias_check
 
     runner, run = _llm(args, args.out)
+    runner.track_output(args.out)
     users = list(itertools.islice(_read_lines(args.data), args.max_users))
     result = bias_check(users, run, samples=args.samples, ensemble=args.ensemble, seed=args.seed)
     print(f"share of critique ratings >= 6 over {result['samples']} sampled critiques")
@@ -255,7 +274,7 @@ def _bias_check(args) -> None:
             f"| {condition} | {shares['quality']:.0%} | {shares['specificity']:.0%} | "
             f"{shares['relevance']:.0%} | {shares['rated']} |"
         )
-    write_json(args.out, {**result, "usage": runner.usage.summary()})
+    write_json(args.out, {**result, "usage": _usage(runner)})
     print(runner.usage.summary())
 
 

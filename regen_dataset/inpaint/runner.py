@@ -123,11 +123,23 @@ class CompletionCache:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
-                "output_tokens INTEGER NOT NULL, created REAL NOT NULL)"
+                "output_tokens INTEGER NOT NULL, created REAL NOT NULL, "
+                "price_factor REAL NOT NULL DEFAULT 1.0)"
             )
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(completions)")}
+            if "price_factor" not in columns:  # a cache written before answers kept their price
+                self.db.execute(
+                    "ALTER TABLE completions ADD COLUMN price_factor REAL NOT NULL DEFAULT 1.0"
+                )
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS batch_jobs (job_id TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, keys TEXT NOT NULL, status TEXT NOT NULL, submitted REAL NOT NULL)"
+            )
+            # The answers each output used, so that its manifest can sum what they cost, over
+            # every process that paid for them.
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS output_answers (output TEXT NOT NULL, "
+                "key TEXT NOT NULL, PRIMARY KEY (output, key))"
             )
 
     def get(self, key: str) -> Completion | None:
@@ -140,17 +152,54 @@ class CompletionCache:
         """Those of `keys` with no stored completion, in order."""
         return [key for key in keys if self.get(key) is None]
 
-    def put(self, items: Iterable[tuple[str, Completion]], backend: Backend) -> None:
-        """Store completions and commit at once."""
+    def put(
+        self,
+        items: Iterable[tuple[str, Completion]],
+        backend: Backend,
+        price_factor: float = 1.0,
+    ) -> None:
+        """Store completions, paid at `price_factor` times the list price, and commit at once."""
         now = time.time()
         rows = [
             (key, backend.name, backend.model, c.text, c.input_tokens, c.output_tokens, now)
+            + (price_factor,)
             for key, c in items
         ]
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO completions (key, backend, model, text, input_tokens, "
+                "output_tokens, created, price_factor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
+
+    def clear_output(self, output: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM output_answers WHERE output = ?", (output,))
+
+    def mark_used(self, output: str, keys: Iterable[str]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO output_answers VALUES (?, ?)",
+                ((output, key) for key in keys),
+            )
+
+    def output_usage(self, output: str, prices: tuple[float, float] | None) -> Usage:
+        """What the answers `output` used cost when they were paid for, whichever process paid:
+        each answer once, at its own price factor (batch answers are cheaper)."""
+        per_input, per_output = prices or (0.0, 0.0)
+        calls, input_tokens, output_tokens, cost = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(c.input_tokens), 0), COALESCE(SUM(c.output_tokens), 0), "
+            "COALESCE(SUM(c.price_factor * (c.input_tokens * ? + c.output_tokens * ?)), 0) "
+            "FROM output_answers AS o JOIN completions AS c ON c.key = o.key "
+            "WHERE o.output = ?",
+            (per_input, per_output, output),
+        ).fetchone()
+        return Usage(
+            calls=calls,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost / 1_000_000,
+        )
 
     def add_job(self, job_id: str, backend: Backend, keys: Sequence[str]) -> None:
         with self.db:
@@ -210,8 +259,31 @@ class Runner:
         # The error that ended the current run: calls waiting for a slot then raise it instead of
         # asking a service that has just refused (a bad key fails every call alike).
         self._fatal: LLMError | None = None
+        self.output: str | None = None  # see `track_output`
+        self._used: list[str] = []  # keys of the answers used in this session
 
     # -- public, synchronous ----------------------------------------------------------------
+
+    def track_output(self, output: str | os.PathLike) -> None:
+        """Record from now on which cached answers the output `output` uses (forgetting what an
+        earlier, unfinished run recorded for it), for `output_usage`."""
+        self.output = os.fspath(output)
+        cache = CompletionCache(self.cache_path)
+        try:
+            cache.clear_output(self.output)
+        finally:
+            cache.close()
+
+    def output_usage(self) -> Usage:
+        """The paid calls behind every answer the tracked output used, summed from the cache:
+        calls made by earlier (killed or failed) processes count too, cached repeats do not."""
+        if self.output is None:
+            raise RuntimeError("call track_output before the runs whose usage you want")
+        cache = CompletionCache(self.cache_path)
+        try:
+            return cache.output_usage(self.output, self.prices)
+        finally:
+            cache.close()
 
     def run(self, requests: Sequence[LLMRequest], validate: Callable[[str], T]) -> list[T | None]:
         """Validated answers to `requests`, in their order; None where the answer stayed invalid.
@@ -259,9 +331,12 @@ class Runner:
     async def _session(self, work: Callable[[CompletionCache], Awaitable[R]]) -> R:
         cache = CompletionCache(self.cache_path)
         self._fatal = None
+        self._used = []
         try:
             return await work(cache)
         finally:
+            if self.output is not None:
+                cache.mark_used(self.output, self._used)
             cache.close()
             await self.backend.aclose()
 
@@ -345,6 +420,7 @@ class Runner:
         fresh: set[str],
     ) -> Completion:
         """The answer to `request`: from the cache, or from the backend (and then cached)."""
+        self._used.append(key)
         stored = cache.get(key)
         if stored is not None:
             if key not in fresh:  # answers just collected from a batch job were paid for here
@@ -448,7 +524,7 @@ class Runner:
                         continue
                     keys = set(jobs.pop(job_id))
                     answers = {key: c for key, c in answers.items() if key in keys}
-                    cache.put(answers.items(), backend)
+                    cache.put(answers.items(), backend, self.batch_price_factor)
                     cache.finish_job(job_id)
                     for completion in answers.values():
                         self._account(completion, self.batch_price_factor)

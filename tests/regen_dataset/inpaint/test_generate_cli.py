@@ -2,6 +2,8 @@
 
 import json
 import socket
+import subprocess
+import sys
 import time
 
 import datasets
@@ -165,3 +167,47 @@ def test_an_unreachable_server_is_one_line_at_once(tmp_path, monkeypatch, capsys
     line = _one_error_line(capsys)
     assert "connection refused" in line and url in line and "--base-url" in line
     assert "sk-test-not-a-secret" not in line
+
+
+# -- a run that fails, resumed: nothing half-written left, the manifest pays for every call ----
+
+
+def test_resumed_run_manifest_counts_every_paid_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=4)
+    price = ["--price", "2", "8"]
+    with FakeOpenAI(scripted_answer) as server:  # one run, never interrupted
+        main([*_generate(reviews, meta, tmp_path / "whole.jsonl", server.base_url), *price])
+        whole = json.loads((tmp_path / "whole.jsonl.manifest.json").read_text())["usage"]
+    assert whole["output"]["calls"] == whole["this_process"]["calls"] == server.completed
+
+    out = tmp_path / "office.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    leftover = tmp_path / f"office.partial-{int(dead.stdout)}.jsonl"  # of a killed writer
+    leftover.write_text("half a line")
+    answered = 0
+
+    def fails_midway(prompt: str) -> str:
+        nonlocal answered
+        answered += 1
+        if answered == 15:
+            server.fail_all = "400"  # the next requests are refused: the run stops
+        return scripted_answer(prompt)
+
+    with FakeOpenAI(fails_midway) as server:
+        with pytest.raises(SystemExit):
+            main([*_generate(reviews, meta, out, server.base_url), *price])
+        assert not out.exists() and not leftover.exists()
+        server.fail_all = None
+        main([*_generate(reviews, meta, out, server.base_url), *price])
+    usage = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())["usage"]
+    assert usage["this_process"]["calls"] == server.completed - 15
+    assert usage["output"] == {
+        **whole["output"],
+        "cost_usd": pytest.approx(whole["output"]["cost_usd"]),
+    }
+    assert usage["output"]["cost_usd"] > 0
+    assert sorted(p.name for p in tmp_path.glob("office*")) == [
+        "office.jsonl", "office.jsonl.cache.sqlite", "office.jsonl.manifest.json"
+    ]  # fmt: skip

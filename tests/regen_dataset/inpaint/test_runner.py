@@ -434,10 +434,19 @@ def test_run_batch_submits_uncached_requests_and_falls_back_for_failures(api, tm
     direct_tokens = usage.input_tokens + usage.output_tokens - batch_tokens
     assert usage.cost_usd == pytest.approx((0.5 * batch_tokens + direct_tokens) / 1e6)
 
-    again = api.runner(cache)
+    again = api.runner(cache, prices=(1.0, 1.0))
+    again.track_output("out.jsonl")
     assert again.run_batch(requests, parse, poll_interval=0.01) == results
     assert len(api.server.called("POST", SUBMIT_PATH[api.name])) == 1  # nothing resubmitted
     assert again.usage.calls == 0 and again.usage.cached == 6
+    # What the output's answers cost, whoever paid: each at its own price (batch at half).
+    paid = again.output_usage()
+    first_tokens = words("prompt 0") + words(echo_answer("prompt 0"))
+    first_tokens += 2 if api.name == "gemini" else 0
+    assert paid.calls == 6
+    assert paid.input_tokens + paid.output_tokens == batch_tokens + direct_tokens + first_tokens
+    expected = (0.5 * batch_tokens + direct_tokens + first_tokens) / 1e6
+    assert paid.cost_usd == pytest.approx(expected)
 
 
 def test_run_batch_resumes_a_submitted_job_after_a_crash(api, tmp_path):
@@ -545,3 +554,23 @@ def test_api_keys_never_reach_logs_errors_or_the_cache(name, tmp_path, monkeypat
     assert caplog.text  # the SDKs and the runner did log
     for path in tmp_path.iterdir():  # the database, its WAL and shared-memory files
         assert secret.encode() not in path.read_bytes()
+
+
+def test_a_cache_written_before_answers_kept_their_price_still_works(openai_api, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    runner = openai_api.runner(cache)
+    old = requests_for(1, "old")[0]
+    with sqlite3.connect(cache) as db:  # the table as earlier versions wrote it
+        db.execute(
+            "CREATE TABLE completions (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
+            "text TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
+            "created REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO completions VALUES (?, 'openai', 'm', ?, 3, 4, 0)",
+            (old.key(runner.backend), echo_answer("old 0")),
+        )
+    runner.track_output("out")
+    results = runner.run([old, *requests_for(2)], parse)
+    assert [r["echo"] for r in results] == ["old 0", "prompt 0", "prompt 1"]
+    assert runner.usage.calls == 2 and runner.output_usage().calls == 3
