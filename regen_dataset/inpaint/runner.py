@@ -78,8 +78,12 @@ class LLMRequest:
     sample: int = 0  # distinguishes repeated samples of one prompt (e.g. a rater ensemble of 7)
 
     def key(self, backend: Backend) -> str:
-        """The cache key: sha256 over the backend name, the model and every field."""
+        """The cache key: sha256 over the backend name, the model, the server (where it is not
+        the provider's default: two OpenAI-compatible servers may serve different models under
+        one name) and every field."""
         fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
+        if backend.base_url:  # left out otherwise, so that caches of the default API stay valid
+            fields["base_url"] = backend.base_url.rstrip("/")
         text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

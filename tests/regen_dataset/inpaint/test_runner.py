@@ -167,9 +167,27 @@ def test_request_keys_cover_backend_model_and_every_field(monkeypatch):
         LLMRequest("p", json_output=False),
         LLMRequest("p", sample=1),
     ]
+    elsewhere = make_backend("openai", "model-a", base_url="http://127.0.0.2:9/v1")
     keys = {v.key(a) for v in variants} | {request.key(b), request.key(local)}
-    assert len(keys) == len(variants) + 2
+    keys.add(request.key(elsewhere))
+    assert len(keys) == len(variants) + 3
     assert request.key(a) == LLMRequest("p").key(a)
+    same = make_backend("openai", "model-a", base_url="http://127.0.0.1:9/v1/")
+    assert request.key(same) == request.key(a)  # a trailing slash is the same server
+
+
+def test_two_compatible_servers_do_not_share_answers(tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cache = tmp_path / "cache.sqlite"
+    with FakeOpenAI() as first, FakeOpenAI(lambda p: json.dumps({"echo": "other"})) as second:
+        answers = []
+        for server in (first, second):
+            backend = make_backend("openai", "llama", base_url=server.base_url)
+            runner = Runner(backend, cache, progress=False)
+            answers.append(runner.run([LLMRequest("same prompt")], parse)[0]["echo"])
+            assert runner.usage.calls == 1
+    assert answers == ["same prompt", "other"]
 
 
 # -- retries -------------------------------------------------------------------------------------
