@@ -188,6 +188,7 @@ def _usage(runner) -> dict:
 def _inpaint_to_file(args, users, config, source: dict) -> None:
     """Run the inpainting pipeline over `users` into args.out, with its manifest."""
     from regen_dataset.inpaint.pipeline import InpaintReport, inpaint, write_release_lines
+    from regen_dataset.inpaint.rater import describe_sampling
 
     runner, run = _llm(args, args.out)
     runner.track_output(args.out)
@@ -202,6 +203,9 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
                 "batch": args.batch,
             },
             "config": vars(config),
+            "rater_sampling": describe_sampling(runner.backend, config.ensemble, args.batch)
+            if config.rate
+            else None,
             "report": report.to_dict(),
             "usage": _usage(runner),
         }
@@ -260,6 +264,7 @@ def _bias_check(args) -> None:
 
     from regen_dataset.files import write_json
     from regen_dataset.inpaint.pipeline import bias_check
+    from regen_dataset.inpaint.rater import describe_sampling
 
     runner, run = _llm(args, args.out)
     runner.track_output(args.out)
@@ -274,7 +279,8 @@ def _bias_check(args) -> None:
             f"| {condition} | {shares['quality']:.0%} | {shares['specificity']:.0%} | "
             f"{shares['relevance']:.0%} | {shares['rated']} |"
         )
-    write_json(args.out, {**result, "usage": _usage(runner)})
+    sampling = describe_sampling(runner.backend, args.ensemble, args.batch)
+    write_json(args.out, {**result, "rater_sampling": sampling, "usage": _usage(runner)})
     print(runner.usage.summary())
 
 

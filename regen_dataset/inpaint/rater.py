@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from regen_dataset.inpaint.backends import Backend
 from regen_dataset.inpaint.prompts import RATED_ATTRIBUTES, SYSTEM
 from regen_dataset.inpaint.runner import LLMRequest
 
@@ -20,11 +21,31 @@ HIGH_SCORE = 6  # seed 002 Figure 4 counts scores of 6 and 7 as high
 
 
 def rating_requests(prompt: str, ensemble: int = ENSEMBLE) -> list[LLMRequest]:
-    """One request per ensemble run; `sample` keeps their cache entries apart."""
+    """One request per ensemble run; `sample` keeps their cache entries apart, and lets the
+    Runner ask for them together (see `describe_sampling`)."""
     return [
         LLMRequest(prompt, system=SYSTEM, temperature=1.0, max_output_tokens=256, sample=run)
         for run in range(ensemble)
     ]
+
+
+def describe_sampling(backend: Backend, ensemble: int, batch: bool = False) -> str:
+    """How the ensemble's samples were asked for, for the manifest: in one request for several
+    candidates where the provider can, else as requests made distinct by a seed (identical
+    requests would get identical answers from a caching proxy or a deterministic server)."""
+    if ensemble <= 1:
+        return "one sample per rated group"
+    if batch and backend.supports_batch:
+        return f"{ensemble} requests per rated group in batch jobs, each sample with its own seed"
+    if backend.max_candidates > 1:
+        return (
+            f"one request per rated group asking for {ensemble} candidates "
+            f"(`{backend.candidates_parameter}`); samples a server did not return were asked one "
+            "by one with distinct seeds (usage: candidates_missing)"
+        )
+    if backend.supports_seed:
+        return f"{ensemble} requests per rated group, each with its own seed"
+    return f"{ensemble} requests per rated group, each sampled anew by the model"
 
 
 def majority_or_floored_mean(scores: list[int]) -> int:

@@ -23,6 +23,7 @@ starts, so a restarted run resumes polling its jobs instead of submitting them a
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,6 +98,8 @@ class Usage:
     retries: int = 0
     repaired: int = 0  # answers made valid by a repair call
     invalid: int = 0  # answers still invalid after the repairs (their results are None)
+    # Samples that a request for several candidates did not return (asked again one by one).
+    candidates_missing: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -128,13 +131,18 @@ class CompletionCache:
                 "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
                 "output_tokens INTEGER NOT NULL, created REAL NOT NULL, "
-                "price_factor REAL NOT NULL DEFAULT 1.0)"
+                "price_factor REAL NOT NULL DEFAULT 1.0, calls INTEGER NOT NULL DEFAULT 1)"
             )
+            # Caches written before answers kept their price and their share of the calls: a
+            # call per answer, at list price (those versions made no batch or multi-answer calls
+            # that differ).
             columns = {row[1] for row in self.db.execute("PRAGMA table_info(completions)")}
-            if "price_factor" not in columns:  # a cache written before answers kept their price
-                self.db.execute(
-                    "ALTER TABLE completions ADD COLUMN price_factor REAL NOT NULL DEFAULT 1.0"
-                )
+            for column, definition in (
+                ("price_factor", "REAL NOT NULL DEFAULT 1.0"),
+                ("calls", "INTEGER NOT NULL DEFAULT 1"),
+            ):
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE completions ADD COLUMN {column} {definition}")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS batch_jobs (job_id TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, keys TEXT NOT NULL, status TEXT NOT NULL, submitted REAL NOT NULL)"
@@ -161,18 +169,21 @@ class CompletionCache:
         items: Iterable[tuple[str, Completion]],
         backend: Backend,
         price_factor: float = 1.0,
+        *,
+        one_call: bool = False,
     ) -> None:
-        """Store completions, paid at `price_factor` times the list price, and commit at once."""
+        """Store completions, paid at `price_factor` times the list price, and commit at once.
+        Each is one paid call, or with `one_call` all came from the first one's call."""
         now = time.time()
         rows = [
             (key, backend.name, backend.model, c.text, c.input_tokens, c.output_tokens, now)
-            + (price_factor,)
-            for key, c in items
+            + (price_factor, 0 if one_call and position else 1)
+            for position, (key, c) in enumerate(items)
         ]
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO completions (key, backend, model, text, input_tokens, "
-                "output_tokens, created, price_factor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "output_tokens, created, price_factor, calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -192,7 +203,8 @@ class CompletionCache:
         each answer once, at its own price factor (batch answers are cheaper)."""
         per_input, per_output = prices or (0.0, 0.0)
         calls, input_tokens, output_tokens, cost = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(c.input_tokens), 0), COALESCE(SUM(c.output_tokens), 0), "
+            "SELECT COALESCE(SUM(c.calls), 0), COALESCE(SUM(c.input_tokens), 0), "
+            "COALESCE(SUM(c.output_tokens), 0), "
             "COALESCE(SUM(c.price_factor * (c.input_tokens * ? + c.output_tokens * ?)), 0) "
             "FROM output_answers AS o JOIN completions AS c ON c.key = o.key "
             "WHERE o.output = ?",
@@ -356,6 +368,12 @@ class Runner:
         positions: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
             positions.setdefault(request.key(self.backend), []).append(index)
+        # Samples of one prompt (requests that differ only in `sample`) are asked for together,
+        # in one request for several candidates, where the backend can.
+        groups: dict[str, list[str]] = {}
+        for key, indices in positions.items():
+            groups.setdefault(self._sample_group(requests[indices[0]], key), []).append(key)
+        fresh = set() if fresh is None else fresh
         results: list[T | None] = [None] * len(requests)
         semaphore = asyncio.Semaphore(self.concurrency)
         bar = tqdm(
@@ -367,17 +385,74 @@ class Runner:
 
         async def answer(key: str, indices: list[int]) -> None:
             request = requests[indices[0]]
-            value = await self._answer(request, key, validate, cache, semaphore, fresh or set())
+            value = await self._answer(request, key, validate, cache, semaphore, fresh)
             for index in indices:
                 results[index] = value
             self.usage.cached += len(indices) - 1  # identical requests share one answer
             bar.update(len(indices))
 
+        async def answer_group(keys: list[str]) -> None:
+            if len(keys) > 1:
+                members = [(requests[positions[key][0]], key) for key in keys]
+                await self._sample_together(members, cache, semaphore, fresh)
+            await asyncio.gather(*(answer(key, positions[key]) for key in keys))
+
         try:
-            await _gather_or_cancel(answer(key, indices) for key, indices in positions.items())
+            await _gather_or_cancel(answer_group(keys) for keys in groups.values())
         finally:
             bar.close()
         return results
+
+    def _sample_group(self, request: LLMRequest, key: str) -> str:
+        if self.backend.max_candidates <= 1 or request.sample == 0:
+            return key  # a sample 0 is the group's first member: the group's key is its own
+        return replace(request, sample=0).key(self.backend)
+
+    async def _sample_together(
+        self,
+        members: list[tuple[LLMRequest, str]],
+        cache: CompletionCache,
+        semaphore: asyncio.Semaphore,
+        fresh: set[str],
+    ) -> None:
+        """Put answers to the uncached samples of one prompt in the cache, asking for several
+        candidates per request. Samples a server did not return are left to single calls."""
+        missing = [(request, key) for request, key in members if cache.get(key) is None]
+        step = self.backend.max_candidates
+        for start in range(0, len(missing), step):
+            chunk = missing[start : start + step]
+            if len(chunk) < 2:
+                return  # a single sample is a plain call
+            request = chunk[0][0]
+            async with semaphore:
+                if self._fatal is not None:
+                    raise self._fatal
+                answers = await self._with_retries(
+                    functools.partial(
+                        self.backend.complete_candidates,
+                        request.prompt,
+                        len(chunk),
+                        system=request.system,
+                        temperature=request.temperature,
+                        max_output_tokens=request.max_output_tokens,
+                        json_output=request.json_output,
+                    )
+                )
+            answered = list(zip([key for _, key in chunk], answers, strict=False))
+            cache.put(answered, self.backend, one_call=True)
+            if answered:
+                self._account(answered[0][1])
+                for _, completion in answered[1:]:
+                    self._account(completion, calls=0)
+            fresh.update(key for key, _ in answered)
+            if len(answered) < len(chunk):
+                self.usage.candidates_missing += len(chunk) - len(answered)
+                log.warning(
+                    "%s returned %d of %d candidates; the others are asked one by one",
+                    self.backend.describe(),
+                    len(answered),
+                    len(chunk),
+                )
 
     async def _answer(
         self,
@@ -433,6 +508,11 @@ class Runner:
         async with semaphore:
             if self._fatal is not None:
                 raise self._fatal
+            # A repeated sample asked on its own carries a seed, so that no two requests are
+            # byte-identical (a caching proxy or a deterministic server would repeat the answer).
+            seeded = (
+                {"seed": request.sample} if request.sample and self.backend.supports_seed else {}
+            )
             completion = await self._with_retries(
                 lambda: self.backend.complete(
                     request.prompt,
@@ -440,6 +520,7 @@ class Runner:
                     temperature=request.temperature,
                     max_output_tokens=request.max_output_tokens,
                     json_output=request.json_output,
+                    **seeded,
                 )
             )
         cache.put([(key, completion)], self.backend)
@@ -470,8 +551,8 @@ class Runner:
         delay = self._random.uniform(0.0, ceiling)
         return max(delay, retry_after) if retry_after is not None else delay
 
-    def _account(self, completion: Completion, price_factor: float = 1.0) -> None:
-        self.usage.calls += 1
+    def _account(self, completion: Completion, price_factor: float = 1.0, calls: int = 1) -> None:
+        self.usage.calls += calls
         self.usage.input_tokens += completion.input_tokens
         self.usage.output_tokens += completion.output_tokens
         if self.prices is not None:

@@ -44,6 +44,15 @@ class Completion:
     output_tokens: int
 
 
+def split_candidates(texts: list[str], input_tokens: int, output_tokens: int) -> list[Completion]:
+    """The answers of one multi-candidate request, the request's token counts on the first (the
+    providers report one total for all candidates)."""
+    return [
+        Completion(text, input_tokens if first else 0, output_tokens if first else 0)
+        for first, text in zip([True] + [False] * (len(texts) - 1), texts, strict=True)
+    ]
+
+
 class LLMError(Exception):
     """Base of the errors of the LLM layer."""
 
@@ -69,6 +78,11 @@ class Backend(abc.ABC):
     batch_limit: int = 0  # most requests in one batch job
     key_env: tuple[str, ...] = ()
     base_url: str | None = None  # where a remote backend sends its requests (None: the default)
+    # Answers one request can return (OpenAI `n`, Gemini `candidate_count`), and that parameter's
+    # name; a backend with 1 is never asked for more.
+    max_candidates: int = 1
+    candidates_parameter: str = ""
+    supports_seed: bool = False  # `complete` takes `seed` (distinct requests for repeated samples)
 
     @abc.abstractmethod
     async def complete(
@@ -81,6 +95,21 @@ class Backend(abc.ABC):
         json_output: bool = False,
     ) -> Completion:
         """One answer to `prompt`; raises RetryableError or BackendError."""
+
+    async def complete_candidates(
+        self,
+        prompt: str,
+        count: int,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+    ) -> list[Completion]:
+        """Up to `count` independent answers to `prompt` from one request (the input is paid
+        once). The first carries the request's token counts, the others none, so that the
+        counts add up to what was billed. A server may return fewer than asked."""
+        raise BackendError(f"{self.describe()} answers one candidate per request")
 
     async def submit_batch(self, requests: list[LLMRequest]) -> str:
         """Start a provider batch job over `requests`; returns its job id."""

@@ -13,6 +13,7 @@ from regen_dataset.inpaint.backends._common import (
     Completion,
     LLMError,
     retry_after_from_headers,
+    split_candidates,
     transport_errors,
 )
 
@@ -50,6 +51,9 @@ class GeminiBackend(GeminiSettings):
     supports_batch = True
     batch_limit = 1_000  # inline requests must stay under 20 MB; REGEN prompts are about 10 KB
     api_version = "v1beta"  # batch mode lives there
+    max_candidates = 8  # the API's limit on `candidate_count`
+    candidates_parameter = "candidate_count"
+    supports_seed = True
 
     def __init__(
         self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
@@ -80,7 +84,14 @@ class GeminiBackend(GeminiSettings):
         client.close()
 
     def _config(
-        self, system: str | None, temperature: float, max_output_tokens: int, json_output: bool
+        self,
+        system: str | None,
+        temperature: float,
+        max_output_tokens: int,
+        json_output: bool,
+        *,
+        count: int = 1,
+        seed: int | None = None,
     ) -> Any:
         from google.genai import types
 
@@ -89,6 +100,8 @@ class GeminiBackend(GeminiSettings):
             temperature=temperature,
             max_output_tokens=max_output_tokens,
             response_mime_type="application/json" if json_output else None,
+            candidate_count=count if count > 1 else None,
+            seed=seed,
         )
 
     async def complete(
@@ -99,15 +112,41 @@ class GeminiBackend(GeminiSettings):
         temperature: float = 1.0,
         max_output_tokens: int = 1024,
         json_output: bool = False,
+        seed: int | None = None,
     ) -> Completion:
-        config = self._config(system, temperature, max_output_tokens, json_output)
+        config = self._config(system, temperature, max_output_tokens, json_output, seed=seed)
+        return _gemini_completion(await self._generate(prompt, config))
+
+    async def complete_candidates(
+        self,
+        prompt: str,
+        count: int,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+    ) -> list[Completion]:
+        config = self._config(system, temperature, max_output_tokens, json_output, count=count)
+        response = await self._generate(prompt, config)
+        total = _gemini_completion(response)  # the token counts of the whole request
+        texts = [
+            "".join(
+                part.text
+                for part in (candidate.content.parts if candidate.content else None) or []
+                if part.text and not part.thought
+            )
+            for candidate in response.candidates or []
+        ]
+        return split_candidates(texts, total.input_tokens, total.output_tokens)
+
+    async def _generate(self, prompt: str, config: Any) -> Any:
         try:
-            response = await self._client().aio.models.generate_content(
+            return await self._client().aio.models.generate_content(
                 model=self.model, contents=prompt, config=config
             )
         except Exception as err:
             self._raise_failure(err)
-        return _gemini_completion(response)
 
     def _raise_failure(self, err: Exception) -> NoReturn:
         """Raise our error for an SDK or transport error `err`; anything else (a bug) as it is."""
@@ -142,6 +181,7 @@ class GeminiBackend(GeminiSettings):
                     request.temperature,
                     request.max_output_tokens,
                     request.json_output,
+                    seed=request.sample or None,  # repeated samples: distinct requests
                 ),
             )
             for request in requests

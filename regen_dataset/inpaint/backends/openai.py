@@ -16,6 +16,7 @@ from regen_dataset.inpaint.backends._common import (
     Completion,
     LLMError,
     retry_after_from_headers,
+    split_candidates,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ class OpenAIBackend(Backend):
     # The API takes up to 50,000 requests and 200 MB per file; REGEN prompts are about 10 KB.
     batch_limit = 10_000
     key_env = OPENAI_KEY_ENV
+    max_candidates = 128  # the API's limit on `n`
+    candidates_parameter = "n"
+    supports_seed = True
 
     def __init__(
         self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
@@ -77,6 +81,9 @@ class OpenAIBackend(Backend):
         temperature: float,
         max_output_tokens: int,
         json_output: bool,
+        *,
+        count: int = 1,
+        seed: int | None = None,
     ) -> dict[str, Any]:
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
@@ -88,6 +95,10 @@ class OpenAIBackend(Backend):
         }
         if json_output:
             body["response_format"] = {"type": "json_object"}
+        if count > 1:
+            body["n"] = count
+        if seed is not None:
+            body["seed"] = seed
         return body
 
     async def complete(
@@ -98,15 +109,39 @@ class OpenAIBackend(Backend):
         temperature: float = 1.0,
         max_output_tokens: int = 1024,
         json_output: bool = False,
+        seed: int | None = None,
     ) -> Completion:
+        body = self._body(prompt, system, temperature, max_output_tokens, json_output, seed=seed)
+        return _chat_completion(await self._create(body))
+
+    async def complete_candidates(
+        self,
+        prompt: str,
+        count: int,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+    ) -> list[Completion]:
+        body = self._body(prompt, system, temperature, max_output_tokens, json_output, count=count)
+        response = await self._create(body)
+        usage = response.get("usage") or {}
+        texts = [(c.get("message") or {}).get("content") or "" for c in response["choices"]]
+        return split_candidates(
+            texts,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+
+    async def _create(self, body: dict[str, Any]) -> dict[str, Any]:
         import openai
 
-        body = self._body(prompt, system, temperature, max_output_tokens, json_output)
         try:
             response = await self._client().chat.completions.create(**body)
         except openai.APIError as err:
             raise self._error(err) from None
-        return _chat_completion(response.model_dump())
+        return response.model_dump()
 
     def _error(self, err: Exception) -> LLMError:
         import openai
@@ -140,6 +175,7 @@ class OpenAIBackend(Backend):
                         request.temperature,
                         request.max_output_tokens,
                         request.json_output,
+                        seed=request.sample or None,  # repeated samples: distinct requests
                     ),
                 },
                 ensure_ascii=False,

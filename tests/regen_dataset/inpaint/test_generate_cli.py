@@ -92,8 +92,10 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
         )
         assert "| real | 100% | 0% | 100% | 5 |" in capsys.readouterr().out
         assert json.loads(bias.read_text())["history_swapped"]["rated"] == 5
-    assert first_calls > 12 * 10 and "sk-test-not-a-secret" not in out.read_text()
+    # per user at least: narratives, endorsement, and one rating request for each of 3 groups
+    assert first_calls >= 12 * 5 and "sk-test-not-a-secret" not in out.read_text()
     assert manifest["backend"] == {"name": "openai", "model": "gpt-4o-mini", "batch": False}
+    assert "asking for 2 candidates (`n`)" in manifest["rater_sampling"]
     assert (
         manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from regen_dataset.inpaint import rater
 from regen_dataset.inpaint.backends import (
     Backend,
     BackendError,
@@ -24,6 +26,7 @@ from regen_dataset.inpaint.backends import (
     LocalBackend,
     make_backend,
 )
+from regen_dataset.inpaint.rater import rating_requests
 from regen_dataset.inpaint.runner import (
     LLMRequest,
     RetriesExhausted,
@@ -592,3 +595,65 @@ def test_a_cache_written_before_answers_kept_their_price_still_works(openai_api,
     results = runner.run([old, *requests_for(2)], parse)
     assert [r["echo"] for r in results] == ["old 0", "prompt 0", "prompt 1"]
     assert runner.usage.calls == 2 and runner.output_usage().calls == 3
+
+
+# -- repeated samples (the auto-rater's ensemble) ------------------------------------------------
+
+
+def numbered_answers():
+    """An answer function whose every answer differs, as a sampling model's would."""
+    counter = itertools.count()
+    return lambda prompt: json.dumps({"echo": prompt, "draw": next(counter)})
+
+
+def _candidates_asked(api: Api, body: dict) -> int | None:
+    if api.name == "openai":
+        return body.get("n")
+    return body["generationConfig"].get("candidateCount")
+
+
+def _seed(api: Api, body: dict) -> int | None:
+    return body.get("seed") if api.name == "openai" else body["generationConfig"].get("seed")
+
+
+def test_samples_of_one_prompt_are_one_request_for_several_candidates(api, tmp_path):
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite", prices=(1.0, 1.0))
+    runner.track_output("out")
+    requests = rating_requests("rate this", 7)
+    results = runner.run(requests, parse)
+
+    (call,) = api.server.calls()  # the input is sent, and paid, once
+    assert _candidates_asked(api, call.json()) == 7
+    assert sorted(r["draw"] for r in results) == list(range(7))  # seven distinct samples
+    assert runner.usage.calls == 1 and runner.usage.cached == 0
+    assert runner.usage.input_tokens == words("rate this") + words(rater.SYSTEM)
+    paid = runner.output_usage()
+    assert (paid.calls, paid.input_tokens) == (1, runner.usage.input_tokens)
+    assert paid.output_tokens == runner.usage.output_tokens
+
+    again = api.runner(tmp_path / "cache.sqlite")
+    assert again.run(requests, parse) == results and again.usage.cached == 7
+    assert len(api.server.calls()) == 1
+
+
+def test_samples_a_server_does_not_return_are_asked_with_distinct_seeds(api, tmp_path):
+    api.server.candidates = False  # ignores `n` / `candidateCount`, as some servers do
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite")
+    results = runner.run(rating_requests("rate this", 4), parse)
+
+    bodies = [call.body for call in api.server.calls()]
+    assert len(bodies) == 4 and len(set(bodies)) == 4  # no two byte-identical requests
+    seeds = sorted(_seed(api, json.loads(body)) or 0 for body in bodies)
+    assert seeds == [0, 1, 2, 3]
+    assert sorted(r["draw"] for r in results) == [0, 1, 2, 3]
+    assert runner.usage.candidates_missing == 3 and runner.usage.calls == 4
+
+
+def test_samples_in_a_batch_job_carry_distinct_seeds(openai_api, tmp_path):
+    runner = openai_api.runner(tmp_path / "cache.sqlite")
+    runner.run_batch(rating_requests("rate this", 3), parse, poll_interval=0.01)
+    (stored,) = [f for f in openai_api.server.files.values() if f["purpose"] == "batch"]
+    lines = [json.loads(line)["body"] for line in stored["content"].decode().splitlines()]
+    assert [line.get("seed") for line in lines] == [None, 1, 2]
