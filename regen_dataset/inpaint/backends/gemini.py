@@ -160,7 +160,7 @@ class GeminiBackend(GeminiSettings):
 
         if isinstance(err, errors.APIError):
             headers = getattr(err.response, "headers", None)
-            retry_after = retry_after_from_headers(headers) or _retry_delay(err.details)
+            retry_after = retry_after_from_headers(headers) or retry_delay_from_details(err.details)
             message = f"{err.status or ''} {err.message or ''}".strip() or str(err)
             return self._failure(err.code, message, retry_after=retry_after)
         if isinstance(err, TimeoutError):
@@ -246,7 +246,7 @@ def _gemini_completion(response: Any) -> Completion:
     )
 
 
-def _retry_delay(details: Any) -> float | None:
+def retry_delay_from_details(details: Any) -> float | None:
     """Seconds from a google.rpc.RetryInfo in a Google error body (`"retryDelay": "37s"`)."""
     if isinstance(details, list) and len(details) == 1:
         details = details[0]

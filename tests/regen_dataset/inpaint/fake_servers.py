@@ -239,7 +239,8 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
-            reply = fake.handle(method, self.path, headers, body)
+            path = self.path.partition("?")[0]  # the legacy Gemini SDK adds `?$alt=json...`
+            reply = fake.handle(method, path, headers, body)
             try:
                 if reply is DROP:
                     self.close_connection = True
