@@ -13,7 +13,7 @@ import math
 from collections import Counter
 
 from regen_dataset.inpaint.backends import Backend
-from regen_dataset.inpaint.prompts import RATED_ATTRIBUTES, SYSTEM
+from regen_dataset.inpaint.prompts import SYSTEM, rated_attributes
 from regen_dataset.inpaint.runner import LLMRequest
 
 ENSEMBLE = 7
@@ -67,7 +67,7 @@ def aggregate(group: str, runs: list[dict[str, int] | None]) -> dict[str, int] |
         return None
     scores = {
         attribute: majority_or_floored_mean([run[attribute] for run in valid])
-        for attribute in RATED_ATTRIBUTES[group]
+        for attribute in rated_attributes(group)
     }
     scores["confidence"] = plurality([run["confidence"] for run in valid])
     return scores
