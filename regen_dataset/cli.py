@@ -80,7 +80,8 @@ def add_parser(subparsers) -> None:
 
     bias = commands.add_parser(
         "bias-check",
-        help="rate real and mismatched (history, critique, item) triples (seed 002, 3.3.3)",
+        help="rate real and mismatched (history, critique, item) triples, the evaluation-bias "
+        "check of the REGEN paper (arXiv 2503.11924, section 3.3.3)",
     )
     bias.add_argument("--data", required=True, help="release-format JSONL with critiques")
     bias.add_argument("--out", required=True, help="JSON report")
@@ -104,9 +105,21 @@ def add_parser(subparsers) -> None:
 
 def _add_llm_arguments(parser) -> None:
     llm = parser.add_argument_group("LLM")
-    llm.add_argument("--backend", choices=("gemini", "openai", "local"), required=True)
+    from regen_dataset.inpaint.backends import BACKENDS
+
+    llm.add_argument(
+        "--backend",
+        choices=tuple(BACKENDS),
+        required=True,
+        help="the LLM provider (gemini falls back to gemini-legacy without google-genai); keys "
+        "come from the environment only: OPENAI_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY",
+    )
     llm.add_argument("--model", default=None, help="default: the backend's default model")
-    llm.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama)")
+    llm.add_argument(
+        "--base-url",
+        default=None,
+        help="another endpoint: an OpenAI-compatible server (vLLM, Ollama) or a Gemini endpoint",
+    )
     llm.add_argument(
         "--cache",
         default=None,

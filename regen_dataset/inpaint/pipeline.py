@@ -226,7 +226,9 @@ def bias_check(
     ensemble: int = rater.ENSEMBLE,
     seed: int = 0,
 ) -> dict:
-    """Seed 002 section 3.3.3: do critique ratings drop on mismatched (history, critique, item)?
+    """The evaluation-bias check of "REGEN: A Dataset and Benchmarks with Natural Language
+    Critiques and Narratives" (https://arxiv.org/abs/2503.11924, section 3.3.3): do critique
+    ratings drop on mismatched (history, critique, item) triples?
 
     For sampled real critiques, rate (1) the real triple, (2) the critique with the history (and
     current item) of another user, and (3) the critique with both the history and the next item of

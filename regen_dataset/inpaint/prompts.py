@@ -1,7 +1,9 @@
 """Prompts of the inpainting pipeline, versioned, and the parsers of their JSON answers.
 
-Written for this project after the structure of seed 002 section 3.2 and seed 003 appendices F
-and G: a task prefix, the user's whole history as text, and the expected JSON. The product
+Written for this project after the structure described in "REGEN: A Dataset and Benchmarks with
+Natural Language Critiques and Narratives" (https://arxiv.org/abs/2503.11924, section 3.2) and
+"Beyond Retrieval: Generating Narratives in Conversational Recommender Systems" (appendices F and
+G): a task prefix, the user's whole history as text, and the expected JSON. The product
 endorsement is written with the last review withheld; the purchase reason must not use what the
 user learnt after buying. `manifest()` is stored beside every generated file, so that a dataset
 says which prompts made it.
@@ -15,6 +17,11 @@ import json
 
 from regen_dataset import schema
 
+METHOD = (
+    'Inpainting as described in "REGEN: A Dataset and Benchmarks with Natural Language Critiques '
+    'and Narratives" (https://arxiv.org/abs/2503.11924) and "Beyond Retrieval: Generating '
+    'Narratives in Conversational Recommender Systems"; prompts written for this project.'
+)
 PROMPT_VERSION = "regen-inpaint-2"  # 2: rater answer formats derived from the schema
 MAX_DESCRIPTION_CHARS = 600
 MAX_REVIEW_CHARS = 1200
@@ -273,7 +280,12 @@ def manifest() -> dict:
         **{f"rater_{group}_answer": answer_format(group) for group in RATER_TASKS},
     }
     digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
-    return {"version": PROMPT_VERSION, "sha256": digest, "templates": templates}
+    return {
+        "version": PROMPT_VERSION,
+        "sha256": digest,
+        "method": METHOD,
+        "templates": templates,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,16 @@
-"""The auto-rater: an ensemble of LLM ratings per narrative group, aggregated as in the papers.
+"""The auto-rater: an ensemble of LLM ratings per narrative group, aggregated as described in
+"REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives"
+(https://arxiv.org/abs/2503.11924) and "Beyond Retrieval: Generating Narratives in
+Conversational Recommender Systems".
 
 Each group (purchase reason + explanation, user summaries + profile, endorsement, each critique)
-is rated in its own call, so that the reasoning about one group cannot colour another, and seven
-times (`ENSEMBLE`). Per attribute, a score given by more than half of the runs wins; without such
-a majority the mean, rounded down, is kept. The confidence is the most frequent confidence of the
-runs (the mean of the tied values, rounded down, when several are equally frequent).
+is rated in its own prompt, so that the reasoning about one group cannot colour another, and
+sampled seven times (`ENSEMBLE`): in one request for seven candidates where the provider can,
+else in requests made distinct by a seed (`describe_sampling`).
+
+Per attribute, a score given by more than half of the runs wins; without such a majority the
+mean, rounded down, is kept. The confidence is the most frequent confidence of the runs (the mean
+of the tied values, rounded down, when several are equally frequent).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from regen_dataset.inpaint.prompts import SYSTEM, rated_attributes
 from regen_dataset.inpaint.runner import LLMRequest
 
 ENSEMBLE = 7
-HIGH_SCORE = 6  # seed 002 Figure 4 counts scores of 6 and 7 as high
+HIGH_SCORE = 6  # the REGEN paper's Figure 4 counts scores of 6 and 7 as high
 
 
 def rating_requests(prompt: str, ensemble: int = ENSEMBLE) -> list[LLMRequest]:
