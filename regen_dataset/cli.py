@@ -163,7 +163,10 @@ def _llm(args, out: str):
     from regen_dataset.inpaint.backends import make_backend
     from regen_dataset.inpaint.runner import Runner
 
-    backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    try:
+        backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    except ImportError as missing:  # an SDK that is not installed: the user's to fix
+        raise ValueError(f"the {args.backend} backend cannot start: {missing}") from None
     runner = Runner(
         backend,
         args.cache or f"{out}.cache.sqlite",
@@ -275,10 +278,11 @@ def _rate(args) -> None:
 def _bias_check(args) -> None:
     import itertools
 
-    from regen_dataset.files import write_json
+    from regen_dataset.files import remove_dead_partials, write_json
     from regen_dataset.inpaint.pipeline import bias_check
     from regen_dataset.inpaint.rater import describe_sampling
 
+    remove_dead_partials(args.out)
     runner, run = _llm(args, args.out)
     runner.track_output(args.out)
     users = list(itertools.islice(_read_lines(args.data), args.max_users))

@@ -2,18 +2,23 @@
 
 `Runner.run(requests, validate)` is what the inpainting pipeline calls. It
 - answers each request from an on-disk cache when it can and calls the backend otherwise, with
-  at most `concurrency` calls in flight; identical requests are called once;
+  at most `concurrency` calls in flight; identical requests are called once; requests that differ
+  only in `sample` (the auto-rater's ensemble) are one request for several candidates where the
+  backend can (`max_candidates`), and otherwise carry distinct seeds;
 - retries what may pass later (`RetryableError`: 429, 5xx, timeouts, dropped connections) with
   exponential backoff and full jitter, waiting at least what the server asked for, and fails fast
-  on what will not (`BackendError`: 400, 401...);
+  on what will not (`BackendError`: 400, 401...), after which no further call of that run starts;
 - validates every answer with `validate(text)`; an answer it refuses (ValueError) gets up to
   `repair_attempts` follow-up calls that show the model its answer and the error. What is still
   invalid comes back as None and is counted in `usage.invalid`: bad model output never raises;
-- counts calls, cache hits, retries, repairs, tokens and cost in `usage`.
+- counts calls, cache hits, retries, repairs, tokens and cost in `usage`; with `track_output`,
+  `output_usage()` sums what every answer an output used cost, also when earlier (killed or
+  failed) processes paid for it.
 
-The cache is a sqlite3 file (WAL mode) with one row per completed call, committed as soon as the
-call returns: the raw text and token counts, never the validated value (a better validator can
-re-read the same answers for free). A run that is killed and started again pays for no call twice.
+The cache is a sqlite3 file (WAL mode) with one row per answer, committed as soon as the call
+returns: the raw text, token counts and price factor, never the validated value (a better
+validator can re-read the same answers for free). A run that is killed and started again pays for
+no call twice.
 
 `Runner.run_batch` sends the uncached requests through the provider's batch API instead (half
 price, answers within 24 hours). Submitted job ids are stored in the same database before polling

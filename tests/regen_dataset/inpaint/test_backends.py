@@ -534,8 +534,11 @@ def test_legacy_gemini_refused_loopback_connection_is_not_retryable(legacy_serve
 
 
 def test_gemini_falls_back_to_the_legacy_sdk(legacy_server, monkeypatch):
+    import google
+
     for module in ("google.genai", "google.genai.types"):
         monkeypatch.setitem(sys.modules, module, None)  # as if google-genai were not installed
+    monkeypatch.delattr(google, "genai", raising=False)
     backend = make_backend("gemini", "gemini-test", base_url=legacy_server.base_url)
     assert isinstance(backend, LegacyGeminiBackend)
     assert complete(backend, "hi").text == echo_answer("hi")

@@ -213,3 +213,13 @@ def test_resumed_run_manifest_counts_every_paid_call(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.glob("office*")) == [
         "office.jsonl", "office.jsonl.cache.sqlite", "office.jsonl.manifest.json"
     ]  # fmt: skip
+
+
+def test_a_missing_sdk_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-test-not-a-secret")
+    monkeypatch.setitem(sys.modules, "google.generativeai", None)  # as if not installed
+    reviews, meta = _raw_amazon_files(tmp_path, users=2)
+    url = "http://127.0.0.1:9"
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, tmp_path / "office.jsonl", url, backend="gemini-legacy"))
+    assert "the gemini-legacy backend cannot start" in _one_error_line(capsys)

@@ -152,8 +152,9 @@ def test_identical_requests_are_called_once(api, tmp_path):
     other_sample = LLMRequest("the same prompt", sample=1)
     results = runner.run([same, other_sample, same], parse)
     assert results[0] == results[2]
-    assert len(api.server.calls()) == 2  # the second sample is a call of its own
-    assert (runner.usage.calls, runner.usage.cached) == (2, 1)
+    (call,) = api.server.calls()  # the two samples: one request for two candidates
+    assert _candidates_asked(api, call.json()) == 2
+    assert (runner.usage.calls, runner.usage.cached) == (1, 1)
 
 
 def test_request_keys_cover_backend_model_and_every_field(monkeypatch):
