@@ -46,8 +46,9 @@ def describe_sampling(backend: Backend, ensemble: int, batch: bool = False) -> s
     if backend.max_candidates > 1:
         return (
             f"one request per rated group asking for {ensemble} candidates "
-            f"(`{backend.candidates_parameter}`); samples a server did not return were asked one "
-            "by one with distinct seeds (usage: candidates_missing)"
+            f"(`{backend.candidates_parameter}`); samples a server did not return, or all of them "
+            "where it refused several candidates, were asked one by one with distinct seeds "
+            "(usage: candidates_missing, candidates_refused)"
         )
     if backend.supports_seed:
         return f"{ensemble} requests per rated group, each with its own seed"

@@ -103,8 +103,10 @@ class Usage:
     retries: int = 0
     repaired: int = 0  # answers made valid by a repair call
     invalid: int = 0  # answers still invalid after the repairs (their results are None)
-    # Samples that a request for several candidates did not return (asked again one by one).
+    # Samples that a request for several candidates did not return (asked again one by one), and
+    # such requests the server refused (400: it takes one candidate; then asked one by one).
     candidates_missing: int = 0
+    candidates_refused: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -281,6 +283,7 @@ class Runner:
         # asking a service that has just refused (a bad key fails every call alike).
         self._fatal: LLMError | None = None
         self.output: str | None = None  # see `track_output`
+        self._one_candidate_only = False  # set when the server refuses several candidates
         self._used: list[str] = []  # keys of the answers used in this session
 
     # -- public, synchronous ----------------------------------------------------------------
@@ -429,20 +432,31 @@ class Runner:
             if len(chunk) < 2:
                 return  # a single sample is a plain call
             request = chunk[0][0]
+            ask = functools.partial(
+                self.backend.complete_candidates,
+                request.prompt,
+                len(chunk),
+                system=request.system,
+                temperature=request.temperature,
+                max_output_tokens=request.max_output_tokens,
+                json_output=request.json_output,
+            )
             async with semaphore:
                 if self._fatal is not None:
                     raise self._fatal
-                answers = await self._with_retries(
-                    functools.partial(
-                        self.backend.complete_candidates,
-                        request.prompt,
-                        len(chunk),
-                        system=request.system,
-                        temperature=request.temperature,
-                        max_output_tokens=request.max_output_tokens,
-                        json_output=request.json_output,
+                if self._one_candidate_only:
+                    return  # plain calls, one per sample
+                try:
+                    answers = await self._with_retries(
+                        functools.partial(_candidates_or_refusal, ask)
                     )
-                )
+                except _CandidatesRefused as refusal:
+                    # A server that takes one candidate per request (llama.cpp answers 400): ask
+                    # it for one sample at a time, with seeds, for the rest of this runner's life.
+                    self._one_candidate_only = True
+                    self.usage.candidates_refused += 1
+                    log.warning("%s; the samples are asked one by one", refusal.error)
+                    return
             answered = list(zip([key for _, key in chunk], answers, strict=False))
             cache.put(answered, self.backend, one_call=True)
             if answered:
@@ -632,6 +646,25 @@ class Runner:
         finally:
             bar.close()
         return fresh
+
+
+class _CandidatesRefused(Exception):
+    """A request for several candidates that the server refused as a bad request."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _candidates_or_refusal(ask: Callable[[], Awaitable[list[Completion]]]):
+    """`ask()`, with a 400 answer turned into `_CandidatesRefused` (which is no LLMError, so that
+    the retry loop neither retries it nor ends the run with it)."""
+    try:
+        return await ask()
+    except BackendError as err:
+        if err.status == 400:
+            raise _CandidatesRefused(err) from None
+        raise
 
 
 def repair_request(

@@ -54,14 +54,20 @@ def split_candidates(texts: list[str], input_tokens: int, output_tokens: int) ->
 
 
 class LLMError(Exception):
-    """Base of the errors of the LLM layer."""
+    """Base of the errors of the LLM layer; `status` is the HTTP status where there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class RetryableError(LLMError):
     """A call that may succeed later: rate limit (429), server error (5xx), timeout, reset."""
 
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, status: int | None = None
+    ):
+        super().__init__(message, status=status)
         self.retry_after = retry_after  # seconds, from the server when it said
 
 
@@ -191,8 +197,9 @@ class Backend(abc.ABC):
         text = self._redact(f"{self.describe()}: {what}: {message}")
         hint = self._hint(status, message)
         if retryable:
-            return RetryableError(f"{text}; {hint}" if hint else text, retry_after=retry_after)
-        return BackendError(f"{text} (not retried){f'; {hint}' if hint else ''}")
+            message = f"{text}; {hint}" if hint else text
+            return RetryableError(message, retry_after=retry_after, status=status)
+        return BackendError(f"{text} (not retried){f'; {hint}' if hint else ''}", status=status)
 
     def _connection_failure(self, err: BaseException) -> LLMError:
         """The error for a connection that failed. A refused connection to this machine cannot

@@ -155,7 +155,8 @@ class OpenAIBackend(Backend):
             message = str(body.get("message") or err.message or err)
             if err.status_code == 429 and err.code == "insufficient_quota":
                 text = self._redact(f"{self.describe()}: HTTP 429: {message}")
-                return BackendError(f"{text} (not retried); {self._hint(429, message)}")
+                hint = self._hint(429, message)
+                return BackendError(f"{text} (not retried); {hint}", status=429)
             retry_after = retry_after_from_headers(err.response.headers)
             return self._failure(err.status_code, message, retry_after=retry_after)
         return self._failure(None, f"{type(err).__name__}: {err}")

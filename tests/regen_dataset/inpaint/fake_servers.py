@@ -8,7 +8,8 @@ Each server is a ThreadingHTTPServer on 127.0.0.1 (a free port) in a daemon thre
   `push_poll_faults(...)` does the same for batch-status requests;
 - a request for several answers (OpenAI `n`, Gemini `candidateCount`) gets that many, each from
   its own call of the answer function, unless the server is made with `candidates=False` (then it
-  answers one, like servers that ignore the parameter);
+  answers one, like servers that ignore the parameter) or with `refuse_candidates=True` (then it
+  answers 400, as llama.cpp's server does);
 - token counts are whitespace-separated words of the prompt (system included) and the answers;
 - every request is recorded (method, path, lower-cased headers, body), and the most completion
   requests in flight at once is tracked (`max_in_flight`).
@@ -77,11 +78,13 @@ class FakeServer:
         slow_seconds: float = 2.0,
         polls_until_done: int = 1,
         candidates: bool = True,
+        refuse_candidates: bool = False,
     ):
         self.answer = answer
         # Whether several candidates per request (`n`, `candidateCount`) are returned, or only
         # one, as servers that ignore the parameter do.
         self.candidates = candidates
+        self.refuse_candidates = refuse_candidates  # answer 400 to them, as llama.cpp does
         self.api_key = api_key  # when set, other keys get an auth error that echoes them
         self.delay = delay  # seconds each completion takes
         self.slow_seconds = slow_seconds
@@ -180,6 +183,8 @@ class FakeServer:
             if fault == "slow":
                 time.sleep(self.slow_seconds)
             request = json.loads(body)
+            if self.refuse_candidates and self.candidates_asked(request) > 1:
+                return self.error(400, "Only one completion choice is allowed")
             count = self.candidates_asked(request) if self.candidates else 1
             texts = [self.answer(self.prompt_of(request)) for _ in range(count)]
             if fault == "malformed":

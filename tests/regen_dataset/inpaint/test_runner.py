@@ -658,3 +658,17 @@ def test_samples_in_a_batch_job_carry_distinct_seeds(openai_api, tmp_path):
     (stored,) = [f for f in openai_api.server.files.values() if f["purpose"] == "batch"]
     lines = [json.loads(line)["body"] for line in stored["content"].decode().splitlines()]
     assert [line.get("seed") for line in lines] == [None, 1, 2]
+
+
+def test_a_server_that_refuses_several_candidates_gets_seeded_samples(api, tmp_path):
+    api.server.refuse_candidates = True  # 400 to `n` > 1, as llama.cpp's server answers
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite", concurrency=1)
+    requests = rating_requests("rate this", 3) + rating_requests("rate that", 3)
+    results = runner.run(requests, parse)
+
+    asked = [json.loads(call.body) for call in api.server.calls()]
+    assert [_candidates_asked(api, body) for body in asked] == [3] + [None] * 6  # refused once
+    assert sorted(_seed(api, body) or 0 for body in asked[1:]) == [0, 0, 1, 1, 2, 2]
+    assert sorted(r["draw"] for r in results) == list(range(6))
+    assert runner.usage.candidates_refused == 1 and runner.usage.calls == 6
