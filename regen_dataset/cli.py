@@ -194,10 +194,16 @@ def _usage(runner) -> dict:
     when it was paid for (also by earlier processes that were killed or failed)."""
     from dataclasses import asdict
 
+    paid = asdict(runner.output_usage())
     return {
-        "output": asdict(runner.output_usage()),
+        "output": {
+            key: paid[key] for key in ("calls", "input_tokens", "output_tokens", "cost_usd")
+        },
         "this_process": asdict(runner.usage),
         "prices_usd_per_million_tokens": runner.prices,
+        "note": "output: the paid calls behind every answer this output uses, over all the runs "
+        "that wrote it (an answer served from the cache is counted once, when it was paid for); "
+        "this_process: the last run alone",
     }
 
 
