@@ -465,8 +465,10 @@ class Runner:
                     self._account(completion, calls=0)
             fresh.update(key for key, _ in answered)
             if len(answered) < len(chunk):
+                first = not self.usage.candidates_missing  # a server that ignores `n` always will
                 self.usage.candidates_missing += len(chunk) - len(answered)
-                log.warning(
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
                     "%s returned %d of %d candidates; the others are asked one by one",
                     self.backend.describe(),
                     len(answered),
@@ -662,7 +664,7 @@ async def _candidates_or_refusal(ask: Callable[[], Awaitable[list[Completion]]])
     try:
         return await ask()
     except BackendError as err:
-        if err.status == 400:
+        if err.status == 400 and "api key" not in str(err).lower():  # Google: bad key is a 400
             raise _CandidatesRefused(err) from None
         raise
 

@@ -672,3 +672,11 @@ def test_a_server_that_refuses_several_candidates_gets_seeded_samples(api, tmp_p
     assert sorted(_seed(api, body) or 0 for body in asked[1:]) == [0, 0, 1, 1, 2, 2]
     assert sorted(r["draw"] for r in results) == list(range(6))
     assert runner.usage.candidates_refused == 1 and runner.usage.calls == 6
+
+
+def test_a_bad_key_on_a_request_for_candidates_ends_the_run(api, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV[api.name], "a-wrong-key")  # Google answers 400, OpenAI 401
+    runner = api.runner(tmp_path / "cache.sqlite")
+    with pytest.raises(BackendError, match="(?i)api key"):
+        runner.run(rating_requests("rate this", 3), parse)
+    assert runner.usage.candidates_refused == 0 and len(api.server.calls()) == 1
