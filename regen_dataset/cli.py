@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -79,7 +80,8 @@ def add_parser(subparsers) -> None:
 
     bias = commands.add_parser(
         "bias-check",
-        help="rate real and mismatched (history, critique, item) triples (seed 002, 3.3.3)",
+        help="rate real and mismatched (history, critique, item) triples, the evaluation-bias "
+        "check of the REGEN paper (arXiv 2503.11924, section 3.3.3)",
     )
     bias.add_argument("--data", required=True, help="release-format JSONL with critiques")
     bias.add_argument("--out", required=True, help="JSON report")
@@ -103,9 +105,21 @@ def add_parser(subparsers) -> None:
 
 def _add_llm_arguments(parser) -> None:
     llm = parser.add_argument_group("LLM")
-    llm.add_argument("--backend", choices=("gemini", "openai", "local"), required=True)
+    from regen_dataset.inpaint.backends import BACKENDS
+
+    llm.add_argument(
+        "--backend",
+        choices=tuple(BACKENDS),
+        required=True,
+        help="the LLM provider (gemini falls back to gemini-legacy without google-genai); keys "
+        "come from the environment only: OPENAI_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY",
+    )
     llm.add_argument("--model", default=None, help="default: the backend's default model")
-    llm.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama)")
+    llm.add_argument(
+        "--base-url",
+        default=None,
+        help="another endpoint: an OpenAI-compatible server (vLLM, Ollama) or a Gemini endpoint",
+    )
     llm.add_argument(
         "--cache",
         default=None,
@@ -126,12 +140,33 @@ def _add_llm_arguments(parser) -> None:
     llm.add_argument("--seed", type=int, default=0)
 
 
+def _reports_llm_failures(command):
+    """`command` with a failure of the LLM service (bad key, unreachable server, retries spent)
+    said in one line on stderr, exit status 1: the error names the service, the HTTP status and
+    what to check, and never holds the key."""
+
+    @functools.wraps(command)
+    def run(args) -> None:
+        from regen_dataset.inpaint.backends import LLMError
+
+        try:
+            command(args)
+        except LLMError as error:
+            print(f"regen: error: {error}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return run
+
+
 def _llm(args, out: str):
     """(runner, run function) for the LLM arguments; keys come from the environment only."""
     from regen_dataset.inpaint.backends import make_backend
     from regen_dataset.inpaint.runner import Runner
 
-    backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    try:
+        backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    except ImportError as missing:  # an SDK that is not installed: the user's to fix
+        raise ValueError(f"the {args.backend} backend cannot start: {missing}") from None
     runner = Runner(
         backend,
         args.cache or f"{out}.cache.sqlite",
@@ -154,11 +189,31 @@ def _read_lines(path: str):
                     raise ValueError(f"{path}, line {number}: malformed JSON ({error})") from None
 
 
+def _usage(runner) -> dict:
+    """The manifest's usage: what this process paid, and what every answer the output used cost
+    when it was paid for (also by earlier processes that were killed or failed)."""
+    from dataclasses import asdict
+
+    paid = asdict(runner.output_usage())
+    return {
+        "output": {
+            key: paid[key] for key in ("calls", "input_tokens", "output_tokens", "cost_usd")
+        },
+        "this_process": asdict(runner.usage),
+        "prices_usd_per_million_tokens": runner.prices,
+        "note": "output: the paid calls behind every answer this output uses, over all the runs "
+        "that wrote it (an answer served from the cache is counted once, when it was paid for); "
+        "this_process: the last run alone",
+    }
+
+
 def _inpaint_to_file(args, users, config, source: dict) -> None:
     """Run the inpainting pipeline over `users` into args.out, with its manifest."""
     from regen_dataset.inpaint.pipeline import InpaintReport, inpaint, write_release_lines
+    from regen_dataset.inpaint.rater import describe_sampling
 
     runner, run = _llm(args, args.out)
+    runner.track_output(args.out)
     report = InpaintReport()
 
     def describe() -> dict:  # called once every user is written, so the counts are final
@@ -170,16 +225,25 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
                 "batch": args.batch,
             },
             "config": vars(config),
+            "rater_sampling": describe_sampling(runner.backend, config.ensemble, args.batch)
+            if config.rate
+            else None,
             "report": report.to_dict(),
-            "usage": runner.usage.summary(),
+            "usage": _usage(runner),
         }
 
     count = write_release_lines(args.out, inpaint(users, run, config, report), describe)
     print(report.summary())
-    print(runner.usage.summary())
+    print(f"this run: {runner.usage.summary()}")
+    paid = runner.output_usage()
+    print(
+        f"the answers in {args.out}, over every run: {paid.calls:,} paid calls, "
+        f"{paid.input_tokens:,} input + {paid.output_tokens:,} output tokens, ${paid.cost_usd:,.4f}"
+    )
     print(f"wrote {count:,} users to {args.out} (and {args.out}.manifest.json)")
 
 
+@_reports_llm_failures
 def _generate(args) -> None:
     import itertools
 
@@ -206,6 +270,7 @@ def _generate(args) -> None:
     print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
 
 
+@_reports_llm_failures
 def _rate(args) -> None:
     from regen_dataset.inpaint.pipeline import InpaintConfig
 
@@ -215,13 +280,17 @@ def _rate(args) -> None:
     _inpaint_to_file(args, _read_lines(args.data), config, {"rated": args.data})
 
 
+@_reports_llm_failures
 def _bias_check(args) -> None:
     import itertools
-    import json
 
+    from regen_dataset.files import remove_dead_partials, write_json
     from regen_dataset.inpaint.pipeline import bias_check
+    from regen_dataset.inpaint.rater import describe_sampling
 
+    remove_dead_partials(args.out)
     runner, run = _llm(args, args.out)
+    runner.track_output(args.out)
     users = list(itertools.islice(_read_lines(args.data), args.max_users))
     result = bias_check(users, run, samples=args.samples, ensemble=args.ensemble, seed=args.seed)
     print(f"share of critique ratings >= 6 over {result['samples']} sampled critiques")
@@ -233,8 +302,8 @@ def _bias_check(args) -> None:
             f"| {condition} | {shares['quality']:.0%} | {shares['specificity']:.0%} | "
             f"{shares['relevance']:.0%} | {shares['rated']} |"
         )
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump({**result, "usage": runner.usage.summary()}, handle, indent=2)
+    sampling = describe_sampling(runner.backend, args.ensemble, args.batch)
+    write_json(args.out, {**result, "rater_sampling": sampling, "usage": _usage(runner)})
     print(runner.usage.summary())
 
 

@@ -26,9 +26,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from regen_dataset.files import atomic_open, remove_dead_partials, write_json
 from regen_dataset.inpaint import prompts, rater
 from regen_dataset.inpaint.runner import LLMRequest
-from regen_dataset.release import CRITIQUE_SENTINEL, SIMILAR_LEVELS, is_critique
+from regen_dataset.release import is_critique
+from regen_dataset.schema import CRITIQUE_SENTINEL, RATER_ATTRIBUTES, similar_adjacent
 
 RunFn = Callable[[Sequence[LLMRequest], Callable[[str], Any]], list]
 
@@ -71,12 +73,8 @@ class InpaintReport:
 
 
 def category_levels(item: dict) -> list[str]:
+    """A release-format item's category path (`"Root - Sub - Leaf"`), root first."""
     return [level.strip() for level in (item.get("category") or "").split(" - ") if level.strip()]
-
-
-def similar(first: dict, second: dict, levels: int = SIMILAR_LEVELS) -> bool:
-    a, b = category_levels(first), category_levels(second)
-    return len(a) >= levels and a[:levels] == b[:levels]
 
 
 def inpaint(
@@ -103,7 +101,8 @@ def add_critiques(users: list[dict], run: RunFn, config: InpaintConfig, report) 
         for position in range(1, len(history)):
             history[position]["critique"] = CRITIQUE_SENTINEL
             report.adjacent_pairs += 1
-            if similar(history[position - 1]["item"], history[position]["item"]):
+            previous, current = history[position - 1]["item"], history[position]["item"]
+            if similar_adjacent(category_levels(previous), category_levels(current)):
                 pairs.append((index, position))
     report.similar_pairs += len(pairs)
     requests = []
@@ -195,10 +194,12 @@ def _rating_jobs(user: dict) -> Iterator[tuple[str, int | None, str]]:
 
 
 def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
-    """Add `metadata` scores to each user: one ensemble of ratings per rateable group."""
+    """Add `metadata` scores to each user: one ensemble of ratings per rateable group, stored
+    under the release's rater groups (`schema.RATER_ATTRIBUTES`) that its prompt scores. A user's
+    critiques are rated one by one and stored as their mean."""
     jobs = [(index, *job) for index, user in enumerate(users) for job in _rating_jobs(user)]
-    critique_scores: dict[int, list[dict]] = {}
-    for group in prompts.RATED_ATTRIBUTES:
+    ratings: dict[tuple[int, str], list[dict[str, int]]] = {}
+    for group in prompts.RATING_PROMPT_GROUPS:
         group_jobs = [job for job in jobs if job[1] == group]
         requests = [r for job in group_jobs for r in rater.rating_requests(job[3], ensemble)]
         runs = run(requests, prompts.score_parser(group))
@@ -207,19 +208,14 @@ def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
             if scores is None:
                 report.invalid[f"rating {group}"] += 1
                 continue
-            metadata = users[index].setdefault("metadata", {})
-            if group == "user":
-                metadata["example"] = {
-                    "richness": scores.pop("richness"),
-                    "confidence": scores["confidence"],
-                }
-                metadata["user"] = scores
-            elif group == "critique":
-                critique_scores.setdefault(index, []).append(scores)
-            else:
-                metadata[group] = scores
-    for index, scores in critique_scores.items():
-        users[index].setdefault("metadata", {})["critique"] = rater.mean_scores(scores)
+            ratings.setdefault((index, group), []).append(scores)
+    for (index, group), group_ratings in ratings.items():
+        scores = rater.mean_scores(group_ratings)
+        metadata = users[index].setdefault("metadata", {})
+        for stored in prompts.RATING_PROMPT_GROUPS[group]:
+            metadata[stored] = {
+                attribute: scores[attribute] for attribute in RATER_ATTRIBUTES[stored]
+            }
 
 
 def bias_check(
@@ -230,7 +226,9 @@ def bias_check(
     ensemble: int = rater.ENSEMBLE,
     seed: int = 0,
 ) -> dict:
-    """Seed 002 section 3.3.3: do critique ratings drop on mismatched (history, critique, item)?
+    """The evaluation-bias check of "REGEN: A Dataset and Benchmarks with Natural Language
+    Critiques and Narratives" (https://arxiv.org/abs/2503.11924, section 3.3.3): do critique
+    ratings drop on mismatched (history, critique, item) triples?
 
     For sampled real critiques, rate (1) the real triple, (2) the critique with the history (and
     current item) of another user, and (3) the critique with both the history and the next item of
@@ -279,7 +277,7 @@ def bias_check(
         valid = [s for s in scores if s is not None]
         result[name] = {
             attribute: sum(s[attribute] >= rater.HIGH_SCORE for s in valid) / max(len(valid), 1)
-            for attribute in prompts.RATED_ATTRIBUTES["critique"]
+            for attribute in prompts.rated_attributes("critique")
         }
         result[name]["rated"] = len(valid)
     return result
@@ -290,23 +288,23 @@ def write_release_lines(
 ) -> int:
     """Write users as release JSONL atomically, with `<path>.manifest.json` beside it.
 
-    `describe()` is called once every user is written, so that it can report the whole run.
+    `describe()` is called once every user is written, so that it can report the whole run. The
+    temporary files of an earlier writer that was killed are removed first; a run that fails
+    leaves neither file half-written.
     """
-    path = os.fspath(path)
-    partial = f"{path}.partial"
+    manifest_path = f"{os.fspath(path)}.manifest.json"
+    for target in (path, manifest_path):
+        remove_dead_partials(target)
     count = 0
-    with open(partial, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         for user in users:
             handle.write(json.dumps(user, ensure_ascii=False) + "\n")
             count += 1
-    manifest = {
-        **describe(),
-        "users": count,
-        "prompts": prompts.manifest(),
-        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    with open(f"{path}.manifest.json.partial", "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, default=str)
-    os.replace(f"{path}.manifest.json.partial", f"{path}.manifest.json")
-    os.replace(partial, path)
+        manifest = {
+            **describe(),
+            "users": count,
+            "prompts": prompts.manifest(),
+            "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(manifest_path, manifest)  # before the data appears under its name
     return count

@@ -1,7 +1,9 @@
 """Prompts of the inpainting pipeline, versioned, and the parsers of their JSON answers.
 
-Written for this project after the structure of seed 002 section 3.2 and seed 003 appendices F
-and G: a task prefix, the user's whole history as text, and the expected JSON. The product
+Written for this project after the structure described in "REGEN: A Dataset and Benchmarks with
+Natural Language Critiques and Narratives" (https://arxiv.org/abs/2503.11924, section 3.2) and
+"Beyond Retrieval: Generating Narratives in Conversational Recommender Systems" (appendices F and
+G): a task prefix, the user's whole history as text, and the expected JSON. The product
 endorsement is written with the last review withheld; the purchase reason must not use what the
 user learnt after buying. `manifest()` is stored beside every generated file, so that a dataset
 says which prompts made it.
@@ -13,7 +15,14 @@ import datetime
 import hashlib
 import json
 
-PROMPT_VERSION = "regen-inpaint-1"
+from regen_dataset import schema
+
+METHOD = (
+    'Inpainting as described in "REGEN: A Dataset and Benchmarks with Natural Language Critiques '
+    'and Narratives" (https://arxiv.org/abs/2503.11924) and "Beyond Retrieval: Generating '
+    'Narratives in Conversational Recommender Systems"; prompts written for this project.'
+)
+PROMPT_VERSION = "regen-inpaint-2"  # 2: rater answer formats derived from the schema
 MAX_DESCRIPTION_CHARS = 600
 MAX_REVIEW_CHARS = 1200
 
@@ -103,8 +112,7 @@ EXPLANATION: {purchase_reason_explanation}
 PURCHASE HISTORY:
 {history}
 
-Answer as {{"veracity": n, "grounding": n, "foresight": n, "clarity": n, "personalization": n,
-"confidence": n}}.""",
+Answer as {answer}.""",
     "user": """A BRIEF SUMMARY, a LONG SUMMARY and a PROFILE were written for the shopper below.
 Rate them together:
 - veracity: is every claim true to the history?
@@ -122,8 +130,7 @@ PROFILE: {user_profile}
 PURCHASE HISTORY:
 {history}
 
-Answer as {{"veracity": n, "grounding": n, "clarity": n, "personalization": n, "richness": n,
-"confidence": n}}.""",
+Answer as {answer}.""",
     "endorsement": """An ENDORSEMENT of the recommended item was written for the shopper below
 (their review of that item was withheld). Rate it:
 - veracity: is every claim true to the history and the item description?
@@ -136,7 +143,7 @@ ENDORSEMENT: {product_endorsement}
 PURCHASE HISTORY:
 {history}
 
-Answer as {{"veracity": n, "personalization": n, "persuasiveness": n, "confidence": n}}.""",
+Answer as {answer}.""",
     "critique": """After the HISTORY below, a shopper was shown the CURRENT item and typed the
 CRITIQUE; the item they went on to buy is the NEXT item. Rate the critique:
 - quality: how well does it steer a recommender from the current item to the next item?
@@ -155,15 +162,33 @@ NEXT:
 HISTORY:
 {history}
 
-Answer as {{"quality": n, "specificity": n, "relevance": n, "confidence": n}}.""",
+Answer as {answer}.""",
 }
 
-RATED_ATTRIBUTES = {
-    "last_purchase": ("veracity", "grounding", "foresight", "clarity", "personalization"),
-    "user": ("veracity", "grounding", "clarity", "personalization", "richness"),
-    "endorsement": ("veracity", "personalization", "persuasiveness"),
-    "critique": ("quality", "specificity", "relevance"),
+# The release's rater groups (`schema.RATER_ATTRIBUTES`) that each rating prompt scores: the user
+# prompt also rates how much the history itself tells (richness), stored as `example`.
+RATING_PROMPT_GROUPS: dict[str, tuple[str, ...]] = {
+    "last_purchase": ("last_purchase",),
+    "user": ("user", "example"),
+    "endorsement": ("endorsement",),
+    "critique": ("critique",),
 }
+
+
+def rated_attributes(group: str) -> tuple[str, ...]:
+    """The attributes a rating prompt scores, in the schema's order; its answer adds the
+    run's `confidence` (shared by the groups it fills)."""
+    attributes: list[str] = []
+    for stored in RATING_PROMPT_GROUPS[group]:
+        for attribute in schema.RATER_ATTRIBUTES[stored]:
+            if attribute != "confidence" and attribute not in attributes:
+                attributes.append(attribute)
+    return tuple(attributes)
+
+
+def answer_format(group: str) -> str:
+    """The JSON a rating prompt asks for, e.g. `{"quality": n, ..., "confidence": n}`."""
+    return "{" + ", ".join(f'"{a}": n' for a in (*rated_attributes(group), "confidence")) + "}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,12 +252,15 @@ def endorsement_prompt(entries: list[dict]) -> str:
 def rater_prompt(group: str, entries: list[dict], **texts) -> str:
     withhold = group == "endorsement"
     history = format_history(entries, withhold_last_review=withhold)
-    return RATER_TASKS[group].format(scale=RATER_SCALE, history=history, **texts)
+    return RATER_TASKS[group].format(
+        scale=RATER_SCALE, history=history, answer=answer_format(group), **texts
+    )
 
 
 def critique_rater_prompt(history: list[dict], current: dict, goal: dict, critique: str) -> str:
     return RATER_TASKS["critique"].format(
         scale=RATER_SCALE,
+        answer=answer_format("critique"),
         critique=critique,
         current=format_item(current),
         goal=format_item(goal),
@@ -249,9 +277,15 @@ def manifest() -> dict:
         "endorsement": ENDORSEMENT_TASK,
         "rater_scale": RATER_SCALE,
         **{f"rater_{group}": text for group, text in RATER_TASKS.items()},
+        **{f"rater_{group}_answer": answer_format(group) for group in RATER_TASKS},
     }
     digest = hashlib.sha256(json.dumps(templates, sort_keys=True).encode()).hexdigest()
-    return {"version": PROMPT_VERSION, "sha256": digest, "templates": templates}
+    return {
+        "version": PROMPT_VERSION,
+        "sha256": digest,
+        "method": METHOD,
+        "templates": templates,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +348,7 @@ def parse_endorsement(text: str) -> str:
 
 
 def score_parser(group: str):
-    attributes = RATED_ATTRIBUTES[group] + ("confidence",)
+    attributes = (*rated_attributes(group), "confidence")
 
     def parse(text: str) -> dict[str, int]:
         value = _json_object(text)

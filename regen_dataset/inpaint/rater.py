@@ -1,10 +1,16 @@
-"""The auto-rater: an ensemble of LLM ratings per narrative group, aggregated as in the papers.
+"""The auto-rater: an ensemble of LLM ratings per narrative group, aggregated as described in
+"REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives"
+(https://arxiv.org/abs/2503.11924) and "Beyond Retrieval: Generating Narratives in
+Conversational Recommender Systems".
 
 Each group (purchase reason + explanation, user summaries + profile, endorsement, each critique)
-is rated in its own call, so that the reasoning about one group cannot colour another, and seven
-times (`ENSEMBLE`). Per attribute, a score given by more than half of the runs wins; without such
-a majority the mean, rounded down, is kept. The confidence is the most frequent confidence of the
-runs (the mean of the tied values, rounded down, when several are equally frequent).
+is rated in its own prompt, so that the reasoning about one group cannot colour another, and
+sampled seven times (`ENSEMBLE`): in one request for seven candidates where the provider can,
+else in requests made distinct by a seed (`describe_sampling`).
+
+Per attribute, a score given by more than half of the runs wins; without such a majority the
+mean, rounded down, is kept. The confidence is the most frequent confidence of the runs (the mean
+of the tied values, rounded down, when several are equally frequent).
 """
 
 from __future__ import annotations
@@ -12,19 +18,41 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from regen_dataset.inpaint.prompts import RATED_ATTRIBUTES, SYSTEM
+from regen_dataset.inpaint.backends import Backend
+from regen_dataset.inpaint.prompts import SYSTEM, rated_attributes
 from regen_dataset.inpaint.runner import LLMRequest
 
 ENSEMBLE = 7
-HIGH_SCORE = 6  # seed 002 Figure 4 counts scores of 6 and 7 as high
+HIGH_SCORE = 6  # the REGEN paper's Figure 4 counts scores of 6 and 7 as high
 
 
 def rating_requests(prompt: str, ensemble: int = ENSEMBLE) -> list[LLMRequest]:
-    """One request per ensemble run; `sample` keeps their cache entries apart."""
+    """One request per ensemble run; `sample` keeps their cache entries apart, and lets the
+    Runner ask for them together (see `describe_sampling`)."""
     return [
         LLMRequest(prompt, system=SYSTEM, temperature=1.0, max_output_tokens=256, sample=run)
         for run in range(ensemble)
     ]
+
+
+def describe_sampling(backend: Backend, ensemble: int, batch: bool = False) -> str:
+    """How the ensemble's samples were asked for, for the manifest: in one request for several
+    candidates where the provider can, else as requests made distinct by a seed (identical
+    requests would get identical answers from a caching proxy or a deterministic server)."""
+    if ensemble <= 1:
+        return "one sample per rated group"
+    if batch and backend.supports_batch:
+        return f"{ensemble} requests per rated group in batch jobs, each sample with its own seed"
+    if backend.max_candidates > 1:
+        return (
+            f"one request per rated group asking for {ensemble} candidates "
+            f"(`{backend.candidates_parameter}`); samples a server did not return, or all of them "
+            "where it refused several candidates, were asked one by one with distinct seeds "
+            "(usage: candidates_missing, candidates_refused)"
+        )
+    if backend.supports_seed:
+        return f"{ensemble} requests per rated group, each with its own seed"
+    return f"{ensemble} requests per rated group, each sampled anew by the model"
 
 
 def majority_or_floored_mean(scores: list[int]) -> int:
@@ -46,7 +74,7 @@ def aggregate(group: str, runs: list[dict[str, int] | None]) -> dict[str, int] |
         return None
     scores = {
         attribute: majority_or_floored_mean([run[attribute] for run in valid])
-        for attribute in RATED_ATTRIBUTES[group]
+        for attribute in rated_attributes(group)
     }
     scores["confidence"] = plurality([run["confidence"] for run in valid])
     return scores

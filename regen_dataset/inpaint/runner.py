@@ -2,18 +2,23 @@
 
 `Runner.run(requests, validate)` is what the inpainting pipeline calls. It
 - answers each request from an on-disk cache when it can and calls the backend otherwise, with
-  at most `concurrency` calls in flight; identical requests are called once;
+  at most `concurrency` calls in flight; identical requests are called once; requests that differ
+  only in `sample` (the auto-rater's ensemble) are one request for several candidates where the
+  backend can (`max_candidates`), and otherwise carry distinct seeds;
 - retries what may pass later (`RetryableError`: 429, 5xx, timeouts, dropped connections) with
   exponential backoff and full jitter, waiting at least what the server asked for, and fails fast
-  on what will not (`BackendError`: 400, 401...);
+  on what will not (`BackendError`: 400, 401...), after which no further call of that run starts;
 - validates every answer with `validate(text)`; an answer it refuses (ValueError) gets up to
   `repair_attempts` follow-up calls that show the model its answer and the error. What is still
   invalid comes back as None and is counted in `usage.invalid`: bad model output never raises;
-- counts calls, cache hits, retries, repairs, tokens and cost in `usage`.
+- counts calls, cache hits, retries, repairs, tokens and cost in `usage`; with `track_output`,
+  `output_usage()` sums what every answer an output used cost, also when earlier (killed or
+  failed) processes paid for it.
 
-The cache is a sqlite3 file (WAL mode) with one row per completed call, committed as soon as the
-call returns: the raw text and token counts, never the validated value (a better validator can
-re-read the same answers for free). A run that is killed and started again pays for no call twice.
+The cache is a sqlite3 file (WAL mode) with one row per answer, committed as soon as the call
+returns: the raw text, token counts and price factor, never the validated value (a better
+validator can re-read the same answers for free). A run that is killed and started again pays for
+no call twice.
 
 `Runner.run_batch` sends the uncached requests through the provider's batch API instead (half
 price, answers within 24 hours). Submitted job ids are stored in the same database before polling
@@ -23,6 +28,7 @@ starts, so a restarted run resumes polling its jobs instead of submitting them a
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -31,7 +37,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,8 +84,12 @@ class LLMRequest:
     sample: int = 0  # distinguishes repeated samples of one prompt (e.g. a rater ensemble of 7)
 
     def key(self, backend: Backend) -> str:
-        """The cache key: sha256 over the backend name, the model and every field."""
+        """The cache key: sha256 over the backend name, the model, the server (where it is not
+        the provider's default: two OpenAI-compatible servers may serve different models under
+        one name) and every field."""
         fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
+        if backend.base_url:  # left out otherwise, so that caches of the default API stay valid
+            fields["base_url"] = backend.base_url.rstrip("/")
         text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -93,6 +103,10 @@ class Usage:
     retries: int = 0
     repaired: int = 0  # answers made valid by a repair call
     invalid: int = 0  # answers still invalid after the repairs (their results are None)
+    # Samples that a request for several candidates did not return (asked again one by one), and
+    # such requests the server refused (400: it takes one candidate; then asked one by one).
+    candidates_missing: int = 0
+    candidates_refused: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -123,11 +137,28 @@ class CompletionCache:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, text TEXT NOT NULL, input_tokens INTEGER NOT NULL, "
-                "output_tokens INTEGER NOT NULL, created REAL NOT NULL)"
+                "output_tokens INTEGER NOT NULL, created REAL NOT NULL, "
+                "price_factor REAL NOT NULL DEFAULT 1.0, calls INTEGER NOT NULL DEFAULT 1)"
             )
+            # Caches written before answers kept their price and their share of the calls: a
+            # call per answer, at list price (those versions made no batch or multi-answer calls
+            # that differ).
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(completions)")}
+            for column, definition in (
+                ("price_factor", "REAL NOT NULL DEFAULT 1.0"),
+                ("calls", "INTEGER NOT NULL DEFAULT 1"),
+            ):
+                if column not in columns:
+                    self.db.execute(f"ALTER TABLE completions ADD COLUMN {column} {definition}")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS batch_jobs (job_id TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, keys TEXT NOT NULL, status TEXT NOT NULL, submitted REAL NOT NULL)"
+            )
+            # The answers each output used, so that its manifest can sum what they cost, over
+            # every process that paid for them.
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS output_answers (output TEXT NOT NULL, "
+                "key TEXT NOT NULL, PRIMARY KEY (output, key))"
             )
 
     def get(self, key: str) -> Completion | None:
@@ -140,17 +171,58 @@ class CompletionCache:
         """Those of `keys` with no stored completion, in order."""
         return [key for key in keys if self.get(key) is None]
 
-    def put(self, items: Iterable[tuple[str, Completion]], backend: Backend) -> None:
-        """Store completions and commit at once."""
+    def put(
+        self,
+        items: Iterable[tuple[str, Completion]],
+        backend: Backend,
+        price_factor: float = 1.0,
+        *,
+        one_call: bool = False,
+    ) -> None:
+        """Store completions, paid at `price_factor` times the list price, and commit at once.
+        Each is one paid call, or with `one_call` all came from the first one's call."""
         now = time.time()
         rows = [
             (key, backend.name, backend.model, c.text, c.input_tokens, c.output_tokens, now)
-            for key, c in items
+            + (price_factor, 0 if one_call and position else 1)
+            for position, (key, c) in enumerate(items)
         ]
         with self.db:
             self.db.executemany(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT OR REPLACE INTO completions (key, backend, model, text, input_tokens, "
+                "output_tokens, created, price_factor, calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
+
+    def clear_output(self, output: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM output_answers WHERE output = ?", (output,))
+
+    def mark_used(self, output: str, keys: Iterable[str]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO output_answers VALUES (?, ?)",
+                ((output, key) for key in keys),
+            )
+
+    def output_usage(self, output: str, prices: tuple[float, float] | None) -> Usage:
+        """What the answers `output` used cost when they were paid for, whichever process paid:
+        each answer once, at its own price factor (batch answers are cheaper)."""
+        per_input, per_output = prices or (0.0, 0.0)
+        calls, input_tokens, output_tokens, cost = self.db.execute(
+            "SELECT COALESCE(SUM(c.calls), 0), COALESCE(SUM(c.input_tokens), 0), "
+            "COALESCE(SUM(c.output_tokens), 0), "
+            "COALESCE(SUM(c.price_factor * (c.input_tokens * ? + c.output_tokens * ?)), 0) "
+            "FROM output_answers AS o JOIN completions AS c ON c.key = o.key "
+            "WHERE o.output = ?",
+            (per_input, per_output, output),
+        ).fetchone()
+        return Usage(
+            calls=calls,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost / 1_000_000,
+        )
 
     def add_job(self, job_id: str, backend: Backend, keys: Sequence[str]) -> None:
         with self.db:
@@ -207,8 +279,35 @@ class Runner:
         self.progress = progress
         self.usage = Usage()
         self._random = random.Random(seed)
+        # The error that ended the current run: calls waiting for a slot then raise it instead of
+        # asking a service that has just refused (a bad key fails every call alike).
+        self._fatal: LLMError | None = None
+        self.output: str | None = None  # see `track_output`
+        self._one_candidate_only = False  # set when the server refuses several candidates
+        self._used: list[str] = []  # keys of the answers used in this session
 
     # -- public, synchronous ----------------------------------------------------------------
+
+    def track_output(self, output: str | os.PathLike) -> None:
+        """Record from now on which cached answers the output `output` uses (forgetting what an
+        earlier, unfinished run recorded for it), for `output_usage`."""
+        self.output = os.fspath(output)
+        cache = CompletionCache(self.cache_path)
+        try:
+            cache.clear_output(self.output)
+        finally:
+            cache.close()
+
+    def output_usage(self) -> Usage:
+        """The paid calls behind every answer the tracked output used, summed from the cache:
+        calls made by earlier (killed or failed) processes count too, cached repeats do not."""
+        if self.output is None:
+            raise RuntimeError("call track_output before the runs whose usage you want")
+        cache = CompletionCache(self.cache_path)
+        try:
+            return cache.output_usage(self.output, self.prices)
+        finally:
+            cache.close()
 
     def run(self, requests: Sequence[LLMRequest], validate: Callable[[str], T]) -> list[T | None]:
         """Validated answers to `requests`, in their order; None where the answer stayed invalid.
@@ -255,9 +354,13 @@ class Runner:
 
     async def _session(self, work: Callable[[CompletionCache], Awaitable[R]]) -> R:
         cache = CompletionCache(self.cache_path)
+        self._fatal = None
+        self._used = []
         try:
             return await work(cache)
         finally:
+            if self.output is not None:
+                cache.mark_used(self.output, self._used)
             cache.close()
             await self.backend.aclose()
 
@@ -273,6 +376,12 @@ class Runner:
         positions: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
             positions.setdefault(request.key(self.backend), []).append(index)
+        # Samples of one prompt (requests that differ only in `sample`) are asked for together,
+        # in one request for several candidates, where the backend can.
+        groups: dict[str, list[str]] = {}
+        for key, indices in positions.items():
+            groups.setdefault(self._sample_group(requests[indices[0]], key), []).append(key)
+        fresh = set() if fresh is None else fresh
         results: list[T | None] = [None] * len(requests)
         semaphore = asyncio.Semaphore(self.concurrency)
         bar = tqdm(
@@ -284,17 +393,87 @@ class Runner:
 
         async def answer(key: str, indices: list[int]) -> None:
             request = requests[indices[0]]
-            value = await self._answer(request, key, validate, cache, semaphore, fresh or set())
+            value = await self._answer(request, key, validate, cache, semaphore, fresh)
             for index in indices:
                 results[index] = value
             self.usage.cached += len(indices) - 1  # identical requests share one answer
             bar.update(len(indices))
 
+        async def answer_group(keys: list[str]) -> None:
+            if len(keys) > 1:
+                members = [(requests[positions[key][0]], key) for key in keys]
+                await self._sample_together(members, cache, semaphore, fresh)
+            await asyncio.gather(*(answer(key, positions[key]) for key in keys))
+
         try:
-            await _gather_or_cancel(answer(key, indices) for key, indices in positions.items())
+            await _gather_or_cancel(answer_group(keys) for keys in groups.values())
         finally:
             bar.close()
         return results
+
+    def _sample_group(self, request: LLMRequest, key: str) -> str:
+        if self.backend.max_candidates <= 1 or request.sample == 0:
+            return key  # a sample 0 is the group's first member: the group's key is its own
+        return replace(request, sample=0).key(self.backend)
+
+    async def _sample_together(
+        self,
+        members: list[tuple[LLMRequest, str]],
+        cache: CompletionCache,
+        semaphore: asyncio.Semaphore,
+        fresh: set[str],
+    ) -> None:
+        """Put answers to the uncached samples of one prompt in the cache, asking for several
+        candidates per request. Samples a server did not return are left to single calls."""
+        missing = [(request, key) for request, key in members if cache.get(key) is None]
+        step = self.backend.max_candidates
+        for start in range(0, len(missing), step):
+            chunk = missing[start : start + step]
+            if len(chunk) < 2:
+                return  # a single sample is a plain call
+            request = chunk[0][0]
+            ask = functools.partial(
+                self.backend.complete_candidates,
+                request.prompt,
+                len(chunk),
+                system=request.system,
+                temperature=request.temperature,
+                max_output_tokens=request.max_output_tokens,
+                json_output=request.json_output,
+            )
+            async with semaphore:
+                if self._fatal is not None:
+                    raise self._fatal
+                if self._one_candidate_only:
+                    return  # plain calls, one per sample
+                try:
+                    answers = await self._with_retries(
+                        functools.partial(_candidates_or_refusal, ask)
+                    )
+                except _CandidatesRefused as refusal:
+                    # A server that takes one candidate per request (llama.cpp answers 400): ask
+                    # it for one sample at a time, with seeds, for the rest of this runner's life.
+                    self._one_candidate_only = True
+                    self.usage.candidates_refused += 1
+                    log.warning("%s; the samples are asked one by one", refusal.error)
+                    return
+            answered = list(zip([key for _, key in chunk], answers, strict=False))
+            cache.put(answered, self.backend, one_call=True)
+            if answered:
+                self._account(answered[0][1])
+                for _, completion in answered[1:]:
+                    self._account(completion, calls=0)
+            fresh.update(key for key, _ in answered)
+            if len(answered) < len(chunk):
+                first = not self.usage.candidates_missing  # a server that ignores `n` always will
+                self.usage.candidates_missing += len(chunk) - len(answered)
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "%s returned %d of %d candidates; the others are asked one by one",
+                    self.backend.describe(),
+                    len(answered),
+                    len(chunk),
+                )
 
     async def _answer(
         self,
@@ -341,12 +520,20 @@ class Runner:
         fresh: set[str],
     ) -> Completion:
         """The answer to `request`: from the cache, or from the backend (and then cached)."""
+        self._used.append(key)
         stored = cache.get(key)
         if stored is not None:
             if key not in fresh:  # answers just collected from a batch job were paid for here
                 self.usage.cached += 1
             return stored
         async with semaphore:
+            if self._fatal is not None:
+                raise self._fatal
+            # A repeated sample asked on its own carries a seed, so that no two requests are
+            # byte-identical (a caching proxy or a deterministic server would repeat the answer).
+            seeded = (
+                {"seed": request.sample} if request.sample and self.backend.supports_seed else {}
+            )
             completion = await self._with_retries(
                 lambda: self.backend.complete(
                     request.prompt,
@@ -354,6 +541,7 @@ class Runner:
                     temperature=request.temperature,
                     max_output_tokens=request.max_output_tokens,
                     json_output=request.json_output,
+                    **seeded,
                 )
             )
         cache.put([(key, completion)], self.backend)
@@ -364,12 +552,13 @@ class Runner:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await call()
+            except BackendError as err:
+                self._fatal = err
+                raise
             except RetryableError as err:
                 if attempt == self.max_attempts:
-                    raise RetriesExhausted(
-                        f"{self.backend.describe()}: gave up after {attempt} attempts; "
-                        f"last error: {err}"
-                    ) from None
+                    self._fatal = RetriesExhausted(f"gave up after {attempt} attempts: {err}")
+                    raise self._fatal from None
                 delay = self._backoff(attempt, err.retry_after)
                 self.usage.retries += 1
                 log.info("%s; retry %d in %.2f s", err, attempt, delay)
@@ -383,8 +572,8 @@ class Runner:
         delay = self._random.uniform(0.0, ceiling)
         return max(delay, retry_after) if retry_after is not None else delay
 
-    def _account(self, completion: Completion, price_factor: float = 1.0) -> None:
-        self.usage.calls += 1
+    def _account(self, completion: Completion, price_factor: float = 1.0, calls: int = 1) -> None:
+        self.usage.calls += calls
         self.usage.input_tokens += completion.input_tokens
         self.usage.output_tokens += completion.output_tokens
         if self.prices is not None:
@@ -441,7 +630,7 @@ class Runner:
                         continue
                     keys = set(jobs.pop(job_id))
                     answers = {key: c for key, c in answers.items() if key in keys}
-                    cache.put(answers.items(), backend)
+                    cache.put(answers.items(), backend, self.batch_price_factor)
                     cache.finish_job(job_id)
                     for completion in answers.values():
                         self._account(completion, self.batch_price_factor)
@@ -459,6 +648,25 @@ class Runner:
         finally:
             bar.close()
         return fresh
+
+
+class _CandidatesRefused(Exception):
+    """A request for several candidates that the server refused as a bad request."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _candidates_or_refusal(ask: Callable[[], Awaitable[list[Completion]]]):
+    """`ask()`, with a 400 answer turned into `_CandidatesRefused` (which is no LLMError, so that
+    the retry loop neither retries it nor ends the run with it)."""
+    try:
+        return await ask()
+    except BackendError as err:
+        if err.status == 400 and "api key" not in str(err).lower():  # Google: bad key is a 400
+            raise _CandidatesRefused(err) from None
+        raise
 
 
 def repair_request(

@@ -6,7 +6,11 @@ Each server is a ThreadingHTTPServer on 127.0.0.1 (a free port) in a daemon thre
 - faults are scripted: `push_faults("429:0.2", "500", "slow", "drop", "malformed")` makes the next
   completion requests fail in that order; `fail_all = "401"` fails every request until reset;
   `push_poll_faults(...)` does the same for batch-status requests;
-- token counts are whitespace-separated words of the prompt (system included) and the answer;
+- a request for several answers (OpenAI `n`, Gemini `candidateCount`) gets that many, each from
+  its own call of the answer function, unless the server is made with `candidates=False` (then it
+  answers one, like servers that ignore the parameter) or with `refuse_candidates=True` (then it
+  answers 400, as llama.cpp's server does);
+- token counts are whitespace-separated words of the prompt (system included) and the answers;
 - every request is recorded (method, path, lower-cased headers, body), and the most completion
   requests in flight at once is tracked (`max_in_flight`).
 
@@ -73,8 +77,14 @@ class FakeServer:
         delay: float = 0.0,
         slow_seconds: float = 2.0,
         polls_until_done: int = 1,
+        candidates: bool = True,
+        refuse_candidates: bool = False,
     ):
         self.answer = answer
+        # Whether several candidates per request (`n`, `candidateCount`) are returned, or only
+        # one, as servers that ignore the parameter do.
+        self.candidates = candidates
+        self.refuse_candidates = refuse_candidates  # answer 400 to them, as llama.cpp does
         self.api_key = api_key  # when set, other keys get an auth error that echoes them
         self.delay = delay  # seconds each completion takes
         self.slow_seconds = slow_seconds
@@ -142,8 +152,12 @@ class FakeServer:
     def error(self, status: int, message: str, retry_after: float | None = None) -> Reply:
         raise NotImplementedError
 
-    def complete(self, body: dict[str, Any], text: str) -> Reply:
-        """The provider's answer to a completion request `body` whose answer text is `text`."""
+    def complete(self, body: dict[str, Any], texts: list[str]) -> Reply:
+        """The provider's answer to a completion request `body` whose answers are `texts`."""
+        raise NotImplementedError
+
+    def candidates_asked(self, body: dict[str, Any]) -> int:
+        """How many answers the completion request `body` asks for."""
         raise NotImplementedError
 
     # -- shared handling --
@@ -169,10 +183,13 @@ class FakeServer:
             if fault == "slow":
                 time.sleep(self.slow_seconds)
             request = json.loads(body)
-            text = self.answer(self.prompt_of(request))
+            if self.refuse_candidates and self.candidates_asked(request) > 1:
+                return self.error(400, "Only one completion choice is allowed")
+            count = self.candidates_asked(request) if self.candidates else 1
+            texts = [self.answer(self.prompt_of(request)) for _ in range(count)]
             if fault == "malformed":
-                text = text[:-1]
-            reply = self.complete(request, text)
+                texts = [text[:-1] for text in texts]
+            reply = self.complete(request, texts)
             with self._lock:
                 self.completed += 1
             return reply
@@ -227,7 +244,8 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
-            reply = fake.handle(method, self.path, headers, body)
+            path = self.path.partition("?")[0]  # the legacy Gemini SDK adds `?$alt=json...`
+            reply = fake.handle(method, path, headers, body)
             try:
                 if reply is DROP:
                     self.close_connection = True
@@ -302,8 +320,9 @@ class FakeOpenAI(FakeServer):
             return self.json_reply(429, payload)
         return super().fault(fault)
 
-    def completion_body(self, request: dict[str, Any], text: str) -> dict[str, Any]:
+    def completion_body(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         prompt_tokens = sum(words(m["content"]) for m in request["messages"])
+        output_tokens = sum(words(text) for text in texts)  # one total for every choice
         return {
             "id": self.next_id("chatcmpl-"),
             "object": "chat.completion",
@@ -311,21 +330,25 @@ class FakeOpenAI(FakeServer):
             "model": request["model"],
             "choices": [
                 {
-                    "index": 0,
+                    "index": index,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "logprobs": None,
                     "finish_reason": "stop",
                 }
+                for index, text in enumerate(texts)
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": words(text),
-                "total_tokens": prompt_tokens + words(text),
+                "completion_tokens": output_tokens,
+                "total_tokens": prompt_tokens + output_tokens,
             },
         }
 
-    def complete(self, body: dict[str, Any], text: str) -> Reply:
-        return self.json_reply(200, self.completion_body(body, text))
+    def complete(self, body: dict[str, Any], texts: list[str]) -> Reply:
+        return self.json_reply(200, self.completion_body(body, texts))
+
+    def candidates_asked(self, body: dict[str, Any]) -> int:
+        return int(body.get("n") or 1)
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         if method == "POST" and path == "/v1/files":
@@ -421,7 +444,7 @@ class FakeOpenAI(FakeServer):
                     }
                 )
                 continue
-            body = self.completion_body(item["body"], text)
+            body = self.completion_body(item["body"], [text])
             response = {"status_code": 200, "request_id": request_id, "body": body}
             answers.append(
                 {
@@ -502,32 +525,37 @@ class FakeGemini(FakeServer):
             ]
         return self.json_reply(status, {"error": error})
 
-    def response_body(self, request: dict[str, Any], text: str) -> dict[str, Any]:
+    def response_body(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         system = request.get("systemInstruction") or {}
         prompt_tokens = words(self.prompt_of(request)) + sum(
             words(part.get("text")) for part in system.get("parts", [])
         )
         thoughts = 2  # like a thinking model: billed as output, not in the text
+        output_tokens = sum(words(text) for text in texts)  # one total for every candidate
         return {
             "candidates": [
                 {
                     "content": {"role": "model", "parts": [{"text": text}]},
                     "finishReason": "STOP",
-                    "index": 0,
+                    "index": index,
                 }
+                for index, text in enumerate(texts)
             ],
             "usageMetadata": {
                 "promptTokenCount": prompt_tokens,
-                "candidatesTokenCount": words(text),
+                "candidatesTokenCount": output_tokens,
                 "thoughtsTokenCount": thoughts,
-                "totalTokenCount": prompt_tokens + words(text) + thoughts,
+                "totalTokenCount": prompt_tokens + output_tokens + thoughts,
             },
             "modelVersion": "fake-gemini",
             "responseId": self.next_id("resp-"),
         }
 
-    def complete(self, body: dict[str, Any], text: str) -> Reply:
-        return self.json_reply(200, self.response_body(body, text))
+    def complete(self, body: dict[str, Any], texts: list[str]) -> Reply:
+        return self.json_reply(200, self.response_body(body, texts))
+
+    def candidates_asked(self, body: dict[str, Any]) -> int:
+        return int((body.get("generationConfig") or {}).get("candidateCount") or 1)
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         match = re.fullmatch(r"/v1(?:beta)?/models/([^/:]+):batchGenerateContent", path)
@@ -585,7 +613,7 @@ class FakeGemini(FakeServer):
             for item in batch["requests"]:
                 try:
                     text = self.answer(self.prompt_of(item["request"]))
-                    entry = {"response": self.response_body(item["request"], text)}
+                    entry = {"response": self.response_body(item["request"], [text])}
                 except Exception as err:  # the answer function refuses: this request fails
                     entry = {"error": {"code": 500, "message": str(err)}}
                 if "metadata" in item:

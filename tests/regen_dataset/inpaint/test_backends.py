@@ -1,11 +1,13 @@
-"""The backends with the real `openai` and `google-genai` clients against loopback fakes of the
-two APIs (fake_servers.py), fully offline; LocalBackend on a tiny random model built in-process."""
+"""The backends with the real `openai`, `google-genai` and (legacy) `google-generativeai` clients
+against loopback fakes of the two APIs (fake_servers.py), fully offline; LocalBackend on a tiny
+random model built in-process."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import json
+import socket
 import sys
 import types
 
@@ -16,6 +18,7 @@ from regen_dataset.inpaint.backends import (
     BackendError,
     Completion,
     GeminiBackend,
+    LegacyGeminiBackend,
     LocalBackend,
     OpenAIBackend,
     RetryableError,
@@ -403,3 +406,139 @@ def test_local_backend_without_chat_template(tiny_lm):
     expected = plain("json\n\nhello world").input_ids  # the system text goes first
     assert result.input_tokens == len(expected)
     assert result.output_tokens <= 2
+
+
+# -- failures that retrying cannot fix ------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("name, path", [("openai", "/v1"), ("gemini", "")])
+def test_refused_loopback_connection_is_not_retryable(name, path, monkeypatch):
+    pytest.importorskip("openai" if name == "openai" else "google.genai")
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    url = f"http://127.0.0.1:{_closed_port()}{path}"
+    with pytest.raises(BackendError) as caught:
+        complete(make_backend(name, "m", base_url=url), "hello")
+    message = str(caught.value)
+    assert "connection refused (not retried)" in message and url in message
+
+
+def test_failures_say_what_to_check(openai_server):
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
+    openai_server.push_faults("quota")
+    with pytest.raises(BackendError, match="check the account's quota"):
+        complete(backend, "hello")
+    openai_server.push_faults("500")
+    with pytest.raises(RetryableError, match="run again later"):
+        complete(backend, "hello")
+
+
+# -- Gemini through the legacy google-generativeai SDK --------------------------------------------
+
+
+@pytest.fixture
+def legacy_server(monkeypatch):
+    pytest.importorskip("google.generativeai")
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with FakeGemini(api_key=GEMINI_KEY, slow_seconds=1.5) as server:
+        yield server
+
+
+def test_legacy_gemini_completion_request_and_tokens(legacy_server):
+    backend = make_backend("gemini-legacy", "gemini-test", base_url=legacy_server.base_url)
+    assert isinstance(backend, LegacyGeminiBackend) and not backend.supports_batch
+    result = complete(
+        backend,
+        "rate this item",
+        system="be brief",
+        temperature=0.2,
+        max_output_tokens=77,
+        json_output=True,
+    )
+    assert result.text == echo_answer("rate this item")
+    assert result.input_tokens == words("rate this item be brief")
+    assert result.output_tokens == words(result.text)  # this SDK reports no thinking tokens
+
+    (request,) = legacy_server.calls()
+    assert request.path == "/v1beta/models/gemini-test:generateContent"
+    assert request.headers["x-goog-api-key"] == GEMINI_KEY
+    body = request.json()
+    assert body["contents"] == [{"role": "user", "parts": [{"text": "rate this item"}]}]
+    assert body["systemInstruction"]["parts"] == [{"text": "be brief"}]
+    assert body["generationConfig"] == {
+        "temperature": 0.2,
+        "maxOutputTokens": 77,
+        "responseMimeType": "application/json",
+    }
+
+
+def test_legacy_gemini_candidates_in_one_request(legacy_server):
+    drawn = iter(range(100))
+    legacy_server.answer = lambda prompt: json.dumps({"draw": next(drawn)})
+    backend = make_backend("gemini-legacy", "gemini-test", base_url=legacy_server.base_url)
+    answers = call(backend, lambda b: b.complete_candidates("rate", 3, system="s"))
+    assert [json.loads(a.text)["draw"] for a in answers] == [0, 1, 2]
+    assert answers[0].input_tokens == words("rate s") and answers[1].input_tokens == 0
+    assert sum(a.output_tokens for a in answers) == 3 * words(json.dumps({"draw": 0}))
+    (request,) = legacy_server.calls()
+    assert request.json()["generationConfig"]["candidateCount"] == 3
+
+
+@pytest.mark.parametrize(
+    "fault, error, retry_after",
+    [
+        ("429:0.25", RetryableError, 0.25),
+        ("500", RetryableError, None),
+        ("503", RetryableError, None),
+        ("drop", RetryableError, None),
+        ("slow", RetryableError, None),
+        ("400", BackendError, None),
+    ],
+)
+def test_legacy_gemini_errors_are_classified(legacy_server, fault, error, retry_after):
+    backend = make_backend(
+        "gemini-legacy", "gemini-test", base_url=legacy_server.base_url, timeout=0.3
+    )
+    legacy_server.push_faults(fault)
+    with pytest.raises(error) as caught:
+        complete(backend, "hello")
+    assert "gemini model 'gemini-test'" in str(caught.value)
+    if error is RetryableError:
+        assert caught.value.retry_after == retry_after
+    if fault == "slow":
+        assert "timed out" in str(caught.value)
+    assert len(legacy_server.calls()) == 1  # the SDK itself does not retry
+
+
+def test_legacy_gemini_bad_key_fails_with_a_clean_message(legacy_server, monkeypatch):
+    wrong = "gemini-wrong-key-that-the-server-echoes"
+    monkeypatch.setenv("GEMINI_API_KEY", wrong)
+    backend = make_backend("gemini-legacy", "gemini-test", base_url=legacy_server.base_url)
+    with pytest.raises(BackendError) as caught:
+        complete(backend, "hello")
+    assert "API key not valid" in str(caught.value) and "GEMINI_API_KEY" in str(caught.value)
+    assert wrong not in str(caught.value) and wrong not in repr(caught.value)
+
+
+def test_legacy_gemini_refused_loopback_connection_is_not_retryable(legacy_server):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(BackendError, match="connection refused"):
+        complete(make_backend("gemini-legacy", "m", base_url=url), "hello")
+
+
+def test_gemini_falls_back_to_the_legacy_sdk(legacy_server, monkeypatch):
+    import google
+
+    for module in ("google.genai", "google.genai.types"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if google-genai were not installed
+    monkeypatch.delattr(google, "genai", raising=False)
+    backend = make_backend("gemini", "gemini-test", base_url=legacy_server.base_url)
+    assert isinstance(backend, LegacyGeminiBackend)
+    assert complete(backend, "hi").text == echo_answer("hi")

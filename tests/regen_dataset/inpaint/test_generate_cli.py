@@ -1,11 +1,16 @@
 """`regen dataset generate` end to end: raw Amazon files -> LLM (fake OpenAI server) -> build."""
 
 import json
+import socket
+import subprocess
+import sys
+import time
 
 import datasets
+import pytest
 
 from tests.conftest import SAMPLES
-from tests.regen_dataset.inpaint.fake_servers import FakeOpenAI
+from tests.regen_dataset.inpaint.fake_servers import FakeGemini, FakeOpenAI
 from tests.regen_dataset.inpaint.scripted import scripted_answer
 from training.cli import main
 
@@ -87,8 +92,10 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
         )
         assert "| real | 100% | 0% | 100% | 5 |" in capsys.readouterr().out
         assert json.loads(bias.read_text())["history_swapped"]["rated"] == 5
-    assert first_calls > 12 * 10 and "sk-test-not-a-secret" not in out.read_text()
+    # per user at least: narratives, endorsement, and one rating request for each of 3 groups
+    assert first_calls >= 12 * 5 and "sk-test-not-a-secret" not in out.read_text()
     assert manifest["backend"] == {"name": "openai", "model": "gpt-4o-mini", "batch": False}
+    assert "asking for 2 candidates (`n`)" in manifest["rater_sampling"]
     assert (
         manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
     )
@@ -102,3 +109,117 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
     office = datasets.load_dataset(str(tmp_path / "regen"), "office", cache_dir=str(tmp_path / "c"))
     assert office["test"].num_rows == 12
     assert office["test"][0]["narratives"]["user_profile"] == "Organised office worker"
+
+
+# -- a remote service that fails: one line, no traceback, no key, no wasted retries -------------
+
+
+def _generate(reviews, meta, out, base_url, backend="openai"):
+    return [
+        "dataset", "generate", "--reviews", str(reviews), "--meta", str(meta),
+        "--backend", backend, "--base-url", base_url, "--out", str(out), "--ensemble", "1", "--concurrency", "1",
+    ]  # fmt: skip
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "Traceback" not in printed
+    errors = [line for line in captured.err.splitlines() if line.startswith("regen: error:")]
+    assert len(errors) == 1, captured.err
+    return errors[0]
+
+
+@pytest.mark.parametrize("backend", ["openai", "gemini"])
+def test_a_rejected_key_is_one_line_without_the_key(tmp_path, monkeypatch, capsys, backend):
+    wrong = (
+        "sk-wrong-key-that-the-server-echoes" if backend == "openai" else "AIza-wrong-echoed-key"
+    )
+    variable = "OPENAI_API_KEY" if backend == "openai" else "GEMINI_API_KEY"
+    monkeypatch.setenv(variable, wrong)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    out = tmp_path / "office.jsonl"
+    server_type = FakeOpenAI if backend == "openai" else FakeGemini
+    with server_type(api_key="the-right-key") as server:
+        url = server.base_url
+        with pytest.raises(SystemExit) as stopped:
+            main(_generate(reviews, meta, out, url, backend))
+        assert len(server.calls()) == 1  # refused keys are not retried
+    assert stopped.value.code == 1
+    line = _one_error_line(capsys)
+    assert wrong not in line and "<redacted>" in line
+    assert ("HTTP 401" if backend == "openai" else "HTTP 400") in line
+    assert variable in line  # what to check
+    # Nothing half-written is left beside the output; the cache stays for a resume.
+    assert sorted(p.name for p in tmp_path.glob("office.jsonl*")) == ["office.jsonl.cache.sqlite"]
+
+
+def test_an_unreachable_server_is_one_line_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    started = time.perf_counter()
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, tmp_path / "office.jsonl", url))
+    assert time.perf_counter() - started < 5  # no backoff against a refused loopback port
+    line = _one_error_line(capsys)
+    assert "connection refused" in line and url in line and "--base-url" in line
+    assert "sk-test-not-a-secret" not in line
+
+
+# -- a run that fails, resumed: nothing half-written left, the manifest pays for every call ----
+
+
+def test_resumed_run_manifest_counts_every_paid_call(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=4)
+    price = ["--price", "2", "8"]
+    with FakeOpenAI(scripted_answer) as server:  # one run, never interrupted
+        main([*_generate(reviews, meta, tmp_path / "whole.jsonl", server.base_url), *price])
+        whole = json.loads((tmp_path / "whole.jsonl.manifest.json").read_text())["usage"]
+    assert whole["output"]["calls"] == whole["this_process"]["calls"] == server.completed
+
+    out = tmp_path / "office.jsonl"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    leftover = tmp_path / f"office.partial-{int(dead.stdout)}.jsonl"  # of a killed writer
+    leftover.write_text("half a line")
+    answered = 0
+
+    def fails_midway(prompt: str) -> str:
+        nonlocal answered
+        answered += 1
+        if answered == 15:
+            server.fail_all = "400"  # the next requests are refused: the run stops
+        return scripted_answer(prompt)
+
+    with FakeOpenAI(fails_midway) as server:
+        with pytest.raises(SystemExit):
+            main([*_generate(reviews, meta, out, server.base_url), *price])
+        assert not out.exists() and not leftover.exists()
+        server.fail_all = None
+        main([*_generate(reviews, meta, out, server.base_url), *price])
+    usage = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())["usage"]
+    assert usage["this_process"]["calls"] == server.completed - 15
+    assert usage["output"] == {
+        **whole["output"],
+        "cost_usd": pytest.approx(whole["output"]["cost_usd"]),
+    }
+    assert usage["output"]["cost_usd"] > 0
+    assert sorted(p.name for p in tmp_path.glob("office*")) == [
+        "office.jsonl", "office.jsonl.cache.sqlite", "office.jsonl.manifest.json"
+    ]  # fmt: skip
+
+
+def test_a_missing_sdk_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-test-not-a-secret")
+    monkeypatch.setitem(sys.modules, "google.generativeai", None)  # as if not installed
+    reviews, meta = _raw_amazon_files(tmp_path, users=2)
+    url = "http://127.0.0.1:9"
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, tmp_path / "office.jsonl", url, backend="gemini-legacy"))
+    assert "the gemini-legacy backend cannot start" in _one_error_line(capsys)

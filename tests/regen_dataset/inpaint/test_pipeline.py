@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from regen_dataset import schema
 from regen_dataset.export import build_folder
 from regen_dataset.inpaint import prompts, rater
 from regen_dataset.inpaint.backends import Backend, Completion
@@ -9,8 +10,8 @@ from regen_dataset.inpaint.pipeline import (
     InpaintConfig,
     InpaintReport,
     bias_check,
+    category_levels,
     inpaint,
-    similar,
     write_release_lines,
 )
 from regen_dataset.inpaint.runner import Runner
@@ -100,6 +101,7 @@ def test_inpaint_writes_release_lines_that_the_reader_takes(tmp_path):
         and "richness" not in metadata["user"]
     )
     assert metadata["critique"] == {"quality": 6, "specificity": 5, "relevance": 7, "confidence": 6}
+    assert all(set(scores) == set(schema.RATER_ATTRIBUTES[g]) for g, scores in metadata.items())
     assert (
         report.users == 5
         and report.adjacent_pairs == 15
@@ -149,11 +151,38 @@ def test_invalid_answers_are_counted_not_dropped(tmp_path):
     assert "metadata" not in out[1] and runner.usage.invalid == 3
 
 
-def test_similarity_needs_four_matching_levels():
-    assert similar({"category": PENS}, {"category": BALLPOINTS})
-    assert not similar({"category": PENS}, {"category": PAPER})
-    assert not similar({"category": "A - B - C"}, {"category": "A - B - C"})  # too shallow
-    assert similar({"category": " A - B - C - D"}, {"category": "A - B - C - D - E"})
+def test_category_levels_of_release_items():
+    assert category_levels({"category": " A - B -  - C "}) == ["A", "B", "C"]
+    assert category_levels({"category": None}) == [] == category_levels({})
+
+
+def test_critiques_follow_the_schema_similar_adjacent_rule(tmp_path, monkeypatch):
+    config = InpaintConfig(narratives=False, rate=False)
+    report = InpaintReport()
+    list(inpaint([_user("U0")], _runner(ScriptedBackend(), tmp_path).run, config, report))
+    assert (report.similar_pairs, report.critiques) == (1, 1)  # pens -> ballpoints only
+    monkeypatch.setattr(schema, "SIMILAR_LEVELS", 2)  # one definition: the pipeline follows it
+    report = InpaintReport()
+    list(inpaint([_user("U1")], _runner(ScriptedBackend(), tmp_path).run, config, report))
+    assert report.similar_pairs == 2  # pens -> ballpoints -> paper share two levels
+
+
+def test_rating_prompts_ask_for_the_schema_attributes(monkeypatch):
+    for group, stored in prompts.RATING_PROMPT_GROUPS.items():
+        asked = set(prompts.rated_attributes(group)) | {"confidence"}
+        assert asked == {a for name in stored for a in schema.RATER_ATTRIBUTES[name]}
+        task = prompts.RATER_TASKS[group]
+        assert all(f"- {a}:" in task for a in prompts.rated_attributes(group))
+        assert f'"{prompts.rated_attributes(group)[0]}": n' in prompts.answer_format(group)
+    # An attribute added to the schema is asked for, parsed and stored without another edit.
+    extended = {**schema.RATER_ATTRIBUTES, "example": ("richness", "novelty", "confidence")}
+    monkeypatch.setattr(schema, "RATER_ATTRIBUTES", extended)
+    assert prompts.rated_attributes("user")[-2:] == ("richness", "novelty")
+    texts = {"user_summary_brief": "b", "user_summary_long": "l", "user_profile": "p"}
+    prompt = prompts.rater_prompt("user", _user("U0")["purchase_history"], **texts)
+    assert '"richness": n, "novelty": n, "confidence": n' in prompt
+    with pytest.raises(ValueError, match="novelty"):
+        prompts.score_parser("user")(scripted_answer("Rate them together"))
 
 
 def test_ensemble_aggregation():

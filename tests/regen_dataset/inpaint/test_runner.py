@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from regen_dataset.inpaint import rater
 from regen_dataset.inpaint.backends import (
     Backend,
     BackendError,
@@ -24,6 +26,7 @@ from regen_dataset.inpaint.backends import (
     LocalBackend,
     make_backend,
 )
+from regen_dataset.inpaint.rater import rating_requests
 from regen_dataset.inpaint.runner import (
     LLMRequest,
     RetriesExhausted,
@@ -149,8 +152,9 @@ def test_identical_requests_are_called_once(api, tmp_path):
     other_sample = LLMRequest("the same prompt", sample=1)
     results = runner.run([same, other_sample, same], parse)
     assert results[0] == results[2]
-    assert len(api.server.calls()) == 2  # the second sample is a call of its own
-    assert (runner.usage.calls, runner.usage.cached) == (2, 1)
+    (call,) = api.server.calls()  # the two samples: one request for two candidates
+    assert _candidates_asked(api, call.json()) == 2
+    assert (runner.usage.calls, runner.usage.cached) == (1, 1)
 
 
 def test_request_keys_cover_backend_model_and_every_field(monkeypatch):
@@ -167,9 +171,27 @@ def test_request_keys_cover_backend_model_and_every_field(monkeypatch):
         LLMRequest("p", json_output=False),
         LLMRequest("p", sample=1),
     ]
+    elsewhere = make_backend("openai", "model-a", base_url="http://127.0.0.2:9/v1")
     keys = {v.key(a) for v in variants} | {request.key(b), request.key(local)}
-    assert len(keys) == len(variants) + 2
+    keys.add(request.key(elsewhere))
+    assert len(keys) == len(variants) + 3
     assert request.key(a) == LLMRequest("p").key(a)
+    same = make_backend("openai", "model-a", base_url="http://127.0.0.1:9/v1/")
+    assert request.key(same) == request.key(a)  # a trailing slash is the same server
+
+
+def test_two_compatible_servers_do_not_share_answers(tmp_path, monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cache = tmp_path / "cache.sqlite"
+    with FakeOpenAI() as first, FakeOpenAI(lambda p: json.dumps({"echo": "other"})) as second:
+        answers = []
+        for server in (first, second):
+            backend = make_backend("openai", "llama", base_url=server.base_url)
+            runner = Runner(backend, cache, progress=False)
+            answers.append(runner.run([LLMRequest("same prompt")], parse)[0]["echo"])
+            assert runner.usage.calls == 1
+    assert answers == ["same prompt", "other"]
 
 
 # -- retries -------------------------------------------------------------------------------------
@@ -434,10 +456,19 @@ def test_run_batch_submits_uncached_requests_and_falls_back_for_failures(api, tm
     direct_tokens = usage.input_tokens + usage.output_tokens - batch_tokens
     assert usage.cost_usd == pytest.approx((0.5 * batch_tokens + direct_tokens) / 1e6)
 
-    again = api.runner(cache)
+    again = api.runner(cache, prices=(1.0, 1.0))
+    again.track_output("out.jsonl")
     assert again.run_batch(requests, parse, poll_interval=0.01) == results
     assert len(api.server.called("POST", SUBMIT_PATH[api.name])) == 1  # nothing resubmitted
     assert again.usage.calls == 0 and again.usage.cached == 6
+    # What the output's answers cost, whoever paid: each at its own price (batch at half).
+    paid = again.output_usage()
+    first_tokens = words("prompt 0") + words(echo_answer("prompt 0"))
+    first_tokens += 2 if api.name == "gemini" else 0
+    assert paid.calls == 6
+    assert paid.input_tokens + paid.output_tokens == batch_tokens + direct_tokens + first_tokens
+    expected = (0.5 * batch_tokens + direct_tokens + first_tokens) / 1e6
+    assert paid.cost_usd == pytest.approx(expected)
 
 
 def test_run_batch_resumes_a_submitted_job_after_a_crash(api, tmp_path):
@@ -545,3 +576,107 @@ def test_api_keys_never_reach_logs_errors_or_the_cache(name, tmp_path, monkeypat
     assert caplog.text  # the SDKs and the runner did log
     for path in tmp_path.iterdir():  # the database, its WAL and shared-memory files
         assert secret.encode() not in path.read_bytes()
+
+
+def test_a_cache_written_before_answers_kept_their_price_still_works(openai_api, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    runner = openai_api.runner(cache)
+    old = requests_for(1, "old")[0]
+    with sqlite3.connect(cache) as db:  # the table as earlier versions wrote it
+        db.execute(
+            "CREATE TABLE completions (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
+            "text TEXT NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
+            "created REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO completions VALUES (?, 'openai', 'm', ?, 3, 4, 0)",
+            (old.key(runner.backend), echo_answer("old 0")),
+        )
+    runner.track_output("out")
+    results = runner.run([old, *requests_for(2)], parse)
+    assert [r["echo"] for r in results] == ["old 0", "prompt 0", "prompt 1"]
+    assert runner.usage.calls == 2 and runner.output_usage().calls == 3
+
+
+# -- repeated samples (the auto-rater's ensemble) ------------------------------------------------
+
+
+def numbered_answers():
+    """An answer function whose every answer differs, as a sampling model's would."""
+    counter = itertools.count()
+    return lambda prompt: json.dumps({"echo": prompt, "draw": next(counter)})
+
+
+def _candidates_asked(api: Api, body: dict) -> int | None:
+    if api.name == "openai":
+        return body.get("n")
+    return body["generationConfig"].get("candidateCount")
+
+
+def _seed(api: Api, body: dict) -> int | None:
+    return body.get("seed") if api.name == "openai" else body["generationConfig"].get("seed")
+
+
+def test_samples_of_one_prompt_are_one_request_for_several_candidates(api, tmp_path):
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite", prices=(1.0, 1.0))
+    runner.track_output("out")
+    requests = rating_requests("rate this", 7)
+    results = runner.run(requests, parse)
+
+    (call,) = api.server.calls()  # the input is sent, and paid, once
+    assert _candidates_asked(api, call.json()) == 7
+    assert sorted(r["draw"] for r in results) == list(range(7))  # seven distinct samples
+    assert runner.usage.calls == 1 and runner.usage.cached == 0
+    assert runner.usage.input_tokens == words("rate this") + words(rater.SYSTEM)
+    paid = runner.output_usage()
+    assert (paid.calls, paid.input_tokens) == (1, runner.usage.input_tokens)
+    assert paid.output_tokens == runner.usage.output_tokens
+
+    again = api.runner(tmp_path / "cache.sqlite")
+    assert again.run(requests, parse) == results and again.usage.cached == 7
+    assert len(api.server.calls()) == 1
+
+
+def test_samples_a_server_does_not_return_are_asked_with_distinct_seeds(api, tmp_path):
+    api.server.candidates = False  # ignores `n` / `candidateCount`, as some servers do
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite")
+    results = runner.run(rating_requests("rate this", 4), parse)
+
+    bodies = [call.body for call in api.server.calls()]
+    assert len(bodies) == 4 and len(set(bodies)) == 4  # no two byte-identical requests
+    seeds = sorted(_seed(api, json.loads(body)) or 0 for body in bodies)
+    assert seeds == [0, 1, 2, 3]
+    assert sorted(r["draw"] for r in results) == [0, 1, 2, 3]
+    assert runner.usage.candidates_missing == 3 and runner.usage.calls == 4
+
+
+def test_samples_in_a_batch_job_carry_distinct_seeds(openai_api, tmp_path):
+    runner = openai_api.runner(tmp_path / "cache.sqlite")
+    runner.run_batch(rating_requests("rate this", 3), parse, poll_interval=0.01)
+    (stored,) = [f for f in openai_api.server.files.values() if f["purpose"] == "batch"]
+    lines = [json.loads(line)["body"] for line in stored["content"].decode().splitlines()]
+    assert [line.get("seed") for line in lines] == [None, 1, 2]
+
+
+def test_a_server_that_refuses_several_candidates_gets_seeded_samples(api, tmp_path):
+    api.server.refuse_candidates = True  # 400 to `n` > 1, as llama.cpp's server answers
+    api.server.answer = numbered_answers()
+    runner = api.runner(tmp_path / "cache.sqlite", concurrency=1)
+    requests = rating_requests("rate this", 3) + rating_requests("rate that", 3)
+    results = runner.run(requests, parse)
+
+    asked = [json.loads(call.body) for call in api.server.calls()]
+    assert [_candidates_asked(api, body) for body in asked] == [3] + [None] * 6  # refused once
+    assert sorted(_seed(api, body) or 0 for body in asked[1:]) == [0, 0, 1, 1, 2, 2]
+    assert sorted(r["draw"] for r in results) == list(range(6))
+    assert runner.usage.candidates_refused == 1 and runner.usage.calls == 6
+
+
+def test_a_bad_key_on_a_request_for_candidates_ends_the_run(api, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV[api.name], "a-wrong-key")  # Google answers 400, OpenAI 401
+    runner = api.runner(tmp_path / "cache.sqlite")
+    with pytest.raises(BackendError, match="(?i)api key"):
+        runner.run(rating_requests("rate this", 3), parse)
+    assert runner.usage.candidates_refused == 0 and len(api.server.calls()) == 1

@@ -1,0 +1,264 @@
+"""Gemini through the `google-genai` client: generate_content, and batch mode with inline
+requests. `GeminiSettings` is what it shares with the legacy SDK's backend (`gemini_legacy.py`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from regen_dataset.inpaint.backends._common import (
+    DEFAULT_MODELS,
+    Backend,
+    BackendError,
+    Completion,
+    LLMError,
+    retry_after_from_headers,
+    split_candidates,
+    transport_errors,
+)
+
+if TYPE_CHECKING:
+    from regen_dataset.inpaint.runner import LLMRequest
+
+log = logging.getLogger(__name__)
+
+GEMINI_KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+class GeminiSettings(Backend):
+    """What both Gemini SDKs share: the model, endpoint, timeout and key."""
+
+    name = "gemini"
+    key_env = GEMINI_KEY_ENV
+
+    def __init__(
+        self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    ):
+        self.model = model or DEFAULT_MODELS["gemini"]
+        self.base_url = base_url
+        self.timeout = timeout
+        if not self._api_key():
+            raise BackendError("the Gemini API needs a key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
+
+    def describe(self) -> str:
+        where = f" at {self.base_url}" if self.base_url else ""
+        return f"gemini model {self.model!r}{where}"
+
+
+class GeminiBackend(GeminiSettings):
+    """`google-genai` generate_content; Gemini batch mode with inline requests for large runs."""
+
+    supports_batch = True
+    batch_limit = 1_000  # inline requests must stay under 20 MB; REGEN prompts are about 10 KB
+    api_version = "v1beta"  # batch mode lives there
+    max_candidates = 8  # the API's limit on `candidate_count`
+    candidates_parameter = "candidate_count"
+    supports_seed = True
+
+    def __init__(
+        self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    ):
+        from google import genai  # noqa: F401  (ImportError: make_backend tries the legacy SDK)
+
+        super().__init__(model, base_url=base_url, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"GeminiBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _new_client(self) -> Any:
+        from google import genai
+        from google.genai import types
+
+        options = types.HttpOptions(
+            base_url=self.base_url,
+            api_version=self.api_version,
+            timeout=max(1, int(self.timeout * 1000)),  # milliseconds
+            # One attempt: the Runner retries. Setting this also stops the SDK's own retry of
+            # dropped aiohttp connections.
+            retry_options=types.HttpRetryOptions(attempts=1),
+        )
+        return genai.Client(api_key=self._api_key(), http_options=options)
+
+    async def _close_client(self, client: Any) -> None:
+        await client.aio.aclose()
+        client.close()
+
+    def _config(
+        self,
+        system: str | None,
+        temperature: float,
+        max_output_tokens: int,
+        json_output: bool,
+        *,
+        count: int = 1,
+        seed: int | None = None,
+    ) -> Any:
+        from google.genai import types
+
+        return types.GenerateContentConfig(
+            system_instruction=system or None,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+            response_mime_type="application/json" if json_output else None,
+            candidate_count=count if count > 1 else None,
+            seed=seed,
+        )
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+        seed: int | None = None,
+    ) -> Completion:
+        config = self._config(system, temperature, max_output_tokens, json_output, seed=seed)
+        return _gemini_completion(await self._generate(prompt, config))
+
+    async def complete_candidates(
+        self,
+        prompt: str,
+        count: int,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+    ) -> list[Completion]:
+        config = self._config(system, temperature, max_output_tokens, json_output, count=count)
+        response = await self._generate(prompt, config)
+        total = _gemini_completion(response)  # the token counts of the whole request
+        texts = [
+            "".join(
+                part.text
+                for part in (candidate.content.parts if candidate.content else None) or []
+                if part.text and not part.thought
+            )
+            for candidate in response.candidates or []
+        ]
+        return split_candidates(texts, total.input_tokens, total.output_tokens)
+
+    async def _generate(self, prompt: str, config: Any) -> Any:
+        try:
+            return await self._client().aio.models.generate_content(
+                model=self.model, contents=prompt, config=config
+            )
+        except Exception as err:
+            self._raise_failure(err)
+
+    def _raise_failure(self, err: Exception) -> NoReturn:
+        """Raise our error for an SDK or transport error `err`; anything else (a bug) as it is."""
+        failure = self._error(err)
+        if failure is None:
+            raise err
+        raise failure from None
+
+    def _error(self, err: Exception) -> LLMError | None:
+        from google.genai import errors
+
+        if isinstance(err, errors.APIError):
+            headers = getattr(err.response, "headers", None)
+            retry_after = retry_after_from_headers(headers) or retry_delay_from_details(err.details)
+            message = f"{err.status or ''} {err.message or ''}".strip() or str(err)
+            return self._failure(err.code, message, retry_after=retry_after)
+        if isinstance(err, TimeoutError):
+            return self._failure(None, f"timed out after {self.timeout:g} s")
+        if isinstance(err, transport_errors()):
+            return self._connection_failure(err)
+        return None
+
+    async def submit_batch(self, requests: list[LLMRequest]) -> str:
+        from google.genai import types
+
+        inlined = [
+            types.InlinedRequest(
+                contents=request.prompt,
+                metadata={"key": request.key(self)},
+                config=self._config(
+                    request.system,
+                    request.temperature,
+                    request.max_output_tokens,
+                    request.json_output,
+                    seed=request.sample or None,  # repeated samples: distinct requests
+                ),
+            )
+            for request in requests
+        ]
+        try:
+            job = await self._client().aio.batches.create(
+                model=self.model,
+                src=types.BatchJobSource(inlined_requests=inlined),
+                config=types.CreateBatchJobConfig(display_name="regen-inpaint"),
+            )
+        except Exception as err:
+            self._raise_failure(err)
+        if not job.name:
+            raise BackendError(f"{self.describe()}: the batch job came back without a name")
+        return job.name
+
+    async def poll_batch(self, job_id: str) -> dict[str, Completion] | None:
+        try:
+            job = await self._client().aio.batches.get(name=job_id)
+        except Exception as err:
+            self._raise_failure(err)
+        if not job.done:
+            return None
+        destination = job.dest
+        if destination is not None and destination.file_name and not destination.inlined_responses:
+            raise BackendError(
+                f"{self.describe()}: batch {job_id} wrote its answers to the file "
+                f"{destination.file_name}; only inline answers are read"
+            )
+        results: dict[str, Completion] = {}
+        failed = 0
+        for item in (destination.inlined_responses if destination else None) or []:
+            key = (item.metadata or {}).get("key")
+            if key and item.response is not None and not item.error:
+                results[key] = _gemini_completion(item.response)
+            else:
+                failed += 1
+        state = job.state.name if job.state is not None else "unknown"
+        if state != "JOB_STATE_SUCCEEDED" or failed:
+            reason = job.error.message if job.error and job.error.message else ""
+            log.warning(
+                "%s: batch %s ended %s; %d answers, %d failed requests%s",
+                self.describe(),
+                job_id,
+                state,
+                len(results),
+                failed,
+                self._redact(f"; {reason}") if reason else "",
+            )
+        return results
+
+
+def _gemini_completion(response: Any) -> Completion:
+    usage = response.usage_metadata
+    output = 0
+    if usage is not None:  # thinking tokens are billed as output
+        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+    return Completion(
+        text=response.text or "",
+        input_tokens=int((usage.prompt_token_count if usage else 0) or 0),
+        output_tokens=int(output),
+    )
+
+
+def retry_delay_from_details(details: Any) -> float | None:
+    """Seconds from a google.rpc.RetryInfo in a Google error body (`"retryDelay": "37s"`)."""
+    if isinstance(details, list) and len(details) == 1:
+        details = details[0]
+    if not isinstance(details, dict):
+        return None
+    error = details.get("error", details)
+    entries = error.get("details") if isinstance(error, dict) else None
+    for detail in entries if isinstance(entries, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,251 @@
+"""OpenAI: chat completions through the official `openai` client, and the Batch API. `base_url`
+points it at any OpenAI-compatible server (vLLM, Ollama, ...)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from regen_dataset.inpaint.backends._common import (
+    DEFAULT_MODELS,
+    Backend,
+    BackendError,
+    Completion,
+    LLMError,
+    retry_after_from_headers,
+    split_candidates,
+)
+
+if TYPE_CHECKING:
+    from regen_dataset.inpaint.runner import LLMRequest
+
+log = logging.getLogger(__name__)
+
+OPENAI_KEY_ENV = ("OPENAI_API_KEY",)
+# Sent to an OpenAI-compatible server that wants no key (the SDK insists on one).
+NO_KEY_PLACEHOLDER = "no-key-needed"
+
+
+class OpenAIBackend(Backend):
+    """Chat completions through the official `openai` client; the Batch API for large runs."""
+
+    name = "openai"
+    supports_batch = True
+    # The API takes up to 50,000 requests and 200 MB per file; REGEN prompts are about 10 KB.
+    batch_limit = 10_000
+    key_env = OPENAI_KEY_ENV
+    max_candidates = 128  # the API's limit on `n`
+    candidates_parameter = "n"
+    supports_seed = True
+
+    def __init__(
+        self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    ):
+        self.model = model or DEFAULT_MODELS["openai"]
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.timeout = timeout
+        official = self.base_url is None or "api.openai.com" in self.base_url
+        if official and not self._api_key():
+            raise BackendError("the OpenAI API needs a key: set OPENAI_API_KEY in the environment")
+        # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);
+        # compatible servers (vLLM, Ollama...) have long understood max_tokens.
+        self._max_tokens_field = "max_completion_tokens" if official else "max_tokens"
+
+    def describe(self) -> str:
+        where = f" at {self.base_url}" if self.base_url else ""
+        return f"openai model {self.model!r}{where}"
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _new_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            api_key=self._api_key() or NO_KEY_PLACEHOLDER,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=0,  # the Runner retries
+        )
+
+    async def _close_client(self, client: Any) -> None:
+        await client.close()
+
+    def _body(
+        self,
+        prompt: str,
+        system: str | None,
+        temperature: float,
+        max_output_tokens: int,
+        json_output: bool,
+        *,
+        count: int = 1,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": temperature,
+            self._max_tokens_field: max_output_tokens,
+        }
+        if json_output:
+            body["response_format"] = {"type": "json_object"}
+        if count > 1:
+            body["n"] = count
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+        seed: int | None = None,
+    ) -> Completion:
+        body = self._body(prompt, system, temperature, max_output_tokens, json_output, seed=seed)
+        return _chat_completion(await self._create(body))
+
+    async def complete_candidates(
+        self,
+        prompt: str,
+        count: int,
+        *,
+        system: str | None = None,
+        temperature: float = 1.0,
+        max_output_tokens: int = 1024,
+        json_output: bool = False,
+    ) -> list[Completion]:
+        body = self._body(prompt, system, temperature, max_output_tokens, json_output, count=count)
+        response = await self._create(body)
+        usage = response.get("usage") or {}
+        texts = [(c.get("message") or {}).get("content") or "" for c in response["choices"]]
+        return split_candidates(
+            texts,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
+
+    async def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        import openai
+
+        try:
+            response = await self._client().chat.completions.create(**body)
+        except openai.APIError as err:
+            raise self._error(err) from None
+        return response.model_dump()
+
+    def _error(self, err: Exception) -> LLMError:
+        import openai
+
+        if isinstance(err, openai.APITimeoutError):
+            return self._failure(None, f"timed out after {self.timeout:g} s")
+        if isinstance(err, openai.APIConnectionError):
+            return self._connection_failure(err.__cause__ or err)
+        if isinstance(err, openai.APIStatusError):
+            body = err.body if isinstance(err.body, dict) else {}
+            message = str(body.get("message") or err.message or err)
+            if err.status_code == 429 and err.code == "insufficient_quota":
+                text = self._redact(f"{self.describe()}: HTTP 429: {message}")
+                hint = self._hint(429, message)
+                return BackendError(f"{text} (not retried); {hint}", status=429)
+            retry_after = retry_after_from_headers(err.response.headers)
+            return self._failure(err.status_code, message, retry_after=retry_after)
+        return self._failure(None, f"{type(err).__name__}: {err}")
+
+    async def submit_batch(self, requests: list[LLMRequest]) -> str:
+        import openai
+
+        lines = [
+            json.dumps(
+                {
+                    "custom_id": request.key(self),
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": self._body(
+                        request.prompt,
+                        request.system,
+                        request.temperature,
+                        request.max_output_tokens,
+                        request.json_output,
+                        seed=request.sample or None,  # repeated samples: distinct requests
+                    ),
+                },
+                ensure_ascii=False,
+            )
+            for request in requests
+        ]
+        content = ("\n".join(lines) + "\n").encode("utf-8")
+        client = self._client()
+        try:
+            upload = await client.files.create(
+                file=("regen-inpaint-batch.jsonl", content, "application/jsonl"), purpose="batch"
+            )
+            batch = await client.batches.create(
+                input_file_id=upload.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"source": "regen_dataset.inpaint"},
+            )
+        except openai.APIError as err:
+            raise self._error(err) from None
+        return batch.id
+
+    async def poll_batch(self, job_id: str) -> dict[str, Completion] | None:
+        import openai
+
+        client = self._client()
+        try:
+            batch = await client.batches.retrieve(job_id)
+            if batch.status in ("validating", "in_progress", "finalizing", "cancelling"):
+                return None
+            output = b""
+            if batch.output_file_id:
+                output = (await client.files.content(batch.output_file_id)).content
+        except openai.APIError as err:
+            raise self._error(err) from None
+        results: dict[str, Completion] = {}
+        failed = 0
+        for line in output.decode("utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            response = row.get("response") or {}
+            if response.get("status_code") == 200 and not row.get("error"):
+                results[row["custom_id"]] = _chat_completion(response["body"])
+            else:
+                failed += 1
+        counts = batch.request_counts.failed if batch.request_counts else 0
+        failed = max(failed, counts or 0)
+        if batch.status != "completed" or failed:
+            errors = [e.message for e in (batch.errors.data or [])] if batch.errors else []
+            log.warning(
+                "%s: batch %s ended %s; %d answers, %d failed requests%s",
+                self.describe(),
+                job_id,
+                batch.status,
+                len(results),
+                failed,
+                self._redact(f"; {errors[0]}") if errors and errors[0] else "",
+            )
+        return results
+
+
+def _chat_completion(body: Mapping[str, Any]) -> Completion:
+    """A Completion from a chat.completion object (as the API returns it)."""
+    choices = body.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    usage = body.get("usage") or {}
+    return Completion(
+        text=message.get("content") or "",
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+    )
