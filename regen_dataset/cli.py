@@ -102,6 +102,14 @@ def add_parser(subparsers) -> None:
     synth.add_argument("--out", required=True)
     synth.set_defaults(func=_synthesize)
 
+    movielens = commands.add_parser(
+        "movielens",
+        help="MovieLens-100k (u.data/u.item or RecBole's atomic files) -> release JSONL",
+    )
+    movielens.add_argument("--source", required=True, help="folder with the MovieLens files")
+    movielens.add_argument("--out", required=True, help="release-format JSONL to write")
+    movielens.set_defaults(func=_movielens)
+
 
 def _add_llm_arguments(parser) -> None:
     llm = parser.add_argument_group("LLM")
@@ -336,6 +344,14 @@ def _report(args) -> None:
     plot = args.plot or f"{os.path.normpath(args.folder)}_report.png"
     print(describe_folder(args.folder, configs, plot))
     print(f"plot saved to {plot}")
+
+
+def _movielens(args) -> None:
+    from regen_dataset.movielens import write_movielens
+
+    users = write_movielens(args.source, args.out)
+    print(f"wrote {users:,} MovieLens users to {args.out}")
+    print(f"build it with: regen dataset build --source office={args.out} --out FOLDER")
 
 
 def _synthesize(args) -> None:

@@ -86,3 +86,12 @@ def test_builds_and_loads_like_regen(tmp_path):
     assert rows["test"][0]["critique"] is None
     items = datasets.load_dataset(str(tmp_path / "folder"), "office_items")["train"]
     assert items["item_id"] == ["ML1", "ML2", "ML3"]
+
+
+def test_cli(tmp_path, capsys):
+    from training import cli
+
+    source = write_original(tmp_path / "ml", RATINGS)
+    cli.main(["dataset", "movielens", "--source", str(source), "--out", str(tmp_path / "m.jsonl")])
+    assert "wrote 2 MovieLens users" in capsys.readouterr().out
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
