@@ -2,8 +2,10 @@
 
 1. builds the REGEN folder from the SYNTHETIC samples shipped in `regen_dataset/samples/`;
 2. loads every config back with `datasets.load_dataset` and prints a report with a plot;
-3. runs the training-free baselines on the office test split, with and without critiques, and
-   prints the evaluation table in the layout of the paper's Table 4, with plots.
+3. runs the training-free baselines on the office test split, with and without critiques;
+4. trains FLARE with the `cpu` recipe on `office` and on `office_no_critique`, predicts the test
+   split with each, and prints the evaluation table (the layout of the paper's Table 4) with FLARE
+   beside the baselines, with plots.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from pathlib import Path
 
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.stats import configs_in_folder, describe_folder
+from training import predict, train_flare
 from training.evaluate import rater_report, run_table, write_baselines
 
-SAMPLES = Path(__file__).resolve().parents[1] / "regen_dataset" / "samples"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "regen_dataset" / "samples"
+FLARE_RECIPE = REPO / "training" / "recipes" / "flare" / "cpu.yaml"
 
 
 def add_parser(subparsers) -> None:
@@ -45,6 +50,22 @@ def run_demo(out: str | os.PathLike = "demo_out") -> None:
     runs = []
     for config in ("office", "office_no_critique"):
         runs += write_baselines(folder, config, "test", str(out / "predictions"))
+
+    print("\n== FLARE (cpu recipe) with and without critiques")
+    for config in ("office", "office_no_critique"):
+        checkpoint = out / "checkpoints" / f"flare-{config}"
+        train_flare.run(
+            ["--config", str(FLARE_RECIPE), "--dataset_name", str(folder),
+             "--dataset_config", config, "--output_dir", str(checkpoint)]
+        )  # fmt: skip
+        path = str(out / "predictions" / "flare" / f"{config}.jsonl")
+        predict.main(
+            ["--model", str(checkpoint), "--dataset_name", str(folder),
+             "--dataset_config", config, "--split", "test", "--out", path]
+        )  # fmt: skip
+        runs.append(("flare", config, path))
+
+    print("\n== The test split, with and without critiques")
     # A rerun of the demo replaces its own earlier results.
     print(run_table(folder, "test", runs, str(out / "eval"), overwrite=True))
     print(f"\ntable, results and plots: {out / 'eval'}")

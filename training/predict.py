@@ -117,7 +117,11 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=predict)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__)
     add_arguments(parser)
-    predict(parser.parse_args())
+    return predict(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
