@@ -123,6 +123,13 @@ def _add_llm_arguments(parser) -> None:
         help="USD per 1M tokens, for the cost",
     )
     llm.add_argument("--ensemble", type=int, default=7, help="auto-rater runs per rated group")
+    llm.add_argument(
+        "--no-constrained-decoding",
+        dest="constrained_decoding",
+        action="store_false",
+        help="local backend: let the model write JSON answers freely (default: decode within "
+        "each task's JSON Schema)",
+    )
     llm.add_argument("--seed", type=int, default=0)
 
 
@@ -131,7 +138,12 @@ def _llm(args, out: str):
     from regen_dataset.inpaint.backends import make_backend
     from regen_dataset.inpaint.runner import Runner
 
-    backend = make_backend(args.backend, args.model, base_url=args.base_url)
+    backend = make_backend(
+        args.backend,
+        args.model,
+        base_url=args.base_url,
+        constrained_decoding=args.constrained_decoding,
+    )
     runner = Runner(
         backend,
         args.cache or f"{out}.cache.sqlite",

@@ -636,9 +636,12 @@ class LocalBackend(Backend):
         *,
         device: str | None = None,
         loader: Callable[[str], tuple[Any, Any]] | None = None,
+        constrained_decoding: bool = True,
     ):
         self.model = model or DEFAULT_MODELS["local"]
         self.device = device
+        # JSON requests: decode within the task's JSON Schema (regen_dataset.inpaint.constrained)
+        self.constrained_decoding = constrained_decoding
         self._loader = loader or _load_causal_lm
         self._lm: Any = None
         self._tokenizer: Any = None
@@ -651,10 +654,15 @@ class LocalBackend(Backend):
         system: str | None = None,
         temperature: float = 1.0,
         max_output_tokens: int = 1024,
-        json_output: bool = False,  # no constrained decoding: the Runner's validation decides
+        json_output: bool = False,
     ) -> Completion:
+        schema = None
+        if self.constrained_decoding:
+            from regen_dataset.inpaint.constrained import request_schema
+
+            schema = request_schema(prompt, json_output)
         return await asyncio.to_thread(
-            self._generate, prompt, system, temperature, max_output_tokens
+            self._generate, prompt, system, temperature, max_output_tokens, schema
         )
 
     def _load(self) -> tuple[Any, Any]:
@@ -674,7 +682,12 @@ class LocalBackend(Backend):
         return self._lm, self._tokenizer
 
     def _generate(
-        self, prompt: str, system: str | None, temperature: float, max_output_tokens: int
+        self,
+        prompt: str,
+        system: str | None,
+        temperature: float,
+        max_output_tokens: int,
+        schema: dict | None = None,
     ) -> Completion:
         import torch
 
@@ -688,6 +701,10 @@ class LocalBackend(Backend):
             sampling: dict[str, Any] = {"do_sample": temperature > 0}
             if temperature > 0:
                 sampling["temperature"] = temperature
+            if schema is not None:
+                from regen_dataset.inpaint.constrained import json_schema_processors
+
+                sampling["logits_processor"] = json_schema_processors(model, tokenizer, [schema])
             with torch.no_grad():
                 output = model.generate(
                     **inputs,
@@ -762,10 +779,16 @@ def _retry_delay(details: Any) -> float | None:
 
 
 def make_backend(
-    name: str, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    name: str,
+    model: str | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+    constrained_decoding: bool = True,
 ) -> Backend:
     """The backend called `name` ("openai", "gemini" or "local") for `model` (its default if
-    None). `base_url` points OpenAI at a compatible server, or Gemini at another endpoint."""
+    None). `base_url` points OpenAI at a compatible server, or Gemini at another endpoint;
+    `constrained_decoding=False` lets the local model write JSON answers unconstrained."""
     name = name.lower()
     if name == "openai":
         return OpenAIBackend(model, base_url=base_url, timeout=timeout)
@@ -780,5 +803,5 @@ def make_backend(
     if name == "local":
         if base_url:
             raise ValueError("the local backend takes no base_url (it runs in this process)")
-        return LocalBackend(model)
+        return LocalBackend(model, constrained_decoding=constrained_decoding)
     raise ValueError(f"unknown backend {name!r}: choose openai, gemini or local")
