@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -30,11 +31,27 @@ from regen_dataset.inpaint.prompts import answer_schema
 # The schema of a JSON request whose prompt is none of the pipeline's tasks.
 ANY_JSON_OBJECT: dict = {"type": "object"}
 
-# xgrammar 0.2.8 writes a string with minLength/maxLength as a repetition of this character
-# class, which lets control characters other than CR and LF into the string, where JSON forbids
-# them unescaped (json.loads refuses the answer). The grammar is rebuilt with the strict class.
+# xgrammar 0.2.8 writes a string with minLength/maxLength as a bounded repetition of one character
+# rule, `NAME_characters{MIN, MAX}` with NAME_characters ::= [^"\\\r\n]. Two fixes, so that every
+# answer that ends is one the parsers accept:
+# - that class lets control characters other than CR and LF into the string, where JSON forbids
+#   them unescaped (json.loads refuses the answer): they are excluded;
+# - a string of spaces meets minLength 1, but the parsers normalise whitespace and refuse it:
+#   a string that must not be empty starts with a character that is not whitespace.
 _LOOSE_STRING_CHARACTER = r"[^\"\\\r\n]"
 _JSON_STRING_CHARACTER = r"[^\0-\x1f\"\\]"
+_FIRST_STRING_CHARACTER = (  # as above, and none of what str.split() splits on
+    r"[^\0-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\"\\]"
+)
+_NON_EMPTY_STRING = re.compile(r"\b(\w+_characters)\{1, (\d+)\}")
+
+
+def _first_character_then(match: re.Match) -> str:
+    rest, longest = match.group(1), int(match.group(2))
+    if longest == 1:
+        return _FIRST_STRING_CHARACTER
+    return f"{_FIRST_STRING_CHARACTER} {rest}{{0, {longest - 1}}}"
+
 
 _lock = threading.Lock()
 
@@ -87,11 +104,10 @@ def schema_grammar(schema: dict) -> xgrammar.Grammar:
     schema's order."""
     grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
     text = str(grammar)
-    if _LOOSE_STRING_CHARACTER in text:
-        grammar = xgrammar.Grammar.from_ebnf(
-            text.replace(_LOOSE_STRING_CHARACTER, _JSON_STRING_CHARACTER)
-        )
-    return grammar
+    if _LOOSE_STRING_CHARACTER not in text:
+        return grammar
+    text = text.replace(_LOOSE_STRING_CHARACTER, _JSON_STRING_CHARACTER)
+    return xgrammar.Grammar.from_ebnf(_NON_EMPTY_STRING.sub(_first_character_then, text))
 
 
 def compile_schema(

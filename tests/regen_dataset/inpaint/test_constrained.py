@@ -55,9 +55,16 @@ def _task_prompts() -> dict[str, tuple[list[str], dict, object]]:
     }
 
 
+# Short prompts of three lengths, for a batch with padding: the tiny model reads nothing anyway.
+PROMPTS = ["Answer:", "Answer in JSON:", "Write the JSON answer to the request above now:"]
+
+
 @pytest.fixture(scope="module")
 def tiny_lm():
-    """A random 1-layer Llama and a byte-level BPE tokenizer trained on a few prompts."""
+    """A random 1-layer Llama and a byte-level BPE tokenizer trained on the pipeline's prompts.
+
+    The output layer has a bias towards tokens that hold a quote or a closing bracket, so that
+    the model's strings and arrays end soon: constrained answers stay short and the test fast."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -83,19 +90,29 @@ def tiny_lm():
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=8192,
+        max_position_embeddings=1024,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
-    return LlamaForCausalLM(config).eval(), tokenizer
+    model = LlamaForCausalLM(config).eval()
+    head = torch.nn.Linear(config.hidden_size, config.vocab_size, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.zero_()
+        for token, index in tokenizer.get_vocab().items():
+            if any(mark in tokenizer.convert_tokens_to_string([token]) for mark in '"]}'):
+                head.bias[index] = 4.0
+    model.lm_head = head
+    return model, tokenizer
 
 
-def _generate(model, tokenizer, texts: list[str], schemas: list[dict] | None, seed: int):
+def _generate(model, tokenizer, texts, schemas, seed: int, max_new_tokens: int = 400):
     """Sampled answers to `texts` as one left-padded batch, and whether each one stopped."""
     import torch
 
     inputs = tokenizer(texts, return_tensors="pt", padding=True)
+    assert inputs["attention_mask"].min() == 0  # the batch is padded
     torch.manual_seed(seed)
     extra = {}
     if schemas is not None:
@@ -104,7 +121,7 @@ def _generate(model, tokenizer, texts: list[str], schemas: list[dict] | None, se
         output = model.generate(
             **inputs,
             do_sample=True,
-            max_new_tokens=1200,
+            max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             **extra,
@@ -197,9 +214,9 @@ def test_parsers_hold_answers_to_their_schemas():
 @pytest.mark.parametrize("task", ["critique", "narratives", "endorsement", "rating"])
 def test_constrained_batched_generation_always_validates(tiny_lm, task):
     model, tokenizer = tiny_lm
-    texts, schema, parse = _task_prompts()[task]
-    for seed in range(2):
-        answers, stopped = _generate(model, tokenizer, texts, [schema], seed)
+    _, schema, parse = _task_prompts()[task]
+    for seed in range(3):
+        answers, stopped = _generate(model, tokenizer, PROMPTS, [schema], seed)
         assert all(stopped), answers  # each answer was complete before the token limit
         for answer in answers:
             value = json.loads(answer)  # compact JSON, nothing around it
@@ -209,8 +226,8 @@ def test_constrained_batched_generation_always_validates(tiny_lm, task):
 
 def test_unconstrained_generation_of_the_same_model_is_not_json(tiny_lm):
     model, tokenizer = tiny_lm
-    for texts, _, parse in _task_prompts().values():
-        answers, _ = _generate(model, tokenizer, texts, None, seed=0)
+    for _, _, parse in _task_prompts().values():
+        answers, _ = _generate(model, tokenizer, PROMPTS, None, seed=0, max_new_tokens=60)
         for answer in answers:
             with pytest.raises(ValueError):
                 parse(answer)
@@ -220,8 +237,7 @@ def test_one_batch_may_mix_schemas(tiny_lm):
     model, tokenizer = tiny_lm
     tasks = _task_prompts()
     chosen = [tasks[name] for name in ("critique", "rating", "narratives")]
-    texts = [chosen[index][0][index] for index in range(3)]
-    answers, stopped = _generate(model, tokenizer, texts, [task[1] for task in chosen], seed=3)
+    answers, stopped = _generate(model, tokenizer, PROMPTS, [task[1] for task in chosen], seed=3)
     assert all(stopped)
     for answer, (_, schema, parse) in zip(answers, chosen, strict=True):
         jsonschema.validate(json.loads(answer), schema)
@@ -239,8 +255,9 @@ def test_grammars_are_compiled_once_per_tokenizer_and_schema(tiny_lm):
     assert other is not first
 
 
-def test_json_strings_hold_no_raw_control_characters(tiny_lm):
-    # xgrammar 0.2.8 lets them into length-limited strings; JSON forbids them there.
+def test_json_strings_hold_no_raw_control_characters_and_are_not_blank(tiny_lm):
+    # xgrammar 0.2.8 lets control characters into length-limited strings, where JSON forbids
+    # them, and a blank string meets minLength 1, where the parsers refuse it.
     import xgrammar
 
     model, tokenizer = tiny_lm
@@ -251,6 +268,9 @@ def test_json_strings_hold_no_raw_control_characters(tiny_lm):
         ('{"critiques": ["A blue one, please', True),
         ('{"critiques": ["A blue\x06', False),
         ('{"critiques": ["A blue\t', False),
+        ('{"critiques": [" ', False),  # the parsers refuse blank strings
+        ('{"critiques": ["\u00a0', False),
+        ('{"critiques": ["A ', True),
     ):
         assert xgrammar.GrammarMatcher(grammar).accept_string(text) is allowed, text
 
@@ -273,30 +293,28 @@ def test_processor_refuses_a_mismatched_batch_or_vocabulary(tiny_lm):
 
 
 def _complete(backend, prompt: str, json_output: bool = True):
-    return asyncio.run(
-        backend.complete(
-            prompt, system=prompts.SYSTEM, max_output_tokens=1200, json_output=json_output
-        )
-    )
+    return asyncio.run(backend.complete(prompt, max_output_tokens=400, json_output=json_output))
 
 
 def test_local_backend_constrains_json_requests_unless_told_not_to(tiny_lm):
     import torch
 
+    model, tokenizer = tiny_lm
     texts, _, parse = _task_prompts()["rating"]
+    prompt = texts[0]
     constrained = LocalBackend("tiny", loader=lambda name: tiny_lm)
     torch.manual_seed(0)
-    answer = _complete(constrained, texts[0])
+    answer = _complete(constrained, prompt)
     assert set(parse(answer.text)) == set(prompts.scores_schema("user")["properties"])
-    assert answer.output_tokens <= 60  # it stopped right after the JSON object
+    assert answer.output_tokens < 400  # it stopped after the JSON object
 
     free = LocalBackend("tiny", loader=lambda name: tiny_lm, constrained_decoding=False)
     torch.manual_seed(0)
     with pytest.raises(ValueError):
-        parse(_complete(free, texts[0]).text)
+        parse(_complete(free, prompt).text)
     torch.manual_seed(0)
     with pytest.raises(ValueError):  # no JSON asked for: no constraint
-        parse(_complete(constrained, texts[0], json_output=False).text)
+        parse(_complete(constrained, prompt, json_output=False).text)
 
     assert make_backend("local").constrained_decoding is True
     assert make_backend("local", constrained_decoding=False).constrained_decoding is False
