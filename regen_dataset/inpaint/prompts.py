@@ -417,7 +417,8 @@ def score_parser(group: str):
             elif isinstance(score, float) and score.is_integer():
                 score = int(score)
             if attribute not in value:
-                raise ValueError(f"{attribute!r} is missing: a score from 1 to 7 is required")
+                low, high = SCORE_RANGE
+                raise ValueError(f"{attribute!r} is missing: a score from {low} to {high}")
             scores[attribute] = score
         _validate(scores, schema)
         return scores

@@ -342,3 +342,16 @@ def test_embedded_gemma_answers_real_prompts_with_valid_json():
             )
         )
         parse(answer.text)  # raises if the answer is not valid
+
+
+def test_cli_turns_constrained_decoding_off(tmp_path):
+    import argparse
+
+    from regen_dataset import cli
+
+    parser = argparse.ArgumentParser()
+    cli._add_llm_arguments(parser)
+    for extra, expected in (([], True), (["--no-constrained-decoding"], False)):
+        args = parser.parse_args(["--backend", "local", *extra])
+        runner, _ = cli._llm(args, str(tmp_path / "out"))
+        assert runner.backend.constrained_decoding is expected
