@@ -145,6 +145,13 @@ def _add_llm_arguments(parser) -> None:
         help="USD per 1M tokens, for the cost",
     )
     llm.add_argument("--ensemble", type=int, default=7, help="auto-rater runs per rated group")
+    llm.add_argument(
+        "--no-constrained-decoding",
+        dest="constrained_decoding",
+        action="store_false",
+        help="local backend: let the model write JSON answers freely (default: decode within "
+        "each task's JSON Schema)",
+    )
     llm.add_argument("--seed", type=int, default=0)
 
 
@@ -172,7 +179,12 @@ def _llm(args, out: str):
     from regen_dataset.inpaint.runner import Runner
 
     try:
-        backend = make_backend(args.backend, args.model, base_url=args.base_url)
+        backend = make_backend(
+            args.backend,
+            args.model,
+            base_url=args.base_url,
+            constrained_decoding=args.constrained_decoding,
+        )
     except ImportError as missing:  # an SDK that is not installed: the user's to fix
         raise ValueError(f"the {args.backend} backend cannot start: {missing}") from None
     runner = Runner(

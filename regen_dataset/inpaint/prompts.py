@@ -290,6 +290,98 @@ def manifest() -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing the answers: each returns the value or raises ValueError (the runner then repairs).
+# Each task's answer has one JSON Schema below: the parsers validate against it, and the local
+# backend constrains its decoding to it (`regen_dataset.inpaint.constrained`).
+
+SCORE_RANGE = (1, 7)
+MAX_CRITIQUE_CHARS = 300
+MAX_CRITIQUES = 10
+MAX_ENDORSEMENT_CHARS = 2000
+NARRATIVE_MAX_CHARS = {  # generous for what each key asks for; they bound a rambling model
+    "purchase_reason": 400,
+    "purchase_reason_explanation": 1200,
+    "user_summary_brief": 600,
+    "user_summary_long": 2000,
+    "user_profile": 100,
+}
+NARRATIVE_KEYS = tuple(NARRATIVE_MAX_CHARS)
+NULLABLE_NARRATIVE_KEYS = ("purchase_reason",)
+
+
+def _string_schema(max_chars: int, *, nullable: bool = False) -> dict:
+    string = {"type": "string", "minLength": 1, "maxLength": max_chars}
+    return {"anyOf": [string, {"type": "null"}]} if nullable else string
+
+
+def _object_schema(properties: dict[str, dict]) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+CRITIQUES_SCHEMA = _object_schema(
+    {
+        "critiques": {
+            "type": "array",
+            "items": _string_schema(MAX_CRITIQUE_CHARS),
+            "minItems": 1,
+            "maxItems": MAX_CRITIQUES,
+        }
+    }
+)
+NARRATIVES_SCHEMA = _object_schema(
+    {
+        key: _string_schema(limit, nullable=key in NULLABLE_NARRATIVE_KEYS)
+        for key, limit in NARRATIVE_MAX_CHARS.items()
+    }
+)
+ENDORSEMENT_SCHEMA = _object_schema({"product_endorsement": _string_schema(MAX_ENDORSEMENT_CHARS)})
+
+
+def scores_schema(group: str) -> dict:
+    """The JSON Schema of a rater answer for `group`: each attribute and 'confidence'."""
+    low, high = SCORE_RANGE
+    score = {"type": "integer", "minimum": low, "maximum": high}
+    return _object_schema({name: score for name in (*rated_attributes(group), "confidence")})
+
+
+def _template_marker(template: str) -> str:
+    """The fixed text a template opens with, up to its first placeholder."""
+    return template.split("{", 1)[0].strip()
+
+
+def answer_schema(prompt: str) -> dict | None:
+    """The JSON Schema of the answer `prompt` asks for, None if it is none of these prompts.
+
+    A repair prompt quotes the request it repairs, so it maps to that request's schema."""
+    found = [
+        (position, schema)
+        for template, schema in (
+            (CRITIQUE_TASK, CRITIQUES_SCHEMA),
+            (NARRATIVES_TASK, NARRATIVES_SCHEMA),
+            (ENDORSEMENT_TASK, ENDORSEMENT_SCHEMA),
+            *((text, scores_schema(group)) for group, text in RATER_TASKS.items()),
+        )
+        if (position := prompt.find(_template_marker(template))) >= 0
+    ]
+    return min(found, key=lambda hit: hit[0])[1] if found else None
+
+
+def _validate(value, schema: dict) -> None:
+    """Raise ValueError naming the first place where `value` breaks `schema`."""
+    import jsonschema
+
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(value)
+    error = jsonschema.exceptions.best_match(errors)
+    if error is not None:
+        where = "".join(f"[{step!r}]" for step in error.absolute_path) or "the answer"
+        message = error.message  # it quotes the value: too long to show when the value is
+        if len(message) > 200:
+            message = f"breaks {error.validator} {error.validator_value!r}"
+        raise ValueError(f"{where}: {message}")
 
 
 def _json_object(text: str) -> dict:
@@ -317,20 +409,13 @@ def parse_critiques(text: str) -> list[str]:
     critiques = _json_object(text).get("critiques")
     if not isinstance(critiques, list):
         raise ValueError("'critiques' must be a list of strings")
-    cleaned = [_text(c, "critiques[]") for c in critiques if isinstance(c, str) and c.strip()]
-    cleaned = [c for c in cleaned if len(c) <= 300]
+    # Lenient with API models: unusable entries are dropped and extra ones cut, not refused.
+    cleaned = [" ".join(c.split()) for c in critiques if isinstance(c, str)]
+    cleaned = [c for c in cleaned if 0 < len(c) <= MAX_CRITIQUE_CHARS][:MAX_CRITIQUES]
     if not cleaned:
         raise ValueError("'critiques' holds no usable critique")
+    _validate({"critiques": cleaned}, CRITIQUES_SCHEMA)
     return cleaned
-
-
-NARRATIVE_KEYS = (
-    "purchase_reason",
-    "purchase_reason_explanation",
-    "user_summary_brief",
-    "user_summary_long",
-    "user_profile",
-)
 
 
 def parse_narratives(text: str) -> dict[str, str | None]:
@@ -338,17 +423,23 @@ def parse_narratives(text: str) -> dict[str, str | None]:
     missing = [key for key in NARRATIVE_KEYS if key not in value]
     if missing:
         raise ValueError(f"missing keys {missing}")
-    return {
-        key: _text(value[key], key, nullable=key == "purchase_reason") for key in NARRATIVE_KEYS
+    narratives = {
+        key: _text(value[key], key, nullable=key in NULLABLE_NARRATIVE_KEYS)
+        for key in NARRATIVE_KEYS
     }
+    _validate(narratives, NARRATIVES_SCHEMA)
+    return narratives
 
 
 def parse_endorsement(text: str) -> str:
-    return _text(_json_object(text).get("product_endorsement"), "product_endorsement")
+    endorsement = _text(_json_object(text).get("product_endorsement"), "product_endorsement")
+    _validate({"product_endorsement": endorsement}, ENDORSEMENT_SCHEMA)
+    return endorsement
 
 
 def score_parser(group: str):
-    attributes = (*rated_attributes(group), "confidence")
+    answer = scores_schema(group)
+    attributes = tuple(answer["properties"])
 
     def parse(text: str) -> dict[str, int]:
         value = _json_object(text)
@@ -357,13 +448,13 @@ def score_parser(group: str):
             score = value.get(attribute)
             if isinstance(score, str) and score.strip().isdigit():
                 score = int(score)
-            if (
-                isinstance(score, bool)
-                or not isinstance(score, (int, float))
-                or not 1 <= score <= 7
-            ):
-                raise ValueError(f"{attribute!r} must be a score from 1 to 7, got {score!r}")
-            scores[attribute] = int(score)
+            elif isinstance(score, float) and score.is_integer():
+                score = int(score)
+            if attribute not in value:
+                low, high = SCORE_RANGE
+                raise ValueError(f"{attribute!r} is missing: a score from {low} to {high}")
+            scores[attribute] = score
+        _validate(scores, schema)
         return scores
 
     return parse

@@ -45,20 +45,27 @@ FALLBACKS = {"gemini": "gemini-legacy"}
 
 
 def make_backend(
-    name: str, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+    name: str,
+    model: str | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+    constrained_decoding: bool = True,
 ) -> Backend:
     """The backend called `name` (a key of `BACKENDS`) for `model` (its default if None).
-    `base_url` points OpenAI at a compatible server, or Gemini at another endpoint."""
+    `base_url` points OpenAI at a compatible server, or Gemini at another endpoint;
+    `constrained_decoding=False` lets the local model write JSON answers unconstrained."""
     name = name.lower()
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    options = dict(base_url=base_url, timeout=timeout, constrained_decoding=constrained_decoding)
     try:
-        return BACKENDS[name].from_options(model, base_url=base_url, timeout=timeout)
+        return BACKENDS[name].from_options(model, **options)
     except ImportError as missing:
         if name not in FALLBACKS:
             raise
         try:
-            return make_backend(FALLBACKS[name], model, base_url=base_url, timeout=timeout)
+            return make_backend(FALLBACKS[name], model, **options)
         except ImportError:
             raise ImportError(f"the {name} backend's SDK is not installed: {missing}") from None
 

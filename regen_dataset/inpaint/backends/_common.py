@@ -134,14 +134,24 @@ class Backend(abc.ABC):
 
     @classmethod
     def from_options(
-        cls, model: str | None, *, base_url: str | None = None, timeout: float = 120.0
+        cls,
+        model: str | None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        constrained_decoding: bool = True,
     ) -> Backend:
         """The backend for `model` with those of the common options its constructor takes; a
-        `base_url` given to a backend that takes none is an error."""
+        `base_url` given to a backend that takes none is an error. `constrained_decoding` only
+        concerns backends that decode themselves (local)."""
         parameters = inspect.signature(cls.__init__).parameters
         if base_url and "base_url" not in parameters:
             raise ValueError(f"the {cls.name} backend takes no base_url (it runs in this process)")
-        options = {"base_url": base_url, "timeout": timeout}
+        options = {
+            "base_url": base_url,
+            "timeout": timeout,
+            "constrained_decoding": constrained_decoding,
+        }
         return cls(model, **{key: value for key, value in options.items() if key in parameters})
 
     def describe(self) -> str:

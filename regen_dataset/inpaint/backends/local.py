@@ -33,9 +33,12 @@ class LocalBackend(Backend):
         *,
         device: str | None = None,
         loader: Callable[[str], tuple[Any, Any]] | None = None,
+        constrained_decoding: bool = True,
     ):
         self.model = model or DEFAULT_MODELS["local"]
         self.device = device
+        # JSON requests: decode within the task's JSON Schema (regen_dataset.inpaint.constrained)
+        self.constrained_decoding = constrained_decoding
         self._loader = loader or _load_causal_lm
         self._lm: Any = None
         self._tokenizer: Any = None
@@ -48,10 +51,15 @@ class LocalBackend(Backend):
         system: str | None = None,
         temperature: float = 1.0,
         max_output_tokens: int = 1024,
-        json_output: bool = False,  # no constrained decoding: the Runner's validation decides
+        json_output: bool = False,
     ) -> Completion:
+        schema = None
+        if self.constrained_decoding:
+            from regen_dataset.inpaint.constrained import request_schema
+
+            schema = request_schema(prompt, json_output)
         return await asyncio.to_thread(
-            self._generate, prompt, system, temperature, max_output_tokens
+            self._generate, prompt, system, temperature, max_output_tokens, schema
         )
 
     def _load(self) -> tuple[Any, Any]:
@@ -71,7 +79,12 @@ class LocalBackend(Backend):
         return self._lm, self._tokenizer
 
     def _generate(
-        self, prompt: str, system: str | None, temperature: float, max_output_tokens: int
+        self,
+        prompt: str,
+        system: str | None,
+        temperature: float,
+        max_output_tokens: int,
+        schema: dict | None = None,
     ) -> Completion:
         import torch
 
@@ -85,6 +98,10 @@ class LocalBackend(Backend):
             sampling: dict[str, Any] = {"do_sample": temperature > 0}
             if temperature > 0:
                 sampling["temperature"] = temperature
+            if schema is not None:
+                from regen_dataset.inpaint.constrained import json_schema_processors
+
+                sampling["logits_processor"] = json_schema_processors(model, tokenizer, [schema])
             with torch.no_grad():
                 output = model.generate(
                     **inputs,
