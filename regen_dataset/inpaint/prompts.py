@@ -402,7 +402,14 @@ def _text(value, key: str, *, nullable: bool = False) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key!r} must be a non-empty string")
+    if not _has_words(value):
+        raise ValueError(f"{key!r} holds no words ({value!r:.40}), only a placeholder")
     return " ".join(value.split())
+
+
+def _has_words(text: str) -> bool:
+    """False for placeholders such as "..." or "-" that a small model copies from a prompt."""
+    return any(character.isalpha() for character in text)
 
 
 def parse_critiques(text: str) -> list[str]:
@@ -411,7 +418,8 @@ def parse_critiques(text: str) -> list[str]:
         raise ValueError("'critiques' must be a list of strings")
     # Lenient with API models: unusable entries are dropped and extra ones cut, not refused.
     cleaned = [" ".join(c.split()) for c in critiques if isinstance(c, str)]
-    cleaned = [c for c in cleaned if 0 < len(c) <= MAX_CRITIQUE_CHARS][:MAX_CRITIQUES]
+    cleaned = [c for c in cleaned if 0 < len(c) <= MAX_CRITIQUE_CHARS and _has_words(c)]
+    cleaned = cleaned[:MAX_CRITIQUES]
     if not cleaned:
         raise ValueError("'critiques' holds no usable critique")
     _validate({"critiques": cleaned}, CRITIQUES_SCHEMA)

@@ -90,6 +90,8 @@ class LLMRequest:
         fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
         if backend.base_url:  # left out otherwise, so that caches of the default API stay valid
             fields["base_url"] = backend.base_url.rstrip("/")
+        if backend.decoding:  # how a self-decoding backend constrains its answers
+            fields["decoding"] = backend.decoding
         text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -84,6 +84,7 @@ class Backend(abc.ABC):
     batch_limit: int = 0  # most requests in one batch job
     key_env: tuple[str, ...] = ()
     base_url: str | None = None  # where a remote backend sends its requests (None: the default)
+    decoding: str | None = None  # a constraint on decoding that changes answers (part of the key)
     # Answers one request can return (OpenAI `n`, Gemini `candidate_count`), and that parameter's
     # name; a backend with 1 is never asked for more.
     max_candidates: int = 1

@@ -39,6 +39,7 @@ class LocalBackend(Backend):
         self.device = device
         # JSON requests: decode within the task's JSON Schema (regen_dataset.inpaint.constrained)
         self.constrained_decoding = constrained_decoding
+        self.decoding = "json-schema" if constrained_decoding else None
         self._loader = loader or _load_causal_lm
         self._lm: Any = None
         self._tokenizer: Any = None

@@ -355,3 +355,23 @@ def test_cli_turns_constrained_decoding_off(tmp_path):
         args = parser.parse_args(["--backend", "local", *extra])
         runner, _ = cli._llm(args, str(tmp_path / "out"))
         assert runner.backend.constrained_decoding is expected
+
+
+def test_placeholder_answers_are_refused():
+    """What a small model copies from a prompt's answer format is not an answer."""
+    from regen_dataset.inpaint import prompts
+
+    with pytest.raises(ValueError, match="no usable critique"):
+        prompts.parse_critiques('{"critiques": ["...", "..."]}')
+    assert prompts.parse_critiques('{"critiques": ["...", "In navy, please."]}') == [
+        "In navy, please."
+    ]
+
+
+def test_constrained_and_free_answers_do_not_share_the_cache():
+    from regen_dataset.inpaint.runner import LLMRequest
+
+    request = LLMRequest(prompt="p")
+    constrained = LocalBackend(constrained_decoding=True)
+    free = LocalBackend(constrained_decoding=False)
+    assert request.key(constrained) != request.key(free)
