@@ -36,12 +36,16 @@ ANY_JSON_OBJECT: dict = {"type": "object"}
 # answer that ends is one the parsers accept:
 # - that class lets control characters other than CR and LF into the string, where JSON forbids
 #   them unescaped (json.loads refuses the answer): they are excluded;
-# - a string of spaces meets minLength 1, but the parsers normalise whitespace and refuse it:
-#   a string that must not be empty starts with a character that is not whitespace.
+# - a string of spaces or of punctuation ("...", which a small model copies from the prompt's
+#   answer format) meets minLength 1, but the parsers refuse text without words: a string that
+#   must not be empty starts with a letter of one of the main scripts (Latin, Greek, Cyrillic,
+#   Hebrew, Arabic, Indic, Thai, kana, CJK, Hangul).
 _LOOSE_STRING_CHARACTER = r"[^\"\\\r\n]"
 _JSON_STRING_CHARACTER = r"[^\0-\x1f\"\\]"
-_FIRST_STRING_CHARACTER = (  # as above, and none of what str.split() splits on
-    r"[^\0-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\"\\]"
+_FIRST_STRING_CHARACTER = (
+    r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u052f"
+    r"\u05d0-\u05ea\u0620-\u064a\u0900-\u0dff\u0e01-\u0e30\u3041-\u30ff\u4e00-\u9fff"
+    r"\uac00-\ud7a3]"
 )
 _NON_EMPTY_STRING = re.compile(r"\b(\w+_characters)\{1, (\d+)\}")
 

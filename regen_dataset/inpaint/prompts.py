@@ -462,7 +462,7 @@ def score_parser(group: str):
                 low, high = SCORE_RANGE
                 raise ValueError(f"{attribute!r} is missing: a score from {low} to {high}")
             scores[attribute] = score
-        _validate(scores, schema)
+        _validate(scores, answer)
         return scores
 
     return parse

@@ -141,7 +141,7 @@ def test_each_prompt_maps_to_its_task_schema():
     for texts, schema, _ in tasks.values():
         assert all(prompts.answer_schema(text) == schema for text in texts)
     history = _sample_users(1)[0]["purchase_history"][:3]
-    for group in prompts.RATED_ATTRIBUTES:
+    for group in prompts.RATING_PROMPT_GROUPS:
         texts = {
             "purchase_reason": "r",
             "purchase_reason_explanation": "e",
