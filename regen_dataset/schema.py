@@ -41,8 +41,8 @@ USER_NARRATIVES = ("user_summary_brief", "user_summary_long", "user_profile")
 NARRATIVE_KINDS = ITEM_NARRATIVES + USER_NARRATIVES
 
 # Auto-rater scores (7-point scale) by group, as the release stores them under `metadata`.
-# The release carries `user`, `last_purchase` and `example`; seed 002 Table 3 adds persuasiveness
-# for endorsements and three critique attributes.
+# The release carries `user`, `last_purchase` and `example`; Table 3 of the REGEN paper adds
+# persuasiveness for endorsements and three critique attributes.
 RATER_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "user": ("veracity", "grounding", "clarity", "personalization", "confidence"),
     "last_purchase": (

@@ -1,11 +1,11 @@
 """Cut canonical user sequences into train / validation / test rows.
 
-Leave-one-out (seed 002 section 5.1.1, the default): for a user with N interactions, train sees the
-first N-2 (it predicts interaction N-2 from the N-3 before it), validation predicts N-1 from the
-first N-2, and test predicts N from the first N-1. Every user appears in every split.
+Leave-one-out (section 5.1.1 of the REGEN paper, the default): for a user with N interactions,
+train sees the first N-2 (it predicts interaction N-2 from the N-3 before it), validation predicts
+N-1 from the first N-2, and test predicts N from the first N-1. Every user appears in every split.
 
-User-disjoint (seed 003 section 5.1): each user lands in exactly one split, chosen by a stable
-hash of the user id, and predicts their last interaction from all the others.
+User-disjoint (section 5.1 of "Beyond Retrieval"): each user lands in exactly one split, chosen by
+a stable hash of the user id, and predicts their last interaction from all the others.
 
 Targets. Item narratives (purchase reason, explanation, endorsement) belong to one purchase: a row
 gets those of its own target item, where the source has them (Google's release carries them for
