@@ -107,13 +107,27 @@ class FlareItemEncoder(nn.Module):
             persistent=True,
         )
 
+    def content_means(self) -> torch.Tensor:
+        """`[num_items, content_dim]`: each item's mean present content vector (computed once:
+        the vectors are frozen; recomputed only when they are replaced)."""
+        buffer = self.content_vectors
+        key = (
+            buffer.data_ptr(),
+            buffer._version,
+            buffer.device,
+            self.content_projection.weight.dtype,
+        )
+        if getattr(self, "_content_means_key", None) != key:
+            vectors = buffer.to(self.content_projection.weight.dtype)
+            present = (vectors.abs().sum(-1, keepdim=True) > 0).to(vectors.dtype)
+            self._content_means = (vectors * present).sum(-2) / present.sum(-2).clamp(min=1.0)
+            self._content_means_key = key
+        return self._content_means
+
     def content_embeddings(self, item_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Projected mean of the present content vectors: `[..., hidden]` (all items if None)."""
-        vectors = self.content_vectors if item_ids is None else self.content_vectors[item_ids]
-        vectors = vectors.to(self.content_projection.weight.dtype)
-        present = (vectors.abs().sum(-1, keepdim=True) > 0).to(vectors.dtype)
-        mean = (vectors * present).sum(-2) / present.sum(-2).clamp(min=1.0)
-        return self.content_projection(mean)
+        means = self.content_means()
+        return self.content_projection(means if item_ids is None else means[item_ids])
 
     def output_embeddings(self) -> torch.Tensor:
         """`[num_items, hidden]`: what the transformer's output is scored against."""
@@ -247,7 +261,7 @@ class FlareModel(FlarePreTrainedModel):
         hidden = self.embedding_dropout(self.embedding_norm(hidden))
         hidden = self.transformer(hidden, src_key_padding_mask=~attention_mask)
 
-        output_embeddings = self.item_encoder.output_embeddings()
+        output_embeddings = self._output_embeddings()
         if labels is None:
             logits = self._score(hidden[:, -1], output_embeddings)
             return FlareOutput(logits=logits, hidden_states=hidden)
@@ -265,6 +279,26 @@ class FlareModel(FlarePreTrainedModel):
             contrastive_loss=None if contrastive_loss is None else contrastive_loss.detach(),
             hidden_states=hidden,
         )
+
+    def _output_embeddings(self) -> torch.Tensor:
+        """The item encoder's output embeddings; kept between calls while nothing can change them
+        (inference: no gradient, weights untouched since), which makes a single user's
+        full-catalog ranking cheap."""
+        if self.training or torch.is_grad_enabled():
+            self._cached_output = None
+            return self.item_encoder.output_embeddings()
+        encoder = self.item_encoder
+        weights = (
+            encoder.id_embeddings.weight,
+            encoder.content_projection.weight,
+            encoder.content_projection.bias,
+            encoder.content_vectors,
+        )
+        key = tuple((w.data_ptr(), w._version) for w in weights)
+        cached = getattr(self, "_cached_output", None)
+        if cached is None or cached[0] != key:
+            self._cached_output = (key, encoder.output_embeddings())
+        return self._cached_output[1]
 
     def _score(self, hidden: torch.Tensor, output_embeddings: torch.Tensor) -> torch.Tensor:
         return self.output_transform(hidden) @ output_embeddings.T + self.output_bias
