@@ -177,3 +177,19 @@ def test_examples_keep_the_recent_positions_and_window_the_rest():
     assert [e.item_ids for e in windows] == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 1]]
     (predict,) = build_examples(rows, Vocabulary(), None, predict=True, max_length=4, mask_id=99)
     assert predict.item_ids == [6, 7, 8, 99] and predict.target == 9
+
+
+def test_inference_caches_follow_weight_and_content_changes():
+    model = tiny_model()
+    batch = batch_with_mask(model)
+    with torch.no_grad():
+        before = model(**batch).logits
+        model.set_content_vectors(torch.randn(30, 3, 8))
+        after_content = model(**batch).logits
+        assert not torch.allclose(before, after_content)
+        model.item_encoder.id_embeddings.weight.add_(0.5)
+        after_weights = model(**batch).logits
+        assert not torch.allclose(after_content, after_weights)
+        fresh = FlareModel(model.config)
+        fresh.load_state_dict(model.state_dict())
+        assert torch.allclose(fresh.eval()(**batch).logits, after_weights, atol=1e-6)
