@@ -89,7 +89,7 @@ WOMEN_ONLY = {
 # leaf's own words. "a pack of gel pens", "a pair of ankle boots", "a desk lamp".
 PAIRS = {"Jeans", "Leggings", "Shoes", "Boots", "Sandals", "Slides", "Earrings"}
 PACKS = {"Pens", "Highlighters", "Markers", "Pencils", "Notes", "Flags", "Labels", "Pads", "Books"}
-SINGULAR = {"Dresses": "Dress", "Beanies": "Beanie", "Pouches": "Pouch", "Boxes": "Box"}
+SINGULAR = {"Beanies": "Beanie"}  # where dropping the "s" or "es" is wrong
 
 # Leaf -> leaves bought after it (the same audience for clothing).
 COMPLEMENTS = {
@@ -375,6 +375,8 @@ class Item:
 def _singular(word: str) -> str:
     if word in SINGULAR:
         return SINGULAR[word]
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 

@@ -132,6 +132,8 @@ def review(
     }
     mood = "good" if rating >= 4 else "mixed" if rating == 3 else "bad"
     text = render(rng, _REVIEW[mood, catalog.category], values)
+    if named and named not in text:  # not every pattern names the use
+        named = None
     return render_one(rng, _TITLES[rating], values), text, named
 
 

@@ -200,6 +200,8 @@ def purchases(catalog: Catalog, shopper: Shopper, length: int, rng: random.Rando
                 index, step = _next(catalog, shopper, out, rng)
                 if step == "repeat" or index not in bought:
                     break
+            else:
+                index = _unbought(catalog, catalog.items[index].leaf, bought, rng)
             steps.append((index, step))
         index, step = steps[-1]
         item = catalog.items[index]
@@ -210,6 +212,16 @@ def purchases(catalog: Catalog, shopper: Shopper, length: int, rng: random.Rando
         _drift(catalog, shopper, purchase, rng)
     _stamp(out, rng)
     return out
+
+
+def _unbought(catalog: Catalog, leaf: int, bought: set[int], rng: random.Random) -> int:
+    """An item of `leaf` the user has not bought yet (of any leaf, if they bought them all)."""
+    fresh = [i for i in catalog.by_leaf[leaf] if i not in bought]
+    while not fresh:
+        fresh = [
+            i for i in catalog.by_leaf[int(rng.random() * len(catalog.leaves))] if i not in bought
+        ]
+    return fresh[int(rng.random() * len(fresh))]
 
 
 def _stamp(out: list[Purchase], rng: random.Random) -> None:

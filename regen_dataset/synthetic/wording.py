@@ -100,8 +100,10 @@ def _render(parts, rng: random.Random, values: dict, out: list[str]) -> None:
             value = values[part[1]]
             # "a" before a field agrees with the field's first word.
             if out and value and _VOWEL_SOUND.match(value):
+                if len(out[-1]) < 3 and len(out) > 1:  # "a" and " " rendered apart
+                    out[-2:] = [out[-2] + out[-1]]
                 last = out[-1]
-                if last.endswith(" a ") or last == "a ":
+                if last.endswith(" a ") or last == "a " or last.endswith("\na "):
                     out[-1] = last[:-2] + "an "
                 elif last.endswith(" A ") or last == "A ":
                     out[-1] = last[:-2] + "An "
