@@ -22,6 +22,7 @@ Every line carries a top-level `"synthetic": true`.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 from collections.abc import Iterator
@@ -91,6 +92,20 @@ def generate_release(
         yield _user_line(catalog, user_index, seed)
 
 
+_worker_catalog: Catalog | None = None
+_CHUNK_USERS = 1_000
+
+
+def _start_worker(category: str, n_items: int, seed: int) -> None:
+    global _worker_catalog
+    _worker_catalog = Catalog(category, n_items, seed)
+
+
+def _chunk(task: tuple[int, int, int]) -> str:
+    start, stop, seed = task
+    return "".join(_user_line(_worker_catalog, i, seed) + "\n" for i in range(start, stop))
+
+
 def write_release(
     path: str | os.PathLike,
     category: str,
@@ -99,12 +114,28 @@ def write_release(
     n_items: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    workers: int = 1,
 ) -> None:
-    """Write synthetic users to `path` atomically."""
-    lines = generate_release(category, n_users, n_items=n_items, seed=seed)
-    with atomic_open(path) as handle:
-        for line in tqdm(
-            lines, total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user"
-        ):
-            handle.write(line)
-            handle.write("\n")
+    """Write synthetic users to `path` atomically; `workers` processes write the same lines.
+
+    Every user is seeded by its index, so the file is the same whatever the number of workers.
+    """
+    n_items = n_items or default_items(category, n_users)
+    bar = tqdm(total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user")
+    with atomic_open(path) as handle, bar:
+        if workers <= 1:
+            for line in generate_release(category, n_users, n_items=n_items, seed=seed):
+                handle.write(line)
+                handle.write("\n")
+                bar.update()
+            return
+        tasks = [
+            (start, min(start + _CHUNK_USERS, n_users), seed)
+            for start in range(0, n_users, _CHUNK_USERS)
+        ]
+        with multiprocessing.Pool(
+            workers, initializer=_start_worker, initargs=(category, n_items, seed)
+        ) as pool:
+            for (start, stop, _), text in zip(tasks, pool.imap(_chunk, tasks), strict=True):
+                handle.write(text)
+                bar.update(stop - start)

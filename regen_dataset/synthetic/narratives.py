@@ -183,6 +183,12 @@ _EXPLAIN_HISTORY = (
     "naturally}.",
     "{Looking at|Given} {their history|what they bought before} ([kinds]), {[theme] is "
     "clearly their main interest|they keep returning to [theme]}.",
+    "{[Kinds_cap] came first|Before this came [kinds]}; {another step into|more of} [theme] "
+    "{was only a matter of time|fits that pattern}.",
+    "{Most of what they buy|The bulk of their orders} {falls under|sits in} [theme]{, and this "
+    "is no exception|; this one too}.",
+    "{As someone who already owns|Having already bought} [kinds], {they were|the customer was} "
+    "{likely|probably|always going} to {add to|build on} that.",
 )
 _EXPLAIN_TASTE = {
     "loyal": (
@@ -190,12 +196,40 @@ _EXPLAIN_TASTE = {
         "[top_brand] {more than once|repeatedly}{, and favor [colours] colors|}.",
         "{Brand loyalty|A preference for [top_brand]} {shows|plays a part} too, {as does their "
         "taste for [colours]|along with a taste for [colours] colors}.",
+        "[top_brand] {is a familiar name in their orders|has served them before}, {which "
+        "helps|and that counts}.",
+        "{Repeat orders from|Several purchases from} [top_brand] {suggest trust in the brand|"
+        "hint at loyalty}.",
     ),
     "curious": (
         "{They try|They are open to} {new brands|different brands} {but|yet} {stick to|keep "
         "choosing} [colours] {tones|colors}.",
         "{Brand matters less to them than|They care less about brand than about} "
         "{color and [use]|fit and price}.",
+        "{No single brand dominates|They rarely buy the same brand twice}; {what they look "
+        "for is|they look for} {something that works|good value|the right color}.",
+        "{Their choices of brand vary|They switch brands freely}, {though|but} [colours] "
+        "{shows up|keeps appearing} {often|again and again}.",
+    ),
+}
+_EXPLAIN_USE = (
+    "{[Use_cap] comes up|They mention [use]} {in their reviews|when they write reviews}, and "
+    "this {serves that|suits it}.",
+    "{Much of what they buy|A lot of their shopping} is {for|meant for} [use].",
+    "{It is easy to see|One can see} {how|why} this {fits into|helps with} [use].",
+)
+_EXPLAIN_PRICE = {
+    "budget": (
+        "{At [price]|Priced at [price]}, it {also suits|fits} {a shopper who watches costs|"
+        "their careful budget}.",
+        "{They tend to|They usually} {buy modestly priced items|keep an eye on price}, and "
+        "this one {is no splurge|stays affordable}.",
+    ),
+    "quality": (
+        "{They do not mind|They are willing} {paying|to pay} {for quality|a little more}, and "
+        "{this one|it} {delivers|reflects that}.",
+        "{Price is|Cost seems} {secondary to|less important than} {quality|durability} "
+        "{for them|in their choices}.",
     ),
 }
 
@@ -252,6 +286,14 @@ _BRIEF = (
     "{who likes|who leans towards} [colours] {colors|tones}{ and [top_brand] products|}.",
     "{[Trait], [trait2] buyer of|Buys} [theme]{ (think [kinds])|}; {uses them for|mainly "
     "for} [uses].",
+    "[Uses_cap] {drive|shape|explain} {most of|much of} {their|this customer's} {shopping|"
+    "orders}: [kinds]{, mostly in [colours]|}.",
+    "{Someone|A person} who {needs|buys} [theme] for [uses] and {prefers|picks} "
+    "{[top_brand]|[colours]} when {possible|they can}.",
+    "{Practical needs|Everyday needs} {around|for} [uses] {lead|bring} them to [theme]; "
+    "{they are|clearly} [trait]{ and [trait2]|}.",
+    "{Their cart|Their order history} {holds|shows} [kinds]{ and more|}, {pointing to|a sign "
+    "of} [trait] {taste|habits} in [theme].",
 )
 _LONG = (
     (
@@ -296,6 +338,25 @@ _LONG = (
         "{buying|ordering}.",
     ),
 )
+_LONG_EXTRA = (
+    (
+        "{Price-wise|On price}, they {lean towards|tend to pick} {[value_phrase]|items that "
+        "offer [value_phrase]}{, rarely splurging|, without chasing the cheapest option|}.",
+        "They {weigh|think about} [value_phrase] {carefully|before buying|in most choices}.",
+    ),
+    (
+        "{Their most recent purchase|The latest order}, [a_thing], {fits this picture|is in "
+        "keeping with that|follows the same pattern}.",
+        "{Lately|Most recently}, they {added|picked up|bought} [a_thing]{ from [brand]|}.",
+    ),
+    (
+        "{Style-wise|In terms of style}, they {favor|like|go for} {a [style_word] look|"
+        "[style_word] designs|things that feel [style_word]}.",
+        "{A [style_word] streak|A taste for [style_word] things} {runs through|shows in} "
+        "{their choices|what they buy}.",
+    ),
+)
+
 _TRAITS = {
     "budget": ("value-conscious", "budget-minded", "thrifty", "price-aware", "frugal"),
     "quality": ("quality-focused", "discerning", "premium-leaning", "detail-oriented"),
@@ -376,6 +437,11 @@ def narratives(
     values = _values(catalog, facts)
     traits = _traits(facts, shopper, rng)
     values |= {
+        "Kinds_cap": values["kinds"][:1].upper() + values["kinds"][1:],
+        "Use_cap": values["use"][:1].upper() + values["use"][1:],
+        "Uses_cap": values["uses"][:1].upper() + values["uses"][1:],
+        "a_thing": catalog.leaves[facts.last.item.leaf].a(facts.last.item.colour.lower()),
+        "style_word": rng.choice(_STYLE_TRAITS[shopper.style]),
         "trait": traits[0],
         "trait2": traits[1],
         "Trait": traits[0].capitalize(),
@@ -384,13 +450,16 @@ def narratives(
     }
     rating = facts.last.rating
     mood = "good" if rating >= 4 else "mixed" if rating == 3 else "bad"
-    explanation = " ".join(
-        [
-            render_one(rng, _EXPLAIN_REVIEW[mood], values),
-            render_one(rng, _EXPLAIN_HISTORY, values),
-            render_one(rng, _EXPLAIN_TASTE["loyal" if facts.loyal else "curious"], values),
-        ]
-    )
+    extra = [
+        _EXPLAIN_HISTORY,
+        _EXPLAIN_TASTE["loyal" if facts.loyal else "curious"],
+        _EXPLAIN_USE,
+        _EXPLAIN_PRICE[facts.value],
+    ]
+    chosen = [_EXPLAIN_REVIEW[mood], *rng.sample(extra, rng.choice((2, 2, 3)))]
+    if rng.random() < 0.3:  # the review now and then comes last
+        chosen.append(chosen.pop(0))
+    explanation = " ".join(render_one(rng, options, values) for options in chosen)
     endorsement_parts = [
         _ENDORSE_OPEN,
         _ENDORSE_WHY,
@@ -399,9 +468,9 @@ def narratives(
         _ENDORSE_CLOSE,
     ]
     endorsement = " ".join(render_one(rng, part, values) for part in endorsement_parts)
-    long_sentences = [render_one(rng, options, values) for options in _LONG]
-    if rng.random() < 0.5:  # the middle sentences in another order now and then
-        long_sentences[1:4] = rng.sample(long_sentences[1:4], 3)
+    # The theme first; then four of the other topics, in any order.
+    topics = rng.sample([*_LONG[1:], *_LONG_EXTRA], 4)
+    long_sentences = [render_one(rng, options, values) for options in (_LONG[0], *topics)]
     role = rng.choice(
         _ROLES[catalog.category].get(facts.uses[0] if facts.uses else "", ("shopper", "buyer"))
     )

@@ -287,3 +287,10 @@ def test_release_format_reads_back(tmp_path):
     assert 50 < np.mean([len(i["title"]) for i in interactions]) < 110
     assert 300 < np.mean([len(i["description"]) for i in interactions]) < 600
     assert 150 < np.mean([len(i["review_text"]) for i in interactions]) < 450
+
+
+def test_workers_write_the_same_file(tmp_path):
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    write_release(one, "office", 2_500, seed=4)
+    write_release(two, "office", 2_500, seed=4, workers=2)
+    assert one.read_bytes() == two.read_bytes()
