@@ -343,6 +343,11 @@ class Leaf:
     def name(self) -> str:
         return self.path[-1]
 
+    @property
+    def plural(self) -> str:
+        """The leaf in running text: 'gel pens', 'T-shirts'."""
+        return self.path[-1].lower().replace("t-shirt", "T-shirt")
+
     def phrase(self, *adjectives: str) -> str:
         """'pack of blue gel pens', 'navy maxi dress' (no article)."""
         words = " ".join(a for a in adjectives if a)

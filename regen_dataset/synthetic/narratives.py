@@ -27,6 +27,7 @@ class Facts:
     plain: str  # "gel pens", "maxi dress"
     kinds: list[str]  # earlier purchases, most recent first: "desk lamps", "gel pens"
     theme: str  # the category they bought from most
+    item_theme: str  # the last item's
     second_theme: str | None
     colours: list[str]  # most bought first, never "assorted"
     brands: list[str]  # most bought first
@@ -54,7 +55,7 @@ def gather(catalog: Catalog, purchases: list[Purchase], uses: list[str | None]) 
     brands = Counter(p.item.brand for p in purchases).most_common(3)
     named = Counter(u for u in uses if u)
     earlier = list(
-        dict.fromkeys(catalog.leaves[p.item.leaf].name.lower() for p in reversed(purchases[:-1]))
+        dict.fromkeys(catalog.leaves[p.item.leaf].plural for p in reversed(purchases[:-1]))
     )
     prices = [p.item.price for p in purchases if p.item.price]
     average = sum(prices) / len(prices) if prices else 20.0
@@ -63,8 +64,9 @@ def gather(catalog: Catalog, purchases: list[Purchase], uses: list[str | None]) 
         previous=purchases[-2] if len(purchases) > 1 else None,
         thing=leaf.phrase(last.item.colour.lower()),
         plain=leaf.phrase(),
-        kinds=[k for k in earlier if k != leaf.name.lower()][:4],
+        kinds=[k for k in earlier if k != leaf.plural][:4],
         theme=themes[0][0],
+        item_theme=theme_of(last),
         second_theme=themes[1][0] if len(themes) > 1 else None,
         colours=[c for c, _ in colours.most_common(2)],
         brands=[b for b, _ in brands],
@@ -104,6 +106,7 @@ def _values(catalog: Catalog, facts: Facts) -> dict[str, str]:
         "uses": third_person(join_list(facts.uses) or facts.last_use),
         "theme": facts.theme,
         "theme2": facts.second_theme or facts.theme,
+        "item_theme": facts.item_theme,
         "kinds": join_list(facts.kinds[:3]) or "a few earlier items",
         "kind": facts.kinds[0] if facts.kinds else "their first purchases",
         "colours": join_list(facts.colours, "or") or "mixed",
@@ -188,7 +191,7 @@ _EXPLAIN_HISTORY = (
     "{Most of what they buy|The bulk of their orders} {falls under|sits in} [theme]{, and this "
     "is no exception|; this one too}.",
     "{As someone who already owns|Having already bought} [kinds], {they were|the customer was} "
-    "{likely|probably|always going} to {add to|build on} that.",
+    "{likely|bound|always going} to {add to|build on} that.",
 )
 _EXPLAIN_TASTE = {
     "loyal": (
@@ -241,6 +244,9 @@ _ENDORSE_OPEN = (
     "see|take a look at|consider} the [title].",
     "{Meet|Say hello to|Here is} the [title]{, picked with you in mind|: a good match for your "
     "taste|}.",
+    "{Looking for|Shopping for|In need of} {more|new} [item_theme]? {Try|Consider|Check out} "
+    "the [title].",
+    "{We picked|We found|Here's} the [title] {for you|with your history in mind}.",
 )
 _ENDORSE_WHY = (
     "{You have already|You've} {picked|chosen|bought} [kinds]{, and|;} this [plain] {matches "
@@ -303,6 +309,12 @@ _LONG = (
         "[theme]{, with occasional [theme2]|}.",
         "{Over the years|Across their purchases}, {this customer|this shopper} has {leaned "
         "towards|concentrated on|built up a collection of} [theme].",
+        "[Theme_cap] {account for|make up} {most|the bulk} of {this customer's|their} "
+        "{orders|purchases}{, with [theme2] close behind|}.",
+        "{Judging by|Going by} {their orders|what they buy}, {this is|we have} {a [trait] "
+        "shopper|someone} {devoted to|at home with} [theme].",
+        "{It is|That is} [theme] {above all|first and foremost} {that|which} {fills|defines} "
+        "{this customer's|their} {history|cart}.",
     ),
     (
         "{They have bought|Their purchases include|They have picked up} [kinds], {mostly for|"
@@ -438,6 +450,7 @@ def narratives(
     traits = _traits(facts, shopper, rng)
     values |= {
         "Kinds_cap": values["kinds"][:1].upper() + values["kinds"][1:],
+        "Theme_cap": values["theme"][:1].upper() + values["theme"][1:],
         "Use_cap": values["use"][:1].upper() + values["use"][1:],
         "Uses_cap": values["uses"][:1].upper() + values["uses"][1:],
         "a_thing": catalog.leaves[facts.last.item.leaf].a(facts.last.item.colour.lower()),

@@ -233,9 +233,9 @@ def _changes(catalog: Catalog, current: Item, goal: Item) -> tuple[list[str], di
     tones = COLOURS[category]
     tone_now, tone_goal = tones[current.colour], tones[goal.colour]
     size_up, size_down, too_small, too_big = _SIZE_WORDS[category]
-    now_kind = catalog.leaves[current.leaf].name.lower()
+    now_kind = catalog.leaves[current.leaf].plural
     values = {
-        "goal_kind": catalog.leaves[goal.leaf].name.lower(),
+        "goal_kind": catalog.leaves[goal.leaf].plural,
         "now_kind": now_kind,
         "Now_kind": now_kind[:1].upper() + now_kind[1:],
         "goal_colour": goal.colour.lower(),
