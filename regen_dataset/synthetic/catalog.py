@@ -591,8 +591,15 @@ class Catalog:
         self.complement_leaves: list[list[int]] = []
         for leaf in self.leaves:
             names = COMPLEMENTS[self.category].get(leaf.name, [])
+            # A follow-up in the same four-level category is a refinement (with a critique),
+            # which the shoppers' similar step makes; complements lead elsewhere.
             self.complement_leaves.append(
-                [by_name[(leaf.path[1], n)] for n in names if (leaf.path[1], n) in by_name]
+                [
+                    by_name[(leaf.path[1], n)]
+                    for n in names
+                    if (leaf.path[1], n) in by_name
+                    and self.leaves[by_name[(leaf.path[1], n)]].path[:4] != leaf.path[:4]
+                ]
             )
         self.group_leaves = [groups[leaf.path[:4]] for leaf in self.leaves]
         for item in self.items:

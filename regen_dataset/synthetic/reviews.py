@@ -174,7 +174,7 @@ _NOISE = (
 
 _CHANGE = {  # attribute -> (wanted, after "something"; a sentence about the current item)
     "kind": (
-        "{like [goal_kind]|along the lines of [goal_kind]|a bit different in type}",
+        "{like [goal_kind]|a bit different in type|of another kind}",
         "{I'm not sure about [now_kind] after all|[Now_kind] aren't quite right for me}",
     ),
     "colour": (

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from regen_dataset.synthetic.catalog import COLOURS, SIZES, STYLES, USES, Catalog, Item
 
 # Step probabilities after the first purchase: (repeat, similar, complement); the rest is browse.
-STEP_CHANCES = {"office": (0.10, 0.10, 0.36), "clothing": (0.06, 0.13, 0.36)}
+STEP_CHANCES = {"office": (0.10, 0.14, 0.36), "clothing": (0.06, 0.15, 0.36)}
 COMPANION_CHANCE = 0.75  # a complement step buys one of the previous item's own companions
 ALTERNATIVE_CHANCE = 0.55  # a similar step buys one of the previous item's alternatives
 DRIFT_CHANCE = 0.12  # per step, one interest is replaced
@@ -164,6 +164,8 @@ def _next(catalog, shopper, purchases, rng) -> tuple[int, str]:
         leaf = rng.choice(others or shopper.interests)
     else:
         leaf = _audience_leaf(catalog, shopper, rng)
+        if catalog.leaves[leaf].path[:4] == catalog.leaves[previous.leaf].path[:4]:
+            leaf = _audience_leaf(catalog, shopper, rng)
     return _choose(catalog, shopper, leaf, rng, previous.index), "browse"
 
 
