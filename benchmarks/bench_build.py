@@ -48,7 +48,7 @@ def synthesize(path: Path, category: str, users: int) -> float:
     started = time.perf_counter()
     from regen_dataset.synthetic import write_release
 
-    write_release(path, category, users, progress=True)
+    write_release(path, category, users, progress=True, workers=min(8, os.cpu_count() or 1))
     return time.perf_counter() - started
 
 

@@ -99,6 +99,9 @@ def add_parser(subparsers) -> None:
         "--items", type=int, default=None, help="default: the paper's items per user"
     )
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes (same output)"
+    )
     synth.add_argument("--out", required=True)
     synth.set_defaults(func=_synthesize)
 
@@ -370,7 +373,15 @@ def _synthesize(args) -> None:
     from regen_dataset.synthetic import PAPER_SIZES, write_release
 
     users = args.users or PAPER_SIZES[args.category][0]
-    write_release(args.out, args.category, users, n_items=args.items, seed=args.seed, progress=True)
+    write_release(
+        args.out,
+        args.category,
+        users,
+        n_items=args.items,
+        seed=args.seed,
+        progress=True,
+        workers=args.workers,
+    )
     print(f"wrote {users:,} SYNTHETIC {args.category} users to {args.out}")
 
 
