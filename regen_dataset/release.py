@@ -54,11 +54,9 @@ from regen_dataset.jsonl import (
     read_blocks,
 )
 from regen_dataset.schema import (
-    CRITIQUE_SENTINEL,  # noqa: F401  (re-exported until every user imports it from schema)
     ITEM_NARRATIVES,
     RATER_ATTRIBUTES,
     SEQUENCE_FEATURES,
-    SIMILAR_LEVELS,  # noqa: F401
     USER_NARRATIVES,
 )
 

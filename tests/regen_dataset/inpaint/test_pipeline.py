@@ -15,7 +15,8 @@ from regen_dataset.inpaint.pipeline import (
     write_release_lines,
 )
 from regen_dataset.inpaint.runner import Runner
-from regen_dataset.release import CRITIQUE_SENTINEL, ReadReport, read_release
+from regen_dataset.release import ReadReport, read_release
+from regen_dataset.schema import CRITIQUE_SENTINEL
 from tests.conftest import entry
 from tests.regen_dataset.inpaint.scripted import scripted_answer
 
