@@ -1,14 +1,24 @@
-"""The metrics of the REGEN tables (seed 002, section 5.1.1 and Tables 4-5).
+"""The metrics of the REGEN tables, defined once.
 
-Ranking, with one held-out item per user and the whole catalog ranked:
+This file is the one definition of every REGEN metric. It imports only third-party packages
+(numpy, torch, sacrebleu, rouge-score, sentence-transformers), never this repository, so that it
+serves two users unchanged:
+- `regen_models.metrics` (and through it `regen eval`) re-exports it;
+- the `evaluate` module beside it (`regen_metric.py`) imports it relatively, and `evaluate.load`
+  copies it along, from this folder or from the module's Hub repository.
+
+The definitions follow "REGEN: A Dataset and Benchmarks with Natural Language Critiques and
+Narratives" (section 5.1.1, Tables 4-5), which reports N = 10 as RecBole does.
+
+Ranking, with one held-out item per user:
 - `rank` is 1-based; items that score the same as the target count as ranked above it, so a
   model that cannot tell items apart gets no credit (a constant scorer ranks every target last);
 - Recall@k = HitRate@k = share of users whose target ranks within k (they coincide with one
   relevant item, as in RecBole's full-sort evaluation);
 - NDCG@k = mean of 1 / log2(rank + 1) for targets within k, else 0;
-- MRR = mean of 1 / rank. From score matrices this is the full-catalog MRR; from ranked lists it
-  is MRR@length-of-list (a target missing from the list counts 0).
-A target that is not in the catalog can never be recommended and counts as a miss.
+- MRR@k = mean of 1 / rank for targets within k, else 0. With the cutoff, a figure does not
+  depend on how long the submitted lists are, only on their first k items.
+A target that is not in the catalog, or not in a ranked list, can never be hit and counts 0.
 
 Text, against the dataset's reference narratives:
 - BLEU: corpus BLEU of `sacrebleu`, 0-100;
@@ -27,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-RANKING_METRICS = ("Recall@10", "NDCG@10", "MRR")
+RANKING_METRICS = ("Recall@10", "NDCG@10", "MRR@10")  # the columns of the paper's tables
 _RANK_BLOCK = 16
 TEXT_METRICS = ("BLEU", "ROUGE", "SemSim")
 
@@ -75,20 +85,21 @@ def ranks_from_lists(ranked_items: Sequence[Sequence[str]], targets: Sequence[st
 
 
 def ranking_metrics(ranks, ks: Sequence[int] = (10,)) -> dict[str, float]:
-    """Recall@k, HitRate@k, NDCG@k and MRR from 1-based ranks (inf for misses)."""
+    """Recall@k, HitRate@k, NDCG@k and MRR@k for each k, from 1-based ranks (inf for misses)."""
     ranks = torch.as_tensor(np.asarray(ranks, dtype=np.float64))
     if ranks.numel() == 0:
         raise ValueError("no users to evaluate")
+    if any(int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"cut-offs must be positive integers, got {list(ks)}")
     out = {}
     for k in ks:
         hit = ranks <= k
+        zeros = torch.zeros_like(ranks)
         out[f"Recall@{k}"] = hit.double().mean().item()
         out[f"HitRate@{k}"] = out[f"Recall@{k}"]
-        gains = torch.where(
-            hit, 1.0 / torch.log2(ranks.clamp(max=1e300) + 1.0), torch.zeros_like(ranks)
-        )
+        gains = torch.where(hit, 1.0 / torch.log2(ranks.clamp(max=1e300) + 1.0), zeros)
         out[f"NDCG@{k}"] = gains.mean().item()
-    out["MRR"] = (1.0 / ranks).mean().item()  # 1 / inf == 0
+        out[f"MRR@{k}"] = torch.where(hit, 1.0 / ranks, zeros).mean().item()
     return out
 
 

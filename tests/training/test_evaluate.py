@@ -27,7 +27,7 @@ def test_an_oracle_scores_perfectly_and_a_partial_file_is_refused(folder, tmp_pa
     write_predictions(path, test["user_id"], ranked, narratives)
     result = evaluate.evaluate_run(test, evaluate.read_predictions(path), WordCountEncoder())
     assert result["ranking"] == pytest.approx(
-        {"Recall@10": 1, "HitRate@10": 1, "NDCG@10": 1, "MRR": 1}
+        {"Recall@10": 1, "HitRate@10": 1, "NDCG@10": 1, "MRR@10": 1}
     )
     endorsement = result["text"]["product_endorsement"]
     assert endorsement["BLEU"] == pytest.approx(100) and endorsement["ROUGE"] == pytest.approx(100)
@@ -98,7 +98,9 @@ def test_nearest_neighbour_is_never_the_user_themselves(tmp_path):
 
 
 def test_cli_eval_and_rater(folder, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    monkeypatch.setattr(
+        evaluate.metrics.definitions, "_load_encoder", lambda name: WordCountEncoder()
+    )
     main(
         [
             "eval",
