@@ -36,10 +36,7 @@ def _raw_amazon_files(tmp_path, users: int = 12):
                     "description": [item["description"]],
                     "price": f"${item['price']:.2f}" if item["price"] else "",
                 }
-    review_path, meta_path = (
-        tmp_path / "Office_Products.json",
-        tmp_path / "meta_Office_Products.json",
-    )
+    review_path, meta_path = tmp_path / "Office_Products.json", tmp_path / "meta_Office_Products.json"
     review_path.write_text("".join(json.dumps(r) + "\n" for r in reviews))
     meta_path.write_text("".join(json.dumps(m) + "\n" for m in meta.values()))
     return review_path, meta_path
@@ -72,31 +69,15 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
             user["metadata"] for user in lines
         ]
         bias = tmp_path / "bias.json"
-        main(
-            [
-                "dataset",
-                "bias-check",
-                "--data",
-                str(out),
-                "--out",
-                str(bias),
-                "--samples",
-                "5",
-                *llm,
-            ]
-        )
+        main(["dataset", "bias-check", "--data", str(out), "--out", str(bias), "--samples", "5", *llm])
         assert "| real | 100% | 0% | 100% | 5 |" in capsys.readouterr().out
         assert json.loads(bias.read_text())["history_swapped"]["rated"] == 5
     assert first_calls > 12 * 10 and "sk-test-not-a-secret" not in out.read_text()
     assert manifest["backend"] == {"name": "openai", "model": "gpt-4o-mini", "batch": False}
-    assert (
-        manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
-    )
+    assert manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
     assert any(e["critique"] != "<NO_CRITIQUE>" for u in lines for e in u["purchase_history"])
     assert all(u["last_purchase"]["endorsement"].startswith("You will love") for u in lines)
-    assert all(
-        set(u["metadata"]) >= {"user", "last_purchase", "endorsement", "example"} for u in lines
-    )
+    assert all(set(u["metadata"]) >= {"user", "last_purchase", "endorsement", "example"} for u in lines)
 
     main(["dataset", "build", "--source", f"office={out}", "--out", str(tmp_path / "regen")])
     office = datasets.load_dataset(str(tmp_path / "regen"), "office", cache_dir=str(tmp_path / "c"))
