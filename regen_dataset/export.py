@@ -49,10 +49,8 @@ _PARQUET_OPTIONS = dict(
         for column in ("history.list.element", "target")
         for item in ("item_id", "title", "description", "categories.list.element")
     ],
-    # Data pages cut where the content says, not every N bytes: the two configs of a category
-    # (the same rows, critiques apart) and a rebuild with a few more users share most pages
-    # byte for byte, which the Hub's storage (Xet) deduplicates on upload.
-    use_content_defined_chunking=True,
+    # Content-defined chunking of data pages is left off: with these encodings it made the Hub's
+    # deduplication no better, between configs or across rebuilds (benchmarks/bench_parquet_cdc.py).
 )
 _BLOCKS_IN_FLIGHT = 2  # bounds memory: blocks split but not yet written
 
