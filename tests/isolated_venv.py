@@ -41,7 +41,7 @@ def isolated_env(home: Path, **extra: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"} and not key.startswith("HF_")
     }
-    env.update(HF_HOME=str(home / "hf_home"), HF_HUB_OFFLINE="1", **extra)
+    env.update({"HF_HOME": str(home / "hf_home"), "HF_HUB_OFFLINE": "1", **extra})
     return env
 
 

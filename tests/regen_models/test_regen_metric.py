@@ -2,6 +2,9 @@ import inspect
 import json
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import evaluate
 import pytest
@@ -98,3 +101,72 @@ def test_the_module_runs_outside_the_repository_with_only_its_folder(tmp_path):
     assert standalone["text"] == pytest.approx(
         metrics.text_metrics(PREDICTIONS, REFERENCES, WordCountEncoder())
     )
+
+
+SPACE = "test-org/regen_metric"  # evaluate fetches `<name>.py` from a Space named like the folder
+
+
+class _SpaceFiles(BaseHTTPRequestHandler):
+    """A Hub on 127.0.0.1 that serves the files of one Space at its `main` revision."""
+
+    folder: Path
+    served: list[str]
+
+    def do_GET(self) -> None:
+        prefix = f"/spaces/{SPACE}/resolve/main/"
+        name = self.path.split("?")[0].removeprefix(prefix)
+        path = self.folder / name
+        if not self.path.startswith(prefix) or "/" in name or not path.is_file():
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        self.served.append(name)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{hash(data)}"')
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(data)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+
+def test_the_module_loads_from_a_hub_space_with_its_definitions(tmp_path):
+    """`evaluate.load("ORG/regen_metric")` fetches regen_metric.py, finds the relative import and
+    fetches metric_definitions.py beside it: the Space needs nothing else."""
+    handler = type("Handler", (_SpaceFiles,), {"folder": Path(MODULE), "served": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        python = make_isolated_venv(tmp_path / "venv")
+        script = _STANDALONE.replace("ENCODER", inspect.getsource(WordCountEncoder))
+        payload = json.dumps([SPACE, RANKED, TARGETS, PREDICTIONS, REFERENCES])
+        env = isolated_env(
+            tmp_path,
+            HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+            HF_HUB_OFFLINE="0",
+            HF_UPDATE_DOWNLOAD_COUNTS="0",
+            NO_PROXY="127.0.0.1",
+        )
+        result = subprocess.run(
+            [str(python), "-I", "-c", script, payload],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {"regen_metric.py", "metric_definitions.py"} <= set(handler.served)
+    from_hub = json.loads(result.stdout.strip().splitlines()[-1])
+    ranks = metrics.ranks_from_lists(RANKED, TARGETS)
+    assert from_hub["ranking"] == pytest.approx(metrics.ranking_metrics(ranks, ks=(1, 2, 10)))
