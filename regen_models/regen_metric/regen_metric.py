@@ -8,20 +8,34 @@
 
     ranking = evaluate.load("regen_models/regen_metric", "ranking")
     ranking.compute(predictions=[["B00A", "B00B", ...]], references=["B00B"])
-    # {"Recall@10": ..., "HitRate@10": ..., "NDCG@10": ..., "MRR": ...}
+    # {"Recall@10": ..., "HitRate@10": ..., "NDCG@10": ..., "MRR@10": ...}
 
-The computations are those of `regen_models.metrics`, so numbers match `regen eval` exactly.
+It runs on its own, with only `requirements.txt`: the definitions are `metric_definitions.py` in
+this folder, which `evaluate.load` copies along and which `regen_models.metrics` (and so
+`regen eval`) also uses, so the numbers are the same.
 """
 
 import datasets
 import evaluate
 
-from regen_dataset import CITATION, HOMEPAGE
-from regen_models import metrics
+from .metric_definitions import ranking_metrics, ranks_from_lists, text_metrics
+
+HOMEPAGE = (
+    "https://www.kaggle.com/datasets/googleai/regen-reviews-enhanced-with-generative-narratives"
+)
+# The same entry as `regen_dataset.CITATION` (a test keeps them equal); copied because this module
+# must not import the repository.
+CITATION = """@article{su2025regen,
+  title  = {{REGEN}: A Dataset and Benchmarks with Natural Language Critiques and Narratives},
+  author = {Su, Kun and Sayana, Krishna and Pham, Hubert and Pine, James and Vasilevski, Yuri and
+            Vasudeva, Raghavendra and Kyriakidi, Marialena and Hebert, Liam and Jash, Ambarish and
+            Subbiah, Anushya and Sodhi, Sukhdeep},
+  year   = {2025}
+}"""
 
 _DESCRIPTION = (
     "Metrics of the REGEN benchmark (Amazon reviews enriched with critiques and narratives): "
-    "Recall@k, HitRate@k, NDCG@k and MRR of a ranked list of item ids against the held-out "
+    "Recall@k, HitRate@k, NDCG@k and MRR@k of a ranked list of item ids against the held-out "
     "item, and corpus BLEU, ROUGE-Lsum F1 and embedding cosine similarity of generated "
     "narratives against the reference narratives."
 )
@@ -29,7 +43,7 @@ _INPUTS = """
 Config "ranking":
     predictions: list of ranked item-id lists, best first (one list per user)
     references: the held-out item id of each user
-    ks: cut-offs for Recall/HitRate/NDCG (default [10])
+    ks: cut-offs for Recall/HitRate/NDCG/MRR (default [10])
 Config "text":
     predictions: generated narratives
     references: reference narratives
@@ -62,7 +76,5 @@ class RegenMetric(evaluate.Metric):
 
     def _compute(self, predictions, references, ks=(10,), encoder=None):
         if self.config_name == "ranking":
-            return metrics.ranking_metrics(
-                metrics.ranks_from_lists(predictions, references), ks=tuple(ks)
-            )
-        return metrics.text_metrics(predictions, references, encoder)
+            return ranking_metrics(ranks_from_lists(predictions, references), ks=tuple(ks))
+        return text_metrics(predictions, references, encoder)

@@ -42,6 +42,60 @@ def test_folder_layout_and_card(sample_folder):
     assert not [p for p in os.listdir(out.parent) if p.startswith(".regen")]
 
 
+def test_card_metadata_is_what_the_hub_reads(sample_folder):
+    """Plain YAML (the Hub's reader does not follow anchors), the size bucket of the rows, no
+    task id that does not fit, and loading examples that name this folder, not "regen"."""
+    out, report = sample_folder
+    card = (out / "README.md").read_text()
+    metadata = card.split("---\n")[1]
+    assert "&id" not in metadata and "*id" not in metadata
+    header = yaml.safe_load(metadata)
+    assert header["dataset_info"][0]["features"] == header["dataset_info"][1]["features"]
+    # 300 users in each of office and clothing, three splits each: 1,800 rows, not 300 users.
+    assert header["size_categories"] == ["1K<n<10K"]
+    assert "document-retrieval" not in header.get("task_ids", [])
+    assert "text-generation" in header["task_categories"]
+    assert f'load_dataset("{out}", "office")' in card
+    assert 'load_dataset("regen"' not in card
+    pushed = export.render_card(report, repo_id="org/regen-office")
+    assert 'load_dataset("org/regen-office", "office")' in pushed and str(out) not in pushed
+
+
+@pytest.mark.parametrize(
+    ("rows", "bucket"),
+    [(999, "n<1K"), (1_000, "1K<n<10K"), (268_467, "100K<n<1M"), (3_506_205, "1M<n<10M")],
+)
+def test_size_category(rows, bucket):
+    assert export._size_category(rows) == bucket
+
+
+def test_build_report_has_no_local_path(tmp_path):
+    (tmp_path / "in").mkdir()
+    source = write_lines(tmp_path / "in" / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    out = tmp_path / "regen"
+    report = build_folder({"office": [str(source)]}, out, progress=False)
+    saved = (out / "build_report.json").read_text()
+    assert str(tmp_path) not in saved
+    card = (out / "README.md").read_text().replace(f'load_dataset("{out}"', "load_dataset(OUT")
+    assert str(tmp_path) not in card  # the folder's path only where the card says how to load it
+    payload = json.loads(saved)
+    assert payload["out"] == "regen" and payload["sources"] == {"office": ["office.jsonl"]}
+    assert export.BuildReport.from_dict(payload).to_dict() == payload
+    assert report.sources == {"office": [str(source)]}  # the caller's report keeps the paths
+
+
+def test_card_template_is_found_where_the_package_is_installed(tmp_path, monkeypatch):
+    """An installed package has no repository root above it: the wheel carries the card."""
+    packaged = tmp_path / "site-packages" / "regen_dataset"
+    packaged.mkdir(parents=True)
+    (packaged / "dataset_card.md").write_text('---\npretty_name: x\n---\nload_dataset("regen")\n')
+    monkeypatch.setattr(export, "__file__", str(packaged / "export.py"))
+    assert export.card_template() == packaged / "dataset_card.md"
+    (packaged / "dataset_card.md").unlink()
+    with pytest.raises(FileNotFoundError, match="dataset_card.md is missing"):
+        export.card_template()
+
+
 def test_load_dataset_in_a_fresh_process(sample_folder):
     out, _ = sample_folder
     script = textwrap.dedent(

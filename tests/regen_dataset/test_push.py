@@ -1,9 +1,11 @@
 """`push_folder` and `regen dataset push` against a fake Hub on 127.0.0.1, fully offline.
 
 The real huggingface_hub client does the push; the fake Hub below implements only the requests
-that `HfApi.create_repo` + `HfApi.upload_folder` make on a dataset repository:
+that `HfApi.create_repo` + `HfApi.upload_folder` make on a dataset repository, and keeps the
+repository's files from commit to commit:
 
     POST /api/repos/create                                  create the repo
+    GET  /api/datasets/ORG/NAME/tree/main?recursive=True    list the files (for deletions)
     POST /api/validate-yaml                                 check the README.md metadata
     POST /api/datasets/ORG/NAME/preupload/main              "regular" or "lfs", file by file
     POST /datasets/ORG/NAME.git/info/lfs/objects/batch      where to upload the LFS files
@@ -35,6 +37,7 @@ from urllib.parse import urlsplit
 import huggingface_hub
 import pytest
 
+import regen_dataset.export as export
 from regen_dataset.export import build_folder, find_sources, push_folder
 from regen_dataset.schema import CONFIG_NAMES, SPLIT_NAMES
 from tests.conftest import REPO, SAMPLES
@@ -64,6 +67,7 @@ class Commit:
     summary: str
     files: dict[str, bytes] = field(default_factory=dict)  # path in repo -> content
     lfs_paths: set[str] = field(default_factory=set)  # the files committed as LFS pointers
+    deleted: set[str] = field(default_factory=set)
 
 
 class FakeHub:
@@ -78,9 +82,11 @@ class FakeHub:
         self.created: list[dict[str, Any]] = []  # payloads of /api/repos/create
         self.lfs_objects: dict[str, bytes] = {}  # sha256 hex -> bytes PUT by the client
         self.commits: list[Commit] = []
+        self.files: dict[str, bytes] = {}  # the repository at the head of main
         repo = r"(?P<repo>[\w.-]+/[\w.-]+)"
         self.routes: list[tuple[str, str, Callable[..., Answer]]] = [
             ("POST", r"/api/repos/create", self.create_repo),
+            ("GET", rf"/api/datasets/{repo}/tree/main", self.tree),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
             ("POST", rf"/api/datasets/{repo}/preupload/main", self.preupload),
             ("POST", rf"/datasets/{repo}\.git/info/lfs/objects/batch", self.lfs_batch),
@@ -101,6 +107,12 @@ class FakeHub:
         payload = json.loads(body)
         self.created.append(payload)
         return 200, {"url": f"{self.url}/datasets/{payload['organization']}/{payload['name']}"}
+
+    def tree(self, body: bytes, repo: str) -> Answer | tuple[int, list[dict[str, Any]]]:
+        return 200, [
+            {"type": "file", "path": path, "size": len(data), "oid": sha256(data)[:40]}
+            for path, data in sorted(self.files.items())
+        ]
 
     def validate_yaml(self, body: bytes) -> Answer:
         return 200, {"errors": [], "warnings": []}
@@ -157,9 +169,15 @@ class FakeHub:
                 assert value["algo"] == "sha256" and len(data) == value["size"]
                 commit.files[value["path"]] = data
                 commit.lfs_paths.add(value["path"])
+            elif operation["key"] == "deletedFile":
+                assert value["path"] in self.files, f"deleting {value['path']}, not in the repo"
+                commit.deleted.add(value["path"])
             else:
                 raise AssertionError(f"unexpected commit operation {operation['key']!r}")
         self.commits.append(commit)
+        for path in commit.deleted:
+            del self.files[path]
+        self.files.update(commit.files)
         return 200, {
             "commitUrl": f"{self.url}/datasets/{repo}/commit/{'a' * 40}",
             "commitOid": "a" * 40,
@@ -269,11 +287,7 @@ def test_push_uploads_every_file(via: str, built: Path, hub: FakeHub, tmp_path: 
     api_calls = [(path, auth) for _, path, auth in hub.requests if not path.startswith("/lfs/")]
     assert api_calls and all(auth == f"Bearer {TOKEN}" for _, auth in api_calls)
 
-    local = {
-        path.relative_to(built).as_posix(): path.read_bytes()
-        for path in built.rglob("*")
-        if path.is_file()
-    }
+    local = published_files(built)
     parquet = {path for path in local if path.endswith(".parquet")}
     assert {"README.md", "build_report.json"} < set(local)
     for config in CONFIG_NAMES:
@@ -282,11 +296,82 @@ def test_push_uploads_every_file(via: str, built: Path, hub: FakeHub, tmp_path: 
 
     (commit,) = hub.commits
     assert commit.summary == COMMIT_MESSAGE
-    assert commit.files.keys() == local.keys()
+    assert commit.files.keys() == local.keys() and not commit.deleted
     for path, data in local.items():
         assert sha256(commit.files[path]) == sha256(data), path
     assert commit.lfs_paths == parquet  # the parquet bytes came through LFS PUTs, not the commit
     assert hub.lfs_objects.keys() == {sha256(local[path]) for path in parquet}
+    assert not [p for p in os.listdir(built.parent) if ".push-" in p]  # the view is gone
+
+
+def published_files(folder: Path) -> dict[str, bytes]:
+    """What a push of `folder` to REPO_ID must leave on the Hub: its files, the README naming
+    the repository."""
+    files = {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    report = export.BuildReport.from_dict(json.loads(files["build_report.json"]))
+    files["README.md"] = export.render_card(report, repo_id=REPO_ID).encode()
+    return files
+
+
+def test_a_rebuild_with_fewer_shards_leaves_no_stale_shard_and_no_local_path(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder pushed with two shards per split, rebuilt with one and pushed again: the Hub
+    holds exactly the new folder. Before, the old `train-0000i-of-00002` files stayed and
+    matched `train-*.parquet` beside the new shard, so every row was there twice."""
+    office = (SAMPLES / "office_synthetic.jsonl").read_text().splitlines(keepends=True)
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    halves = [sources / "office_1.jsonl", sources / "office_2.jsonl"]
+    halves[0].write_text("".join(office[:150]))
+    halves[1].write_text("".join(office[150:]))
+    out = tmp_path / "regen"
+    env = push_env(tmp_path, hf_endpoint=hub.url)
+
+    def push() -> None:
+        result = subprocess.run(
+            [sys.executable, "-c", PUSH_SCRIPT, str(out), REPO_ID],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"{hub.errors}\n{result.stdout}\n{result.stderr}"
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "SHARD_BYTES", 1)  # a new shard for each block: one per file
+        build_folder({"office": [str(p) for p in halves]}, out, progress=False)
+    first = published_files(out)
+    assert "data/office/train-00001-of-00002.parquet" in first
+    push()
+    assert hub.files == first
+
+    (sources / "office.jsonl").write_text("".join(office))
+    build_folder({"office": [str(sources / "office.jsonl")]}, out, overwrite=True, progress=False)
+    second = published_files(out)
+    assert "data/office/train-00000-of-00001.parquet" in second
+    push()
+    assert hub.errors == []
+    assert hub.files.keys() == second.keys()  # exactly the new folder: no stale shard
+    assert all(hub.files[path] == data for path, data in second.items())
+    assert hub.commits[1].deleted == first.keys() - second.keys()
+    assert {p for p in hub.commits[1].deleted if "-of-00002" in p} == hub.commits[1].deleted
+
+    # No local path anywhere in what was published, and the card names the repository.
+    for path, data in hub.files.items():
+        text = data.decode("utf-8", errors="replace")
+        assert str(tmp_path) not in text and os.path.expanduser("~") + "/" not in text, path
+    report = json.loads(hub.files["build_report.json"])
+    assert report["out"] == "regen" and report["sources"] == {"office": ["office.jsonl"]}
+    assert report["read"]["office"]["files"] == ["office.jsonl"]
+    card = hub.files["README.md"].decode()
+    assert f'load_dataset("{REPO_ID}", "office")' in card and 'load_dataset("regen"' not in card
 
 
 @pytest.mark.parametrize("present", [(), ("README.md",), ("data",)])

@@ -29,20 +29,38 @@ def test_metrics_by_hand():
     out = metrics.ranking_metrics([1, 2, 11, math.inf])
     assert out["Recall@10"] == out["HitRate@10"] == 0.5
     assert out["NDCG@10"] == pytest.approx((1 + 1 / math.log2(3)) / 4)
-    assert out["MRR"] == pytest.approx((1 + 1 / 2 + 1 / 11) / 4)
+    assert out["MRR@10"] == pytest.approx((1 + 1 / 2) / 4)  # rank 11 is beyond the cutoff
     assert metrics.ranking_metrics([3], ks=(1, 5)) == pytest.approx(
         {
             "Recall@1": 0,
             "HitRate@1": 0,
             "NDCG@1": 0,
+            "MRR@1": 0,
             "Recall@5": 1,
             "HitRate@5": 1,
             "NDCG@5": 0.5,
-            "MRR": 1 / 3,
+            "MRR@5": 1 / 3,
         }
     )
     with pytest.raises(ValueError, match="no users"):
         metrics.ranking_metrics([])
+    with pytest.raises(ValueError, match="positive integers"):
+        metrics.ranking_metrics([1], ks=(0,))
+
+
+def test_mrr_does_not_depend_on_the_length_of_the_lists():
+    """The same top 10 scores the same MRR@10 whether the list stops at 10 or goes on to 40:
+    without the cutoff, the targets at ranks 11-40 added to the MRR of the longer lists."""
+    generator = torch.Generator().manual_seed(2)
+    scores = torch.rand(200, 60, generator=generator)
+    targets = torch.randint(0, 60, (200,), generator=generator)
+    ranked = scores.argsort(dim=1, descending=True)
+    names = [[f"I{i}" for i in row] for row in ranked.tolist()]
+    wanted = [f"I{t}" for t in targets.tolist()]
+    short = metrics.ranking_metrics(metrics.ranks_from_lists([r[:10] for r in names], wanted))
+    long = metrics.ranking_metrics(metrics.ranks_from_lists([r[:40] for r in names], wanted))
+    assert short == long
+    assert metrics.RANKING_METRICS == ("Recall@10", "NDCG@10", "MRR@10")
 
 
 def test_agrees_with_scikit_learn():
@@ -56,10 +74,14 @@ def test_agrees_with_scikit_learn():
     assert ours["HitRate@10"] == pytest.approx(
         top_k_accuracy_score(targets.numpy(), scores.numpy(), k=10, labels=range(500))
     )
-    # With one relevant label, label ranking average precision is the reciprocal rank.
-    assert ours["MRR"] == pytest.approx(
+    # With one relevant label, label ranking average precision is the reciprocal rank; MRR@500
+    # covers the whole catalog.
+    full = metrics.ranking_metrics(metrics.target_ranks(scores, targets), ks=(500,))
+    assert full["MRR@500"] == pytest.approx(
         label_ranking_average_precision_score(relevant, scores.numpy())
     )
+    reciprocal = 1 / metrics.target_ranks(scores, targets).numpy()
+    assert ours["MRR@10"] == pytest.approx(np.where(reciprocal >= 1 / 10, reciprocal, 0).mean())
 
 
 def test_ranked_lists_agree_with_score_matrices():
@@ -75,8 +97,7 @@ def test_ranked_lists_agree_with_score_matrices():
     from_scores = metrics.ranking_metrics(metrics.target_ranks(scores, targets))
     assert from_lists["Recall@10"] == from_scores["Recall@10"]
     assert from_lists["NDCG@10"] == pytest.approx(from_scores["NDCG@10"])
-    # MRR from a list is MRR@50: it can only lose the targets ranked beyond the list.
-    assert from_lists["MRR"] <= from_scores["MRR"] and from_lists["MRR"] > 0.5 * from_scores["MRR"]
+    assert from_lists["MRR@10"] == pytest.approx(from_scores["MRR@10"])
     assert metrics.ranks_from_lists([["A", "B"], ["C", "D"]], ["B", "Z"]).tolist() == [2, math.inf]
 
 

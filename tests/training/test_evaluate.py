@@ -109,7 +109,9 @@ def test_nearest_neighbour_is_never_the_user_themselves(tmp_path):
 
 
 def test_cli_eval_and_rater(folder, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    monkeypatch.setattr(
+        evaluate.metrics.definitions, "_load_encoder", lambda name: WordCountEncoder()
+    )
     main(
         [
             "eval",

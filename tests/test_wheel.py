@@ -1,0 +1,98 @@
+"""The package works installed, not only from the checkout.
+
+Builds the wheel from the files git knows (a copy, so the build leaves nothing in the checkout),
+installs it into a fresh virtual environment outside the checkout, and from a directory outside it
+runs `regen dataset build` on the sample the wheel ships, then `datasets.load_dataset` on the
+result. It also checks that `regen_dataset` is imported from the installed wheel.
+
+To stay offline and fast, the environment does not download the dependencies: it is a new
+`venv --without-pip` whose path includes this interpreter's site-packages as a plain directory
+(see `tests/isolated_venv.py`), which supplies datasets, pyarrow and the rest but not the editable
+install of this repository. The wheel goes in with `pip install --no-deps --target` into the new
+environment's own site-packages, which comes first on its path.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.isolated_venv import isolated_env, make_isolated_venv
+
+
+def _git_files() -> list[str]:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("the wheel test builds from the files git tracks; no git checkout here")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def test_the_installed_wheel_builds_and_loads_a_folder(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    for name in _git_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    dist = tmp_path / "dist"
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["--wheel-dir", str(dist), str(source)]
+    )
+    (wheel,) = dist.glob("regen_benchmark-*.whl")
+
+    python = make_isolated_venv(tmp_path / "venv")
+    site_packages = _run(
+        [str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    ).stdout.strip()
+    _run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q"]
+        + ["--target", site_packages, str(wheel)]
+    )
+    regen = Path(site_packages, "bin", "regen")
+    assert regen.is_file(), "the wheel installs no `regen` console script"
+
+    work = tmp_path / "elsewhere"  # neither the checkout nor the source copy
+    work.mkdir()
+    env = isolated_env(tmp_path, HF_DATASETS_CACHE=str(tmp_path / "datasets_cache"))
+    where = _run(
+        [str(python), "-I", "-c", "import regen_dataset; print(regen_dataset.__file__)"],
+        cwd=work,
+        env=env,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(site_packages), where
+
+    sample = Path(site_packages, "regen_dataset", "samples", "office_synthetic.jsonl")
+    assert sample.is_file(), "the wheel does not ship the samples"
+    built = _run(
+        [str(python), str(regen), "dataset", "build", "--source", f"office={sample}"]
+        + ["--out", "regen_out"],
+        cwd=work,
+        env=env,
+    )
+    assert "office: train 300" in built.stdout, built.stdout
+    card = (work / "regen_out" / "README.md").read_text()
+    assert card.startswith("---\n") and "## Splits, targets and what may be an input" in card
+
+    script = "import datasets; d = datasets.load_dataset('regen_out', 'office'); "
+    loaded = _run(
+        [str(python), "-I", "-c", script + "print(d['test'].num_rows, sorted(d))"],
+        cwd=work,
+        env=env,
+    )
+    assert loaded.stdout.strip().splitlines()[-1] == "300 ['test', 'train', 'validation']"
