@@ -166,6 +166,9 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         if with_critiques:
             texts = [t for split in (train_rows, eval_rows) for t in critique_texts(split)]
             critiques = CritiqueTable.build(texts, encoder, encoder_name)
+            if not len(critiques):
+                print(f"{config_name} holds no critique: FLARE trains without the critique path")
+                critiques, with_critiques = None, False
             if critiques.truncated:
                 print(
                     f"{critiques.truncated:,} critiques are longer than the encoder reads; "

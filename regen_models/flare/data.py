@@ -185,7 +185,10 @@ class FlareCollator:
         out = {"item_ids": item_ids, "attention_mask": attention_mask.long()}
         if self.critique_vectors is not None:
             present = critique_ids != NO_CRITIQUE
-            vectors = self.critique_vectors[critique_ids.clamp(min=0)]
+            table = self.critique_vectors
+            if not len(table):  # a dataset without a single critique
+                table = torch.zeros(1, table.shape[-1] if table.ndim == 2 else 1)
+            vectors = table[critique_ids.clamp(min=0)]
             out["critique_vectors"] = vectors * present.unsqueeze(-1)
             out["critique_mask"] = present
         if self.train:
