@@ -16,6 +16,8 @@ CARD = "dataset_card.md"
 class BuildPyWithDatasetCard(build_py):
     def run(self) -> None:
         super().run()
+        if self.editable_mode:  # an editable install reads the card at the checkout's root
+            return
         if not Path(CARD).is_file():
             raise FileNotFoundError(f"{CARD} must be at the project root to build the package")
         self.copy_file(CARD, str(Path(self.build_lib, "regen_dataset", CARD)))
