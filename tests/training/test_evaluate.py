@@ -110,7 +110,7 @@ def test_nearest_neighbour_is_never_the_user_themselves(tmp_path):
 
 def test_cli_eval_and_rater(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
-        evaluate.metrics.definitions, "_load_encoder", lambda name: WordCountEncoder()
+        evaluate.metrics.definitions, "load_encoder", lambda name: WordCountEncoder()
     )
     main(
         [
@@ -307,7 +307,9 @@ def test_every_table_says_synthetic_from_the_folder_mark_alone(
 ):
     # The sample's file name says "synthetic"; only the build's mark may decide.
     copy = _copy(folder, tmp_path, synthetic=synthetic)
-    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    monkeypatch.setattr(
+        evaluate.metrics.definitions, "load_encoder", lambda name: WordCountEncoder()
+    )
     out, preds = str(tmp_path / "eval"), str(tmp_path / "preds")
     main(["eval", "baselines", "--dataset", str(copy), "--config", "office", "--out", preds])
     printed = capsys.readouterr().out
@@ -326,7 +328,9 @@ def test_every_table_says_synthetic_from_the_folder_mark_alone(
 def test_the_neighbour_baseline_is_footnoted_where_its_figures_appear(
     folder, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.setattr(evaluate.metrics, "_load_encoder", lambda name: WordCountEncoder())
+    monkeypatch.setattr(
+        evaluate.metrics.definitions, "load_encoder", lambda name: WordCountEncoder()
+    )
     preds = str(tmp_path / "preds")
     main(["eval", "baselines", "--dataset", str(folder), "--config", "office", "--out", preds])
     printed = capsys.readouterr().out
