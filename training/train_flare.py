@@ -99,6 +99,8 @@ class FlareTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = 256
     per_device_eval_batch_size: int = 256
     logging_steps: int = 50
+    # Pinned memory only helps a GPU; on a CPU-only machine it is a warning per evaluation.
+    dataloader_pin_memory: bool = field(default_factory=torch.cuda.is_available)
 
 
 class FlareTrainer(Trainer):
