@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,7 +20,7 @@ class CatalogCollector:
     """Collects the items of split rows (histories and targets); the first text seen wins."""
 
     def __init__(self):
-        self._seen: set[str] = set()
+        self._seen = pa.array([], pa.string())  # every id collected so far
         self._parts: list[pa.Table] = []
 
     def __len__(self) -> int:
@@ -33,15 +32,16 @@ class CatalogCollector:
             self._add_interactions(interactions)
 
     def _add_interactions(self, interactions: pa.StructArray) -> None:
-        if not len(interactions):
+        # All in Arrow: once the catalog is mostly known, a batch costs one hash lookup per row.
+        ids = interactions.field("item_id")
+        new = pc.invert(pc.is_in(ids, value_set=self._seen))
+        if not pc.any(new).as_py():
             return
-        ids = interactions.field("item_id").to_numpy(zero_copy_only=False)
-        _, first = np.unique(ids, return_index=True)
-        new = [index for index in np.sort(first) if ids[index] not in self._seen]
-        if not new:
-            return
-        self._seen.update(ids[new])
-        taken = interactions.take(pa.array(new, pa.int64()))
+        rows = pa.table({"item_id": ids.filter(new), "row": pc.indices_nonzero(new)})
+        first = rows.group_by("item_id", use_threads=False).aggregate([("row", "min")])
+        first_rows = first.column("row_min").combine_chunks()
+        taken = interactions.take(pc.take(first_rows, pc.sort_indices(first_rows)))
+        self._seen = pa.concat_arrays([self._seen, first.column("item_id").combine_chunks()])
         self._parts.append(
             pa.Table.from_arrays([taken.field(name) for name in ITEM], names=list(ITEM))
         )
