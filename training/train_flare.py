@@ -171,7 +171,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             if not len(critiques):
                 print(f"{config_name} holds no critique: FLARE trains without the critique path")
                 critiques, with_critiques = None, False
-            if critiques.truncated:
+            elif critiques.truncated:
                 print(
                     f"{critiques.truncated:,} critiques are longer than the encoder reads; "
                     "it embeds their beginning only"

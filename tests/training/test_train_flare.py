@@ -97,3 +97,24 @@ def test_two_processes_with_accelerate(folder, tmp_path):
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["use_critiques"] is False  # a _no_critique config trains without them
+
+
+def test_trains_on_data_without_any_critique(tmp_path):
+    """MovieLens has no critiques: FLARE trains without the critique path and says so."""
+    from regen_dataset.movielens import write_movielens
+    from tests.regen_dataset.test_movielens import write_original
+
+    ratings = [
+        (u, 1 + (u * 7 + k) % 3, 1 + k % 5, 880000000 + 1000 * k)
+        for u in range(1, 30)
+        for k in range(8)
+    ]
+    source = write_movielens(write_original(tmp_path / "ml", ratings), tmp_path / "ml.jsonl")
+    assert source == 29
+    build_folder({"office": [str(tmp_path / "ml.jsonl")]}, tmp_path / "folder", progress=False)
+    out = tmp_path / "flare"
+    cli.main(
+        ["train", "flare", "--config", TINY, "--dataset_name", str(tmp_path / "folder"),
+         "--dataset_config", "office", "--output_dir", str(out)]
+    )  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["use_critiques"] is False
