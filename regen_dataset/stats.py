@@ -1,4 +1,4 @@
-"""Statistics of a built REGEN folder: seed 002 Table 1, realism figures, and a plot.
+"""Statistics of a built REGEN folder: Table 1 of the REGEN paper, realism figures, and a plot.
 
 The realism figures let a real build and a synthetic one be compared side by side:
 - item concentration: the share of interactions taken by the top 1% and 10% of items, and the Gini
