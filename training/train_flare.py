@@ -187,6 +187,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     )
     config.use_critiques = with_critiques
     model = FlareModel(config)
+    model.attach_item_vocabulary(vocabulary)
     if vectors is not None:
         model.set_content_vectors(vectors)
 
@@ -221,8 +222,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
 
     if trainer.is_world_process_zero():
-        trainer.save_model(training_args.output_dir)
-        vocabulary.save(training_args.output_dir)
+        trainer.save_model(training_args.output_dir)  # the item vocabulary goes with it
         write_model_card(
             training_args.output_dir,
             model_name="FLARE",
