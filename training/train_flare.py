@@ -80,7 +80,7 @@ class FlareModelArguments:
     use_content: bool = True
     use_critiques: bool = True
     mask_probability: float = 0.2
-    last_item_mask_probability: float = 0.0
+    last_item_mask_probability: float = 0.5
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.07
 

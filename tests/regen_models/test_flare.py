@@ -160,6 +160,19 @@ def test_collator_pads_left_and_masks_at_least_one_item():
     assert "critique_vectors" not in evaluation
 
 
+def test_last_item_masking_hides_only_the_most_recent_item_of_that_share():
+    examples = [SequenceExample(str(u), list(range(10)), [NO_CRITIQUE] * 10, 9) for u in range(400)]
+    collate = FlareCollator(30, 31, None, mask_probability=0.5, last_item_mask_probability=0.25)
+    masked = collate(examples)["labels"] != -100
+    last_only = masked[:, -1] & (masked.sum(dim=1) == 1)
+    assert 0.15 < last_only.float().mean() < 0.35  # the share, plus the rare random draw
+    assert masked.sum(dim=1).float().mean() > 3  # the others keep the cloze task
+    never = FlareCollator(30, 31, None, mask_probability=0.5)(examples)["labels"] != -100
+    assert (never[:, -1] & (never.sum(dim=1) == 1)).float().mean() < 0.02
+    with pytest.raises(ValueError, match="last_item_mask_probability must be in"):
+        FlareConfig(last_item_mask_probability=1.5)
+
+
 def test_examples_keep_the_recent_positions_and_window_the_rest():
     from regen_models.flare.data import build_examples
 
