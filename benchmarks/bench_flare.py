@@ -4,8 +4,9 @@
     # same recipe and budget, leave-one-out, full ranking of the 1,682 movies
     python benchmarks/bench_flare.py movielens --source PATH_TO_ML_100K
 
-    # critique signal: the same recipe on synthetic office and clothing data, trained and tested
-    # with the steering critiques (`office`) and without them (`office_no_critique`)
+    # critique signal: the cpu recipe for up to 3,000 steps (validation every 200, patience 5) on
+    # synthetic office and clothing data, trained and tested with the steering critiques
+    # (`office`) and without them (`office_no_critique`)
     python benchmarks/bench_flare.py critiques --users 5000
 
     # speed: training sequences per second and full-catalog latency per user, 376,847 items
@@ -117,7 +118,8 @@ def critiques(args) -> None:
             train_flare.run(
                 ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
                  config, "--output_dir", str(checkpoint), "--seed", str(args.seed),
-                 "--max_steps", str(args.max_steps)]
+                 "--max_steps", str(args.max_steps), "--eval_steps", "200", "--save_steps", "200",
+                 "--early_stopping_patience", "5"]
             )  # fmt: skip
             seconds = time.perf_counter() - started
             path = OUT / f"critiques-{config}.jsonl"
@@ -222,7 +224,7 @@ def main() -> None:
     steer.add_argument("--users", type=int, default=5000)
     steer.add_argument("--categories", nargs="+", default=["office", "clothing"])
     steer.add_argument("--recipe", default=str(RECIPE.with_name("cpu.yaml")))
-    steer.add_argument("--max-steps", type=int, default=1500)
+    steer.add_argument("--max-steps", type=int, default=3000)
     steer.add_argument("--seed", type=int, default=42)
     steer.set_defaults(func=critiques)
     fast = commands.add_parser("speed")

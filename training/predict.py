@@ -3,6 +3,11 @@
     regen predict --model checkpoints/flare-office --dataset_name demo_out/regen \
         --dataset_config office --split test --out predictions/flare/office.jsonl
 
+    # the hybrid system: FLARE's ranking and narratives about its top item, first 20 users
+    regen predict --model checkpoints/flare-office --narrator checkpoints/narrator-office \
+        --dataset_name demo_out/regen --dataset_config office --limit 20 \
+        --out predictions/hybrid/office.jsonl
+
 The checkpoint's `config.json` says which model it is (`model_type`); each model type has one
 predictor below. The checkpoint's item vocabulary is checked against the dataset's before
 anything is scored, so a model never ranks shifted ids.
@@ -15,63 +20,56 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from regen_dataset.schema import NARRATIVE_KINDS
 from regen_models.predictions import write_predictions
 
 
 def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
-    import torch
-
     from regen_dataset.schema import config_has_critiques
-    from regen_models.flare import FlareModel
-    from regen_models.flare.data import CritiqueTable, FlareCollator, build_examples, critique_texts
-    from regen_models.items import (
-        DEFAULT_ENCODER,
-        VOCABULARY_FILE,
-        ItemVocabulary,
-        load_encoder,
-    )
+    from regen_models.flare.ranking import FlareRanker
+    from regen_models.items import ItemVocabulary
 
-    model = FlareModel.from_pretrained(model_dir).eval()
-    config = model.config
-    vocabulary = model.item_vocabulary
-    if vocabulary is None:
-        raise FileNotFoundError(
-            f"checkpoint {model_dir} has no item vocabulary ({VOCABULARY_FILE})"
-        )
-    vocabulary.check_matches(
+    ranker = FlareRanker.from_pretrained(model_dir)
+    ranker.vocabulary.check_matches(
         ItemVocabulary.from_dataset(dataset_name, config_name),
         mine=f"checkpoint {model_dir}",
         theirs=f"dataset {dataset_name} ({config_name})",
     )
-    critiques = None
-    if config.use_critiques and config_has_critiques(config_name):
-        encoder = load_encoder(config.encoder_name)
-        critiques = CritiqueTable.build(
-            critique_texts(rows), encoder, config.encoder_name or DEFAULT_ENCODER
-        )
-    examples = build_examples(
+    ranked = ranker.rank(
         rows,
-        vocabulary,
-        critiques,
-        predict=True,
-        max_length=config.max_sequence_length,
-        mask_id=config.mask_item_id,
+        top_k=args.top_k,
+        with_critiques=config_has_critiques(config_name),
+        batch_size=args.batch_size,
     )
-    collate = FlareCollator(
-        config.pad_item_id,
-        config.mask_item_id,
-        None if critiques is None else critiques.vectors,
-        train=False,
+    return {"ranked_items": [r.item_ids for r in ranked]}
+
+
+def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
+    """FLARE's ranking and the narrator's narratives about its top item (or the target)."""
+    from regen_dataset.schema import config_has_critiques
+    from regen_models.hybrid import HybridSystem
+    from regen_models.items import ItemVocabulary
+
+    hybrid = HybridSystem.from_pretrained(model_dir, args.narrator, args.base_model)
+    hybrid.ranker.vocabulary.check_matches(
+        ItemVocabulary.from_dataset(dataset_name, config_name),
+        mine=f"checkpoint {model_dir}",
+        theirs=f"dataset {dataset_name} ({config_name})",
     )
-    ids = vocabulary.item_ids
-    ranked = []
-    with torch.no_grad():
-        for start in range(0, len(examples), args.batch_size):
-            batch = collate(examples[start : start + args.batch_size])
-            batch.pop("targets", None)
-            _, top = model.recommend(top_k=args.top_k, **batch)
-            ranked += [[ids[i] for i in row] for row in top.tolist()]
-    return {"ranked_items": ranked}
+    outputs = hybrid(
+        rows,
+        kinds=args.kinds,
+        top_k=args.top_k,
+        narrate_target=args.narrate_target,
+        with_critiques=config_has_critiques(config_name),
+        batch_size=args.generation_batch_size,
+    )
+    print(f"narrator prompts: {hybrid.prompt_stats.summary()}")
+    kinds = list(outputs[0].narratives) if outputs else []
+    return {
+        "ranked_items": [output.item_ids for output in outputs],
+        "narratives": {kind: [output.narratives[kind] for output in outputs] for kind in kinds},
+    }
 
 
 PREDICTORS: dict[str, Callable] = {"flare": predict_flare}
@@ -93,10 +91,17 @@ def predict(args) -> str:
     import datasets
 
     kind = model_type(args.model)
+    if args.narrator and kind != "flare":
+        raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
+    if args.narrator is None and (args.kinds or args.narrate_target):
+        raise ValueError("--kinds and --narrate-target need --narrator ADAPTER")
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))
-    out = PREDICTORS[kind](args.model, rows, args.dataset_name, args.dataset_config, args)
+    predictor = predict_hybrid if args.narrator else PREDICTORS[kind]
+    if args.narrator:
+        kind = "hybrid (FLARE + narrator)"
+    out = predictor(args.model, rows, args.dataset_name, args.dataset_config, args)
     write_predictions(args.out, rows["user_id"], out.get("ranked_items"), out.get("narratives"))
     print(f"{kind}: {len(rows):,} {args.split} users of {args.dataset_config} -> {args.out}")
     return args.out
@@ -113,6 +118,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="predict the first N users only")
     parser.add_argument("--top_k", type=int, default=100, help="items ranked per user")
     parser.add_argument("--batch_size", type=int, default=256)
+    narration = parser.add_argument_group(
+        "narratives (the hybrid system: a FLARE --model and a narrator adapter)"
+    )
+    narration.add_argument(
+        "--narrator", default=None, help="narrator adapter folder (`regen train narrator`)"
+    )
+    narration.add_argument(
+        "--base_model", "--base-model", default=None, help="the adapter's base (default: recorded)"
+    )
+    narration.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        choices=NARRATIVE_KINDS,
+        help="narrative kinds to write (default: every kind the narrator was trained for)",
+    )
+    narration.add_argument(
+        "--narrate_target",
+        "--narrate-target",
+        action="store_true",
+        help="write about the true next item instead of FLARE's top item (the paper's "
+        "upper-bound setting)",
+    )
+    narration.add_argument(
+        "--generation_batch_size", "--generation-batch-size", type=int, default=8
+    )
 
 
 def add_parser(subparsers) -> None:
