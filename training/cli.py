@@ -18,7 +18,7 @@ from regen_dataset import cli as dataset_cli
 from training import demo, evaluate, predict
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
-TRAINERS = {"flare": "training.train_flare"}
+TRAINERS = {"flare": "training.train_flare", "narrator": "training.train_narrator"}
 
 
 def make_parser() -> argparse.ArgumentParser:
