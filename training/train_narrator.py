@@ -206,7 +206,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     trainer.train()
     metrics = _loss_summary(trainer.state.log_history)
     if eval_pairs:
-        metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
+        metrics["eval_loss"] = _final_eval_loss(trainer)
 
     if trainer.is_world_process_zero():
         out = training_args.output_dir
@@ -309,6 +309,14 @@ def _loss_summary(log_history: list[dict]) -> dict[str, float]:
     if evals:
         summary |= {"first_eval_loss": evals[0]}
     return summary
+
+
+def _final_eval_loss(trainer) -> float:
+    """The validation loss of the trained adapter: logged at the last step, or computed now."""
+    last = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if last and last[-1].get("step") == trainer.state.global_step:
+        return last[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
 
 
 def _first(split, count: int | None):
