@@ -118,7 +118,9 @@ class NarratorTrainingArguments(SFTConfig):
     # Pinned memory only helps a GPU; on a CPU-only machine it is a warning per evaluation.
     dataloader_pin_memory: bool = torch.cuda.is_available()
     # TRL checkpoints activations by default; a small model on a CPU is faster without.
-    gradient_checkpointing: bool = False
+    # (`gradient_checkpointing` is the deprecated name of the same switch.)
+    gradient_checkpointing: bool | None = None
+    activation_checkpointing: bool | None = False
 
 
 class QuantizationUnavailableError(ValueError):
