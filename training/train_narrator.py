@@ -162,6 +162,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     eval_rows = None
     if training_args.eval_strategy != "no":
         eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+    else:
+        training_args.eval_on_start = False  # a recipe's, overridden by --eval_strategy no
 
     model, tokenizer = load_base(
         model_args.base_model,

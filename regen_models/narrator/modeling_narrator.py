@@ -29,10 +29,17 @@ class Narrator:
 
     @classmethod
     def from_pretrained(
-        cls, adapter_dir: str | os.PathLike, base: str | None = None, *, dtype=None
+        cls,
+        adapter_dir: str | os.PathLike,
+        base: str | None = None,
+        *,
+        dtype=None,
+        device: str | None = None,
     ) -> Narrator:
         """Load an adapter folder onto its base (`base`, when given, must be the recorded one)."""
         model, tokenizer, config = load_adapter(adapter_dir, base, dtype=dtype)
+        if device:
+            model.to(device)
         return cls(model, tokenizer, config)
 
     @property

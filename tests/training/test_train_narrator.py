@@ -165,7 +165,7 @@ def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
     out = tmp_path / "narrator-embedded"
     metrics = train_narrator.run(
         ["--config", CPU, "--dataset_name", str(folder), "--dataset_config", "office",
-         "--max_steps", "2", "--max_train_rows", "4", "--eval_strategy", "no",
+         "--max_steps", "2", "--max_train_rows", "4", "--eval_strategy", "no", "--logging_steps", "1",
          "--kinds", "user_profile", "--output_dir", str(out)]
     )  # fmt: skip
     assert metrics["first_train_loss"] > 0
