@@ -21,6 +21,15 @@ REAL = SHARED / "fixtures" / "real"
 SAMPLES = REPO / "regen_dataset" / "samples"
 
 
+def build_sample_folder(out: Path, protocol: str = "leave_one_out") -> Path:
+    """The shipped office and clothing samples built into a `load_dataset` folder at `out`."""
+    from regen_dataset.export import build_folder
+
+    sources = {c: [str(SAMPLES / f"{c}_synthetic.jsonl")] for c in ("office", "clothing")}
+    build_folder(sources, out, protocol=protocol, progress=False)
+    return out
+
+
 def real_fixture(name: str) -> Path:
     """A file of ../shared/fixtures/real, or skip: a user's clone does not have ../shared."""
     path = REAL / name
@@ -113,3 +122,11 @@ class WordCountEncoder:
             for word in text.lower().split():
                 out[row, zlib.crc32(word.encode()) % 64] += 1
         return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_base(tmp_path_factory) -> Path:
+    """A tiny random Gemma 3 with a small BPE tokenizer, saved as a base-model folder."""
+    from tests.tiny_gemma import save_tiny_gemma
+
+    return save_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma") / "base")

@@ -29,11 +29,17 @@ def write_model_card(
     recipe: str | None = None,
     description: str = "",
     limitations: tuple[str, ...] = (),
+    results_note: str = "full-catalog ranking",
+    load_snippet: str | None = None,
+    predict_command: str | None = None,
+    library_name: str = "transformers",
+    base_model: str | None = None,
 ) -> None:
     """Write `folder/README.md`: what the model is, how it was trained, its figures, how to load."""
     local = os.path.exists(dataset_name)
     header = {
-        "library_name": "transformers",
+        "library_name": library_name,
+        **({"base_model": base_model} if base_model else {}),
         "tags": ["regen", "recommender-systems", "conversational-recommendation"],
         **({} if local else {"datasets": [dataset_name]}),
     }
@@ -66,7 +72,7 @@ def write_model_card(
         json.dumps(arguments, indent=2, default=str),
         "```",
         "",
-        f"## Results ({metrics_split} split, full-catalog ranking)",
+        f"## Results ({metrics_split} split, {results_note})",
         "",
         "| metric | value |",
         "| --- | ---: |",
@@ -75,18 +81,25 @@ def write_model_card(
         "## How to load",
         "",
         "```python",
-        "import regen_models.flare  # registers FLARE with the Auto classes"
-        if model_name == "FLARE"
-        else "import regen_models",
-        "from transformers import AutoModel",
-        "",
-        'model = AutoModel.from_pretrained("PATH_OR_REPO_ID")',
+        *(
+            [load_snippet]
+            if load_snippet is not None
+            else [
+                "import regen_models.flare  # registers FLARE with the Auto classes"
+                if model_name == "FLARE"
+                else "import regen_models",
+                "from transformers import AutoModel",
+                "",
+                'model = AutoModel.from_pretrained("PATH_OR_REPO_ID")',
+            ]
+        ),
         "```",
         "",
         "Predict and evaluate with the `regen` command:",
         "",
         "```bash",
-        f"regen predict --model PATH --dataset_name {dataset_name} --dataset_config "
+        predict_command
+        or f"regen predict --model PATH --dataset_name {dataset_name} --dataset_config "
         f"{dataset_config} --split test --out predictions.jsonl",
         "```",
         "",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from regen_dataset.export import build_folder
-from tests.conftest import REPO, SAMPLES, WordCountEncoder
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder
 from training import cli
 from training.evaluate import run_table
 
@@ -17,10 +17,7 @@ TINY = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    out = tmp_path_factory.mktemp("flare") / "regen"
-    sources = {c: [str(SAMPLES / f"{c}_synthetic.jsonl")] for c in ("office", "clothing")}
-    build_folder(sources, out, progress=False)
-    return out
+    return build_sample_folder(tmp_path_factory.mktemp("flare") / "regen")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,129 @@
+"""The base LM, optionally 4-bit (QLoRA), and its LoRA adapter: new for training, saved for use.
+
+An adapter records the base model it was trained on by the name it was asked for: `"embedded"`
+for the embedded Gemma (never the machine-local folder it is cached in), a Hub id as it is, a
+local folder as its absolute path. Loading it onto another base is an error that says which.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from regen_models import base
+from regen_models.narrator.configuration_narrator import NarratorConfig, base_signature
+
+
+class BaseModelMismatchError(ValueError):
+    """An adapter asked onto a base model other than the one it was trained on."""
+
+
+def base_model_name(name_or_path: str) -> str:
+    """The name an adapter records for its base: stable across machines where it can be."""
+    if name_or_path == base.EMBEDDED:
+        return base.EMBEDDED
+    if os.path.exists(name_or_path):
+        return os.path.realpath(name_or_path)
+    return name_or_path
+
+
+def four_bit_problem() -> str | None:
+    """Why bitsandbytes cannot load a model in 4 bits here, or None where it can."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "bitsandbytes is not installed (pip install bitsandbytes)"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible, and bitsandbytes' 4-bit layers need one"
+    return None
+
+
+def load_base(name_or_path: str = base.EMBEDDED, *, load_in_4bit: bool = False, dtype=None):
+    """(model, tokenizer): the base LM in float32 (or `dtype`), or 4-bit NF4 for QLoRA."""
+    if not load_in_4bit:
+        return base.load_causal_lm(name_or_path, dtype=dtype)
+    problem = four_bit_problem()
+    if problem:
+        raise RuntimeError(f"cannot load {name_or_path} in 4 bits: {problem}")
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    compute = dtype or torch.bfloat16
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        base.resolve(name_or_path), quantization_config=quantization, dtype=compute
+    )
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model), base.load_tokenizer(name_or_path)
+
+
+def add_lora(
+    model,
+    base_name: str,
+    *,
+    r: int = 16,
+    alpha: int = 32,
+    dropout: float = 0.05,
+    target_modules: Sequence[str] | str = "all-linear",
+):
+    """`model` wrapped in a new, trainable LoRA adapter that records `base_name`."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    # peft would record the folder the weights came from (for "embedded", a cache path).
+    peft_model.peft_config["default"].base_model_name_or_path = base_model_name(base_name)
+    return peft_model
+
+
+def recorded_base(adapter_dir: str | os.PathLike) -> str:
+    from peft import PeftConfig
+
+    return PeftConfig.from_pretrained(os.fspath(adapter_dir)).base_model_name_or_path
+
+
+def check_base(adapter_dir, recorded: str, asked: str) -> None:
+    if base_model_name(asked) != recorded:
+        raise BaseModelMismatchError(
+            f"the narrator adapter {adapter_dir} was trained on the base model {recorded!r}, "
+            f"not {asked!r}: load it with base={recorded!r} (or leave base out), or train an "
+            "adapter on that base"
+        )
+
+
+def load_adapter(adapter_dir: str | os.PathLike, base_name: str | None = None, *, dtype=None):
+    """(peft model in eval mode, tokenizer, NarratorConfig) from an adapter folder.
+
+    `base_name` None loads the base the adapter records; any other name must be that one.
+    """
+    from peft import PeftModel
+
+    settings = NarratorConfig.load(adapter_dir)
+    recorded = recorded_base(adapter_dir)
+    if base_name is not None:
+        check_base(adapter_dir, recorded, base_name)
+    model, _ = base.load_causal_lm(recorded, dtype=dtype)
+    found = base_signature(model.config)
+    if found != settings.base_signature:
+        raise BaseModelMismatchError(
+            f"the base model {recorded!r} is not the one the adapter {adapter_dir} was trained "
+            f"on: its shape is {found}, the adapter's base had {settings.base_signature}"
+        )
+    model = PeftModel.from_pretrained(model, os.fspath(adapter_dir)).eval()
+    has_tokenizer = os.path.exists(os.path.join(adapter_dir, "tokenizer_config.json"))
+    tokenizer = base.load_tokenizer(os.fspath(adapter_dir) if has_tokenizer else recorded)
+    return model, tokenizer, settings

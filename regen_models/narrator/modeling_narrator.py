@@ -1,0 +1,133 @@
+"""`Narrator`: a base LM with a LoRA adapter that writes REGEN narratives from history prompts.
+
+    narrator = Narrator.from_pretrained("checkpoints/narrator-office")
+    prompts = [build_prompt(row["history"], item, "purchase_reason", ...).text for ...]
+    texts = narrator.generate(prompts, kind="purchase_reason")
+
+The prompts come from `regen_models.prompts.build_prompt`, about any item: the true next item
+(the paper's upper-bound setting) or the one a recommender picked (the hybrid system).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from regen_models.narrator import formatting
+from regen_models.narrator.configuration_narrator import NarratorConfig
+from regen_models.narrator.loading import load_adapter
+from regen_models.prompts import TokenCounter
+
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+class Narrator:
+    def __init__(self, model, tokenizer, config: NarratorConfig):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        adapter_dir: str | os.PathLike,
+        base: str | None = None,
+        *,
+        dtype=None,
+        device: str | None = None,
+    ) -> Narrator:
+        """Load an adapter folder onto its base (`base`, when given, must be the recorded one)."""
+        model, tokenizer, config = load_adapter(adapter_dir, base, dtype=dtype)
+        if device:
+            model.to(device)
+        return cls(model, tokenizer, config)
+
+    @property
+    def base_model(self) -> str:
+        return self.config.base_model
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.config.kinds)
+
+    @property
+    def max_prompt_tokens(self) -> int | None:
+        return self.config.max_prompt_tokens
+
+    @property
+    def with_critiques(self) -> bool:
+        return self.config.with_critiques
+
+    def count_prompt_tokens(self) -> TokenCounter:
+        """A counter for `build_prompt(count_tokens=..., max_tokens=narrator.max_prompt_tokens)`."""
+        return formatting.prompt_token_counter(self.tokenizer)
+
+    def max_new_tokens(self, kind: str | None) -> int:
+        if kind is None:
+            return max(self.config.max_new_tokens.values(), default=DEFAULT_MAX_NEW_TOKENS)
+        if kind not in self.config.max_new_tokens:
+            raise ValueError(
+                f"this narrator was trained for {self.kinds}, not for {kind!r}: ask for one of "
+                "those, or train it with that kind (--kinds)"
+            )
+        return self.config.max_new_tokens[kind]
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        kind: str | None = None,
+        max_new_tokens: int | None = None,
+        batch_size: int = 8,
+        do_sample: bool = False,
+        **generate_kwargs,
+    ) -> list[str]:
+        """One narrative per prompt, in order: greedy unless `do_sample`, in batches.
+
+        `max_new_tokens` defaults to the length recorded for `kind` (the reference lengths seen
+        in training), or the longest kind's when no kind is given.
+        """
+        import torch
+
+        limit = max_new_tokens or self.max_new_tokens(kind)
+        device = next(self.model.parameters()).device
+        stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = stops[0]
+        texts: list[str] = []
+        for start in range(0, len(prompts), batch_size):
+            encoded = [
+                formatting.encode_for_generation(self.tokenizer, prompt)
+                for prompt in prompts[start : start + batch_size]
+            ]
+            input_ids, attention_mask = _left_pad(encoded, pad_id)
+            with torch.no_grad():
+                output = self.model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention_mask.to(device),
+                    max_new_tokens=limit,
+                    do_sample=do_sample,
+                    eos_token_id=stops,
+                    pad_token_id=pad_id,
+                    **({} if do_sample else {"temperature": None, "top_p": None, "top_k": None}),
+                    **generate_kwargs,
+                )
+            new_tokens = output[:, input_ids.shape[1] :]
+            texts += [
+                text.strip()
+                for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            ]
+        return texts
+
+
+def _left_pad(sequences: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask

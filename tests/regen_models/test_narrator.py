@@ -1,0 +1,155 @@
+"""The narrator: an adapter that records its base, round-trips, refuses another base, generates
+in batches from history prompts (a tiny random Gemma 3 here)."""
+
+import json
+
+import pytest
+import torch
+
+from regen_models.narrator import BaseModelMismatchError, Narrator, NarratorConfig, formatting
+from regen_models.narrator.configuration_narrator import (
+    NARRATOR_CONFIG_FILE,
+    base_signature,
+    max_new_tokens_per_kind,
+)
+from regen_models.narrator.loading import add_lora, four_bit_problem, load_base
+from regen_models.prompts import build_prompt
+from tests.regen_models.test_prompts import purchase, split_row
+from tests.tiny_gemma import save_tiny_gemma
+
+PROMPTS = [
+    build_prompt(split_row(n)["history"], split_row(n)["target"], kind).text
+    for n, kind in ((1, "purchase_reason"), (4, "user_profile"), (2, "product_endorsement"))
+]
+
+
+def save_adapter(base_folder, out, seed: int = 1):
+    """An untrained adapter with random (non-zero) LoRA weights, saved as training saves one."""
+    model, tokenizer = load_base(str(base_folder))
+    peft_model = add_lora(model, str(base_folder), r=4, alpha=8, dropout=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    peft_model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    NarratorConfig(
+        base_model=str(base_folder),
+        base_signature=base_signature(model.config),
+        kinds=["purchase_reason", "user_profile"],
+        max_new_tokens={"purchase_reason": 12, "user_profile": 6},
+        max_prompt_tokens=768,
+        with_critiques=True,
+    ).save(out)
+    return peft_model.eval(), tokenizer
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_gemma_base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("narrator") / "adapter"
+    model, tokenizer = save_adapter(tiny_gemma_base, out)
+    return out, model, tokenizer
+
+
+def test_the_adapter_records_its_base_by_name(tiny_gemma_base, adapter):
+    out, _, _ = adapter
+    recorded = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert recorded == str(tiny_gemma_base.resolve())
+    model, _ = load_base(str(tiny_gemma_base))
+    # The embedded model is recorded by its name, never by the folder it is cached in.
+    assert add_lora(model, "embedded").peft_config["default"].base_model_name_or_path == "embedded"
+
+
+def test_round_trip_gives_the_same_texts(adapter):
+    out, model, tokenizer = adapter
+    in_memory = Narrator(model, tokenizer, NarratorConfig.load(out))
+    reloaded = Narrator.from_pretrained(out)
+    assert reloaded.base_model == in_memory.base_model and reloaded.kinds == in_memory.kinds
+    texts = reloaded.generate(PROMPTS, kind="purchase_reason")
+    assert texts == in_memory.generate(PROMPTS, kind="purchase_reason")
+    assert len(texts) == 3 and any(texts)  # a random model may end a text at once
+    # The adapter changes what the base writes (it is loaded, not silently dropped).
+    base, _ = load_base(str(NarratorConfig.load(out).base_model))
+    plain = Narrator(base, tokenizer, NarratorConfig.load(out))
+    assert plain.generate(PROMPTS, kind="purchase_reason") != texts
+
+
+def test_batched_generation_matches_one_at_a_time(adapter):
+    out, _, _ = adapter
+    narrator = Narrator.from_pretrained(out)
+    batched = narrator.generate(PROMPTS, kind="user_profile", batch_size=3)
+    alone = [narrator.generate([prompt], kind="user_profile")[0] for prompt in PROMPTS]
+    assert batched == alone
+
+
+def test_max_new_tokens_per_kind_bounds_the_output(adapter):
+    out, _, _ = adapter
+    narrator = Narrator.from_pretrained(out)
+    counter = formatting.completion_token_counter(narrator.tokenizer)
+    for text in narrator.generate(PROMPTS, kind="user_profile"):
+        assert counter(text) <= 6 + 1  # decoding may merge or split a token at the end
+    assert narrator.max_new_tokens(None) == 12
+    with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
+        narrator.generate(PROMPTS, kind="user_summary_long")
+
+
+def test_another_base_than_asked_is_a_clear_error(adapter, tmp_path):
+    out, _, _ = adapter
+    with pytest.raises(BaseModelMismatchError, match="trained on the base model .* not 'embedded'"):
+        Narrator.from_pretrained(out, base="embedded")
+    # The recorded base itself changed shape since: refused before peft fails on shapes.
+    other = save_tiny_gemma(tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    config["num_hidden_layers"], config["layer_types"] = 1, config["layer_types"][:1]
+    (other / "config.json").write_text(json.dumps(config))
+    copy = tmp_path / "adapter"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    adapter_config = json.loads((copy / "adapter_config.json").read_text())
+    adapter_config["base_model_name_or_path"] = str(other)
+    (copy / "adapter_config.json").write_text(json.dumps(adapter_config))
+    with pytest.raises(BaseModelMismatchError, match="its shape is .*'num_hidden_layers': 1"):
+        Narrator.from_pretrained(copy)
+
+
+def test_a_folder_without_a_narrator_config_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"has no {NARRATOR_CONFIG_FILE}"):
+        Narrator.from_pretrained(tmp_path)
+
+
+def test_training_and_generation_see_the_same_context(tiny_gemma_base):
+    _, tokenizer = load_base(str(tiny_gemma_base))
+    example = formatting.training_example(tokenizer, PROMPTS[0], "Because it is red.")
+    whole = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
+    prompt = formatting.generation_text(tokenizer, PROMPTS[0])
+    assert prompt.endswith("<start_of_turn>model\n") and whole.startswith(prompt)
+    assert whole[len(prompt) :] == "Because it is red.<end_of_turn>\n"
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    assert end_of_turn in formatting.stop_token_ids(tokenizer)
+
+
+def test_max_new_tokens_come_from_the_reference_lengths():
+    pairs = [{"kind": "a", "completion": "w " * n} for n in range(1, 101)]
+    pairs += [{"kind": "b", "completion": "w"}]
+    lengths = max_new_tokens_per_kind(pairs, lambda text: len(text.split()))
+    assert lengths == {"a": 124, "b": 16}  # 1.25 x the 99th percentile (99), and the floor
+
+
+def test_four_bit_needs_cuda_and_bitsandbytes():
+    problem = four_bit_problem()
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible")
+    assert problem and ("CUDA" in problem or "bitsandbytes is not installed" in problem)
+
+
+def test_prompts_fit_the_narrator_budget(adapter):
+    out, _, _ = adapter
+    narrator = Narrator.from_pretrained(out)
+    row = split_row(n_history=30)
+    prompt = build_prompt(row["history"], row["target"], "purchase_reason",
+                          count_tokens=narrator.count_prompt_tokens(),
+                          max_tokens=narrator.max_prompt_tokens)  # fmt: skip
+    assert prompt.cut and narrator.count_prompt_tokens()(prompt.text) <= 768
+    assert build_prompt([purchase(1)], purchase(2), "user_profile").purchases_kept == 1

@@ -1,0 +1,181 @@
+"""`regen train narrator` on the shipped sample with a tiny random Gemma 3: the loss falls, the
+loss is on the completion only, the adapter folder loads, bad arguments fail before any model
+loads, two processes under `accelerate launch`; one smoke run on the embedded Gemma."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from regen_models.narrator import Narrator, formatting
+from regen_models.narrator.loading import add_lora, load_base
+from regen_models.prompts import build_prompt
+from tests.conftest import REPO, build_sample_folder
+from training import cli, train_narrator
+
+TINY = str(REPO / "training" / "recipes" / "narrator" / "tiny.yaml")
+CPU = str(REPO / "training" / "recipes" / "narrator" / "cpu.yaml")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_sample_folder(tmp_path_factory.mktemp("narrator") / "regen", "user_disjoint")
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tiny_gemma_base):
+    out = folder.parent / "narrator-office"
+    metrics = train_narrator.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--dataset_config", "office",
+         "--base_model", str(tiny_gemma_base), "--output_dir", str(out)]
+    )  # fmt: skip
+    return out, metrics
+
+
+def test_the_loss_falls(trained):
+    _, metrics = trained
+    assert metrics["last_train_loss"] < metrics["first_train_loss"] - 0.5, metrics
+    assert metrics["eval_loss"] < metrics["first_eval_loss"], metrics
+
+
+def test_the_adapter_folder_and_its_card(trained, tiny_gemma_base):
+    out, _ = trained
+    for name in ("adapter_config.json", "adapter_model.safetensors", "narrator_config.json",
+                 "tokenizer.json", "README.md"):  # fmt: skip
+        assert (out / name).exists(), name
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == str(tiny_gemma_base.resolve())
+    assert adapter["r"] == 4 and adapter["peft_type"] == "LORA"
+    settings = json.loads((out / "narrator_config.json").read_text())
+    assert settings["kinds"] == ["purchase_reason", "user_profile"]
+    assert settings["max_prompt_tokens"] == 768 and settings["with_critiques"] is True
+    assert (
+        settings["max_new_tokens"]["purchase_reason"] > settings["max_new_tokens"]["user_profile"]
+    )
+    card = (out / "README.md").read_text()
+    assert "# Narrator on REGEN `office`" in card and f"--config {TINY}" in card
+    assert "| eval_loss |" in card and "Narrator.from_pretrained" in card
+    assert "library_name: peft" in card
+
+
+def test_the_trained_adapter_loads_and_writes(trained, folder):
+    import datasets
+
+    out, _ = trained
+    narrator = Narrator.from_pretrained(out)
+    row = datasets.load_dataset(str(folder), "office", split="test")[0]
+    prompt = build_prompt(
+        row["history"], row["target"], "user_profile", critique=row["critique"],
+        count_tokens=narrator.count_prompt_tokens(), max_tokens=narrator.max_prompt_tokens,
+    )  # fmt: skip
+    [text] = narrator.generate([prompt.text], kind="user_profile")
+    assert isinstance(text, str)
+    lora = [p for n, p in narrator.model.named_parameters() if "lora_B" in n]
+    assert lora and any(p.abs().sum() > 0 for p in lora)  # trained: B starts at zero
+
+
+def test_prompt_tokens_are_not_in_the_loss(tiny_gemma_base, tmp_path):
+    model, tokenizer = load_base(str(tiny_gemma_base))
+    model = add_lora(model, str(tiny_gemma_base), r=2)
+    pairs = [
+        {"prompt": "PROMPT-ONE about pens", "completion": "Bought for the office."},
+        {"prompt": "PROMPT-TWO about paper, a longer one", "completion": "Thrifty."},
+    ]
+    args = train_narrator.NarratorTrainingArguments(
+        output_dir=str(tmp_path), max_steps=1, eval_strategy="no"
+    )
+    trainer = train_narrator.make_trainer(model, tokenizer, pairs, None, args)
+    for example, pair in zip(trainer.train_dataset, pairs, strict=True):
+        ids, labels = example["input_ids"], example["labels"]
+        prompt_length = len(formatting.encode_for_generation(tokenizer, pair["prompt"]))
+        assert all(label == -100 for label in labels[:prompt_length])
+        scored = tokenizer.decode(
+            [t for t, label in zip(ids, labels, strict=True) if label != -100]
+        )
+        assert scored == pair["completion"] + "<end_of_turn>\n"
+
+
+def test_load_in_4bit_without_cuda_says_so_before_any_model_loads(folder, tmp_path, capsys,
+                                                                   monkeypatch):  # fmt: skip
+    if train_narrator.four_bit_problem() is None:
+        pytest.skip("bitsandbytes can run 4-bit here")
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(train_narrator, "load_base", no_loading)
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "narrator", "--config", TINY, "--dataset_name", str(folder),
+             "--load_in_4bit", "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("regen: error: --load_in_4bit cannot run here")
+    assert "Traceback" not in captured.err and not (tmp_path / "out").exists()
+
+
+def test_unknown_kinds_fail_before_any_model_loads(folder, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "narrator", "--config", TINY, "--dataset_name", str(folder),
+             "--kinds", "purchase_reason", "summary", "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert "--kinds ['summary']: expected some of" in capsys.readouterr().err
+
+
+def test_a_folder_without_training_narratives_names_the_fix(tiny_gemma_base, tmp_path, capsys):
+    leave_one_out = build_sample_folder(tmp_path / "regen")  # narratives in test rows only
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "narrator", "--config", TINY, "--dataset_name", str(leave_one_out),
+             "--base_model", str(tiny_gemma_base), "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    error = capsys.readouterr().err
+    assert "has no reference narrative" in error and "--protocol user_disjoint" in error
+
+
+def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
+    """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
+    out = tmp_path / "narrator-ddp"
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    result = subprocess.run(
+        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(REPO / "training" / "train_narrator.py"), "--config", TINY,
+         "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+         "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_strategy", "no",
+         "--per_device_train_batch_size", "2", "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "adapter_model.safetensors").exists()
+    settings = json.loads((out / "narrator_config.json").read_text())
+    assert (
+        settings["with_critiques"] is False and settings["dataset_config"] == "office_no_critique"
+    )
+    assert result.stdout.count("train (office_no_critique):") == 1  # printed by one process
+
+
+@pytest.mark.smoke
+def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
+    out = tmp_path / "narrator-embedded"
+    metrics = train_narrator.run(
+        ["--config", CPU, "--dataset_name", str(folder), "--dataset_config", "office",
+         "--max_steps", "2", "--max_train_rows", "4", "--eval_strategy", "no", "--logging_steps", "1",
+         "--kinds", "user_profile", "--output_dir", str(out)]
+    )  # fmt: skip
+    assert metrics["first_train_loss"] > 0
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        "embedded"
+    )
+    narrator = Narrator.from_pretrained(out)
+    assert narrator.base_model == "embedded"
+    [text] = narrator.generate(
+        ["A shopper's purchases ... Task: write a profile of this shopper in a few words."],
+        kind="user_profile",
+    )
+    assert text.strip()

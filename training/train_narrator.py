@@ -1,0 +1,358 @@
+"""Train the narrator: a LoRA adapter on a base LM that writes REGEN narratives from the history.
+
+    # the demo recipe on the office sample, built with the user-disjoint protocol (minutes on
+    # 2 CPU cores with the embedded Gemma 3 270M)
+    regen dataset build --source regen_dataset/samples --out demo_out/regen-users \
+        --protocol user_disjoint
+    regen train narrator --dataset_name demo_out/regen-users --dataset_config office \
+        --output_dir checkpoints/narrator-office --config training/recipes/narrator/cpu.yaml
+
+    # the paper's setting (Gemma 2B) on GPUs; QLoRA with --load_in_4bit
+    accelerate launch training/train_narrator.py --config training/recipes/narrator/paper.yaml \
+        --dataset_name YOUR_ORG/regen --dataset_config clothing --output_dir checkpoints/narrator
+
+Each training row and narrative kind (`--kinds`, default all six) gives one prompt-completion
+pair: the prompt is the user's history and the next item (`regen_models/prompts.py`, the target's
+review never enters), the completion the reference narrative. TRL's `SFTTrainer` puts the loss
+on the completion only. One adapter serves every kind: the kind is in the prompt. The validation
+loss is logged during training. The output folder holds the adapter (peft), the tokenizer,
+`narrator_config.json` (base model, kinds, prompt budget, `max_new_tokens` per kind from the
+reference lengths) and a model card.
+
+Leave-one-out folders built from Google's release carry narratives in the test split only, so
+train on a folder built with `--protocol user_disjoint` (each user in one split, all six
+narratives on every row), as "Beyond Retrieval" does for narrative generation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+
+import torch
+from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
+
+from regen_dataset.schema import NARRATIVE_KINDS, config_has_critiques
+from regen_models.narrator import formatting
+from regen_models.narrator.configuration_narrator import (
+    NarratorConfig,
+    base_signature,
+    max_new_tokens_per_kind,
+)
+from regen_models.narrator.loading import add_lora, base_model_name, four_bit_problem, load_base
+from regen_models.prompts import PromptStats, build_prompt_completions
+from training.model_card import write_model_card
+
+
+@dataclass
+class NarratorScriptArguments(ScriptArguments):
+    dataset_config: str | None = field(
+        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
+    )
+    dataset_train_split: str = "train"
+    dataset_test_split: str = field(
+        default="validation", metadata={"help": "split for the validation loss"}
+    )
+    kinds: list[str] = field(
+        default_factory=lambda: list(NARRATIVE_KINDS),
+        metadata={
+            "help": f"narrative kinds to train on (default all: {' '.join(NARRATIVE_KINDS)})"
+        },
+    )
+    max_prompt_tokens: int = field(
+        default=1024,
+        metadata={"help": "token budget of a prompt; longer histories lose their oldest purchases"},
+    )
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "train on the first N training rows only"}
+    )
+    max_eval_rows: int | None = field(
+        default=None, metadata={"help": "compute the validation loss on the first N rows only"}
+    )
+
+
+@dataclass
+class NarratorModelArguments:
+    base_model: str = field(
+        default="embedded",
+        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
+    )
+    dtype: str = field(
+        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
+    )
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={"help": "QLoRA: load the base in 4 bits with bitsandbytes (needs a CUDA GPU)"},
+    )
+
+
+_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class NarratorTrainingArguments(SFTConfig):
+    output_dir: str | None = field(default=None, metadata={"help": "the adapter folder"})
+    completion_only_loss: bool | None = True
+    # Prompts are cut to --max_prompt_tokens by the prompt builder (oldest purchases first), so
+    # nothing needs truncating here: a cut by TRL would fall on the completion.
+    max_length: int | None = None
+    learning_rate: float = 2e-4
+    num_train_epochs: float = 1
+    per_device_train_batch_size: int = 4
+    per_device_eval_batch_size: int = 4
+    eval_strategy: str = "steps"
+    eval_steps: float | None = 50
+    save_strategy: str = "no"
+    logging_steps: float = 10
+    # TRL trains in bf16 by default, which needs a GPU: float32 on a CPU. (Defaults computed
+    # here, as values: the argument parser ignores a default_factory of a boolean.)
+    bf16: bool | None = _GPU_BF16
+    # Pinned memory only helps a GPU; on a CPU-only machine it is a warning per evaluation.
+    dataloader_pin_memory: bool = torch.cuda.is_available()
+    # TRL checkpoints activations by default; a small model on a CPU is faster without.
+    # (`gradient_checkpointing` is the deprecated name of the same switch.)
+    gradient_checkpointing: bool | None = None
+    activation_checkpointing: bool | None = False
+
+
+class QuantizationUnavailableError(ValueError):
+    """--load_in_4bit where bitsandbytes cannot run 4-bit layers."""
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((NarratorScriptArguments, NarratorModelArguments, NarratorTrainingArguments))
+
+
+def check_arguments(script_args, model_args, training_args) -> None:
+    """Everything that can be wrong with the arguments, before anything loads."""
+    if not training_args.output_dir:
+        raise ValueError("--output_dir is required: the folder the adapter is written to")
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+    unknown = [kind for kind in script_args.kinds if kind not in NARRATIVE_KINDS]
+    if unknown or not script_args.kinds:
+        raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
+    if model_args.dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"--dtype {model_args.dtype!r}: expected float32, bfloat16 or float16")
+    if model_args.load_in_4bit:
+        problem = four_bit_problem()
+        if problem:
+            raise QuantizationUnavailableError(
+                f"--load_in_4bit cannot run here: {problem}; train without it (LoRA on the "
+                "full-precision base) or on a machine with a CUDA GPU"
+            )
+
+
+def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
+    check_arguments(script_args, model_args, training_args)
+    import datasets
+
+    config_name = script_args.dataset_config
+    with_critiques = config_has_critiques(config_name)
+    rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    train_rows = _first(rows[script_args.dataset_train_split], script_args.max_train_rows)
+    eval_rows = None
+    if training_args.eval_strategy != "no":
+        eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+    else:
+        training_args.eval_on_start = False  # a recipe's, overridden by --eval_strategy no
+
+    model, tokenizer = load_base(
+        model_args.base_model,
+        load_in_4bit=model_args.load_in_4bit,
+        dtype=getattr(torch, model_args.dtype),
+    )
+    signature = base_signature(model.config)
+
+    def pairs_of(split_rows, split_name: str):
+        stats = PromptStats()
+        pairs, _ = build_prompt_completions(
+            split_rows,
+            script_args.kinds,
+            with_critiques=with_critiques,
+            count_tokens=formatting.prompt_token_counter(tokenizer),
+            max_tokens=script_args.max_prompt_tokens,
+            stats=stats,
+        )
+        if training_args.process_index == 0:
+            print(f"{split_name} ({config_name}): {stats.summary()}")
+        if not pairs:
+            raise ValueError(
+                f"the {split_name} split of {script_args.dataset_name} ({config_name}) has no "
+                f"reference narrative of the kinds {script_args.kinds}. Leave-one-out folders "
+                "built from Google's release carry narratives in the test split only: build the "
+                "folder with `regen dataset build --protocol user_disjoint` to train a narrator"
+            )
+        return pairs
+
+    train_pairs = pairs_of(train_rows, script_args.dataset_train_split)
+    eval_pairs = pairs_of(eval_rows, script_args.dataset_test_split) if eval_rows else None
+    lengths = max_new_tokens_per_kind(train_pairs, formatting.completion_token_counter(tokenizer))
+
+    model = add_lora(
+        model,
+        model_args.base_model,
+        r=model_args.lora_r,
+        alpha=model_args.lora_alpha,
+        dropout=model_args.lora_dropout,
+        target_modules=_target_modules(model_args.lora_target_modules),
+    )
+
+    trainer = make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args)
+    trainer.train()
+    metrics = _loss_summary(trainer.state.log_history)
+    if eval_pairs:
+        metrics["eval_loss"] = _final_eval_loss(trainer)
+
+    if trainer.is_world_process_zero():
+        out = training_args.output_dir
+        trainer.save_model(out)  # the adapter (peft) and the tokenizer
+        NarratorConfig(
+            base_model=base_model_name(model_args.base_model),
+            base_signature=signature,
+            kinds=list(script_args.kinds),
+            max_new_tokens=lengths,
+            max_prompt_tokens=script_args.max_prompt_tokens,
+            with_critiques=with_critiques,
+            dataset_config=config_name,
+        ).save(out)
+        write_model_card(
+            out,
+            model_name="Narrator",
+            script="training/train_narrator.py",
+            dataset_name=script_args.dataset_name,
+            dataset_config=config_name,
+            arguments={
+                "script": asdict(script_args),
+                "model": asdict(model_args),
+                "training": _training_summary(training_args),
+            },
+            metrics=metrics,
+            metrics_split=script_args.dataset_test_split,
+            results_note="training loss, and the loss on this split (completion tokens only)",
+            recipe=recipe,
+            description=_card_description(model_args.base_model, script_args.kinds),
+            load_snippet=LOAD_SNIPPET,
+            predict_command=(
+                "regen predict --model FLARE_CHECKPOINT --narrator PATH --dataset_name "
+                f"{script_args.dataset_name} --dataset_config {config_name} --split test "
+                "--out predictions.jsonl"
+            ),
+            library_name="peft",
+            base_model=_hub_id(model_args.base_model),
+        )
+        table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
+        print(f"\n| loss | value |\n| --- | ---: |\n{table}\nadapter: {out}")
+    return metrics
+
+
+def make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args) -> SFTTrainer:
+    """TRL's `SFTTrainer` on prompt-completion pairs (`build_prompt_completions`): the loss
+    falls on the completion tokens only (`completion_only_loss`)."""
+    import datasets
+
+    def as_dataset(pairs):
+        return datasets.Dataset.from_list(
+            [formatting.training_example(tokenizer, p["prompt"], p["completion"]) for p in pairs]
+        )
+
+    return SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=as_dataset(train_pairs),
+        eval_dataset=as_dataset(eval_pairs) if eval_pairs else None,
+        processing_class=tokenizer,
+    )
+
+
+LOAD_SNIPPET = """\
+from regen_models.narrator import Narrator
+from regen_models.prompts import build_prompt
+
+narrator = Narrator.from_pretrained("PATH_OR_REPO_ID")  # loads its recorded base model
+prompt = build_prompt(row["history"], item, "purchase_reason", critique=row["critique"],
+                      count_tokens=narrator.count_prompt_tokens(),
+                      max_tokens=narrator.max_prompt_tokens)
+print(narrator.generate([prompt.text], kind="purchase_reason")[0])"""
+
+
+def _card_description(base_model: str, kinds: list[str]) -> str:
+    from training.model_card import PAPERS
+
+    return (
+        f"A LoRA adapter on `{base_model}` that writes REGEN narratives ({', '.join(kinds)}) "
+        "from a user's purchase history and the item to write about, as the narrator of the "
+        f"hybrid system in {PAPERS}. Trained with `training/train_narrator.py` (TRL's "
+        "`SFTTrainer`, loss on the completion only)."
+    )
+
+
+def _hub_id(name: str) -> str | None:
+    """The base model's Hub id for the card's metadata (None for the embedded model or a path)."""
+    return None if name == "embedded" or os.path.exists(name) else name
+
+
+def _target_modules(names: list[str]) -> list[str] | str:
+    return names[0] if names == ["all-linear"] else names
+
+
+def _loss_summary(log_history: list[dict]) -> dict[str, float]:
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    evals = [entry["eval_loss"] for entry in log_history if "eval_loss" in entry]
+    summary = {}
+    if losses:
+        summary |= {"first_train_loss": losses[0], "last_train_loss": losses[-1]}
+    if evals:
+        summary |= {"first_eval_loss": evals[0]}
+    return summary
+
+
+def _final_eval_loss(trainer) -> float:
+    """The validation loss of the trained adapter: logged at the last step, or computed now."""
+    last = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if last and last[-1].get("step") == trainer.state.global_step:
+        return last[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
+
+
+def _first(split, count: int | None):
+    return split if count is None else split.select(range(min(count, len(split))))
+
+
+def _training_summary(args) -> dict:
+    keys = (
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "weight_decay",
+        "warmup_steps",
+        "eval_strategy",
+        "eval_steps",
+        "seed",
+    )
+    return {key: getattr(args, key) for key in keys}
+
+
+def run(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+    script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
+    return main(script_args, model_args, training_args, recipe)
+
+
+if __name__ == "__main__":
+    try:
+        run(sys.argv[1:])
+    except QuantizationUnavailableError as error:
+        print(f"train_narrator: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
