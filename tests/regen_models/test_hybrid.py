@@ -1,0 +1,125 @@
+"""The hybrid system: FLARE's ranking, then narratives about its top item or the true next item;
+`regen predict --narrator` feeding `regen eval --first N` (a tiny FLARE and a tiny random Gemma 3)."""
+
+import json
+
+import datasets
+import pytest
+
+from regen_models.hybrid import HybridSystem
+from regen_models.narrator import Narrator, NarratorConfig
+from regen_models.prompts import ItemTexts
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from tests.regen_models.test_narrator import save_adapter
+from training import cli
+from training.evaluate import run_table
+
+FLARE_TINY = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_sample_folder(tmp_path_factory.mktemp("hybrid") / "regen")
+
+
+@pytest.fixture(scope="module")
+def flare(folder):
+    out = folder.parent / "flare-office"
+    cli.main(
+        ["train", "flare", "--config", FLARE_TINY, "--dataset_name", str(folder),
+         "--dataset_config", "office", "--output_dir", str(out)]
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_gemma_base, tmp_path_factory):
+    out = tmp_path_factory.mktemp("narrator") / "adapter"
+    save_adapter(tiny_gemma_base, out)
+    return out
+
+
+class Spy:
+    """Wraps a narrator and keeps every prompt it was asked to continue."""
+
+    def __init__(self, narrator: Narrator):
+        self.narrator, self.prompts = narrator, []
+
+    def __getattr__(self, name):
+        return getattr(self.narrator, name)
+
+    def generate(self, prompts, **kwargs):
+        self.prompts += prompts
+        return self.narrator.generate(prompts, **kwargs)
+
+
+def rows(folder, config="office", count=4):
+    return datasets.load_dataset(str(folder), config, split="test").select(range(count))
+
+
+def test_narrates_the_top_item_or_the_target(folder, flare, adapter):
+    hybrid = HybridSystem.from_pretrained(flare, adapter)
+    spy = hybrid.narrator = Spy(hybrid.narrator)
+    test = rows(folder)
+    outputs = hybrid(test, kinds=["purchase_reason"], top_k=5)
+    assert [o.user_id for o in outputs] == test["user_id"]
+    for output, prompt in zip(outputs, spy.prompts, strict=True):
+        assert len(output.item_ids) == 5 and output.narrated_item == output.item_ids[0]
+        title = ItemTexts.from_vocabulary(hybrid.ranker.vocabulary, output.item_ids[0]).title
+        assert f"Title: {title}" in prompt.split("Next item:")[1]
+        assert set(output.narratives) == {"purchase_reason"}
+
+    spy.prompts.clear()
+    upper = hybrid(test, kinds=["user_profile"], narrate_target=True)
+    for output, row, prompt in zip(upper, test, spy.prompts, strict=True):
+        assert output.narrated_item == row["target"]["item_id"]
+        assert f"Title: {row['target']['title']}" in prompt.split("Next item:")[1]
+        assert row["target"]["review_text"] not in prompt  # the held-out review never enters
+    assert hybrid.prompt_stats.prompts == 8
+
+
+def test_without_critiques_no_critique_reaches_ranking_or_prompt(folder, flare, adapter):
+    hybrid = HybridSystem.from_pretrained(flare, adapter)
+    spy = hybrid.narrator = Spy(hybrid.narrator)
+    test = [row for row in rows(folder, count=300) if row["critique"]][:3]
+    assert test, "the sample has critiqued test rows"
+    hybrid(test, kinds=["purchase_reason"], with_critiques=False)
+    for row, prompt in zip(test, spy.prompts, strict=True):
+        assert row["critique"] not in prompt and "Critique" not in prompt
+    with_them = hybrid.ranker.rank(test, top_k=93)
+    without = hybrid.ranker.rank([dict(r, critique=None) for r in test], top_k=93)
+    assert [r.scores for r in with_them] != [r.scores for r in without]
+
+
+def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
+    hybrid = HybridSystem.from_pretrained(flare, adapter)
+    with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
+        hybrid(rows(folder), kinds=["user_summary_long"])
+    clothing = NarratorConfig.load(adapter)
+    clothing.dataset_config = "clothing"
+    narrator = Narrator(hybrid.narrator.model, hybrid.narrator.tokenizer, clothing)
+    with pytest.raises(ValueError, match="ranks the office catalog, the narrator was trained on"):
+        HybridSystem(hybrid.ranker, narrator)
+    with pytest.raises(ValueError, match="user u9 has an empty history"):
+        hybrid([{"user_id": "u9", "history": [], "critique": None}])
+
+
+def test_predict_with_a_narrator_feeds_eval_on_the_first_users(folder, flare, adapter, tmp_path):
+    runs = []
+    for config in ("office", "office_no_critique"):
+        out = tmp_path / f"hybrid-{config}.jsonl"
+        cli.main(
+            ["predict", "--model", str(flare), "--narrator", str(adapter), "--dataset_name",
+             str(folder), "--dataset_config", config, "--limit", "6", "--kinds",
+             "purchase_reason", "--out", str(out)]
+        )  # fmt: skip
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(lines) == 6 and set(lines[0]["narratives"]) == {"purchase_reason"}
+        runs.append(("hybrid", config, str(out)))
+    table = run_table(folder, "test", runs, str(tmp_path / "eval"), WordCountEncoder(), first=6)
+    assert "Scored on the first 6 of 300 test users" in table
+    assert "Purchase reason: hybrid" in table
+    with pytest.raises(SystemExit):  # a whole-split table refuses a file of 6 users
+        cli.main(
+            ["eval", "--dataset", str(folder), "--run", *runs[0], "--out", str(tmp_path / "e")]
+        )
