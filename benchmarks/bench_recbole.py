@@ -4,11 +4,11 @@ Runs in a virtual environment of its own, with RecBole; the project itself never
 
     python3 -m venv .venv-recbole && .venv-recbole/bin/pip install torch==2.13.0 recbole==1.2.1 \
         "numpy<2" "pandas<2.3" "scipy<1.15" "setuptools<81"
-    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 .venv-recbole/bin/python benchmarks/bench_recbole.py \
+    .venv-recbole/bin/python benchmarks/bench_recbole.py \
         --models SASRec BERT4Rec --seeds 42 --threads 1
 
     # the protocol check against a folder built by `bench_flare.py movielens`
-    # (bench_out/flare/movielens) reads its parquet files: .venv-recbole/bin/pip install pyarrow
+    # (bench_out/flare/movielens) reads its parquet files: .venv-recbole/bin/pip install "pyarrow<20"
     .venv-recbole/bin/python benchmarks/bench_recbole.py --check-against bench_out/flare/movielens \
         --models
 
@@ -39,9 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# RecBole 1.2.1 reloads its best checkpoint with torch.load, which torch >= 2.6 restricts.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-
 DATASET = "ml-100k"
 EXACT_DATASET = "ml-100k-exact-order"
 OUT = Path("bench_out/recbole")
@@ -67,42 +64,52 @@ PROTOCOL = {
 MODEL_KEYS = (
     "n_layers", "n_heads", "hidden_size", "inner_size", "hidden_dropout_prob",
     "attn_dropout_prob", "hidden_act", "layer_norm_eps", "initializer_range", "loss_type",
-    "mask_ratio", "learning_rate", "learner", "weight_decay", "train_batch_size",
-    "MAX_ITEM_LIST_LENGTH",
+    "mask_ratio", "ft_ratio", "transform", "learning_rate", "learner", "weight_decay",
+    "train_batch_size", "MAX_ITEM_LIST_LENGTH",
 )  # fmt: skip
 
 
 def exact_order_dataset(folder: Path) -> Path:
-    """A copy of the wheel's ratings whose timestamps are their rank in (timestamp, file line).
+    """A copy of the wheel's ratings whose timestamps are their rank in time (`rank_timestamps`).
 
     RecBole's own ml-100k settings min-max scale the timestamps (`normalize_all: True`) and keep
-    them as float32, about 1.3 s apart near the end of the range: ratings a second apart become
+    them as float32, about 1.1 s apart in the later half of the range: ratings a second apart become
     ties, and the split no longer follows the time order. Ranks (at most 100,000, exact in float32)
     keep the order of the seconds and break ties by the file's order, as our converter does.
     """
     import recbole
 
     source = Path(recbole.__file__).parent / "dataset_example" / DATASET / f"{DATASET}.inter"
-    rows = []
-    with open(source, encoding="utf-8") as handle:
-        header = next(handle).rstrip("\n").split("\t")
-        time_column = next(i for i, name in enumerate(header) if name.startswith("timestamp:"))
-        for line_number, line in enumerate(handle, start=2):
-            if line.strip():
-                fields = line.rstrip("\n").split("\t")
-                rows.append((int(float(fields[time_column])), line_number, fields))
-    rows.sort(key=lambda row: row[:2])
     target = folder / EXACT_DATASET / f"{EXACT_DATASET}.inter"
     target.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["\t".join(header)]
-    for rank, (_, _, fields) in enumerate(rows):
-        fields[time_column] = str(rank)
-        lines.append("\t".join(fields))
+    lines = rank_timestamps(source.read_text(encoding="utf-8").splitlines())
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write("\n".join(lines) + "\n")
     os.replace(temporary, target)
     return folder
+
+
+def rank_timestamps(lines: list[str]) -> list[str]:
+    """An atomic .inter file's lines, sorted by (timestamp, line) and timestamped 0, 1, 2, ..."""
+    header = lines[0].split("\t")
+    time_column = next((i for i, name in enumerate(header) if name.startswith("timestamp:")), None)
+    if time_column is None:
+        raise ValueError(f"the header {lines[0]!r} has no timestamp column")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip():
+            fields = line.split("\t")
+            try:
+                rows.append((int(float(fields[time_column])), number, fields))
+            except (IndexError, ValueError):
+                raise ValueError(f"line {number}: no numeric timestamp in {line!r}") from None
+    rows.sort(key=lambda row: row[:2])
+    ranked = [lines[0]]
+    for rank, (_, _, fields) in enumerate(rows):
+        fields[time_column] = str(rank)
+        ranked.append("\t".join(fields))
+    return ranked
 
 
 def recbole_config(model: str, seed: int, args, workdir: Path):
@@ -153,6 +160,23 @@ def metrics_at_10(result: dict) -> dict:
     return {name: float(result[name.lower()]) for name in ("Recall@10", "NDCG@10", "MRR@10")}
 
 
+def timed_phases(trainer) -> dict[str, float]:
+    """Seconds spent in each training and validation epoch (RecBole only logs them)."""
+    seconds: dict[str, float] = {}
+    for phase, name in (("train", "_train_epoch"), ("valid", "_valid_epoch")):
+        method = getattr(trainer, name)
+
+        def timed(*args, _method=method, _phase=phase, **kwargs):
+            phase_started = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                seconds[_phase] = time.perf_counter() - phase_started
+
+        setattr(trainer, name, timed)
+    return seconds
+
+
 def train_one(model_name: str, seed: int, args) -> dict:
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
@@ -172,6 +196,7 @@ def train_one(model_name: str, seed: int, args) -> dict:
         record = {
             "model": model_name,
             "seed": seed,
+            "dataset": config["dataset"],
             "recbole_settings": {key: config[key] for key in MODEL_KEYS if key in config},
             "protocol": {key: PROTOCOL[key] for key in ("eval_args", "valid_metric")}
             | {"stopping_step": PROTOCOL["stopping_step"], "max_epochs": args.max_epochs},
@@ -185,16 +210,18 @@ def train_one(model_name: str, seed: int, args) -> dict:
             "test": None,
             "history": [],
         }
-        epoch_started = [time.perf_counter()]
+        record["prepare_seconds"] = round(time.perf_counter() - started, 1)
+        phase_seconds = timed_phases(trainer)
 
         def after_epoch(epoch_idx: int, valid_score: float) -> None:
-            now = time.perf_counter()
             record["epochs"] = epoch_idx + 1
             improved = trainer.cur_step == 0
             if improved:
-                # The current weights are the best so far (RecBole saved them just now): their
-                # test figures are what loading the best checkpoint at the end would give.
+                # The current weights are the best so far: their test figures are what reloading
+                # the best checkpoint at the end would give (so no checkpoint is written or read).
+                test_started = time.perf_counter()
                 test = trainer.evaluate(test_data, load_best_model=False)
+                phase_seconds["test"] = time.perf_counter() - test_started
                 record.update(
                     best_epoch=epoch_idx + 1,
                     test=metrics_at_10(test),
@@ -206,14 +233,17 @@ def train_one(model_name: str, seed: int, args) -> dict:
                     "epoch": epoch_idx + 1,
                     "train_loss": float(trainer.train_loss_dict[epoch_idx]),
                     "valid_NDCG@10": float(valid_score),
-                    "seconds": round(now - epoch_started[0], 1),
+                    **{
+                        f"{phase}_seconds": round(seconds, 2)
+                        for phase, seconds in phase_seconds.items()
+                    },
                 }
             )
+            phase_seconds.clear()
             record["wall_seconds"] = round(time.perf_counter() - started, 1)
             write_json_atomic(path, record)
-            epoch_started[0] = time.perf_counter()
 
-        trainer.fit(train_data, valid_data, saved=True, callback_fn=after_epoch)
+        trainer.fit(train_data, valid_data, saved=False, callback_fn=after_epoch)
         record["status"] = (
             "early stopped" if record["epochs"] < args.max_epochs else "reached --max-epochs"
         )
@@ -252,7 +282,7 @@ def our_splits(folder: Path) -> dict[str, dict[str, object]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise SystemExit("--check-against reads parquet: pip install pyarrow") from None
+        raise SystemExit('--check-against reads parquet: pip install "pyarrow<20"') from None
     splits: dict[str, dict[str, object]] = {}
     for name in ("validation", "test"):
         files = sorted((folder / "data" / "office").glob(f"{name}-*.parquet"))
