@@ -7,8 +7,8 @@ Runs in a virtual environment of its own, with RecBole; the project itself never
     .venv-recbole/bin/python benchmarks/bench_recbole.py \
         --models SASRec BERT4Rec --seeds 42 --threads 1
 
-    # the protocol check against a folder built by `bench_flare.py movielens`
-    # (bench_out/flare/movielens) reads its parquet files: .venv-recbole/bin/pip install "pyarrow<20"
+    # the protocol check against the folder `bench_flare.py movielens` builds reads its parquet
+    # files: .venv-recbole/bin/pip install "pyarrow<20"   (pyarrow 20 and later need NumPy 2)
     .venv-recbole/bin/python benchmarks/bench_recbole.py --check-against bench_out/flare/movielens \
         --models
 
@@ -120,7 +120,7 @@ def recbole_config(model: str, seed: int, args, workdir: Path):
     settings: dict = {}
     if not args.recbole_timestamps:
         dataset = EXACT_DATASET
-        settings["data_path"] = str(exact_order_dataset(args.out.resolve() / "data"))
+        settings["data_path"] = str(exact_order_dataset(args.out / "data"))
     settings |= {
         **PROTOCOL,
         "epochs": args.max_epochs,
@@ -180,8 +180,8 @@ def timed_phases(trainer) -> dict[str, float]:
 def train_one(model_name: str, seed: int, args) -> dict:
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
-    path = (args.out / f"{model_name}-seed{seed}.json").resolve()
-    workdir = (args.out / "work" / f"{model_name}-seed{seed}").resolve()
+    path = args.out / f"{model_name}-seed{seed}.json"
+    workdir = args.out / "work" / f"{model_name}-seed{seed}"
     workdir.mkdir(parents=True, exist_ok=True)
     here = Path.cwd()
     os.chdir(workdir)  # RecBole writes log/ and log_tensorboard/ into the working directory
@@ -256,7 +256,7 @@ def train_one(model_name: str, seed: int, args) -> dict:
 
 def recbole_splits(args) -> dict[str, dict[str, object]]:
     """user -> {"validation": item, "test": item, "test_history": [items]} as RecBole splits."""
-    config = recbole_config("SASRec", 42, args, Path(tempfile.mkdtemp(prefix="recbole-check-")))
+    config = recbole_config("SASRec", 42, args, args.out / "work" / "check")
     dataset, (train_data, valid_data, test_data) = prepare(config)
     splits: dict[str, dict[str, object]] = {}
     for name, data in (("validation", valid_data), ("test", test_data)):
@@ -357,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         "(exit 1 on any difference)",
     )
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # training runs inside a working directory of its own
     if args.threads:
         import torch
 
