@@ -177,6 +177,30 @@ def timed_phases(trainer) -> dict[str, float]:
     return seconds
 
 
+def resumed_record(trainer, checkpoint: Path, path: Path) -> dict:
+    """Go on from RecBole's last saved (best) epoch; the record keeps the epochs up to it.
+
+    RecBole's checkpoints hold the weights, the optimizer and the early-stopping state, not the
+    random generators: a resumed run is not the same draw as an uninterrupted one.
+    """
+    trainer.resume_checkpoint(checkpoint)
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("status") != "running" or record["best_epoch"] != trainer.start_epoch:
+        raise SystemExit(
+            f"{path} (status {record.get('status')!r}, best epoch {record['best_epoch']}) "
+            f"does not end at {checkpoint.name} (epoch {trainer.start_epoch}): not resuming"
+        )
+    kept = [h for h in record["history"] if h["epoch"] <= trainer.start_epoch]
+    if len(kept) < len(record["history"]):  # epochs after the checkpoint are run again
+        record["wall_seconds"] = sum(
+            sum(value for key, value in h.items() if key.endswith("seconds")) for h in kept
+        )
+    record["history"] = kept
+    record["epochs"] = trainer.start_epoch
+    record.setdefault("resumed_at_epochs", []).append(trainer.start_epoch)
+    return record
+
+
 def train_one(model_name: str, seed: int, args) -> dict:
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
@@ -211,14 +235,19 @@ def train_one(model_name: str, seed: int, args) -> dict:
             "history": [],
         }
         record["prepare_seconds"] = round(time.perf_counter() - started, 1)
+        checkpoints = list((workdir / "checkpoints").glob(f"{model_name}-*.pth"))
+        if args.resume and path.exists() and checkpoints:
+            newest = max(checkpoints, key=lambda checkpoint: checkpoint.stat().st_mtime)
+            record = resumed_record(trainer, newest, path)
+            started -= record["wall_seconds"]
         phase_seconds = timed_phases(trainer)
 
         def after_epoch(epoch_idx: int, valid_score: float) -> None:
             record["epochs"] = epoch_idx + 1
             improved = trainer.cur_step == 0
             if improved:
-                # The current weights are the best so far: their test figures are what reloading
-                # the best checkpoint at the end would give (so no checkpoint is written or read).
+                # The current weights are the best so far (RecBole has just saved them): their
+                # test figures are what reloading the best checkpoint at the end would give.
                 test_started = time.perf_counter()
                 test = trainer.evaluate(test_data, load_best_model=False)
                 phase_seconds["test"] = time.perf_counter() - test_started
@@ -243,7 +272,7 @@ def train_one(model_name: str, seed: int, args) -> dict:
             record["wall_seconds"] = round(time.perf_counter() - started, 1)
             write_json_atomic(path, record)
 
-        trainer.fit(train_data, valid_data, saved=False, callback_fn=after_epoch)
+        trainer.fit(train_data, valid_data, saved=True, callback_fn=after_epoch)
         record["status"] = (
             "early stopped" if record["epochs"] < args.max_epochs else "reached --max-epochs"
         )
@@ -344,6 +373,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu", action="store_true", help="train on CUDA")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint of a run that was stopped (its JSON says running)",
+    )
+    parser.add_argument(
         "--recbole-timestamps",
         action="store_true",
         help="use the wheel's ml-100k as RecBole loads it (float32 scaled timestamps: a few "
@@ -358,6 +392,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # training runs inside a working directory of its own
+    # RecBole 1.2.1 loads its checkpoints (--resume) with torch.load, which torch >= 2.6 restricts.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     if args.threads:
         import torch
 
