@@ -1,0 +1,275 @@
+"""Narrator benchmarks: training speed and memory, generation speed, and quality.
+
+    # training: tokens per second and peak memory, LoRA against full fine-tuning, same batch
+    python benchmarks/bench_narrator.py train-speed
+
+    # generation: new tokens per second, batched against one user at a time
+    python benchmarks/bench_narrator.py generation
+
+    # quality on SYNTHETIC office users: the narrator after the cpu recipe (or --max-steps more),
+    # the untuned base model and the nearest-neighbour baseline, on the first --users test users
+    python benchmarks/bench_narrator.py quality --users 20 --max-steps 200
+
+All on the embedded Gemma 3 270M on CPU. Results go to `bench_out/narrator/*.json` and are
+printed as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = Path("bench_out/narrator")
+SAMPLE = REPO / "regen_dataset" / "samples" / "office_synthetic.jsonl"
+CPU_RECIPE = REPO / "training" / "recipes" / "narrator" / "cpu.yaml"
+
+
+def _folder(protocol: str, path: Path, release: Path = SAMPLE) -> Path:
+    from regen_dataset.export import build_folder
+
+    if not (path / "README.md").exists():
+        build_folder({"office": [str(release)]}, path, protocol=protocol, progress=False)
+    return path
+
+
+def _prompts(count: int, max_tokens: int, tokenizer) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs of the sample's first users, every narrative kind."""
+    import datasets
+
+    from regen_models.narrator import formatting
+    from regen_models.prompts import build_prompt_completions
+
+    folder = _folder("user_disjoint", OUT / "office_users")
+    rows = datasets.load_dataset(str(folder), "office", split="train")
+    pairs, _ = build_prompt_completions(
+        rows.select(range(count)),
+        with_critiques=True,
+        count_tokens=formatting.prompt_token_counter(tokenizer),
+        max_tokens=max_tokens,
+    )
+    return [(pair["prompt"], pair["completion"]) for pair in pairs]
+
+
+# -- training speed ------------------------------------------------------------------------------
+
+
+def _train_steps(variant: str, batch: int, max_tokens: int, steps: int) -> dict:
+    """Runs in its own process, so that its peak memory is its own."""
+    import torch
+
+    from regen_models.narrator import formatting
+    from regen_models.narrator.loading import add_lora, load_base
+
+    torch.manual_seed(0)
+    model, tokenizer = load_base("embedded")
+    if variant == "lora":
+        model = add_lora(model, "embedded", r=8, alpha=16)
+    model.train()
+    texts = [
+        formatting.generation_text(tokenizer, prompt) + completion
+        for prompt, completion in _prompts(batch, max_tokens, tokenizer)[:batch]
+    ]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    labels = encoded["input_ids"].masked_fill(encoded["attention_mask"] == 0, -100)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    timings = []
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        loss = model(**encoded, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step:  # the first step warms up
+            timings.append(time.perf_counter() - started)
+    tokens = int(encoded["attention_mask"].sum())
+    return {
+        "variant": variant,
+        "trainable_parameters": sum(p.numel() for p in trainable),
+        "batch_tokens": tokens,
+        "tokens_per_second": round(tokens / (sum(timings) / len(timings)), 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
+def train_speed(args) -> None:
+    results = []
+    for variant in ("lora", "full"):
+        command = [sys.executable, __file__, "_train-steps", variant, str(args.batch_size)]
+        command += [str(args.max_prompt_tokens), str(args.steps)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    lora, full = results
+    _save("train_speed", {"threads": _threads(), "runs": results})
+    print("\n| training step | trainable parameters | tokens/s | peak memory |")
+    print("| --- | ---: | ---: | ---: |")
+    for run in results:
+        print(
+            f"| {run['variant']} | {run['trainable_parameters']:,} | "
+            f"{run['tokens_per_second']:.0f} | {run['peak_rss_gb']:.2f} GB |"
+        )
+    print(
+        f"\nLoRA / full: {lora['tokens_per_second'] / full['tokens_per_second']:.2f}x the "
+        f"speed, {lora['peak_rss_gb'] / full['peak_rss_gb']:.2f}x the memory "
+        f"({lora['batch_tokens']} tokens a batch)"
+    )
+
+
+# -- generation speed ----------------------------------------------------------------------------
+
+
+def generation(args) -> None:
+    import torch
+
+    from regen_models.narrator import Narrator, NarratorConfig
+    from regen_models.narrator.configuration_narrator import base_signature
+    from regen_models.narrator.loading import load_base
+
+    model, tokenizer = load_base("embedded")
+    model.eval()
+    config = NarratorConfig(
+        base_model="embedded",
+        base_signature=base_signature(model.config),
+        kinds=["purchase_reason"],
+        max_new_tokens={"purchase_reason": args.new_tokens},
+        max_prompt_tokens=args.max_prompt_tokens,
+        with_critiques=True,
+    )
+    narrator = Narrator(model, tokenizer, config)
+    prompts = [p for p, _ in _prompts(args.users, args.max_prompt_tokens, tokenizer)][: args.users]
+    runs = {}
+    for batch in (1, args.users):
+        started = time.perf_counter()
+        # Sampling off, no early stop: every run writes the same number of tokens.
+        texts = narrator.generate(
+            prompts,
+            max_new_tokens=args.new_tokens,
+            batch_size=batch,
+            min_new_tokens=args.new_tokens,
+        )
+        seconds = time.perf_counter() - started
+        runs[batch] = {
+            "seconds": round(seconds, 2),
+            "new_tokens_per_second": round(len(texts) * args.new_tokens / seconds, 1),
+        }
+    one, many = runs[1], runs[args.users]
+    _save("generation", {"threads": torch.get_num_threads(), "users": args.users, "runs": runs})
+    title = f"generation of {args.users} narratives x {args.new_tokens} tokens"
+    print(f"\n| {title} | seconds | tokens/s |")
+    print("| --- | ---: | ---: |")
+    print(f"| one user at a time | {one['seconds']:.1f} | {one['new_tokens_per_second']:.1f} |")
+    print(
+        f"| batched ({args.users}) | {many['seconds']:.1f} | {many['new_tokens_per_second']:.1f} |"
+    )
+    print(f"\nbatched / one at a time: {one['seconds'] / many['seconds']:.2f}x faster")
+
+
+# -- quality -------------------------------------------------------------------------------------
+
+
+def quality(args) -> None:
+    """Train with the cpu recipe (`--max-steps` overrides), predict the first N test users with the
+    narrator writing about the true next item (the paper's setting), with the untuned base model
+    under the same prompts, and score both beside the nearest-neighbour baseline."""
+    import datasets
+
+    from regen_models.narrator import Narrator
+    from regen_models.predictions import write_predictions
+    from regen_models.prompts import build_prompt
+    from training import train_narrator
+    from training.evaluate import run_table, write_baselines
+
+    folder = _folder("user_disjoint", OUT / "office_users")
+    adapter = OUT / "narrator-office"
+    train_narrator.run(
+        ["--config", str(CPU_RECIPE), "--dataset_name", str(folder), "--dataset_config",
+         "office", "--output_dir", str(adapter), "--max_steps", str(args.max_steps),
+         "--eval_steps", str(args.max_steps)]
+    )  # fmt: skip
+    test = datasets.load_dataset(str(folder), "office", split="test").select(range(args.users))
+    narrator = Narrator.from_pretrained(adapter)
+    runs = write_baselines(folder, "office", "test", str(OUT / "predictions"))
+    runs = [run for run in runs if run[0] == "nearest_neighbour"]
+    timings = {}
+    for name, tuned in (("narrator (cpu recipe)", True), ("base model, untuned", False)):
+        narratives = {}
+        started = time.perf_counter()
+        for kind in narrator.kinds:
+            prompts = [
+                build_prompt(
+                    row["history"], row["target"], kind, critique=row["critique"],
+                    user_id=row["user_id"], count_tokens=narrator.count_prompt_tokens(),
+                    max_tokens=narrator.max_prompt_tokens,
+                ).text
+                for row in test
+            ]  # fmt: skip
+            if tuned:
+                narratives[kind] = narrator.generate(prompts, kind=kind)
+            else:  # the same model with the LoRA layers switched off
+                with narrator.model.disable_adapter():
+                    narratives[kind] = narrator.generate(prompts, kind=kind)
+        timings[name] = round(time.perf_counter() - started, 1)
+        path = OUT / "predictions" / f"{name.split()[0]}.jsonl"
+        write_predictions(path, test["user_id"], None, narratives)
+        runs.append((name, "office", str(path)))
+    table = run_table(
+        folder,
+        "test",
+        runs,
+        str(OUT / "eval"),
+        overwrite=True,
+        first=args.users,
+        log=lambda _: None,
+    )
+    _save("quality", {"users": args.users, "max_steps": args.max_steps, "seconds": timings})
+    print(table)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _save(name: str, payload: dict) -> None:
+    from regen_dataset.files import write_json
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_json(OUT / f"{name}.json", payload)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_train-steps":
+        variant, batch, max_tokens, steps = sys.argv[2:6]
+        print(json.dumps(_train_steps(variant, int(batch), int(max_tokens), int(steps))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    speed = commands.add_parser("train-speed")
+    speed.add_argument("--batch-size", type=int, default=2)
+    speed.add_argument("--max-prompt-tokens", type=int, default=512)
+    speed.add_argument("--steps", type=int, default=3)
+    speed.set_defaults(func=train_speed)
+    gen = commands.add_parser("generation")
+    gen.add_argument("--users", type=int, default=8)
+    gen.add_argument("--new-tokens", type=int, default=32)
+    gen.add_argument("--max-prompt-tokens", type=int, default=512)
+    gen.set_defaults(func=generation)
+    good = commands.add_parser("quality")
+    good.add_argument("--users", type=int, default=20)
+    good.add_argument("--max-steps", type=int, default=200)
+    good.set_defaults(func=quality)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
