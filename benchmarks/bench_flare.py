@@ -4,6 +4,10 @@
     # same recipe and budget, leave-one-out, full ranking of the 1,682 movies
     python benchmarks/bench_flare.py movielens --source PATH_TO_ML_100K
 
+    # critique signal: the same recipe on synthetic office and clothing data, trained and tested
+    # with the steering critiques (`office`) and without them (`office_no_critique`)
+    python benchmarks/bench_flare.py critiques --users 5000
+
     # speed: training sequences per second and full-catalog latency per user, 376,847 items
     python benchmarks/bench_flare.py speed
 
@@ -83,6 +87,67 @@ def movielens(args) -> None:
         )
 
 
+def critiques(args) -> None:
+    """Recall@10 with and without critiques; also on the test users whose target was critiqued
+    (the only ones a critique can help: the others have none in either condition)."""
+    import datasets
+    import numpy as np
+
+    from regen_dataset.export import build_folder
+    from regen_dataset.synthetic import write_release
+    from regen_models.metrics import ranking_metrics, ranks_from_lists
+    from training import predict, train_flare
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    recipe = Path(args.recipe)
+    results = {}
+    for category in args.categories:
+        release = OUT / f"{category}_synthetic_{args.users}.jsonl"
+        if not release.exists():
+            write_release(release, category, args.users, seed=args.seed, workers=2)
+        folder = OUT / f"{category}_synthetic_{args.users}"
+        if not (folder / "README.md").exists():
+            build_folder({category: [str(release)]}, folder, overwrite=True, progress=False)
+        test = datasets.load_dataset(str(folder), category, split="test")
+        targets = [row["item_id"] for row in test["target"]]
+        critiqued = [critique is not None for critique in test["critique"]]
+        for config in (category, f"{category}_no_critique"):
+            checkpoint = OUT / f"critiques-{config}"
+            started = time.perf_counter()
+            train_flare.run(
+                ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
+                 config, "--output_dir", str(checkpoint), "--seed", str(args.seed),
+                 "--max_steps", str(args.max_steps)]
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            path = OUT / f"critiques-{config}.jsonl"
+            predict.main(
+                ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
+                 config, "--split", "test", "--out", str(path)]
+            )  # fmt: skip
+            lines = [json.loads(line) for line in path.read_text().splitlines()]
+            by_user = {line["user_id"]: line["ranked_items"] for line in lines}
+            ranked = [by_user[user] for user in test["user_id"]]
+            ranks = ranks_from_lists(ranked, targets)
+            subset = ranks[np.asarray(critiqued, dtype=bool)]
+            results[config] = {
+                "all": ranking_metrics(ranks, ks=(10,)),
+                "critiqued": ranking_metrics(subset, ks=(10,)),
+                "test_users": len(ranks),
+                "critiqued_users": len(subset),
+                "train_seconds": round(seconds, 1),
+            }
+    (OUT / "critiques.json").write_text(json.dumps(results, indent=2))
+    print("\n| data | test users | Recall@10 | NDCG@10 | critiqued users | their Recall@10 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for config, m in results.items():
+        print(
+            f"| {config} | {m['test_users']} | {m['all']['Recall@10']:.4f} | "
+            f"{m['all']['NDCG@10']:.4f} | {m['critiqued_users']} | "
+            f"{m['critiqued']['Recall@10']:.4f} |"
+        )
+
+
 def speed(args) -> None:
     import torch
 
@@ -153,6 +218,13 @@ def main() -> None:
     lens.add_argument("--source", default=None)
     lens.add_argument("--seed", type=int, default=42)
     lens.set_defaults(func=movielens)
+    steer = commands.add_parser("critiques")
+    steer.add_argument("--users", type=int, default=5000)
+    steer.add_argument("--categories", nargs="+", default=["office", "clothing"])
+    steer.add_argument("--recipe", default=str(RECIPE.with_name("cpu.yaml")))
+    steer.add_argument("--max-steps", type=int, default=1500)
+    steer.add_argument("--seed", type=int, default=42)
+    steer.set_defaults(func=critiques)
     fast = commands.add_parser("speed")
     fast.add_argument("--items", type=int, default=376_847)
     fast.add_argument("--batch-size", type=int, default=256)

@@ -288,3 +288,44 @@ def content_cache_path(
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-80:]
     name = f"{vocabulary.category}-{vocabulary.content_fingerprint}-{'-'.join(fields)}.npy"
     return cache_dir() / "content" / slug / name
+
+
+class ItemVocabularyMixin:
+    """For a `PreTrainedModel` whose item ids index an `ItemVocabulary`.
+
+    `model.item_vocabulary` travels with the weights: `save_pretrained` (and so `push_to_hub` and
+    the Trainer's checkpoints) writes it beside them, `from_pretrained` reads it back from a
+    folder or a Hub repo. A model saved without one loads with `item_vocabulary = None`.
+    """
+
+    item_vocabulary: ItemVocabulary | None = None
+
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if self.item_vocabulary is not None and is_main_process:
+            self.item_vocabulary.save(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from transformers.utils import cached_file
+
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
+        path = cached_file(
+            pretrained_model_name_or_path,
+            VOCABULARY_FILE,
+            _raise_exceptions_for_missing_entries=False,
+            **hub,
+        )
+        if path is not None:
+            model.attach_item_vocabulary(ItemVocabulary.load(Path(path).parent))
+        return model
+
+    def attach_item_vocabulary(self, vocabulary: ItemVocabulary) -> None:
+        expected = getattr(self.config, "num_items", len(vocabulary))
+        if len(vocabulary) != expected:
+            raise VocabularyMismatchError(
+                f"an item vocabulary of {len(vocabulary)} items does not fit this model, which "
+                f"scores {expected} items"
+            )
+        self.item_vocabulary = vocabulary

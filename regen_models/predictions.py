@@ -42,8 +42,12 @@ class Predictions:
     ranked_items: list[list[str]] | None = None
     narratives: dict[str, list[str]] = field(default_factory=dict)  # kind -> text per user
 
-    def for_users(self, user_ids: list[str], where: str = "the evaluated split") -> Predictions:
-        """The predictions in the order of `user_ids`, which must be exactly this file's users.
+    def for_users(
+        self, user_ids: list[str], where: str = "the evaluated split", first: int | None = None
+    ) -> Predictions:
+        """The predictions in the order of `user_ids`, which must be exactly this file's users;
+        with `first`, those of the first `first` users, which the file must all hold (it may hold
+        other users of `user_ids` too: they are not returned).
 
         `where` names the split in messages ("office test"). A user that is not in it is reported
         at its line first, so that a user swapped for another is not reported as missing only.
@@ -59,6 +63,8 @@ class Predictions:
                 + (f" ({len(unknown)} such users in the file)" if len(unknown) > 1 else ""),
             )
         index = {user_id: row for row, user_id in enumerate(self.user_ids)}
+        if first is not None:
+            user_ids, where = user_ids[:first], f"the first {first} users of {where}"
         missing = [user_id for user_id in user_ids if user_id not in index]
         if missing:
             raise PredictionFormatError(

@@ -73,15 +73,21 @@ def evaluate_run(
     catalog: Collection[str],
     encoder=None,
     cache: dict | None = None,
+    first: int | None = None,
 ) -> dict:
     """Metrics of one prediction file against one split: ranking and text per narrative kind.
 
     The file must predict exactly the split's users and rank only items of `catalog` (the item
-    ids of the split's category, `catalog_item_ids`); otherwise `PredictionFormatError`.
+    ids of the split's category, `catalog_item_ids`); otherwise `PredictionFormatError`. With
+    `first`, only the split's first `first` users are scored: the file must hold all of them and
+    may hold other users of the split.
     """
     config = split_rows.info.config_name
     user_ids = split_rows["user_id"]
-    predictions = predictions.for_users(user_ids, where=f"{config} {split_rows.split}")
+    predictions = predictions.for_users(user_ids, where=f"{config} {split_rows.split}", first=first)
+    if first is not None:
+        split_rows = split_rows.select(range(min(first, split_rows.num_rows)))
+        user_ids = split_rows["user_id"]
     result: dict = {"users": len(user_ids), "ranking": None, "text": {}}
     if predictions.ranked_items is not None:
         predictions.check_catalog(catalog, config_category(config))
@@ -236,14 +242,18 @@ def run_table(
     encoder=None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    first: int | None = None,
 ) -> str:
     """Evaluate every (model, config, path) run and write table.md, results.json and plots.png.
 
-    Runs already in `out/results.json` (same dataset and split) are kept and shown beside the new
-    ones; a new run with the (model, config) of an earlier one replaces it only with `overwrite`.
+    Runs already in `out/results.json` (same dataset, split and `first`) are kept and shown beside
+    the new ones; a new run with the (model, config) of an earlier one replaces it only with
+    `overwrite`. `first`: score the first N users of the split only, for every run.
     """
+    if first is not None and first < 1:
+        raise ValueError(f"--first must be a positive number of users, got {first}")
     _refuse_repeated_runs(runs)
-    earlier = _earlier_runs(out, dataset_dir, split, runs, overwrite, log)
+    earlier = _earlier_runs(out, dataset_dir, split, runs, overwrite, log, first)
     results, splits, catalogs, cache = {}, {}, {}, {}
     for model, config, path in runs:
         if config not in splits:
@@ -251,15 +261,25 @@ def run_table(
             catalogs[config] = frozenset(catalog_item_ids(dataset_dir, config))
         predictions = read_predictions(path)
         results[(model, config)] = evaluate_run(
-            splits[config], predictions, catalogs[config], encoder, cache
+            splits[config], predictions, catalogs[config], encoder, cache, first
         )
     records = earlier + [
-        {"model": m, "config": c, "predictions": p, **results[(m, c)]} for m, c, p in runs
+        {
+            "model": m,
+            "config": c,
+            "predictions": p,
+            "split_users": splits[c].num_rows,
+            **results[(m, c)],
+        }
+        for m, c, p in runs
     ]
     results = {(r["model"], r["config"]): r for r in records}
     synthetic = _is_synthetic(dataset_dir)
     notes = table_notes(dataset_dir, split, list(results))
+    caption = subset_caption(split, first, {r["config"]: r["split_users"] for r in records})
     table = results_table(results)
+    if caption:
+        table = caption + "\n\n" + table
     if notes:
         table += "\n\n" + "\n".join(f"- {note}" for note in notes)
     if synthetic:
@@ -270,7 +290,10 @@ def run_table(
         "dataset": os.fspath(dataset_dir),
         "split": split,
         "synthetic": synthetic,
-        "notes": ([SYNTHETIC_NOTE.strip("*")] if synthetic else []) + notes,
+        "first_users": first,
+        "notes": ([SYNTHETIC_NOTE.strip("*")] if synthetic else [])
+        + ([caption] if caption else [])
+        + notes,
         "runs": records,
     }
     write_json(os.path.join(out, "results.json"), payload)
@@ -278,6 +301,20 @@ def run_table(
         results, os.path.join(out, "plots.png"), "SYNTHETIC data" if synthetic else None, notes
     )
     return table
+
+
+def subset_caption(split: str, first: int | None, split_users: dict[str, int | None]) -> str:
+    """The table's caption when it scores a subset of the split's users ("" when all)."""
+    if first is None:
+        return ""
+    sizes = sorted({n for n in split_users.values() if n is not None})
+    if sizes and first >= max(sizes):
+        return ""
+    of = f" of {sizes[0]:,}" if len(sizes) == 1 else ""
+    return (
+        f"Scored on the first {first:,}{of} {split} users of each config (the same users for "
+        "every run of this table)."
+    )
 
 
 def _refuse_repeated_runs(runs: list[tuple[str, str, str]]) -> None:
@@ -294,7 +331,13 @@ def _refuse_repeated_runs(runs: list[tuple[str, str, str]]) -> None:
 
 
 def _earlier_runs(
-    out: str, dataset_dir, split: str, runs, overwrite: bool, log: Callable[[str], None]
+    out: str,
+    dataset_dir,
+    split: str,
+    runs,
+    overwrite: bool,
+    log: Callable[[str], None],
+    first: int | None = None,
 ) -> list[dict]:
     """The runs of `out/results.json` to keep beside this call's runs."""
     path = Path(out) / "results.json"
@@ -317,6 +360,11 @@ def _earlier_runs(
             f"{path} holds results of {earlier_dataset} ({earlier.get('split')}), not of "
             f"{os.fspath(dataset_dir)} ({split}); use another --out"
         )
+    if earlier.get("first_users") != first:
+        raise ValueError(
+            f"{path} scores {_scored(earlier.get('first_users'))} of the split, this call "
+            f"{_scored(first)}: a table compares runs on the same users; use another --out"
+        )
     new = {(model, config): run_path for model, config, run_path in runs}
     kept = []
     for run in earlier_runs:
@@ -336,6 +384,10 @@ def _earlier_runs(
             + ", ".join(f"{run['model']} / {run['config']}" for run in kept)
         )
     return kept
+
+
+def _scored(first: int | None) -> str:
+    return "all users" if first is None else f"the first {first} users"
 
 
 def table_notes(dataset_dir, split: str, runs: Collection[tuple[str, str]]) -> list[str]:
@@ -491,6 +543,15 @@ def add_parser(subparsers) -> None:
         help="replace a run of --out's results.json that has the model and config of a new run "
         "(without it, such a run is refused)",
     )
+    parser.add_argument(
+        "--first",
+        type=int,
+        default=None,
+        metavar="N",
+        help="score only the first N users of the split, the same N for every run of --out (for "
+        "models whose text generation is slow: predict them with `regen predict --limit N`); "
+        "the table's caption and results.json say so",
+    )
     parser.set_defaults(func=_table)
     commands = parser.add_subparsers(dest="eval_command")
 
@@ -516,7 +577,11 @@ def _table(args) -> None:
     if not args.run:
         raise ValueError("give at least one --run MODEL CONFIG PATH")
     runs = [tuple(run) for run in args.run]
-    print(run_table(args.dataset, args.split, runs, args.out, overwrite=args.overwrite))
+    print(
+        run_table(
+            args.dataset, args.split, runs, args.out, overwrite=args.overwrite, first=args.first
+        )
+    )
     print(f"\nwritten: {args.out}/table.md, results.json, plots.png")
 
 

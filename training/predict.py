@@ -24,11 +24,20 @@ def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, arg
     from regen_dataset.schema import config_has_critiques
     from regen_models.flare import FlareModel
     from regen_models.flare.data import CritiqueTable, FlareCollator, build_examples, critique_texts
-    from regen_models.items import DEFAULT_ENCODER, ItemVocabulary, load_encoder
+    from regen_models.items import (
+        DEFAULT_ENCODER,
+        VOCABULARY_FILE,
+        ItemVocabulary,
+        load_encoder,
+    )
 
     model = FlareModel.from_pretrained(model_dir).eval()
     config = model.config
-    vocabulary = ItemVocabulary.load(model_dir)
+    vocabulary = model.item_vocabulary
+    if vocabulary is None:
+        raise FileNotFoundError(
+            f"checkpoint {model_dir} has no item vocabulary ({VOCABULARY_FILE})"
+        )
     vocabulary.check_matches(
         ItemVocabulary.from_dataset(dataset_name, config_name),
         mine=f"checkpoint {model_dir}",

@@ -80,6 +80,7 @@ class FlareModelArguments:
     use_content: bool = True
     use_critiques: bool = True
     mask_probability: float = 0.2
+    last_item_mask_probability: float = 0.0
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.07
 
@@ -187,6 +188,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     )
     config.use_critiques = with_critiques
     model = FlareModel(config)
+    model.attach_item_vocabulary(vocabulary)
     if vectors is not None:
         model.set_content_vectors(vectors)
 
@@ -212,6 +214,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             **collate,
             critique_vectors=critique_vectors,
             mask_probability=config.mask_probability,
+            last_item_mask_probability=config.last_item_mask_probability,
             seed=training_args.seed,
         ),
         eval_collator=FlareCollator(**collate, critique_vectors=critique_vectors, train=False),
@@ -221,8 +224,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
 
     if trainer.is_world_process_zero():
-        trainer.save_model(training_args.output_dir)
-        vocabulary.save(training_args.output_dir)
+        trainer.save_model(training_args.output_dir)  # the item vocabulary goes with it
         write_model_card(
             training_args.output_dir,
             model_name="FLARE",

@@ -29,6 +29,8 @@ class FlareConfig(PretrainedConfig):
         use_content (`bool`) / use_critiques (`bool`): switch the content vectors / critiques
             off (with both off the model is a BERT4Rec-style ID-only recommender).
         mask_probability (`float`): share of positions masked in training (cloze task).
+        last_item_mask_probability (`float`): share of training sequences that instead hide only
+            their most recent item, the task the model does at prediction time.
         contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
             embedding with its content embedding; `contrastive_temperature` its temperature.
         category (`str`): the REGEN category whose item vocabulary the model was trained on.
@@ -53,6 +55,7 @@ class FlareConfig(PretrainedConfig):
         use_content: bool = True,
         use_critiques: bool = True,
         mask_probability: float = 0.2,
+        last_item_mask_probability: float = 0.0,
         contrastive_weight: float = 0.1,
         contrastive_temperature: float = 0.07,
         initializer_range: float = 0.02,
@@ -66,6 +69,10 @@ class FlareConfig(PretrainedConfig):
             )
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"mask_probability must be in (0, 1), got {mask_probability}")
+        if not 0.0 <= last_item_mask_probability <= 1.0:
+            raise ValueError(
+                f"last_item_mask_probability must be in [0, 1], got {last_item_mask_probability}"
+            )
         if max_sequence_length < 2:
             raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
         self.num_items = num_items
@@ -83,6 +90,7 @@ class FlareConfig(PretrainedConfig):
         self.use_content = use_content
         self.use_critiques = use_critiques
         self.mask_probability = mask_probability
+        self.last_item_mask_probability = last_item_mask_probability
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.initializer_range = initializer_range

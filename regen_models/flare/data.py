@@ -117,6 +117,10 @@ def build_examples(
     for row in rows:
         user = row["user_id"]
         history = row["history"]
+        if not history:
+            raise ValueError(
+                f"user {user} has an empty history: FLARE ranks items after at least one purchase"
+            )
         items = [
             vocabulary.index(i["item_id"], f"user {user}, history position {p}")
             for p, i in enumerate(history)
@@ -152,7 +156,8 @@ def build_examples(
 
 
 class FlareCollator:
-    """Left-pads examples; in training, masks random positions (at least one per sequence)."""
+    """Left-pads examples; in training, masks random positions (at least one per sequence), or,
+    for a `last_item_mask_probability` share of the sequences, only the most recent item."""
 
     def __init__(
         self,
@@ -161,6 +166,7 @@ class FlareCollator:
         critique_vectors: np.ndarray | None,
         *,
         mask_probability: float = 0.2,
+        last_item_mask_probability: float = 0.0,
         train: bool = True,
         seed: int = 0,
     ):
@@ -169,6 +175,7 @@ class FlareCollator:
             None if critique_vectors is None else torch.as_tensor(critique_vectors)
         )
         self.mask_probability = mask_probability
+        self.last_item_mask_probability = last_item_mask_probability
         self.train = train
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -205,5 +212,10 @@ class FlareCollator:
         # Every sequence predicts something: where nothing was drawn, mask the most recent item.
         nothing = ~masked.any(dim=1)
         masked[nothing, -1] = True
+        if self.last_item_mask_probability:
+            last_only = torch.rand(len(item_ids), generator=self.generator)
+            last_only = last_only < self.last_item_mask_probability
+            masked[last_only] = False
+            masked[last_only, -1] = True
         labels = torch.where(masked, item_ids, torch.full_like(item_ids, -100))
         return torch.where(masked, torch.full_like(item_ids, self.mask_id), item_ids), labels

@@ -30,6 +30,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from regen_models.flare.configuration_flare import FlareConfig
+from regen_models.items import ItemVocabularyMixin
 
 
 @dataclass
@@ -167,7 +168,7 @@ class FlareItemEncoder(nn.Module):
         return ids + fused
 
 
-class FlarePreTrainedModel(PreTrainedModel):
+class FlarePreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
     config_class = FlareConfig
     base_model_prefix = "flare"
     main_input_name = "item_ids"

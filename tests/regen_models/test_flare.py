@@ -193,3 +193,75 @@ def test_inference_caches_follow_weight_and_content_changes():
         fresh = FlareModel(model.config)
         fresh.load_state_dict(model.state_dict())
         assert torch.allclose(fresh.eval()(**batch).logits, after_weights, atol=1e-6)
+
+
+def tiny_vocabulary(size: int = 30):
+    import pyarrow as pa
+
+    from regen_dataset.schema import ITEM_FEATURES
+    from regen_models.items import ItemVocabulary
+
+    columns = ITEM_FEATURES.arrow_schema.names
+    rows = [{name: None for name in columns} | {"item_id": f"I{i:03d}"} for i in range(size)]
+    for i, row in enumerate(rows):
+        row["title"] = f"item number {i}"
+    return ItemVocabulary("office", pa.Table.from_pylist(rows, schema=ITEM_FEATURES.arrow_schema))
+
+
+def test_round_trip_carries_the_item_vocabulary(tmp_path):
+    from regen_models.items import VOCABULARY_FILE, VocabularyMismatchError
+
+    model = tiny_model()
+    with pytest.raises(VocabularyMismatchError, match="31 items does not fit this model"):
+        model.attach_item_vocabulary(tiny_vocabulary(31))
+    model.attach_item_vocabulary(tiny_vocabulary())
+    model.save_pretrained(tmp_path / "with")
+    assert (tmp_path / "with" / VOCABULARY_FILE).exists()
+    loaded = AutoModel.from_pretrained(tmp_path / "with")
+    assert loaded.item_vocabulary.item_ids == model.item_vocabulary.item_ids
+    assert loaded.item_vocabulary.texts("title")[7] == "item number 7"
+
+    tiny_model().save_pretrained(tmp_path / "without")
+    assert not (tmp_path / "without" / VOCABULARY_FILE).exists()
+    assert FlareModel.from_pretrained(tmp_path / "without").item_vocabulary is None
+
+
+PUSH_AND_LOAD = """
+import sys, torch
+from transformers import AutoModel
+import regen_models.flare
+from tests.regen_models.test_flare import tiny_model, tiny_vocabulary
+model = tiny_model()
+model.attach_item_vocabulary(tiny_vocabulary())
+model.push_to_hub(sys.argv[1])
+loaded = AutoModel.from_pretrained(sys.argv[1])
+assert loaded.item_vocabulary.item_ids == model.item_vocabulary.item_ids
+assert torch.equal(loaded.item_encoder.content_vectors, model.item_encoder.content_vectors)
+print("loaded", type(loaded).__name__, len(loaded.item_vocabulary))
+"""
+
+
+def test_push_to_hub_and_back_carries_vocabulary_and_content_vectors(tmp_path):
+    """Against the loopback Hub: push_to_hub uploads the weights (with the content vectors) and
+    the vocabulary, and `AutoModel.from_pretrained(repo_id)` downloads both."""
+    import subprocess
+    import sys
+
+    from regen_models.items import VOCABULARY_FILE
+    from tests.conftest import REPO
+    from tests.fake_hub import FakeHub, hub_env
+
+    with FakeHub() as hub:
+        result = subprocess.run(
+            [sys.executable, "-c", PUSH_AND_LOAD, "test-org/flare-tiny"],
+            cwd=REPO,
+            env=hub_env(tmp_path, hf_endpoint=hub.url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, f"{hub.errors}\n{result.stdout}\n{result.stderr}"
+    assert "loaded FlareModel 30" in result.stdout
+    assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= hub.files.keys()
+    assert hub.created[0]["name"] == "flare-tiny" and hub.created[0].get("type") in (None, "model")

@@ -344,3 +344,44 @@ def test_the_neighbour_baseline_is_footnoted_where_its_figures_appear(
     )
     ranking_only = evaluate.run_table(folder, "test", runs[:1], str(tmp_path / "other"))
     assert "nearest_neighbour" not in ranking_only
+
+
+def test_first_n_users_are_scored_when_stated(folder, tmp_path):
+    """Slow text generation covers the first N users only: `first` scores exactly those, says so
+    in the caption and results.json, refuses a file that misses one of them, and keeps every
+    table on one subset."""
+    test = evaluate.load_split(folder, "office", "test")
+    users, targets = test["user_id"], [t["item_id"] for t in test["target"]]
+    narratives = {"user_profile": [n["user_profile"] for n in test["narratives"]][:20]}
+    path = tmp_path / "first20.jsonl"
+    catalog = catalog_item_ids(folder, "office")
+    others = [item for item in catalog if item not in targets[:20]][:9]
+    write_predictions(path, users[:20], [[t, *others] for t in targets[:20]], narratives)
+
+    with pytest.raises(PredictionFormatError, match="no prediction for 280 users"):
+        evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog)
+    result = evaluate.evaluate_run(
+        test, evaluate.read_predictions(path), catalog, WordCountEncoder(), first=20
+    )
+    assert result["users"] == 20 and result["ranking"]["Recall@10"] == pytest.approx(1)
+    assert result["text"]["user_profile"]["n"] + result["text"]["user_profile"]["skipped"] == 20
+    # Users beyond the subset may be in the file; a user of the subset may not be missing.
+    assert (
+        evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog, first=10)["users"]
+        == 10
+    )
+    with pytest.raises(PredictionFormatError, match="no prediction for 5 users of the first 25"):
+        evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog, first=25)
+
+    out = tmp_path / "eval"
+    table = evaluate.run_table(
+        folder, "test", [("m", "office", str(path))], str(out), WordCountEncoder(), first=20
+    )
+    assert "Scored on the first 20 of 300 test users" in table
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["first_users"] == 20 and saved["runs"][0]["users"] == 20
+    assert any("first 20 of 300" in note for note in saved["notes"])
+    with pytest.raises(ValueError, match="scores the first 20 users of the split, this call all"):
+        evaluate.run_table(folder, "test", [("other", "office", str(path))], str(out))
+    with pytest.raises(ValueError, match="--first must be a positive"):
+        evaluate.run_table(folder, "test", [("m", "office", str(path))], str(out), first=0)

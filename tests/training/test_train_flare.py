@@ -115,3 +115,38 @@ def test_trains_on_data_without_any_critique(tmp_path):
          "--dataset_config", "office", "--output_dir", str(out)]
     )  # fmt: skip
     assert json.loads((out / "config.json").read_text())["use_critiques"] is False
+
+
+def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path):
+    """What the hybrid system and the Space call: rows as plain dicts rank like the split's own
+    rows; a critique typed by a user changes the ranking; bad rows are named."""
+    import datasets
+
+    from regen_models.flare.ranking import FlareRanker
+    from regen_models.items import UnknownItemError
+
+    test = datasets.load_dataset(str(folder), "office", split="test").select(range(8))
+    ranker = FlareRanker.from_pretrained(checkpoint)
+    from_split = ranker.rank(test, top_k=5)
+    rows = [
+        {"user_id": r["user_id"], "history": r["history"], "critique": r["critique"]} for r in test
+    ]
+    from_dicts = ranker.rank(rows, top_k=5)
+    assert [r.item_ids for r in from_dicts] == [r.item_ids for r in from_split]
+    assert all(
+        len(r.item_ids) == 5 and r.scores == sorted(r.scores, reverse=True) for r in from_dicts
+    )
+
+    asked = [dict(rows[0], critique="I would rather have a bright red one for my desk")]
+    plain = [dict(rows[0], critique=None)]
+    assert ranker.rank(asked, top_k=93)[0].scores != ranker.rank(plain, top_k=93)[0].scores
+    assert ranker.rank(asked, top_k=93, with_critiques=False)[0].scores == pytest.approx(
+        ranker.rank(plain, top_k=93)[0].scores
+    )
+
+    with pytest.raises(ValueError, match="user u1 has an empty history"):
+        ranker.rank([{"user_id": "u1", "history": [], "critique": None}])
+    unknown = dict(rows[0], user_id="u2")
+    unknown["history"] = [dict(rows[0]["history"][0], item_id="NOT-AN-ITEM")]
+    with pytest.raises(UnknownItemError, match="NOT-AN-ITEM.*user u2, history position 0"):
+        ranker.rank([unknown])

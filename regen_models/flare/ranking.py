@@ -1,0 +1,112 @@
+"""Full-catalog rankings from a FLARE checkpoint for REGEN rows: what `regen predict`, the hybrid
+system and the Space call.
+
+    ranker = FlareRanker.from_pretrained("checkpoints/flare-office")
+    ranked = ranker.rank(rows, top_k=10)  # rows of a split, or dicts with the same fields
+    ranked[0].item_ids, ranked[0].scores
+
+A row needs `user_id` and `history` (a list of interactions with `item_id` and `critique`), and
+may have `critique`, the text that steers towards the next item. Critique texts are embedded by
+the checkpoint's sentence encoder, loaded on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from regen_models.flare.data import CritiqueTable, FlareCollator, build_examples, critique_texts
+from regen_models.flare.modeling_flare import FlareModel
+from regen_models.items import DEFAULT_ENCODER, VOCABULARY_FILE, ItemVocabulary, load_encoder
+
+
+@dataclass
+class RankedItems:
+    item_ids: list[str]
+    scores: list[float]
+
+
+class FlareRanker:
+    def __init__(self, model: FlareModel, encoder=None):
+        if model.item_vocabulary is None:
+            raise ValueError(
+                f"this FLARE model has no item vocabulary ({VOCABULARY_FILE}): it cannot name "
+                "the items it scores"
+            )
+        self.model = model.eval()
+        self._encoder = encoder
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, encoder=None) -> FlareRanker:
+        if not os.path.exists(os.path.join(path, "config.json")) and os.path.isdir(path):
+            raise FileNotFoundError(f"{path} is not a FLARE checkpoint folder (no config.json)")
+        return cls(FlareModel.from_pretrained(path), encoder)
+
+    @property
+    def vocabulary(self) -> ItemVocabulary:
+        return self.model.item_vocabulary
+
+    @property
+    def uses_critiques(self) -> bool:
+        return bool(self.model.config.use_critiques)
+
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = load_encoder(self.model.config.encoder_name)
+        return self._encoder
+
+    def rank(
+        self,
+        rows: Sequence[Mapping],
+        *,
+        top_k: int = 10,
+        with_critiques: bool = True,
+        batch_size: int = 256,
+    ) -> list[RankedItems]:
+        """The `top_k` best items of the catalog for each row, best first.
+
+        `with_critiques=False` (a `_no_critique` config) leaves every critique out, as does a
+        model trained without them.
+        """
+        config = self.model.config
+        critiques = None
+        if with_critiques and self.uses_critiques:
+            texts = critique_texts(rows) if hasattr(rows, "with_format") else _texts_of(rows)
+            critiques = CritiqueTable.build(
+                texts, self.encoder(), config.encoder_name or DEFAULT_ENCODER
+            )
+        examples = build_examples(
+            rows,
+            self.vocabulary,
+            critiques,
+            predict=True,
+            max_length=config.max_sequence_length,
+            mask_id=config.mask_item_id,
+        )
+        collate = FlareCollator(
+            config.pad_item_id,
+            config.mask_item_id,
+            None if critiques is None else critiques.vectors,
+            train=False,
+        )
+        ids = self.vocabulary.item_ids
+        ranked = []
+        with torch.no_grad():
+            for start in range(0, len(examples), batch_size):
+                batch = collate(examples[start : start + batch_size])
+                batch.pop("targets", None)
+                scores, top = self.model.recommend(top_k=top_k, **batch)
+                for row_scores, row_items in zip(scores.tolist(), top.tolist(), strict=True):
+                    ranked.append(RankedItems([ids[i] for i in row_items], row_scores))
+        return ranked
+
+
+def _texts_of(rows: Sequence[Mapping]) -> list[str | None]:
+    texts = []
+    for row in rows:
+        texts += [purchase.get("critique") for purchase in row["history"]]
+        texts.append(row.get("critique"))
+    return texts
