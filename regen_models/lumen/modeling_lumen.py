@@ -147,6 +147,8 @@ class LumenForCausalLM(LumenPreTrainedModel):
         # implementation, say) reaches the LM's layers.
         config.text_config = self.language_model.config
         config._attn_implementation = config._attn_implementation
+        # The LM's stop tokens; LUMEN decodes with its own `generate`.
+        self.generation_config = self.language_model.generation_config
         self.items = LumenItems(config)
         self.post_init()
 
