@@ -186,7 +186,9 @@ class LumenTrainer(SFTTrainer):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         loader = self.accelerator.prepare(
             torch.utils.data.DataLoader(
-                dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.eval_collator
+                dataset,
+                batch_size=self.args.per_device_eval_batch_size,
+                collate_fn=self.eval_collator,
             )
         )
         model = _unwrap(self.model)
@@ -251,7 +253,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     )
     eval_examples = [encoder.ranking_example(row) for row in eval_rows]
     if training_args.process_index == 0:
-        print(f"{config_name}: {len(train_examples):,} training examples; {encoder.stats.summary()}")
+        summary = encoder.stats.summary()
+        print(f"{config_name}: {len(train_examples):,} training examples; {summary}")
     lengths = max_new_tokens_per_kind(
         [
             {"kind": kind, "completion": (row.get("narratives") or {}).get(kind) or ""}

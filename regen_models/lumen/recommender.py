@@ -121,8 +121,10 @@ class Lumen:
         forced_items = None
         if item_ids is not None:
             forced_items = torch.tensor(
-                [self.vocabulary.index(i, f"item to write about, row {n}") for n, i in
-                 enumerate(item_ids)]  # fmt: skip
+                [
+                    self.vocabulary.index(i, f"item to write about, row {n}")
+                    for n, i in enumerate(item_ids)
+                ]  # fmt: skip
             )
         limit = max_new_tokens or self.config.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS)
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
