@@ -290,7 +290,9 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         eval_collator=LumenCollator(tokenizer.pad_token_id, "left"),
         item_learning_rate=model_args.item_learning_rate,
         processing_class=tokenizer,
-        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)],
+        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)]
+        if training_args.eval_strategy != "no"
+        else [],
     )
     trainer.train()
     if lora is not None:

@@ -4,6 +4,7 @@ loss is part of what is optimised), validation ranks the catalog, the checkpoint
 them; two processes under `accelerate launch`; one smoke run on the embedded Gemma."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def test_both_losses_fall(trained):
     items = [entry["item_loss"] for entry in history if "item_loss" in entry]
     texts = [entry["text_loss"] for entry in history if "text_loss" in entry]
     assert len(items) >= 4 and len(texts) >= 4
-    assert mean(items[-2:]) < mean(items[:2]) - 1.0, items
+    # Below a uniform guess over the 93 items, and well below where it started. (With the item
+    # loss weighted 0 it stays near 10: the LM's changes alone do not teach the item head.)
+    assert mean(items[-2:]) < min(math.log(93), 0.6 * mean(items[:2])), items
     assert mean(texts[-2:]) < mean(texts[:2]), texts
 
 
