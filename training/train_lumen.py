@@ -254,6 +254,11 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     eval_examples = [encoder.ranking_example(row) for row in eval_rows]
     if training_args.process_index == 0:
         summary = encoder.stats.summary()
+        if encoder.over_budget:
+            summary += (
+                f"; {encoder.over_budget:,} examples skipped: their newest purchase alone is "
+                f"over --max_prompt_tokens {script_args.max_prompt_tokens}"
+            )
         print(f"{config_name}: {len(train_examples):,} training examples; {summary}")
     lengths = max_new_tokens_per_kind(
         [
@@ -297,7 +302,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     trainer.train()
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
-    metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
+    metrics = _final_metrics(trainer)
     losses = _loss_summary(trainer.state.log_history)
 
     if trainer.is_world_process_zero():
@@ -329,6 +334,25 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             f"| --- | ---: |\n{rows_text}\ncheckpoint: {out}"
         )
     return {**metrics, **losses}
+
+
+def _final_metrics(trainer) -> dict[str, float]:
+    """The validation metrics of the model training ends with: those logged for the best (or,
+    without reloading the best, the last) evaluation when there was one, else computed now.
+    Ranking the validation rows through a large LM is costly: it is not done twice."""
+    args = trainer.args
+    key = f"eval_{args.metric_for_best_model}"
+    logged = [entry for entry in trainer.state.log_history if key in entry]
+    if not logged:
+        return trainer.evaluate()
+    if args.load_best_model_at_end:
+        sign = 1 if args.greater_is_better else -1
+        entry = max(logged, key=lambda e: sign * e[key])
+    elif logged[-1].get("step") == trainer.state.global_step:
+        entry = logged[-1]
+    else:
+        return trainer.evaluate()
+    return {name: value for name, value in entry.items() if name.startswith("eval_")}
 
 
 def _add_lora(model: LumenForCausalLM, model_args):

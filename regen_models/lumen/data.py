@@ -23,7 +23,7 @@ import torch
 
 from regen_models.lumen.modeling_lumen import IGNORE_INDEX, NO_ITEM
 from regen_models.narrator import formatting
-from regen_models.prompts import PromptStats, build_prompt
+from regen_models.prompts import PromptBudgetError, PromptStats, build_prompt
 
 ITEM_TOKEN = "<item>"
 SWITCH_TOKEN = "<start_of_item>"
@@ -82,6 +82,7 @@ class LumenEncoder:
     with_critiques: bool
     max_prompt_tokens: int | None = None
     stats: PromptStats = field(default_factory=PromptStats)
+    over_budget: int = 0  # training examples skipped: not even the newest purchase fits
 
     def __post_init__(self):
         self.item_token_id, self.switch_token_id = item_token_ids(self.tokenizer)
@@ -173,16 +174,25 @@ def training_examples(
     item alone, the task ranking uses); a row without a narrative of its turn's kind trains on
     the item alone (counted in `encoder.stats.missing_narrative`). `history_prefixes` adds, per
     row, up to that many item-only examples predicting the latest purchases of its history from
-    the purchases before them (the paper trains on subsequences)."""
+    the purchases before them (the paper trains on subsequences). An example whose newest
+    purchase alone is over the token budget is skipped and counted in `encoder.over_budget`."""
     turns = [None, *kinds]
     examples = []
+
+    def add(row: Mapping, kind: str | None) -> bool:
+        try:
+            examples.append(encoder.training_example(row, kind))
+        except PromptBudgetError:
+            encoder.over_budget += 1
+            return False
+        return True
+
     for index, row in enumerate(rows):
         kind = turns[index % len(turns)]
         if kind is not None and not ((row.get("narratives") or {}).get(kind) or "").strip():
             encoder.stats.missing_narrative[kind] += 1
             kind = None
-        examples.append(encoder.training_example(row, kind))
-        if kind is not None:
+        if add(row, kind) and kind is not None:
             encoder.stats.pairs[kind] += 1
         history = row["history"]
         for end in range(len(history) - 1, max(0, len(history) - 1 - history_prefixes), -1):
@@ -192,7 +202,7 @@ def training_examples(
                 "critique": history[end].get("critique"),
                 "target": history[end],
             }
-            examples.append(encoder.training_example(prefix_row, None))
+            add(prefix_row, None)
     return examples
 
 

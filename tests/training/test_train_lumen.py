@@ -148,8 +148,8 @@ def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
     out = tmp_path / "lumen-embedded"
     metrics = train_lumen.run(
         ["--config", CPU, "--dataset_name", str(folder), "--dataset_config", "office",
-         "--max_steps", "2", "--max_train_rows", "4", "--max_eval_rows", "2",
-         "--max_prompt_tokens", "256", "--eval_steps", "2", "--save_steps", "2",
+         "--max_steps", "2", "--max_train_rows", "4", "--max_eval_rows", "2", "--logging_steps", "1",
+         "--eval_steps", "2", "--save_steps", "2",
          "--output_dir", str(out)]
     )  # fmt: skip
     assert metrics["first_item_loss"] > 0 and "eval_NDCG@10" in metrics
