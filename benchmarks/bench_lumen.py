@@ -139,7 +139,7 @@ def overhead(args) -> None:
 
     def lumen_rank():
         with torch.no_grad():
-            lumen.recommend(switch_prompt, item_ids=item_ids, top_k=10)
+            lumen.recommend(switch_prompt, item_ids=item_ids[:, :-1], top_k=10)
 
     def plain_forward():
         with torch.no_grad():
@@ -147,6 +147,7 @@ def overhead(args) -> None:
 
     lumen.train()
     train = _interleaved(lumen_step, plain_step, args.repeats)
+    print(f"training step: LUMEN {train[0]:.2f} s, base LM {train[1]:.2f} s", flush=True)
     lumen.eval()
     infer = _interleaved(lumen_rank, plain_forward, args.repeats)
     result = {

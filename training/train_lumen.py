@@ -247,6 +247,12 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         model_args.base_model, dtype=getattr(torch, model_args.dtype)
     )
     add_item_tokens(tokenizer)
+    context = getattr(language_model.config, "max_position_embeddings", None)
+    if context and script_args.max_prompt_tokens >= context:
+        raise ValueError(
+            f"--max_prompt_tokens {script_args.max_prompt_tokens} leaves no room in the context "
+            f"of {model_args.base_model} ({context} tokens) for the item and the narrative"
+        )
     encoder = LumenEncoder(tokenizer, vocabulary, with_critiques, script_args.max_prompt_tokens)
     train_examples = training_examples(
         encoder, train_rows, script_args.kinds, history_prefixes=script_args.history_prefixes
@@ -402,7 +408,7 @@ def _hub_id(name: str) -> str | None:
 def _loss_summary(log_history: list[dict]) -> dict[str, float]:
     summary = {}
     for key in ("loss", "text_loss", "item_loss"):
-        values = [entry[key] for entry in log_history if key in entry and "eval_" not in key]
+        values = [entry[key] for entry in log_history if key in entry]
         if values:
             name = "train_loss" if key == "loss" else key
             summary |= {f"first_{name}": values[0], f"last_{name}": values[-1]}

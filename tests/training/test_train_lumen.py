@@ -122,6 +122,18 @@ def test_unknown_kinds_fail_before_any_model_loads(folder, tmp_path, capsys):
     assert "--kinds ['summary']: expected some of" in capsys.readouterr().err
 
 
+def test_a_prompt_budget_over_the_context_is_a_clear_error(folder, tiny_gemma_base, tmp_path,
+                                                           capsys):  # fmt: skip
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "lumen", "--config", TINY, "--dataset_name", str(folder),
+             "--base_model", str(tiny_gemma_base), "--max_prompt_tokens", "5000",
+             "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert "leaves no room in the context" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "lumen-ddp"
