@@ -20,6 +20,7 @@ from regen_models.lumen.data import (
 )
 from regen_models.lumen.modeling_lumen import IGNORE_INDEX, NO_ITEM
 from regen_models.prompts import build_prompt
+from tests.regen_models.test_flare import tiny_vocabulary
 from tests.regen_models.test_prompts import purchase, split_row
 from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
 
@@ -36,17 +37,6 @@ def tokenizer():
 def tiny_lumen(tokenizer, seed: int = 0, **config) -> LumenForCausalLM:
     model = LumenForCausalLM.from_base(tiny_gemma(tokenizer, seed), tokenizer, NUM_ITEMS, **config)
     return model.eval()
-
-
-def tiny_vocabulary(size: int = NUM_ITEMS, category: str = "office"):
-    from regen_dataset.schema import ITEM_FEATURES
-    from regen_models.items import ItemVocabulary
-
-    columns = ITEM_FEATURES.arrow_schema.names
-    rows = [{name: None for name in columns} | {"item_id": f"I{i:03d}"} for i in range(size)]
-    for i, row in enumerate(rows):
-        row["title"] = f"item number {i}"
-    return ItemVocabulary(category, pa.Table.from_pylist(rows, schema=ITEM_FEATURES.arrow_schema))
 
 
 def ids(model, *pieces) -> torch.Tensor:
@@ -310,7 +300,7 @@ def test_round_trip_carries_vocabulary_and_auto_classes(tokenizer, tmp_path):
     model = tiny_lumen(tokenizer, item_embedding_dim=8)
     with pytest.raises(VocabularyMismatchError, match="13 items does not fit this model"):
         model.attach_item_vocabulary(tiny_vocabulary(13))
-    model.attach_item_vocabulary(tiny_vocabulary())
+    model.attach_item_vocabulary(tiny_vocabulary(NUM_ITEMS))
     model.save_pretrained(tmp_path)
     for auto in (AutoModel, AutoModelForCausalLM):
         loaded = auto.from_pretrained(tmp_path).eval()
@@ -325,13 +315,14 @@ PUSH_AND_LOAD = """
 import sys, torch
 from transformers import AutoModel, AutoTokenizer
 import regen_models.lumen
-from tests.regen_models.test_lumen import tiny_lumen, tiny_vocabulary
+from tests.regen_models.test_flare import tiny_vocabulary
+from tests.regen_models.test_lumen import NUM_ITEMS, tiny_lumen
 from tests.tiny_gemma import tiny_tokenizer
 from regen_models.lumen.data import add_item_tokens, ITEM_TOKEN
 tokenizer = tiny_tokenizer()
 add_item_tokens(tokenizer)
 model = tiny_lumen(tokenizer)
-model.attach_item_vocabulary(tiny_vocabulary())
+model.attach_item_vocabulary(tiny_vocabulary(NUM_ITEMS))
 model.push_to_hub(sys.argv[1])
 tokenizer.push_to_hub(sys.argv[1])
 loaded = AutoModel.from_pretrained(sys.argv[1])
