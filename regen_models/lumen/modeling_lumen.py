@@ -357,7 +357,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
         `items` `[batch]` gives the item to write about instead of letting the model pick it
         (the narrative is then about that item). Greedy unless `do_sample` (`temperature`,
         `top_k` apply to the text and to the item). The text head never emits the placeholder,
-        and the switch only once.
+        nor a stop token before the item, and the switch only once.
         """
         config = self.config
         batch = input_ids.shape[0]
@@ -390,6 +390,8 @@ class LumenForCausalLM(LumenPreTrainedModel):
             text_logits = self.text_logits(hidden).float()
             text_logits[:, config.item_token_id] = float("-inf")
             text_logits[state == 2, config.switch_token_id] = float("-inf")
+            if len(stops):  # no end before the item: the target always names one
+                text_logits[(state == 0).nonzero()[:, :1], stops[None]] = float("-inf")
             tokens = _pick(text_logits, do_sample, temperature, top_k, generator)
             late = (state == 0) & torch.tensor(
                 [len(p) >= max_text_before_item for p in prefix], device=device

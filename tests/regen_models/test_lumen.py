@@ -356,3 +356,24 @@ def test_push_to_hub_and_back_with_the_tokenizer(tmp_path):
     assert f"loaded LumenForCausalLM {NUM_ITEMS}" in result.stdout
     expected = {"config.json", "model.safetensors", VOCABULARY_FILE, "tokenizer.json"}
     assert expected <= hub.files.keys()
+
+
+def test_no_end_before_the_item(tokenizer, monkeypatch):
+    """A model that wants to stop at once still names an item first (the switch is forced),
+    then stops: the end of the turn can only come after the item."""
+    model = tiny_lumen(tokenizer)
+    original, stop = model.text_logits, tokenizer.eos_token_id
+
+    def eager_to_stop(hidden):
+        logits = original(hidden).clone()
+        logits[..., stop] += 1e4
+        return logits
+
+    monkeypatch.setattr(model, "text_logits", eager_to_stop)
+    out = model.generate(
+        ids(model, 10, "item", 11), item_ids=torch.tensor([[3]]), stop_token_ids=[stop],
+        max_new_tokens=5, max_text_before_item=2,
+    )  # fmt: skip
+    assert len(out.prefix_ids[0]) == 2 and stop not in out.prefix_ids[0]
+    assert bool(out.forced_switch[0]) and 0 <= int(out.items[0]) < NUM_ITEMS
+    assert out.narrative_ids == [[]]
