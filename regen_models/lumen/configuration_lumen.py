@@ -33,6 +33,10 @@ class LumenConfig(PretrainedConfig):
         item_initializer_range (`float`): standard deviation of the item table at
             initialisation; set to the LM's token embedding spread, so that an item and a word
             enter the model on the same scale.
+        item_logit_scale (`float`): the initial value of the learned factor on the item scores.
+            Set so that the untrained head scores items with a spread of about one (an LM's
+            final hidden states are long: unscaled, random item vectors would give a confident,
+            wrong ranking and a loss far above a uniform guess, whose gradient swamps the rest).
         base_model (`str`): the base LM the model was built from ("embedded", a Hub id or a path).
         category (`str`): the REGEN category whose item vocabulary the model was trained on.
         with_critiques (`bool`): whether its prompts carried the users' critiques.
@@ -54,6 +58,7 @@ class LumenConfig(PretrainedConfig):
         tie_item_head: bool = True,
         item_loss_weight: float = 1.0,
         item_initializer_range: float = 0.02,
+        item_logit_scale: float = 1.0,
         base_model: str | None = None,
         category: str | None = None,
         with_critiques: bool = True,
@@ -78,6 +83,7 @@ class LumenConfig(PretrainedConfig):
         self.tie_item_head = tie_item_head
         self.item_loss_weight = item_loss_weight
         self.item_initializer_range = item_initializer_range
+        self.item_logit_scale = item_logit_scale
         self.base_model = base_model
         self.category = category
         self.with_critiques = with_critiques

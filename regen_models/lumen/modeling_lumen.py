@@ -95,6 +95,7 @@ class LumenItems(nn.Module):
                 nn.Linear(hidden, dim, bias=False) if config.factorised else None
             )
         self.output_bias = nn.Parameter(torch.zeros(config.num_items))
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.item_logit_scale)))
 
     def input_vectors(self, item_ids: torch.Tensor) -> torch.Tensor:
         """`[..., hidden]`: the vectors of `item_ids` in the LM's hidden space (unscaled)."""
@@ -111,7 +112,7 @@ class LumenItems(nn.Module):
             projection = self.output_projection
             query = hidden if projection is None else projection(hidden)
             table = self.output_embeddings.weight
-        return query @ table.T + self.output_bias
+        return self.logit_scale * (query @ table.T) + self.output_bias
 
 
 class LumenPreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
@@ -127,6 +128,7 @@ class LumenPreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
         std = self.config.item_initializer_range
         nn.init.normal_(module.embeddings.weight, mean=0.0, std=std)
         nn.init.zeros_(module.output_bias)
+        nn.init.constant_(module.logit_scale, self.config.item_logit_scale)
         dim = self.config.item_dim
         if module.projection is not None:
             nn.init.normal_(module.projection.weight, mean=0.0, std=dim**-0.5)
@@ -163,13 +165,14 @@ class LumenForCausalLM(LumenPreTrainedModel):
 
         if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
             language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        token_embeddings = language_model.get_input_embeddings().weight
+        spread = float(language_model.get_input_embeddings().weight.detach().float().std())
         config = LumenConfig(
             text_config=language_model.config,
             num_items=num_items,
             item_token_id=tokenizer.convert_tokens_to_ids(ITEM_TOKEN),
             switch_token_id=tokenizer.convert_tokens_to_ids(SWITCH_TOKEN),
-            item_initializer_range=float(token_embeddings.detach().float().std()),
+            item_initializer_range=spread,
+            item_logit_scale=1.0 / max(_hidden_norm(language_model, tokenizer) * spread, 1e-6),
             **config_kwargs,
         )
         return cls(config, language_model)
@@ -433,6 +436,16 @@ class LumenForCausalLM(LumenPreTrainedModel):
             positions = next_position[:, None]
             next_position = next_position + 1
         return LumenGeneration(chosen, chosen_scores, narrative, prefix, forced)
+
+
+@torch.no_grad()
+def _hidden_norm(language_model, tokenizer) -> float:
+    """The mean length of the LM's last hidden states on a short text: what an item vector of
+    spread s is multiplied by when it is scored (a score's spread is length x s)."""
+    probe = tokenizer("A shopper's purchases, oldest first.", return_tensors="pt")["input_ids"]
+    device = language_model.get_input_embeddings().weight.device
+    hidden = language_model.get_decoder()(input_ids=probe.to(device)).last_hidden_state
+    return float(hidden.float().norm(dim=-1).mean())
 
 
 def _positions(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -112,10 +112,11 @@ def test_the_item_loss_reaches_the_item_table_and_the_lm(tokenizer):
 @pytest.mark.parametrize(
     ("dim", "tied", "expected"),
     [
-        (None, True, NUM_ITEMS * 32 + NUM_ITEMS),  # the paper: one table of the hidden size
-        (8, True, NUM_ITEMS * 8 + 8 * 32 + NUM_ITEMS),  # factorised
-        (None, False, 2 * NUM_ITEMS * 32 + NUM_ITEMS),  # a head of its own
-        (8, False, 2 * (NUM_ITEMS * 8 + 8 * 32) + NUM_ITEMS),
+        # the paper: one table of the hidden size (+ a bias per item and the scale)
+        (None, True, NUM_ITEMS * 32 + NUM_ITEMS + 1),
+        (8, True, NUM_ITEMS * 8 + 8 * 32 + NUM_ITEMS + 1),  # factorised
+        (None, False, 2 * NUM_ITEMS * 32 + NUM_ITEMS + 1),  # a head of its own
+        (8, False, 2 * (NUM_ITEMS * 8 + 8 * 32) + NUM_ITEMS + 1),
     ],
 )
 def test_item_table_options(tokenizer, dim, tied, expected):
@@ -125,8 +126,25 @@ def test_item_table_options(tokenizer, dim, tied, expected):
     scores = model.items.scores(hidden)
     if tied:  # the head scores against the very vectors the input reads
         vectors = model.items.input_vectors(torch.arange(NUM_ITEMS))
-        assert torch.allclose(scores, hidden @ vectors.T + model.items.output_bias, atol=1e-5)
+        expected = model.items.logit_scale * (hidden @ vectors.T) + model.items.output_bias
+        assert torch.allclose(scores, expected, atol=1e-5)
     assert scores.shape == (3, NUM_ITEMS)
+
+
+def test_the_untrained_item_head_is_about_as_unsure_as_a_uniform_guess(tokenizer):
+    """Scaled to the LM's hidden length, random item vectors give scores of spread about one:
+    the first item loss is near log(items), not a confident, wrong ranking. (An LM whose last
+    hidden states are long, as Gemma's are: its final norm multiplies them by 20 here.)"""
+    import math
+
+    language_model = tiny_gemma(tokenizer)
+    with torch.no_grad():
+        language_model.model.norm.weight.fill_(19.0)  # Gemma's norm multiplies by 1 + weight
+    model = LumenForCausalLM.from_base(language_model, tokenizer, NUM_ITEMS).eval()
+    out = model(**joint_batch(model))
+    assert math.log(NUM_ITEMS) - 1 < float(out.item_loss) < math.log(NUM_ITEMS) + 2
+    spread = model.item_logits(out.hidden_states[0]).std(dim=-1)
+    assert bool(((spread > 0.3) & (spread < 3)).all()), spread
 
 
 def test_recommend_scores_the_catalog_in_one_pass_and_ignores_padding(tokenizer):
