@@ -73,6 +73,8 @@ KIND_REQUESTS = {
 assert set(KIND_REQUESTS) == set(NARRATIVE_KINDS)
 
 HEADER = "A shopper's purchases, oldest first, one START ... END block each."
+# The task line when the model itself names the next item (LUMEN): the prompt has no next item.
+NAME_NEXT_ITEM = "Task: name the item this shopper buys next"
 
 TokenCounter = Callable[[str], int]
 
@@ -118,7 +120,7 @@ class Prompt:
     """A prompt and what its token budget cost: how many purchases it shows and how many it cut."""
 
     text: str
-    kind: str
+    kind: str | None
     user_id: str
     purchases_kept: int
     purchases_dropped: int
@@ -182,9 +184,11 @@ def _item_lines(item: ItemTexts) -> list[str]:
     ]
 
 
-def purchase_block(purchase: Mapping, with_critiques: bool) -> str:
-    """One purchase of the history as a START ... END block."""
-    lines = ["START", *_item_lines(ItemTexts.from_mapping(purchase))]
+def purchase_block(purchase: Mapping, with_critiques: bool, item_marker: str | None = None) -> str:
+    """One purchase of the history as a START ... END block (opening with `ID: item_marker`
+    where a marker is given: LUMEN puts the item's own embedding there)."""
+    lines = ["START", *([f"ID: {item_marker}"] if item_marker else [])]
+    lines += _item_lines(ItemTexts.from_mapping(purchase))
     if purchase.get("rating") is not None:
         lines.append(f"Rating: {purchase['rating']} of 5")
     review = _review(purchase.get("review_title"), purchase.get("review_text"))
@@ -206,26 +210,34 @@ def _review(title: str | None, text: str | None) -> str:
     return title or text
 
 
-def _closing(item: ItemTexts, kind: str, critique: str | None, with_critiques: bool) -> str:
+def _closing(
+    item: ItemTexts | None, kind: str | None, critique: str | None, with_critiques: bool
+) -> str:
     lines = []
     if with_critiques and critique and critique.strip():
         lines.append(
             f"What the shopper asked for next: {clip(critique, FIELD_CHARACTERS['critique'])}"
         )
-    lines += ["Next item:", *_item_lines(item), f"Task: write {KIND_REQUESTS[kind]}."]
+    if item is not None:
+        lines += ["Next item:", *_item_lines(item), f"Task: write {KIND_REQUESTS[kind]}."]
+    elif kind is None:
+        lines.append(NAME_NEXT_ITEM + ".")
+    else:
+        lines.append(f"{NAME_NEXT_ITEM}, then write {KIND_REQUESTS[kind]}.")
     return "\n".join(lines)
 
 
 def build_prompt(
     history: Sequence[Mapping],
-    item: ItemTexts | Mapping,
-    kind: str,
+    item: ItemTexts | Mapping | None,
+    kind: str | None,
     *,
     critique: str | None = None,
     with_critiques: bool = True,
     user_id: str = "",
     count_tokens: TokenCounter | None = None,
     max_tokens: int | None = None,
+    item_marker: str | None = None,
 ) -> Prompt:
     """The prompt asking for narrative `kind` about `item` after the purchases in `history`.
 
@@ -234,17 +246,24 @@ def build_prompt(
     system); `critique` the row's critique (what the user asked for after the last purchase).
     `with_critiques=False` (the `_no_critique` configs) leaves every critique out. With
     `count_tokens` and `max_tokens`, the oldest purchases are dropped until the prompt fits.
+
+    For a model that names the next item itself (LUMEN), `item` is None: the task line asks for
+    the next item, then for the narrative of `kind` (None: the item only), and `item_marker` (a
+    placeholder token) opens every purchase block as `ID: <marker>`; the kept purchases are the
+    newest `purchases_kept`, one marker each, in order.
     """
-    if kind not in KIND_REQUESTS:
+    if kind is None and item is not None:
+        raise ValueError("a prompt about a given item needs a narrative kind")
+    if kind is not None and kind not in KIND_REQUESTS:
         raise ValueError(f"unknown narrative kind {kind!r}; expected one of {NARRATIVE_KINDS}")
     if not history:
         raise EmptyHistoryError(
             f"user {user_id or '(no id)'} has an empty history: a narrative prompt needs at "
             "least one earlier purchase"
         )
-    if not isinstance(item, ItemTexts):
+    if item is not None and not isinstance(item, ItemTexts):
         item = ItemTexts.from_mapping(item)
-    blocks = [purchase_block(purchase, with_critiques) for purchase in history]
+    blocks = [purchase_block(purchase, with_critiques, item_marker) for purchase in history]
     closing = _closing(item, kind, critique, with_critiques)
 
     def render(kept: Sequence[str]) -> str:

@@ -19,7 +19,11 @@ from regen_dataset import cli as dataset_cli
 from training import demo, evaluate, predict
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
-TRAINERS = {"flare": "training.train_flare", "narrator": "training.train_narrator"}
+TRAINERS = {
+    "flare": "training.train_flare",
+    "lumen": "training.train_lumen",
+    "narrator": "training.train_narrator",
+}
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -72,7 +72,38 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
     }
 
 
-PREDICTORS: dict[str, Callable] = {"flare": predict_flare}
+def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
+    """The full-catalog ranking, and per trained narrative kind the text LUMEN writes about its
+    own top item (the first of that ranking)."""
+    from regen_dataset.schema import config_has_critiques
+    from regen_models.items import ItemVocabulary
+    from regen_models.lumen.recommender import Lumen
+
+    lumen = Lumen.from_pretrained(model_dir)
+    lumen.vocabulary.check_matches(
+        ItemVocabulary.from_dataset(dataset_name, config_name),
+        mine=f"checkpoint {model_dir}",
+        theirs=f"dataset {dataset_name} ({config_name})",
+    )
+    with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
+    batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
+    rankings = lumen.rank(
+        rows, top_k=args.top_k, batch_size=batch_size, with_critiques=with_critiques
+    )
+    top_items = [ranking.item_ids[0] for ranking in rankings]
+    narratives = {
+        kind: [
+            written.text
+            for written in lumen.write(
+                rows, kind, item_ids=top_items, batch_size=batch_size, with_critiques=with_critiques
+            )
+        ]
+        for kind in lumen.config.kinds
+    }
+    return {"ranked_items": [ranking.item_ids for ranking in rankings], "narratives": narratives}
+
+
+PREDICTORS: dict[str, Callable] = {"flare": predict_flare, "lumen": predict_lumen}
 
 
 def model_type(model_dir: str) -> str:

@@ -1,0 +1,155 @@
+"""`Lumen`: a trained LUMEN checkpoint with its tokenizer and item vocabulary, on split rows.
+
+    lumen = Lumen.from_pretrained("checkpoints/lumen-office")
+    rankings = lumen.rank(rows, top_k=10)                    # full catalog, one pass per batch
+    written = lumen.write(rows, kind="purchase_reason")      # the item it names, then its text
+    about_top = lumen.write(rows, kind="purchase_reason",    # a narrative about a given item
+                            item_ids=[r.item_ids[0] for r in rankings])
+
+Rows are split rows or plain dicts with `user_id`, `history` and `critique` (what `regen predict`,
+the evaluation and the Space pass).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from regen_models.items import VOCABULARY_FILE
+from regen_models.lumen.data import LumenCollator, LumenEncoder
+from regen_models.lumen.modeling_lumen import LumenForCausalLM
+from regen_models.narrator import formatting
+
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+@dataclass
+class LumenRanking:
+    user_id: str
+    item_ids: list[str]
+    scores: list[float]
+
+
+@dataclass
+class LumenWriting:
+    user_id: str
+    item_id: str
+    text: str
+    forced_switch: bool  # the model had not switched to the item vocabulary by itself
+
+
+class Lumen:
+    def __init__(self, model: LumenForCausalLM, tokenizer):
+        if model.item_vocabulary is None:
+            raise FileNotFoundError(f"this LUMEN model has no item vocabulary ({VOCABULARY_FILE})")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.vocabulary = model.item_vocabulary
+        pad = tokenizer.pad_token_id
+        self.collate = LumenCollator(tokenizer.eos_token_id if pad is None else pad, "left")
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, dtype=None) -> Lumen:
+        from transformers import AutoTokenizer
+
+        model = LumenForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        return cls(model, AutoTokenizer.from_pretrained(path))
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def encoder(self, with_critiques: bool | None = None) -> LumenEncoder:
+        use = self.config.with_critiques if with_critiques is None else with_critiques
+        return LumenEncoder(self.tokenizer, self.vocabulary, use, self.config.max_prompt_tokens)
+
+    def _batches(self, examples, batch_size: int):
+        device = next(self.model.parameters()).device
+        for start in range(0, len(examples), batch_size):
+            batch = self.collate(examples[start : start + batch_size])
+            batch.pop("targets", None)
+            yield start, {key: value.to(device) for key, value in batch.items()}
+
+    def rank(
+        self,
+        rows: Sequence[Mapping],
+        top_k: int = 10,
+        *,
+        batch_size: int = 8,
+        with_critiques: bool | None = None,
+    ) -> list[LumenRanking]:
+        """The `top_k` items per row, best first, scored over the whole catalog."""
+        encoder = self.encoder(with_critiques)
+        examples = [encoder.ranking_example(row) for row in rows]
+        ids = self.vocabulary.item_ids
+        out = []
+        for start, batch in self._batches(examples, batch_size):
+            scores, top = self.model.recommend(top_k=top_k, **batch)
+            for offset, (row_scores, row_items) in enumerate(zip(scores, top, strict=True)):
+                out.append(
+                    LumenRanking(
+                        examples[start + offset].user_id,
+                        [ids[i] for i in row_items.tolist()],
+                        row_scores.tolist(),
+                    )
+                )
+        return out
+
+    def write(
+        self,
+        rows: Sequence[Mapping],
+        kind: str,
+        *,
+        item_ids: Sequence[str] | None = None,
+        batch_size: int = 4,
+        max_new_tokens: int | None = None,
+        with_critiques: bool | None = None,
+        do_sample: bool = False,
+        **sampling,
+    ) -> list[LumenWriting]:
+        """Per row, the item LUMEN names (or `item_ids[i]`, when given) and its narrative of
+        `kind` about that item."""
+        if self.config.kinds and kind not in self.config.kinds:
+            raise ValueError(
+                f"this LUMEN model was trained for {self.config.kinds}, not for {kind!r}"
+            )
+        encoder = self.encoder(with_critiques)
+        examples = [encoder.generation_example(row, kind) for row in rows]
+        forced_items = None
+        if item_ids is not None:
+            forced_items = torch.tensor(
+                [
+                    self.vocabulary.index(i, f"item to write about, row {n}")
+                    for n, i in enumerate(item_ids)
+                ]  # fmt: skip
+            )
+        limit = max_new_tokens or self.config.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS)
+        stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
+        ids = self.vocabulary.item_ids
+        out = []
+        for start, batch in self._batches(examples, batch_size):
+            items = None
+            if forced_items is not None:
+                items = forced_items[start : start + len(batch["input_ids"])]
+            generated = self.model.generate(
+                **batch,
+                stop_token_ids=stops,
+                max_new_tokens=limit,
+                items=items,
+                do_sample=do_sample,
+                **sampling,
+            )
+            for offset, narrative in enumerate(generated.narrative_ids):
+                text = self.tokenizer.decode(narrative, skip_special_tokens=True).strip()
+                out.append(
+                    LumenWriting(
+                        examples[start + offset].user_id,
+                        ids[int(generated.items[offset])],
+                        text.removeprefix("Text:").strip(),
+                        bool(generated.forced_switch[offset]),
+                    )
+                )
+        return out
