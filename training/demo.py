@@ -37,10 +37,28 @@ def add_parser(subparsers) -> None:
         "demo", help="build, load and describe REGEN from the shipped samples"
     )
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
-    parser.set_defaults(func=lambda args: run_demo(args.out))
+    parser.add_argument(
+        "--hybrid-users",
+        type=int,
+        default=HYBRID_USERS,
+        help="test users the hybrid writes narratives for (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--narrator-max-steps",
+        type=int,
+        default=None,
+        help="training steps of the narrator (default: the cpu recipe's)",
+    )
+    parser.set_defaults(
+        func=lambda args: run_demo(args.out, args.hybrid_users, args.narrator_max_steps)
+    )
 
 
-def run_demo(out: str | os.PathLike = "demo_out") -> None:
+def run_demo(
+    out: str | os.PathLike = "demo_out",
+    hybrid_users: int = HYBRID_USERS,
+    narrator_max_steps: int | None = None,
+) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     folder = out / "regen"
@@ -79,14 +97,14 @@ def run_demo(out: str | os.PathLike = "demo_out") -> None:
     print(run_table(folder, "test", runs, str(out / "eval"), overwrite=True))
     print(f"\ntable, results and plots: {out / 'eval'}")
 
-    run_hybrid(out)
+    run_hybrid(out, hybrid_users, narrator_max_steps)
     print(
         "The samples are SYNTHETIC: use Google's files for real numbers "
         "(regen dataset build --source path/to/REGEN)."
     )
 
 
-def run_hybrid(out: Path) -> None:
+def run_hybrid(out: Path, hybrid_users: int, narrator_max_steps: int | None) -> None:
     users = out / "regen-users"
     print(f"\n== The hybrid system: a user-disjoint build of the office sample in {users}")
     build_folder(
@@ -98,12 +116,13 @@ def run_hybrid(out: Path) -> None:
     )
     narrator = out / "checkpoints" / "narrator-office"
     print("\n== Narrator: LoRA on the embedded Gemma 3 270M (cpu recipe) on its training users")
+    steps = [] if narrator_max_steps is None else ["--max_steps", str(narrator_max_steps)]
     train_narrator.run(
         ["--config", str(NARRATOR_RECIPE), "--dataset_name", str(users), "--dataset_config",
-         "office", "--output_dir", str(narrator), "--kinds", *HYBRID_KINDS]
+         "office", "--output_dir", str(narrator), "--kinds", *HYBRID_KINDS, *steps]
     )  # fmt: skip
     print(
-        f"\n== Hybrid (FLARE + narrator) on the first {HYBRID_USERS} test users, "
+        f"\n== Hybrid (FLARE + narrator) on the first {hybrid_users} test users, "
         f"{' and '.join(HYBRID_KINDS)}"
     )
     runs = []
@@ -113,14 +132,14 @@ def run_hybrid(out: Path) -> None:
         predict.main(
             ["--model", str(out / "checkpoints" / f"flare-{config}"), "--narrator",
              str(narrator), "--dataset_name", str(users), "--dataset_config", config,
-             "--split", "test", "--limit", str(HYBRID_USERS), "--out", path]
+             "--split", "test", "--limit", str(hybrid_users), "--out", path]
         )  # fmt: skip
         runs.append(("hybrid", config, path))
     table = run_table(
-        users, "test", runs, str(out / "eval-hybrid"), overwrite=True, first=HYBRID_USERS
+        users, "test", runs, str(out / "eval-hybrid"), overwrite=True, first=hybrid_users
     )
     print(table)
     print(
-        f"\nText scores cover {HYBRID_USERS} users, the ranking scores of that table too; "
+        f"\nText scores cover {hybrid_users} users, the ranking scores of that table too; "
         f"table, results and plots: {out / 'eval-hybrid'}"
     )
