@@ -108,3 +108,28 @@ def write_model_card(
         lines += ["## Limitations", "", *[f"- {item}" for item in limitations], ""]
     lines += ["## Citation", "", "```bibtex", CITATION, "```", ""]
     write_text(os.path.join(folder, "README.md"), "\n".join(lines))
+
+
+# The training arguments a model card records (those a reader needs to repeat the run).
+TRAINING_SUMMARY_KEYS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_steps",
+    "eval_strategy",
+    "eval_steps",
+    "seed",
+)
+
+
+def training_summary(args) -> dict:
+    return {key: getattr(args, key) for key in TRAINING_SUMMARY_KEYS}
+
+
+def recipe_of(argv: list[str]) -> str | None:
+    """The `--config RECIPE.yaml` of a training command line, for its model card."""
+    return argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None

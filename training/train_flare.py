@@ -36,7 +36,7 @@ from regen_models.flare.data import (
 )
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary, content_vectors, load_encoder
 from regen_models.metrics import ranking_metrics, target_ranks
-from training.model_card import write_model_card
+from training.model_card import recipe_of, training_summary, write_model_card
 
 
 @dataclass
@@ -234,7 +234,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             arguments={
                 "script": asdict(script_args),
                 "model": asdict(model_args),
-                "training": _training_summary(training_args),
+                "training": training_summary(training_args),
             },
             metrics={key.removeprefix("eval_"): value for key, value in metrics.items()},
             metrics_split=script_args.dataset_test_split,
@@ -258,27 +258,10 @@ def _dimension(encoder) -> int:
     return int(encoder.get_sentence_embedding_dimension())
 
 
-def _training_summary(args: TrainingArguments) -> dict:
-    keys = (
-        "learning_rate",
-        "num_train_epochs",
-        "max_steps",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "weight_decay",
-        "warmup_steps",
-        "eval_strategy",
-        "eval_steps",
-        "seed",
-    )
-    return {key: getattr(args, key) for key in keys}
-
-
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
     script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
-    return main(script_args, model_args, training_args, recipe)
+    return main(script_args, model_args, training_args, recipe_of(argv))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from regen_models.metrics import ranking_metrics, target_ranks
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
 from regen_models.narrator.loading import base_model_name, load_base
-from training.model_card import write_model_card
+from training.model_card import recipe_of, training_summary, write_model_card
 
 
 @dataclass
@@ -324,7 +324,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             arguments={
                 "script": asdict(script_args),
                 "model": asdict(model_args),
-                "training": _training_summary(training_args),
+                "training": training_summary(training_args),
             },
             metrics={**table, **losses},
             metrics_split=script_args.dataset_test_split,
@@ -419,25 +419,10 @@ def _first(split, count: int | None):
     return split if count is None else split.select(range(min(count, len(split))))
 
 
-def _training_summary(args) -> dict:
-    keys = (
-        "learning_rate",
-        "lr_scheduler_type",
-        "num_train_epochs",
-        "max_steps",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "eval_steps",
-        "seed",
-    )
-    return {key: getattr(args, key) for key in keys}
-
-
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
     script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
-    return main(script_args, model_args, training_args, recipe)
+    return main(script_args, model_args, training_args, recipe_of(argv))
 
 
 if __name__ == "__main__":
