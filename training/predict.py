@@ -24,17 +24,23 @@ from regen_dataset.schema import NARRATIVE_KINDS
 from regen_models.predictions import write_predictions
 
 
-def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
-    from regen_dataset.schema import config_has_critiques
-    from regen_models.flare.ranking import FlareRanker
+def check_vocabulary(vocabulary, model_dir: str, dataset_name: str, config_name: str) -> None:
+    """Refuse a checkpoint whose item vocabulary is not the dataset's (shifted item ids)."""
     from regen_models.items import ItemVocabulary
 
-    ranker = FlareRanker.from_pretrained(model_dir)
-    ranker.vocabulary.check_matches(
+    vocabulary.check_matches(
         ItemVocabulary.from_dataset(dataset_name, config_name),
         mine=f"checkpoint {model_dir}",
         theirs=f"dataset {dataset_name} ({config_name})",
     )
+
+
+def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
+    from regen_dataset.schema import config_has_critiques
+    from regen_models.flare.ranking import FlareRanker
+
+    ranker = FlareRanker.from_pretrained(model_dir)
+    check_vocabulary(ranker.vocabulary, model_dir, dataset_name, config_name)
     ranked = ranker.rank(
         rows,
         top_k=args.top_k,
@@ -48,14 +54,9 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
     """FLARE's ranking and the narrator's narratives about its top item (or the target)."""
     from regen_dataset.schema import config_has_critiques
     from regen_models.hybrid import HybridSystem
-    from regen_models.items import ItemVocabulary
 
     hybrid = HybridSystem.from_pretrained(model_dir, args.narrator, args.base_model)
-    hybrid.ranker.vocabulary.check_matches(
-        ItemVocabulary.from_dataset(dataset_name, config_name),
-        mine=f"checkpoint {model_dir}",
-        theirs=f"dataset {dataset_name} ({config_name})",
-    )
+    check_vocabulary(hybrid.ranker.vocabulary, model_dir, dataset_name, config_name)
     outputs = hybrid(
         rows,
         kinds=args.kinds,
@@ -76,15 +77,10 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
     """The full-catalog ranking, and per trained narrative kind the text LUMEN writes about its
     own top item (the first of that ranking)."""
     from regen_dataset.schema import config_has_critiques
-    from regen_models.items import ItemVocabulary
     from regen_models.lumen.recommender import Lumen
 
     lumen = Lumen.from_pretrained(model_dir)
-    lumen.vocabulary.check_matches(
-        ItemVocabulary.from_dataset(dataset_name, config_name),
-        mine=f"checkpoint {model_dir}",
-        theirs=f"dataset {dataset_name} ({config_name})",
-    )
+    check_vocabulary(lumen.vocabulary, model_dir, dataset_name, config_name)
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
     batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
     rankings = lumen.rank(
