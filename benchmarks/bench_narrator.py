@@ -8,7 +8,7 @@
 
     # quality on SYNTHETIC office users: the narrator after the cpu recipe (or --max-steps more),
     # the untuned base model and the nearest-neighbour baseline, on the first --users test users
-    python benchmarks/bench_narrator.py quality --users 20 --max-steps 200
+    python benchmarks/bench_narrator.py quality --users 8 --max-steps 200
 
 All on the embedded Gemma 3 270M on CPU. Results go to `bench_out/narrator/*.json` and are
 printed as Markdown.
@@ -192,7 +192,8 @@ def quality(args) -> None:
     train_narrator.run(
         ["--config", str(CPU_RECIPE), "--dataset_name", str(folder), "--dataset_config",
          "office", "--output_dir", str(adapter), "--max_steps", str(args.max_steps),
-         "--eval_steps", str(args.max_steps)]
+         "--eval_steps", str(args.max_steps), "--learning_rate", str(args.learning_rate),
+         "--kinds", *args.kinds]
     )  # fmt: skip
     test = datasets.load_dataset(str(folder), "office", split="test").select(range(args.users))
     narrator = Narrator.from_pretrained(adapter)
@@ -229,7 +230,17 @@ def quality(args) -> None:
         first=args.users,
         log=lambda _: None,
     )
-    _save("quality", {"users": args.users, "max_steps": args.max_steps, "seconds": timings})
+    _save(
+        "quality",
+        {
+            "users": args.users,
+            "max_steps": args.max_steps,
+            "learning_rate": args.learning_rate,
+            "kinds": args.kinds,
+            "seconds": timings,
+            "table": table,
+        },
+    )
     print(table)
 
 
@@ -266,6 +277,11 @@ def main() -> None:
     good = commands.add_parser("quality")
     good.add_argument("--users", type=int, default=20)
     good.add_argument("--max-steps", type=int, default=200)
+    good.add_argument("--learning-rate", type=float, default=1e-4, help="the cpu recipe's")
+    good.add_argument(
+        "--kinds", nargs="+", default=["purchase_reason", "product_endorsement"],
+        help="narrative kinds to train on and score (the demo's two by default)",
+    )  # fmt: skip
     good.set_defaults(func=quality)
     args = parser.parse_args()
     args.func(args)
