@@ -45,8 +45,7 @@ import torch
 from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS, config_category
-from regen_models.fusion import ADAPTERS, SIGNALS, FusionForCausalLM
-from regen_models.fusion import wals
+from regen_models.fusion import ADAPTERS, SIGNALS, FusionForCausalLM, wals
 from regen_models.fusion.configuration_fusion import check_signals
 from regen_models.fusion.data import FusionCollator, FusionEncoder, item_content_table
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary
