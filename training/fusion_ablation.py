@@ -128,7 +128,7 @@ def plot_shares(shares: dict[str, dict], path: Path, title: str | None) -> None:
         )
         axis.legend(fontsize=8)
     fig.suptitle(
-        "Relative contribution of the projected CF and content parts to the soft tokens"
+        "Share of each soft token's projected norm: CF vs content"
         + (f"\n{title}" if title else ""),
         color="tab:red" if title else "black",
     )

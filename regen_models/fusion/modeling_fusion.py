@@ -199,6 +199,9 @@ class FusionForCausalLM(FusionPreTrainedModel):
                 raise ValueError(f"signals {config.signals!r} need the content vectors")
             config.content_dim = int(content_vectors.shape[1])
         model = cls(config, language_model)
+        # transformers initialises only the weights from_pretrained finds missing; a new adapter
+        # starts from its own scheme (the wrapped LM keeps its weights).
+        model._init_weights(model.adapter)
         model.fill_tables(cf_factors, content_vectors)
         return model
 
