@@ -28,6 +28,8 @@ import numpy as np
 from regen_dataset.files import atomic_path, write_json, write_text
 from regen_models.predictions import read_predictions, write_predictions
 
+# The sentence encoder of the similarity metric (None: regen_models.metrics' default).
+DEFAULT_ENCODER = None
 VARIANTS = {"cf": "CF", "content": "Content", "both": "CF + Content"}
 METRIC_NAMES = {"BLEU": "BLEU", "ROUGE": "ROUGE-LSum", "SemSim": "Similarity"}
 
@@ -249,6 +251,7 @@ def _ablation(args) -> None:
         first=args.first,
         train_args=extra,
         batch_size=args.batch_size,
+        encoder=DEFAULT_ENCODER,
     )
     print(text)
     print(f"\nwritten: {args.out}/table.md, results.json, figure6.png")
