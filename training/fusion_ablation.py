@@ -47,12 +47,15 @@ def train_variant(
     return checkpoint
 
 
-def predict_variant(checkpoint: Path, rows, path: Path, batch_size: int) -> dict[str, list[str]]:
+def predict_variant(
+    checkpoint: Path, rows, path: Path, batch_size: int, max_new_tokens: int | None = None
+) -> dict[str, list[str]]:
     from regen_models.fusion.narrator import FusionNarrator
 
     narrator = FusionNarrator.from_pretrained(checkpoint)
     narratives = {
-        kind: narrator.write(rows, kind, batch_size=batch_size) for kind in narrator.kinds
+        kind: narrator.write(rows, kind, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        for kind in narrator.kinds
     }
     write_predictions(path, rows["user_id"], narratives=narratives)
     return narratives
@@ -151,6 +154,7 @@ def run_ablation(
     train_args: list[str] = (),
     encoder=None,
     batch_size: int = 8,
+    max_new_tokens: int | None = None,
     log=print,
 ) -> str:
     from regen_models.items import catalog_item_ids
@@ -183,7 +187,7 @@ def run_ablation(
             log(f"== {config}: training the {VARIANTS[signals]} variant")
             checkpoint = train_variant(dataset, config, signals, recipe, out, list(train_args))
             path = out / "predictions" / config / f"fusion-{signals}.jsonl"
-            predict_variant(checkpoint, rows, path, batch_size)
+            predict_variant(checkpoint, rows, path, batch_size, max_new_tokens)
             results[signals] = evaluate_run(rows, read_predictions(path), catalog, encoder, cache)
             runs[signals] = {"checkpoint": str(checkpoint), "predictions": str(path)}
         shares[config] = signal_shares(out / "checkpoints" / config / "both")
@@ -232,6 +236,13 @@ def add_parser(commands) -> None:
     parser.add_argument("--base_model", "--base-model", default=None, help="overrides the recipe's")
     parser.add_argument("--max_steps", "--max-steps", type=int, default=None)
     parser.add_argument("--batch_size", "--batch-size", type=int, default=8, help="generation")
+    parser.add_argument(
+        "--max_new_tokens",
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="narrative length limit (default: each kind's, recorded in training)",
+    )
     parser.add_argument("--out", default="eval_out/fusion-ablation")
     parser.set_defaults(func=_ablation)
 
@@ -251,6 +262,7 @@ def _ablation(args) -> None:
         first=args.first,
         train_args=extra,
         batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
         encoder=DEFAULT_ENCODER,
     )
     print(text)

@@ -123,7 +123,7 @@ def test_ablation_prints_its_table_and_draws_its_plot(folder, tiny_gemma_base, t
     cli.main(
         ["eval", "fusion-ablation", "--dataset", str(folder), "--config", "office",
          "--recipe", TINY, "--base_model", str(tiny_gemma_base), "--max_steps", "1",
-         "--first", "2", "--out", str(out)]
+         "--first", "2", "--max_new_tokens", "8", "--out", str(out)]
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert "| Output feature (office) | Metric | CF | Content | CF + Content |" in printed
