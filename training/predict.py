@@ -116,7 +116,7 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
 PREDICTORS: dict[str, Callable] = {
     "flare": predict_flare,
     "lumen": predict_lumen,
-    "regen_fusion": predict_fusion,
+    "fusion": predict_fusion,
 }
 
 
@@ -140,7 +140,7 @@ def predict(args) -> str:
         raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
     if args.narrator is None and args.narrate_target:
         raise ValueError("--narrate-target needs --narrator ADAPTER")
-    if args.narrator is None and args.kinds and kind != "regen_fusion":
+    if args.narrator is None and args.kinds and kind != "fusion":
         raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:

@@ -59,7 +59,7 @@ class FusionConfig(PretrainedConfig):
         max_new_tokens (`dict[str, int]`): the narrative length budget per kind.
     """
 
-    model_type = "regen_fusion"
+    model_type = "fusion"
     sub_configs = {"text_config": AutoConfig}
 
     def __init__(

@@ -233,7 +233,7 @@ def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
     assert example["item_ids"] == [1, 2, 3] and prompt[0] != tokenizer.bos_token_id
     batch = FusionCollator(tokenizer.pad_token_id)([example])
     loss = model(**batch).loss
-    assert loss.requires_grad and float(loss) > 0
+    assert loss.requires_grad and float(loss.detach()) > 0
     # Greedy decoding picks the argmax of the same logits the forward pass gives.
     generation = FusionCollator(tokenizer.pad_token_id)(
         [encoder.generation_example(seq_row("A", [1, 2, 3]), "purchase_reason")]

@@ -49,7 +49,7 @@ def test_checkpoint_folder_and_card(trained):
                  "tokenizer.json", "README.md"):  # fmt: skip
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["model_type"] == "regen_fusion" and config["num_items"] == 93
+    assert config["model_type"] == "fusion" and config["num_items"] == 93
     assert config["signals"] == "both" and config["adapter"] == "linear"
     assert config["cf_dim"] == 16 and config["content_dim"] == 384
     assert config["kinds"] == ["purchase_reason", "user_summary_brief"]
