@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from transformers import AutoModel
 
 from regen_models.fusion import FusionForCausalLM
@@ -142,3 +143,20 @@ def test_ablation_prints_its_table_and_draws_its_plot(folder, tiny_gemma_base, t
             "purchase_reason",
             "user_summary_brief",
         }
+
+
+def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(folder, tiny_gemma_base, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "frozen"
+    train_fusion.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--base_model", str(tiny_gemma_base),
+         "--lm_tuning", "frozen", "--signals", "cf", "--adapter", "mlp", "--max_steps", "2",
+         "--eval_strategy", "no", "--output_dir", str(out)]
+    )  # fmt: skip
+    model = FusionForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_gemma_base).state_dict()
+    lm = model.language_model.state_dict()
+    assert all(torch.equal(lm[name], base[name]) for name in base)
+    assert model.config.signals == "cf" and not hasattr(model.inputs, "content_vectors")
+    assert len(model.adapter.layers) == 3
