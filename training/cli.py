@@ -4,6 +4,7 @@ regen dataset build --source REGEN/ --out regen     # release files -> load_data
 regen dataset report --folder regen                 # statistics and a plot
 regen train flare --dataset_name regen --dataset_config office --output_dir ckpt [--config R.yaml]
 regen train narrator --dataset_name regen-users --dataset_config office --output_dir adapter
+regen train fusion --dataset_name regen-users --dataset_config office --output_dir ckpt
 regen predict --model ckpt --dataset_name regen --dataset_config office --split test --out p.jsonl
 regen eval --dataset regen --split test --run NAME office p.jsonl --out eval
 regen demo                                          # the main job on embedded defaults
@@ -21,6 +22,7 @@ from training import demo, evaluate, predict
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
     "flare": "training.train_flare",
+    "fusion": "training.train_fusion",
     "lumen": "training.train_lumen",
     "narrator": "training.train_narrator",
 }

@@ -8,6 +8,7 @@
 
     regen eval baselines --dataset regen --config office --out preds   # write baseline predictions
     regen eval rater --dataset regen --config office --out eval_out     # auto-rater score plots
+    regen eval fusion-ablation --dataset regen-users --config office    # see fusion_ablation.py
 
 The table follows Table 4 of "REGEN: A Dataset and Benchmarks with Natural Language Critiques and
 Narratives" (Su et al., 2025): a block per condition (history only, history + critique), the
@@ -571,6 +572,10 @@ def add_parser(subparsers) -> None:
     rater.add_argument("--config", default="office")
     rater.add_argument("--out", default="eval_out")
     rater.set_defaults(func=_rater)
+
+    from training import fusion_ablation  # it imports this module: imported here, not on top
+
+    fusion_ablation.add_parser(commands)
 
 
 def _table(args) -> None:

@@ -99,7 +99,25 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
     return {"ranked_items": [ranking.item_ids for ranking in rankings], "narratives": narratives}
 
 
-PREDICTORS: dict[str, Callable] = {"flare": predict_flare, "lumen": predict_lumen}
+def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
+    """Per trained narrative kind, the fusion narrator's text about each row's target (it
+    ranks nothing: the file holds narratives only)."""
+    from regen_models.fusion.narrator import FusionNarrator
+
+    narrator = FusionNarrator.from_pretrained(model_dir)
+    check_vocabulary(narrator.vocabulary, model_dir, dataset_name, config_name)
+    kinds = args.kinds or narrator.kinds
+    batch_size = args.generation_batch_size
+    return {
+        "narratives": {kind: narrator.write(rows, kind, batch_size=batch_size) for kind in kinds}
+    }
+
+
+PREDICTORS: dict[str, Callable] = {
+    "flare": predict_flare,
+    "lumen": predict_lumen,
+    "fusion": predict_fusion,
+}
 
 
 def model_type(model_dir: str) -> str:
@@ -120,8 +138,10 @@ def predict(args) -> str:
     kind = model_type(args.model)
     if args.narrator and kind != "flare":
         raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
-    if args.narrator is None and (args.kinds or args.narrate_target):
-        raise ValueError("--kinds and --narrate-target need --narrator ADAPTER")
+    if args.narrator is None and args.narrate_target:
+        raise ValueError("--narrate-target needs --narrator ADAPTER")
+    if args.narrator is None and args.kinds and kind != "fusion":
+        raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))

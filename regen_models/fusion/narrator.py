@@ -1,0 +1,90 @@
+"""`FusionNarrator`: a trained fusion checkpoint with its tokenizer, writing narratives for rows.
+
+narrator = FusionNarrator.from_pretrained("checkpoints/fusion-office")
+texts = narrator.write(rows, "purchase_reason")   # rows: split rows (history and target)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from regen_models.fusion.data import FusionCollator, FusionEncoder
+from regen_models.fusion.modeling_fusion import FusionForCausalLM
+from regen_models.narrator import formatting
+
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+class FusionNarrator:
+    def __init__(self, model: FusionForCausalLM, tokenizer):
+        if model.item_vocabulary is None:
+            raise ValueError("a fusion checkpoint needs its item vocabulary to read rows")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.encoder = FusionEncoder(
+            tokenizer, model.item_vocabulary, model.config.max_interactions
+        )
+        pad = tokenizer.pad_token_id
+        self.collator = FusionCollator(pad if pad is not None else tokenizer.eos_token_id)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike, *, dtype=None, device: str | None = None
+    ) -> FusionNarrator:
+        from transformers import AutoTokenizer
+
+        model = FusionForCausalLM.from_pretrained(os.fspath(path), dtype=dtype or torch.float32)
+        if device:
+            model.to(device)
+        return cls(model, AutoTokenizer.from_pretrained(os.fspath(path)))
+
+    @property
+    def vocabulary(self):
+        return self.model.item_vocabulary
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self.model.config.kinds)
+
+    def max_new_tokens(self, kind: str) -> int:
+        lengths = self.model.config.max_new_tokens
+        if self.kinds and kind not in self.kinds:
+            raise ValueError(
+                f"this fusion narrator was trained for {self.kinds}, not for {kind!r}: ask for "
+                "one of those, or train it with that kind (--kinds)"
+            )
+        return lengths.get(kind, DEFAULT_MAX_NEW_TOKENS)
+
+    def write(
+        self,
+        rows: Sequence[Mapping] | object,
+        kind: str,
+        *,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+    ) -> list[str]:
+        """One narrative of `kind` per row (greedy), in order."""
+        limit = max_new_tokens or self.max_new_tokens(kind)
+        stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
+        device = next(self.model.parameters()).device
+        rows = list(rows)
+        texts: list[str] = []
+        for start in range(0, len(rows), batch_size):
+            examples = [
+                self.encoder.generation_example(r, kind) for r in rows[start : start + batch_size]
+            ]
+            batch = {k: v.to(device) for k, v in self.collator(examples).items()}
+            written = self.model.generate(
+                batch["input_ids"],
+                batch["item_ids"],
+                batch["attention_mask"],
+                stop_token_ids=stops,
+                max_new_tokens=limit,
+            )
+            texts += [
+                self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written
+            ]
+        return texts

@@ -1,0 +1,275 @@
+"""The fusion narrator with a tiny random Gemma 3: WALS factors and fold-in (against `implicit`'s
+own solver), the normalisation and concatenation, the two adapters and the CF / content split of
+the linear one, padding, the round trip through save_pretrained / AutoModel, decoding, and the
+errors for bad input."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+from transformers import AutoModel
+
+from regen_models.fusion import FusionConfig, FusionForCausalLM, wals
+from regen_models.fusion.data import FusionCollator, FusionEncoder, prompt_text
+from regen_models.items import UnknownItemError
+from regen_models.prompts import EmptyHistoryError
+from tests.regen_models.test_flare import tiny_vocabulary
+from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
+
+NUM_ITEMS = 30
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return tiny_tokenizer()
+
+
+def seq_row(user: str, items: list[int], narrative: str | None = "a reason") -> dict:
+    entries = [{"item_id": f"I{i:03d}", "title": f"item number {i}"} for i in items]
+    return {
+        "user_id": user,
+        "history": entries[:-1],
+        "target": entries[-1],
+        "narratives": {"purchase_reason": narrative, "user_summary_brief": None},
+    }
+
+
+def training_rows(users: int = 60, seed: int = 0) -> list[dict]:
+    """Users who buy from one of three item groups (0-9, 10-19, 20-29), popular items first."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(users):
+        group = user % 3
+        items = rng.choice(10, size=5, replace=False, p=np.linspace(2, 0.2, 10) / 11)
+        rows.append(seq_row(f"U{user}", [10 * group + int(i) for i in items]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def factors():
+    rows = training_rows()
+    matrix = wals.interaction_matrix(rows, tiny_vocabulary(NUM_ITEMS))
+    settings = wals.WalsSettings(dim=8, regularization=0.1, alpha=5.0, iterations=10)
+    return wals.fit_item_factors(matrix, settings), settings, matrix
+
+
+def tiny_fusion(tokenizer, factors=None, seed=0, **config) -> FusionForCausalLM:
+    rng = np.random.default_rng(seed)
+    cf = factors if factors is not None else rng.normal(size=(NUM_ITEMS, 8)).astype(np.float32)
+    content = rng.normal(size=(NUM_ITEMS, 12)).astype(np.float32)
+    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    model = FusionForCausalLM.from_base(
+        tiny_gemma(tokenizer, seed),
+        tokenizer,
+        num_items=NUM_ITEMS,
+        cf_factors=cf,
+        content_vectors=content,
+        **config,
+    )
+    model.attach_item_vocabulary(tiny_vocabulary(NUM_ITEMS))
+    return model.eval()
+
+
+# -- WALS ------------------------------------------------------------------------------------
+
+
+def test_wals_factors_cluster_co_bought_items_and_zero_unseen_ones(factors):
+    found, _, _ = factors
+    assert found.shape == (NUM_ITEMS, 8) and found.dtype == np.float32
+    unit = found / np.linalg.norm(found, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    same = np.mean([similarity[i, j] for i in range(10) for j in range(10) if i != j])
+    other = np.mean([similarity[i, j] for i in range(10) for j in range(10, 30)])
+    assert same > other + 0.3, (same, other)
+    # Popular items (bought more often) get longer vectors: what the normalisation keeps.
+    norms = np.linalg.norm(found, axis=1)
+    assert norms[0] > norms[9] and norms[10] > norms[19]
+    # An item nobody bought in training is unknown to CF: zero, not random.
+    matrix = wals.interaction_matrix(training_rows()[:3], tiny_vocabulary(NUM_ITEMS))
+    sparse_fit = wals.fit_item_factors(matrix, wals.WalsSettings(dim=4, iterations=2))
+    unseen = np.asarray(matrix.getnnz(axis=0)) == 0
+    assert unseen.any() and not sparse_fit[unseen].any() and sparse_fit[~unseen].any()
+
+
+def test_fold_in_is_the_als_user_step(factors):
+    """Fails if the fold-in's system differs from the one ALS solves for a user (checked against
+    `implicit`'s exact solver on the same item factors), e.g. with the confidence off by one."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    found, settings, _ = factors
+    reference = AlternatingLeastSquares(
+        factors=8, regularization=settings.regularization, alpha=settings.alpha, use_cg=False
+    )
+    reference.item_factors = found
+    new_user = [3, 3, 17, 22, 5]  # a user the fit never saw, with one item bought twice
+    counts = sparse.csr_matrix(
+        (np.array([2.0, 1, 1, 1]), np.array([3, 5, 17, 22]), np.array([0, 4])),
+        shape=(1, NUM_ITEMS),
+    )
+    expected = reference.recalculate_user(0, counts)
+    folded = wals.fold_in(
+        torch.from_numpy(found),
+        torch.tensor([[-1, -1, *new_user], [-1, -1, -1, -1, -1, -1, 7]]),
+        settings.regularization,
+        settings.alpha,
+    )
+    assert np.allclose(folded[0].numpy(), expected, atol=1e-4)
+    assert folded.shape == (2, 8) and folded[1].norm() > 0
+    with pytest.raises(ValueError, match="row 0 has no interaction"):
+        wals.fold_in(torch.from_numpy(found), torch.tensor([[-1, -1]]), 0.1, 5.0)
+
+
+def test_item_factors_are_fitted_on_the_train_rows_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGEN_CACHE", str(tmp_path))
+    vocabulary = tiny_vocabulary(NUM_ITEMS)
+    settings = wals.WalsSettings(dim=4, iterations=3)
+    rows = training_rows(12)
+    first, path = wals.item_factors(rows, vocabulary, settings)
+    assert path.exists() and path.is_relative_to(tmp_path / "wals")
+    calls = []
+    monkeypatch.setattr(wals, "fit_item_factors", lambda *a, **k: calls.append(a))
+    again, same_path = wals.item_factors(rows, vocabulary, settings)
+    assert same_path == path and np.array_equal(again, first) and not calls
+    # Other training interactions are another fit, never the cached one.
+    other, other_path = wals.item_factors(training_rows(13), vocabulary, settings)
+    assert other_path != path and calls
+    with pytest.raises(UnknownItemError, match="train split user X"):
+        wals.item_factors([seq_row("X", [1, 99])], vocabulary, settings)
+
+
+# -- fusion: normalisation, adapter, soft tokens ----------------------------------------------
+
+
+def test_cf_vectors_are_divided_by_the_mean_item_norm(tokenizer, factors):
+    found, _, _ = factors
+    model = tiny_fusion(tokenizer, found, signals="both")
+    assert model.config.cf_item_norm == pytest.approx(np.linalg.norm(found, axis=1).mean())
+    fused = model.inputs.interactions(torch.arange(NUM_ITEMS), torch.float32)
+    cf, content = fused[:, :8], fused[:, 8:]
+    assert torch.allclose(cf, torch.from_numpy(found) / model.config.cf_item_norm)
+    assert cf.norm(dim=-1).mean() == pytest.approx(1.0, abs=1e-5)  # one on average ...
+    assert cf.norm(dim=-1).std() > 0.05  # ... but the popular items stay longer
+    assert torch.allclose(content.norm(dim=-1), torch.ones(NUM_ITEMS), atol=1e-3)
+    assert model.config.input_dim == 20
+
+
+@pytest.mark.parametrize(
+    ("signals", "width"), [("cf", 8), ("content", 12), ("both", 20)]
+)  # fmt: skip
+def test_signals_select_the_parts(tokenizer, signals, width):
+    model = tiny_fusion(tokenizer, signals=signals)
+    assert model.config.input_dim == width
+    assert hasattr(model.inputs, "cf_factors") == (signals != "content")
+    assert hasattr(model.inputs, "content_vectors") == (signals != "cf")
+    vectors, mask = model.fused_vectors(torch.tensor([[-1, 2, 4]]))
+    assert vectors.shape == (1, 4, width) and mask.tolist() == [[True, False, True, True]]
+
+
+def test_unknown_signals_or_adapter_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown signals 'ids': expected one of"):
+        FusionConfig(signals="ids")
+    with pytest.raises(ValueError, match="unknown adapter 'transformer'"):
+        FusionConfig(adapter="transformer")
+
+
+def test_linear_adapter_splits_into_cf_and_content_projections(tokenizer):
+    model = tiny_fusion(tokenizer, signals="both", adapter="linear")
+    assert len(model.adapter.layers) == 1
+    items = torch.arange(NUM_ITEMS)
+    cf, content = model.inputs.parts(items, torch.float32)
+    layer = model.adapter.first_layer
+    weight = layer.weight
+    soft = model.adapter(torch.cat([cf, content], dim=-1))
+    cf_part, content_part = cf @ weight[:, :8].T, content @ weight[:, 8:].T
+    assert torch.allclose(soft, cf_part + content_part + layer.bias, atol=1e-5)
+    cf_norm, content_norm = model.signal_norms(items)
+    assert torch.allclose(cf_norm, cf_part.norm(dim=-1), atol=1e-5)
+    assert torch.allclose(content_norm, content_part.norm(dim=-1), atol=1e-5)
+    with pytest.raises(ValueError, match="signals 'both'"):
+        tiny_fusion(tokenizer, signals="cf").signal_norms(items)
+
+
+def test_mlp_adapter_and_soft_tokens_on_the_token_scale(tokenizer):
+    model = tiny_fusion(tokenizer, signals="both", adapter="mlp", adapter_hidden_size=24)
+    linears = [m for m in model.adapter.layers if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(20, 24), (24, 32)]
+    tokens, mask = model.soft_tokens(torch.arange(NUM_ITEMS)[None])
+    # BOS, the user token, then one per item; all on the scale of the LM's own embeddings.
+    assert tokens.shape == (1, NUM_ITEMS + 2, 32) and bool(mask.all())
+    words = model.get_input_embeddings()(torch.arange(100, 400))
+    ratio = tokens[0, 1:].detach().norm(dim=-1).mean() / words.detach().norm(dim=-1).mean()
+    assert 0.3 < float(ratio) < 3, float(ratio)
+    bos = model.get_input_embeddings()(torch.tensor([tokenizer.bos_token_id]))
+    assert torch.equal(tokens[0, 0], bos[0])
+
+
+def test_a_padded_batch_reads_like_each_row_alone(tokenizer):
+    """Fails if padding shifts the soft tokens or the positions (a row's logits would change
+    with the other rows of its batch)."""
+    model = tiny_fusion(tokenizer, signals="both", adapter="mlp")
+    encoder = FusionEncoder(tokenizer, model.item_vocabulary)
+    # Row B has fewer interactions and a longer prompt: pads before both of its blocks.
+    examples = [
+        encoder.generation_example(seq_row("A", [1, 2, 3, 4, 5]), "user_profile"),
+        encoder.generation_example(seq_row("B", [7, 8]), "user_summary_long"),
+    ]
+    assert len(examples[0]["input_ids"]) < len(examples[1]["input_ids"])
+    batch = FusionCollator(tokenizer.pad_token_id)(examples)
+    together = model(**batch).logits[:, -1]
+    for row, example in enumerate(examples):
+        alone = model(**FusionCollator(tokenizer.pad_token_id)([example])).logits[:, -1]
+        assert torch.allclose(together[row], alone[0], atol=1e-4)
+
+
+def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
+    model = tiny_fusion(tokenizer, signals="content")
+    encoder = FusionEncoder(tokenizer, model.item_vocabulary)
+    example = encoder.training_example(
+        seq_row("A", [1, 2, 3], "Paper for the office."), "purchase_reason"
+    )
+    prompt = encoder.prompt_ids("purchase_reason")
+    assert example["labels"][: len(prompt)] == [-100] * len(prompt)
+    assert example["labels"][len(prompt) :] == example["input_ids"][len(prompt) :]
+    assert example["item_ids"] == [1, 2, 3] and prompt[0] != tokenizer.bos_token_id
+    batch = FusionCollator(tokenizer.pad_token_id)([example])
+    loss = model(**batch).loss
+    assert loss.requires_grad and float(loss.detach()) > 0
+    # Greedy decoding picks the argmax of the same logits the forward pass gives.
+    generation = FusionCollator(tokenizer.pad_token_id)(
+        [encoder.generation_example(seq_row("A", [1, 2, 3]), "purchase_reason")]
+    )
+    first = int(model(**generation).logits[0, -1].argmax())
+    written = model.generate(
+        generation["input_ids"], generation["item_ids"], generation["attention_mask"],
+        stop_token_ids=[tokenizer.eos_token_id], max_new_tokens=4,
+    )  # fmt: skip
+    assert written[0][:1] == [first] or first == tokenizer.eos_token_id
+
+
+def test_bad_rows_are_clear_errors(tokenizer):
+    model = tiny_fusion(tokenizer, signals="both")
+    encoder = FusionEncoder(tokenizer, model.item_vocabulary)
+    with pytest.raises(EmptyHistoryError, match="user E has an empty history"):
+        encoder.generation_example(seq_row("E", [3]), "purchase_reason")
+    with pytest.raises(UnknownItemError, match="item 'I099' \\(user U\\)"):
+        encoder.generation_example(seq_row("U", [3, 99]), "purchase_reason")
+    with pytest.raises(ValueError, match="unknown narrative kind 'poem'"):
+        prompt_text("poem")
+    with pytest.raises(ValueError, match="outside the item vocabulary of 30 items"):
+        model.fused_vectors(torch.tensor([[1, 30]]))
+    with pytest.raises(ValueError, match="row 0 of the batch has no interaction"):
+        model.fused_vectors(torch.tensor([[-1, -1]]))
+
+
+def test_round_trip_carries_adapter_tables_and_vocabulary(tokenizer, tmp_path):
+    model = tiny_fusion(tokenizer, signals="both", adapter="mlp", kinds=["purchase_reason"])
+    model.save_pretrained(tmp_path / "fusion")
+    loaded = AutoModel.from_pretrained(tmp_path / "fusion").eval()
+    assert type(loaded) is FusionForCausalLM and loaded.config.signals == "both"
+    assert loaded.item_vocabulary.item_ids == model.item_vocabulary.item_ids
+    for name in ("cf_factors", "content_vectors"):
+        assert torch.equal(getattr(loaded.inputs, name), getattr(model.inputs, name))
+    assert loaded.config.cf_item_norm == model.config.cf_item_norm
+    items = torch.tensor([[-1, 3, 4, 5]])
+    ids = torch.tensor([[10, 11, 12]])
+    assert torch.allclose(model(ids, items).logits, loaded(ids, items).logits, atol=1e-5)

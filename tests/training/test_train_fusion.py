@@ -1,0 +1,162 @@
+"""`regen train fusion` on the shipped sample (user-disjoint) with a tiny random Gemma 3: the loss
+falls, the checkpoint loads by name with its tables and vocabulary, `regen predict` writes
+narrative-only predictions that `regen eval` scores, a leave-one-out folder and bad arguments are
+refused, two processes under `accelerate launch`, and `regen eval fusion-ablation` prints its
+table and draws its plot."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from regen_models.fusion import FusionForCausalLM
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from training import cli, train_fusion
+from training.evaluate import run_table
+
+TINY = str(REPO / "training" / "recipes" / "fusion" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_sample_folder(tmp_path_factory.mktemp("fusion") / "regen", "user_disjoint")
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tiny_gemma_base):
+    out = folder.parent / "fusion-office"
+    # Four rows: one batch seen eight times, so the loss must fall if anything trains.
+    metrics = train_fusion.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--dataset_config", "office",
+         "--base_model", str(tiny_gemma_base), "--max_train_rows", "4",
+         "--output_dir", str(out)]
+    )  # fmt: skip
+    return out, metrics
+
+
+def test_the_loss_falls(trained):
+    _, metrics = trained
+    assert metrics["last_train_loss"] < metrics["first_train_loss"] - 0.3, metrics
+    assert metrics["eval_loss"] < metrics["first_eval_loss"], metrics
+
+
+def test_checkpoint_folder_and_card(trained):
+    out, _ = trained
+    for name in ("config.json", "model.safetensors", "item_vocabulary.parquet",
+                 "tokenizer.json", "README.md"):  # fmt: skip
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "fusion" and config["num_items"] == 93
+    assert config["signals"] == "both" and config["adapter"] == "linear"
+    assert config["cf_dim"] == 16 and config["content_dim"] == 384
+    assert config["kinds"] == ["purchase_reason", "user_summary_brief"]
+    card = (out / "README.md").read_text()
+    assert "# Fusion on REGEN `office`" in card and "FusionNarrator.from_pretrained" in card
+    model = AutoModel.from_pretrained(out)
+    assert type(model) is FusionForCausalLM and len(model.item_vocabulary) == 93
+    assert model.inputs.cf_factors.abs().sum() > 0 and model.inputs.content_vectors.abs().sum() > 0
+    assert not [name for name in model.state_dict() if "lora" in name]  # merged
+
+
+def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
+    out, _ = trained
+    predictions = tmp_path / "fusion.jsonl"
+    cli.main(
+        ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
+         "office", "--split", "test", "--limit", "2", "--out", str(predictions)]
+    )  # fmt: skip
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(lines) == 2 and all("ranked_items" not in line for line in lines)
+    assert set(lines[0]["narratives"]) == {"purchase_reason", "user_summary_brief"}
+    table = run_table(
+        folder, "test", [("fusion", "office", str(predictions))], str(tmp_path / "eval"),
+        encoder=WordCountEncoder(), first=2,
+    )  # fmt: skip
+    assert "Purchase reason: fusion" in table and "| SemSim |" in table
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["runs"][0]["ranking"] is None and results["runs"][0]["text"]["purchase_reason"]
+
+
+def test_leave_one_out_folders_and_bad_signals_are_refused(
+    tmp_path, tiny_gemma_base, folder, capsys
+):
+    loo = build_sample_folder(tmp_path / "loo")
+    with pytest.raises(SystemExit):
+        cli.main(["train", "fusion", "--config", TINY, "--dataset_name", str(loo),
+                  "--output_dir", str(tmp_path / "a")])  # fmt: skip
+    assert "built with the leave_one_out protocol" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "fusion", "--config", TINY, "--dataset_name", str(folder),
+                  "--signals", "ids", "--output_dir", str(tmp_path / "b")])  # fmt: skip
+    assert "unknown signals 'ids'" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
+    """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
+    out = tmp_path / "fusion-ddp"
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    result = subprocess.run(
+        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(REPO / "training" / "train_fusion.py"), "--config", TINY,
+         "--dataset_name", str(folder), "--dataset_config", "office",
+         "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_steps", "2",
+         "--per_device_train_batch_size", "2", "--output_dir", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
+    assert result.stdout.count("office: ") == 1  # printed by one process
+
+
+def test_ablation_prints_its_table_and_draws_its_plot(folder, tiny_gemma_base, tmp_path, capsys,
+                                                      monkeypatch):  # fmt: skip
+    from training import fusion_ablation
+
+    monkeypatch.setattr(fusion_ablation, "DEFAULT_ENCODER", WordCountEncoder())
+    out = tmp_path / "ablation"
+    cli.main(
+        ["eval", "fusion-ablation", "--dataset", str(folder), "--config", "office",
+         "--recipe", TINY, "--base_model", str(tiny_gemma_base), "--max_steps", "1",
+         "--first", "2", "--max_new_tokens", "8", "--out", str(out)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "| Output feature (office) | Metric | CF | Content | CF + Content |" in printed
+    for metric in ("BLEU", "ROUGE-LSum", "Similarity"):
+        assert f"| {metric} |" in printed
+    assert "Purchase reason (n=2)" in printed and "User summary (n=2)" in printed
+    assert "the CF part carries" in printed and "SYNTHETIC" in printed
+    assert (out / "figure6.png").stat().st_size > 5000
+    results = json.loads((out / "results.json").read_text())
+    office = results["configs"]["office"]
+    assert set(office["variants"]) == {"cf", "content", "both"}
+    assert office["projection"]["items"] == 93
+    assert 0 < office["projection"]["cf_share_mean"] < 1
+    for variant in office["variants"].values():
+        assert variant["users"] == 2 and set(variant["text"]) == {
+            "purchase_reason",
+            "user_summary_brief",
+        }
+
+
+def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(folder, tiny_gemma_base, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "frozen"
+    train_fusion.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--base_model", str(tiny_gemma_base),
+         "--lm_tuning", "frozen", "--signals", "cf", "--adapter", "mlp", "--max_steps", "2",
+         "--eval_strategy", "no", "--output_dir", str(out)]
+    )  # fmt: skip
+    model = FusionForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_gemma_base).state_dict()
+    lm = model.language_model.state_dict()
+    assert all(torch.equal(lm[name], base[name]) for name in base)
+    assert model.config.signals == "cf" and not hasattr(model.inputs, "content_vectors")
+    assert len(model.adapter.layers) == 3

@@ -1,0 +1,460 @@
+"""Train the fusion narrator: WALS and content vectors of a user's purchases as soft tokens in
+front of a causal LM's prompt ("Beyond Retrieval: Generating Narratives in Conversational
+Recommender Systems", section 4.2).
+
+    # the demo recipe on the office sample, built with the user-disjoint protocol (minutes on
+    # 2 CPU cores with the embedded Gemma 3 270M)
+    regen dataset build --source regen_dataset/samples --out demo_out/regen-users \
+        --protocol user_disjoint
+    regen train fusion --dataset_name demo_out/regen-users --dataset_config office \
+        --output_dir checkpoints/fusion-office --config training/recipes/fusion/cpu.yaml
+
+    # one variant of the paper's ablation: CF vectors only (or content, or both: the default)
+    regen train fusion ... --signals cf
+
+    # the paper's setting on GPUs (WALS of dimension 128, an MLP adapter, Gemma 2B)
+    accelerate launch training/train_fusion.py --config training/recipes/fusion/paper.yaml \
+        --dataset_name YOUR_ORG/regen-users --dataset_config office --output_dir checkpoints/fusion
+
+The WALS item factors are fitted with `implicit` on the train split's interactions (cached per
+dataset config, `regen_models/fusion/wals.py`); validation and test users get their vectors by
+fold-in from their own purchases. The content vectors are the cached sentence embeddings of each
+item's texts. Each training row and narrative kind (`--kinds`) gives one example: the row's
+purchases and target as soft tokens, the kind's fixed task prompt, the reference narrative as the
+completion (`regen_models/fusion/data.py`). The loss is the completion's cross-entropy
+(`FusionTrainer.compute_loss`: TRL's own loss would call the LM without the soft tokens). The
+adapter always trains; the LM stays frozen (`--lm_tuning frozen`), gets LoRA (merged at the end)
+or is fully tuned. The output folder holds `config.json`, the weights (adapter, LM and both
+tables), the item vocabulary, the tokenizer and a model card; `AutoModel.from_pretrained` loads
+it after `import regen_models.fusion`.
+
+"Beyond Retrieval" trains and tests on different users: train on a folder built with
+`--protocol user_disjoint` (each user in one split, all six narratives on every row).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
+
+from regen_dataset.schema import NARRATIVE_KINDS, config_category
+from regen_models.fusion import ADAPTERS, SIGNALS, FusionForCausalLM, wals
+from regen_models.fusion.configuration_fusion import check_signals
+from regen_models.fusion.data import FusionCollator, FusionEncoder, item_content_table
+from regen_models.items import DEFAULT_ENCODER, ItemVocabulary
+from regen_models.narrator import formatting
+from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
+from regen_models.narrator.loading import base_model_name, load_base
+from training.model_card import recipe_of, training_summary, write_model_card
+
+LM_TUNING = ("frozen", "lora", "full")
+# Training users whose folded-in vectors give the mean user norm (more add nothing but time).
+USER_NORM_SAMPLE = 2048
+
+
+@dataclass
+class FusionScriptArguments(ScriptArguments):
+    dataset_config: str | None = field(
+        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
+    )
+    dataset_train_split: str = "train"
+    dataset_test_split: str = field(
+        default="validation", metadata={"help": "split for the validation loss"}
+    )
+    kinds: list[str] = field(
+        default_factory=lambda: list(NARRATIVE_KINDS),
+        metadata={
+            "help": f"narrative kinds to train on (default all: {' '.join(NARRATIVE_KINDS)})"
+        },
+    )
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "train the LM side on the first N training rows only"}
+    )
+    max_eval_rows: int | None = field(
+        default=None, metadata={"help": "compute the validation loss on the first N rows only"}
+    )
+
+
+@dataclass
+class FusionModelArguments:
+    base_model: str = field(
+        default="embedded",
+        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
+    )
+    dtype: str = field(
+        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
+    )
+    signals: str = field(
+        default="both",
+        metadata={"help": f"what represents an interaction: one of {SIGNALS}"},
+    )
+    adapter: str = field(default="mlp", metadata={"help": f"one of {ADAPTERS}"})
+    adapter_hidden_size: int | None = field(
+        default=None, metadata={"help": "the MLP adapter's hidden width (unset: the LM's)"}
+    )
+    adapter_dropout: float = 0.0
+    adapter_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the adapter (unset: --learning_rate)"}
+    )
+    user_token: bool = field(
+        default=True, metadata={"help": "open the soft tokens with a folded-in user token"}
+    )
+    max_interactions: int = field(
+        default=50, metadata={"help": "newest interactions kept per user (one soft token each)"}
+    )
+    wals_dim: int = field(default=128, metadata={"help": "WALS factor dimension (paper: 128)"})
+    wals_regularization: float = 0.05
+    wals_alpha: float = field(
+        default=10.0, metadata={"help": "WALS confidence of an interaction: alpha x its count"}
+    )
+    wals_iterations: int = 15
+    encoder_name: str | None = field(
+        default=None,
+        metadata={"help": f"sentence encoder of the content vectors (unset: {DEFAULT_ENCODER})"},
+    )
+    lm_tuning: str = field(
+        default="lora", metadata={"help": f"the LM: one of {LM_TUNING} (LoRA is merged at the end)"}
+    )
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
+    )
+
+
+_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class FusionTrainingArguments(SFTConfig):
+    output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
+    # The examples are token and item ids built by regen_models.fusion.data: TRL must not
+    # re-tokenize them, nor drop their item ids.
+    dataset_kwargs: dict | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    remove_unused_columns: bool | None = False
+    prediction_loss_only: bool = True
+    max_length: int | None = None
+    learning_rate: float = 2e-4
+    num_train_epochs: float = 1
+    per_device_train_batch_size: int = 4
+    per_device_eval_batch_size: int = 8
+    eval_strategy: str = "steps"
+    eval_steps: float | None = 50
+    save_strategy: str = "no"
+    logging_steps: float = 10
+    bf16: bool | None = _GPU_BF16
+    dataloader_pin_memory: bool = torch.cuda.is_available()
+    gradient_checkpointing: bool = False
+    activation_checkpointing: bool | None = False
+
+
+class FusionTrainer(SFTTrainer):
+    """TRL's `SFTTrainer` with the fusion model's own loss (soft tokens, then text)."""
+
+    def __init__(self, *args, adapter_learning_rate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adapter_learning_rate = adapter_learning_rate
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # TRL's compute_loss runs the LM on the token ids alone: the soft tokens would be lost.
+        outputs = model(**inputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def create_optimizer(self, model=None):
+        optimizer = super().create_optimizer(model)
+        if self.adapter_learning_rate is None:
+            return optimizer
+        adapter = {id(p) for p in getattr(self.model, "module", self.model).adapter.parameters()}
+        for group in list(optimizer.param_groups):
+            mine = [p for p in group["params"] if id(p) in adapter]
+            if mine:
+                group["params"] = [p for p in group["params"] if id(p) not in adapter]
+                settings = {key: value for key, value in group.items() if key != "params"}
+                optimizer.add_param_group(
+                    {**settings, "params": mine, "lr": self.adapter_learning_rate}
+                )
+        return optimizer
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((FusionScriptArguments, FusionModelArguments, FusionTrainingArguments))
+
+
+def check_arguments(script_args, model_args, training_args) -> None:
+    """Everything that can be wrong with the arguments, before anything loads."""
+    if not training_args.output_dir:
+        raise ValueError("--output_dir is required: the folder the checkpoint is written to")
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+    unknown = [kind for kind in script_args.kinds if kind not in NARRATIVE_KINDS]
+    if unknown or not script_args.kinds:
+        raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
+    check_signals(model_args.signals)
+    if model_args.adapter not in ADAPTERS:
+        raise ValueError(f"--adapter {model_args.adapter!r}: expected one of {ADAPTERS}")
+    if model_args.lm_tuning not in LM_TUNING:
+        raise ValueError(f"--lm_tuning {model_args.lm_tuning!r}: expected one of {LM_TUNING}")
+    if model_args.dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"--dtype {model_args.dtype!r}: expected float32, bfloat16 or float16")
+    if model_args.max_interactions < 2:
+        raise ValueError("--max_interactions must be at least 2 (a purchase and the next item)")
+    check_protocol(script_args.dataset_name)
+
+
+def check_protocol(dataset_name: str) -> None:
+    """Refuse a local folder built with leave-one-out splits: the paper's protocol keeps each
+    user in one split (a Hub dataset has no build report; its train split is checked later)."""
+    report = Path(dataset_name) / "build_report.json"
+    if not report.exists():
+        return
+    protocol = json.loads(report.read_text(encoding="utf-8")).get("protocol")
+    if protocol and protocol != "user_disjoint":
+        raise ValueError(
+            f"{dataset_name} was built with the {protocol} protocol; the fusion narrator trains "
+            'and tests on different users, as "Beyond Retrieval" does: build the folder with '
+            "`regen dataset build --protocol user_disjoint`"
+        )
+
+
+def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
+    check_arguments(script_args, model_args, training_args)
+    import datasets
+
+    config_name = script_args.dataset_config
+    rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    all_train = rows[script_args.dataset_train_split]
+    train_rows = _first(all_train, script_args.max_train_rows)
+    eval_rows = None
+    if training_args.eval_strategy != "no":
+        eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+    else:
+        training_args.eval_on_start = False
+    vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
+    main_process = training_args.process_index == 0
+
+    # The two frozen tables: WALS on every training interaction, content vectors of the catalog.
+    cf_factors = user_norm = None
+    if model_args.signals in ("cf", "both"):
+        cf_factors, user_norm = wals_tables(all_train, vocabulary, model_args, main_process)
+    content = None
+    if model_args.signals in ("content", "both"):
+        content = item_content_table(vocabulary, model_args.encoder_name, progress=main_process)
+
+    language_model, tokenizer = load_base(
+        model_args.base_model, dtype=getattr(torch, model_args.dtype)
+    )
+    encoder = FusionEncoder(tokenizer, vocabulary, model_args.max_interactions)
+    train_examples = encoder.training_examples(train_rows, script_args.kinds)
+    eval_examples = encoder.training_examples(eval_rows, script_args.kinds) if eval_rows else None
+    if main_process:
+        skipped = sum(encoder.skipped.values())
+        print(
+            f"{config_name}: {len(train_examples):,} training examples"
+            + (f", {len(eval_examples):,} validation examples" if eval_examples else "")
+            + (f"; {skipped:,} (row, kind) pairs skipped without a reference" if skipped else "")
+        )
+    if not train_examples:
+        raise ValueError(
+            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
+            f"({config_name}) has no reference narrative of the kinds {script_args.kinds}: build "
+            "the folder with `regen dataset build --protocol user_disjoint`"
+        )
+    lengths = max_new_tokens_per_kind(
+        [
+            {"kind": kind, "completion": (row.get("narratives") or {}).get(kind) or ""}
+            for row in train_rows
+            for kind in script_args.kinds
+            if ((row.get("narratives") or {}).get(kind) or "").strip()
+        ],
+        formatting.completion_token_counter(tokenizer),
+    )
+    model = FusionForCausalLM.from_base(
+        language_model,
+        tokenizer,
+        num_items=len(vocabulary),
+        cf_factors=cf_factors,
+        content_vectors=content,
+        signals=model_args.signals,
+        cf_user_norm=user_norm or 1.0,
+        wals_regularization=model_args.wals_regularization,
+        wals_alpha=model_args.wals_alpha,
+        encoder_name=model_args.encoder_name,
+        user_token=model_args.user_token,
+        adapter=model_args.adapter,
+        adapter_hidden_size=model_args.adapter_hidden_size,
+        adapter_dropout=model_args.adapter_dropout,
+        max_interactions=model_args.max_interactions,
+        base_model=base_model_name(model_args.base_model),
+        category=config_category(config_name),
+        kinds=list(script_args.kinds),
+        max_new_tokens=lengths,
+    ).to(getattr(torch, model_args.dtype))
+    model.attach_item_vocabulary(vocabulary)
+    lora = None
+    if model_args.lm_tuning == "frozen":
+        model.language_model.requires_grad_(False)
+    elif model_args.lm_tuning == "lora":
+        lora = _add_lora(model, model_args)
+
+    def as_dataset(examples):
+        keep = ("input_ids", "labels", "item_ids")
+        return datasets.Dataset.from_list([{k: e[k] for k in keep} for e in examples])
+
+    trainer = FusionTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=as_dataset(train_examples),
+        eval_dataset=as_dataset(eval_examples) if eval_examples else None,
+        data_collator=FusionCollator(_pad_id(tokenizer)),
+        adapter_learning_rate=model_args.adapter_learning_rate,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    if lora is not None:
+        lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
+    metrics = _loss_summary(trainer.state.log_history)
+    if eval_examples:
+        metrics["eval_loss"] = _final_eval_loss(trainer)
+
+    if trainer.is_world_process_zero():
+        out = training_args.output_dir
+        model.language_model.requires_grad_(True)  # saved as a plain model, whatever trained
+        trainer.save_model(out)  # weights, tables, item vocabulary and tokenizer
+        write_model_card(
+            out,
+            model_name="Fusion",
+            script="training/train_fusion.py",
+            dataset_name=script_args.dataset_name,
+            dataset_config=config_name,
+            arguments={
+                "script": asdict(script_args),
+                "model": asdict(model_args),
+                "training": training_summary(training_args),
+            },
+            metrics=metrics,
+            metrics_split=script_args.dataset_test_split,
+            results_note="training loss, and the loss on this split (completion tokens only)",
+            recipe=recipe,
+            description=_card_description(model_args, script_args.kinds),
+            load_snippet=LOAD_SNIPPET,
+            predict_command=(
+                f"regen predict --model PATH --dataset_name {script_args.dataset_name} "
+                f"--dataset_config {config_name} --split test --out predictions.jsonl"
+            ),
+            base_model=_hub_id(model_args.base_model),
+        )
+        table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
+        print(f"\n| loss | value |\n| --- | ---: |\n{table}\ncheckpoint: {out}")
+    return metrics
+
+
+def wals_tables(train_rows, vocabulary, model_args, verbose: bool) -> tuple[np.ndarray, float]:
+    """(WALS item factors of the train split, mean norm of its users' folded-in vectors)."""
+    settings = wals.WalsSettings(
+        dim=model_args.wals_dim,
+        regularization=model_args.wals_regularization,
+        alpha=model_args.wals_alpha,
+        iterations=model_args.wals_iterations,
+    )
+    rows = train_rows.select_columns(["user_id", "history", "target"]).to_list()
+    factors, path = wals.item_factors(rows, vocabulary, settings)
+    sample = rows[:USER_NORM_SAMPLE]
+    ids = [vocabulary.indices(wals.sequence_item_ids(row)).tolist() for row in sample]
+    width = max(len(i) for i in ids)
+    padded = torch.tensor([[-1] * (width - len(i)) + i for i in ids])
+    users = wals.fold_in(torch.from_numpy(factors), padded, settings.regularization, settings.alpha)
+    user_norm = wals.mean_norm(users.numpy())
+    if verbose:
+        seen = int((np.abs(factors).sum(axis=1) > 0).sum())
+        print(
+            f"WALS: {len(rows):,} training users, {seen:,} of {len(vocabulary):,} items seen, "
+            f"dimension {settings.dim} ({path})"
+        )
+    return factors, user_norm
+
+
+def _add_lora(model: FusionForCausalLM, model_args):
+    """LoRA layers injected into the LM in place; the adapter stays fully trainable."""
+    from peft import LoraConfig, LoraModel
+
+    names = model_args.lora_target_modules
+    config = LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=names[0] if names == ["all-linear"] else names,
+        task_type="CAUSAL_LM",
+    )
+    return LoraModel(model.language_model, config, "default")
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+LOAD_SNIPPET = """\
+import regen_models.fusion  # registers the model with AutoModel
+from regen_models.fusion.narrator import FusionNarrator
+
+narrator = FusionNarrator.from_pretrained("PATH_OR_REPO_ID")  # model, tables, vocabulary
+texts = narrator.write(rows, "purchase_reason")  # split rows: history and target"""
+
+
+def _card_description(model_args, kinds: list[str]) -> str:
+    signals = {
+        "cf": "WALS vectors",
+        "content": "content vectors",
+        "both": "WALS and content vectors",
+    }
+    return (
+        f"The fusion narrator on `{model_args.base_model}` (LM {model_args.lm_tuning}, "
+        f"{model_args.adapter} adapter): the {signals[model_args.signals]} of a user's purchases "
+        f'as soft tokens before a fixed prompt, writing {", ".join(kinds)}, after "Beyond '
+        'Retrieval: Generating Narratives in Conversational Recommender Systems" (section 4.2). '
+        "Trained with `training/train_fusion.py` (TRL's `SFTTrainer`, loss on the completion)."
+    )
+
+
+def _hub_id(name: str) -> str | None:
+    return None if name == "embedded" or os.path.exists(name) else name
+
+
+def _loss_summary(log_history: list[dict]) -> dict[str, float]:
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    evals = [entry["eval_loss"] for entry in log_history if "eval_loss" in entry]
+    summary = {}
+    if losses:
+        summary |= {"first_train_loss": losses[0], "last_train_loss": losses[-1]}
+    if evals:
+        summary |= {"first_eval_loss": evals[0]}
+    return summary
+
+
+def _final_eval_loss(trainer) -> float:
+    last = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if last and last[-1].get("step") == trainer.state.global_step:
+        return last[-1]["eval_loss"]
+    return trainer.evaluate()["eval_loss"]
+
+
+def _first(split, count: int | None):
+    return split if count is None else split.select(range(min(count, len(split))))
+
+
+def run(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
+    return main(script_args, model_args, training_args, recipe_of(argv))
+
+
+if __name__ == "__main__":
+    run(sys.argv[1:])
