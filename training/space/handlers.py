@@ -24,11 +24,13 @@ LOG = logging.getLogger("regen.space")
 
 @dataclass
 class View:
+    """The conversation and each panel's new content; None leaves a panel as it is."""
+
     conversation: Conversation | None
-    history: str = ""
-    ranking: str = ""
-    narrative: str = ""
-    reference: str = ""
+    history: str | None = ""
+    ranking: str | None = ""
+    narrative: str | None = ""
+    reference: str | None = ""
     message: str = ""
 
     @property
@@ -157,7 +159,15 @@ class SpaceApp:
                 raise SpaceInputError("Ask for a recommendation first, then critique it.")
             conversation.add_critique(text, self.data.item(conversation.domain, turn.top_item))
         except SpaceInputError as error:
-            yield replace(self._view(conversation, kind), message=render.error_box(str(error)))
+            # the conversation is unchanged: so is the page, but for the message
+            yield View(
+                conversation,
+                history=None,
+                ranking=None,
+                narrative=None,
+                reference=None,
+                message=render.error_box(str(error)),
+            )
             return
         yield from self.recommend(conversation, model_name, kind)
 

@@ -16,6 +16,11 @@ history and steers the next recommendation. The REGEN paper's task is one turn; 
 for as many as you like."""
 
 
+def outputs(view) -> tuple:
+    """A view's values for the page; a panel it leaves as it is is skipped."""
+    return tuple(gr.skip() if value is None else value for value in view.as_tuple())
+
+
 def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
     domains = app.data.domains()
     served = [d for d in domains if app.registry.names(d)] or domains
@@ -76,19 +81,19 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
             )
 
         domain.change(switch_domain, domain, [user, model])
-        user.input(lambda d, u, k: app.load_user(d, u, k).as_tuple(), [domain, user, kind], panels)
-        empty.click(lambda d, k: app.empty_history(d, k).as_tuple(), [domain, kind], panels)
+        user.input(lambda d, u, k: outputs(app.load_user(d, u, k)), [domain, user, kind], panels)
+        empty.click(lambda d, k: outputs(app.empty_history(d, k)), [domain, kind], panels)
         add_inputs = [conversation, domain, search, kind]
-        add.click(lambda c, d, q, k: app.add_item(c, d, q, k).as_tuple(), add_inputs, panels)
-        search.submit(lambda c, d, q, k: app.add_item(c, d, q, k).as_tuple(), add_inputs, panels)
+        add.click(lambda c, d, q, k: outputs(app.add_item(c, d, q, k)), add_inputs, panels)
+        search.submit(lambda c, d, q, k: outputs(app.add_item(c, d, q, k)), add_inputs, panels)
 
         def run_recommend(state, name, chosen_kind):
             for view in app.recommend(state, name, chosen_kind):
-                yield view.as_tuple()
+                yield outputs(view)
 
         def run_critique(state, text, name, chosen_kind):
             for view in app.critique(state, text, name, chosen_kind):
-                yield (*view.as_tuple(), text if view.failed else "")
+                yield (*outputs(view), text if view.failed else "")
 
         recommend.click(run_recommend, [conversation, model, kind], panels, api_name="recommend")
         critique_inputs = [conversation, critique, model, kind]
