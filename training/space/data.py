@@ -5,11 +5,9 @@ rater`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from regen_dataset.schema import items_config
 from training.space.conversation import SpaceInputError
 
 SPLITS = ("test", "validation", "train")
@@ -126,11 +124,3 @@ class SpaceData:
             self.plots_dir.mkdir(parents=True, exist_ok=True)
             describe_folder(self.folder, self.domains(), os.fspath(path))
         return path
-
-
-def has_items_config(folder: Path, domain: str) -> bool:
-    return (folder / items_config(domain)).exists()
-
-
-def item_summary(item: Mapping) -> str:
-    return f"{item['item_id']}: {item.get('title') or '(no title)'}"

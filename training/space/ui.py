@@ -81,7 +81,12 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
             )
 
         domain.change(switch_domain, domain, [user, model])
-        user.input(lambda d, u, k: outputs(app.load_user(d, u, k)), [domain, user, kind], panels)
+        user.input(
+            lambda d, u, k: outputs(app.load_user(d, u, k)),
+            [domain, user, kind],
+            panels,
+            api_name="load_user",
+        )
         empty.click(lambda d, k: outputs(app.empty_history(d, k)), [domain, kind], panels)
         add_inputs = [conversation, domain, search, kind]
         add.click(lambda c, d, q, k: outputs(app.add_item(c, d, q, k)), add_inputs, panels)
