@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import REPO, build_sample_folder
+from regen_dataset.export import build_folder
+from tests.conftest import REPO, SAMPLES, build_sample_folder
 
 FLARE_TINY = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
 
@@ -49,3 +50,29 @@ def tiny_space(tiny_demo):
     from training.space import demo_space
 
     return demo_space(tiny_demo)
+
+
+@pytest.fixture(scope="session")
+def tiny_lumen(tmp_path_factory, tiny_demo, tiny_gemma_base):
+    """A demo folder like `tiny_demo` (linked to it) with a tiny LUMEN (the tiny recipe on a
+    tiny random Gemma, trained on a user-disjoint build of the office sample) where `make demo`
+    would leave it."""
+    from training import train_lumen
+
+    demo = tmp_path_factory.mktemp("space-demo-lumen")
+    for name in ("regen", "checkpoints"):
+        (demo / name).symlink_to(tiny_demo / name)
+    users = demo / "regen-users"
+    build_folder(
+        {"office": [str(SAMPLES / "office_synthetic.jsonl")]},
+        users,
+        protocol="user_disjoint",
+        progress=False,
+    )
+    out = demo / "lumen-office"
+    train_lumen.run(
+        ["--config", str(REPO / "training" / "recipes" / "lumen" / "tiny.yaml"), "--dataset_name",
+         str(users), "--dataset_config", "office", "--base_model", str(tiny_gemma_base),
+         "--output_dir", str(out)]
+    )  # fmt: skip
+    return demo

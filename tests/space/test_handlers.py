@@ -226,3 +226,21 @@ def test_conversation_keeps_the_row_it_was_built_from_unchanged(tiny_space):
     conversation.history.append({"item_id": "x"})
     assert len(app.data.row("office", row["user_id"])["history"]) == len(row["history"])
     assert isinstance(app, SpaceApp)
+
+
+def test_lumen_ranks_and_writes_in_the_space(tiny_lumen, tmp_path):
+    found = discover(tiny_lumen)
+    assert found["office"]["lumen"] == tiny_lumen / "lumen-office"
+    _, app = build_space(tiny_lumen / "regen", found, plots_dir=tmp_path)
+    assert "LUMEN" in app.registry.names("office")
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    views = list(app.recommend(conversation, "LUMEN", "purchase_reason"))
+    assert not views[-1].failed, views[-1].message
+    assert views[-1].ranking.count("<tr class=") == TOP_K
+    lumen = app.registry.model("office", "LUMEN").lumen
+    expected = lumen.write(
+        [conversation.row()], "purchase_reason", item_ids=[conversation.last_turn.top_item]
+    )[0].text
+    assert conversation.last_turn.narratives["purchase_reason"] == expected
+    views = list(app.critique(conversation, "in black, please", "LUMEN", "purchase_reason"))
+    assert not views[-1].failed and conversation.last_turn.critique == "in black, please"
