@@ -244,3 +244,14 @@ def test_lumen_ranks_and_writes_in_the_space(tiny_lumen, tmp_path):
     assert conversation.last_turn.narratives["purchase_reason"] == expected
     views = list(app.critique(conversation, "in black, please", "LUMEN", "purchase_reason"))
     assert not views[-1].failed and conversation.last_turn.critique == "in black, please"
+
+
+def test_the_user_list_is_capped_and_any_user_can_be_typed(tiny_space, monkeypatch):
+    from training.space import data
+
+    _, app = tiny_space
+    monkeypatch.setattr(data, "MAX_USER_CHOICES", 5)
+    choices = app.data.user_choices("office")
+    assert len(choices) == 5 and choices[0][0].endswith("purchases)")
+    beyond = app.data.split("office")["user_id"][40]
+    assert app.load_user("office", beyond).conversation.user_id == beyond

@@ -12,6 +12,7 @@ from training.space.conversation import SpaceInputError
 
 SPLITS = ("test", "validation", "train")
 MAX_SEARCH_RESULTS = 20
+MAX_USER_CHOICES = 500  # a dropdown of a whole split (100,000 users) would swamp the page
 
 
 class SpaceData:
@@ -50,8 +51,10 @@ class SpaceData:
         return {user_id: index for index, user_id in enumerate(ids)}
 
     def user_choices(self, domain: str, split: str = "test") -> list[tuple[str, str]]:
-        """(label, user id) per user: the label says how long the history is."""
+        """(label, user id) for the first `MAX_USER_CHOICES` users (any other can be typed):
+        the label says how long the history is."""
         rows = self.split(domain, split)
+        rows = rows.select(range(min(len(rows), MAX_USER_CHOICES)))
         lengths = [len(history) for history in rows.with_format("arrow")["history"].to_pylist()]
         return [
             (f"{user_id} ({length} purchases)", user_id)

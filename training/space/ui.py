@@ -36,7 +36,12 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
             with gr.Row():
                 domain = gr.Dropdown(served, value=domain0, label="Domain", elem_id="domain")
                 user = gr.Dropdown(
-                    users0, value=None, label="Test user", elem_id="user", filterable=True
+                    users0,
+                    value=None,
+                    label="Test user (or type a user id)",
+                    elem_id="user",
+                    filterable=True,
+                    allow_custom_value=True,
                 )
                 model = gr.Dropdown(
                     models0,
@@ -119,7 +124,11 @@ def _dataset_tab(app: SpaceApp, domains: list[str]) -> None:
         domain = gr.Dropdown(domains, value=domains[0], label="Domain", elem_id="data-domain")
         split = gr.Dropdown(list(SPLITS), value="test", label="Split", elem_id="data-split")
         user = gr.Dropdown(
-            app.data.user_choices(domains[0]), label="User", elem_id="data-user", filterable=True
+            app.data.user_choices(domains[0]),
+            label="User (or type a user id)",
+            elem_id="data-user",
+            filterable=True,
+            allow_custom_value=True,
         )
     history = gr.HTML(elem_id="data-history")
     with gr.Row():
