@@ -130,6 +130,7 @@ def test_a_conversation_in_the_browser(page, served, tmp_path):
     page.wait_for_function(
         "document.querySelector('#regen-history').innerText.includes('No purchases yet')"
     )
+    assert "composed from the catalog" in page.inner_text("#regen-reference-panel")
     page.click("#recommend")
     page.wait_for_function(
         "document.querySelector('#regen-message').innerText.includes('The history is empty')"

@@ -170,6 +170,7 @@ def test_composed_history_from_the_catalog(tiny_demo):
     view = app.add_item(view.conversation, "office", " ".join(title.split()[:2]))
     assert not view.failed and len(view.conversation.history) == 2
     assert view.conversation.history[0]["item_id"] == item
+    assert "composed from the catalog has no true next item" in view.reference
     assert not list(app.recommend(view.conversation, "Fake", None))[-1].failed
 
 

@@ -193,7 +193,12 @@ class SpaceApp:
         return View(
             conversation,
             history=render.history_cards(conversation.history, conversation.critique),
-            reference=render.reference_panel(conversation.target, conversation.reference, kind),
+            reference=render.reference_panel(
+                conversation.target,
+                conversation.reference,
+                kind,
+                critiqued=bool(conversation.rejected),
+            ),
         )
 
     # -- the dataset tab -------------------------------------------------------------------

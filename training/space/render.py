@@ -107,12 +107,23 @@ def ranking_table(
     )
 
 
-def reference_panel(target: Mapping | None, reference: Mapping[str, str], kind: str | None) -> str:
+NO_TARGET_AFTER_CRITIQUE = (
+    "After a critique of your own the dataset has no true next item nor a reference narrative: "
+    "they answer the dataset's critique, not yours."
+)
+NO_TARGET_COMPOSED = "A history composed from the catalog has no true next item to compare with."
+
+
+def reference_panel(
+    target: Mapping | None,
+    reference: Mapping[str, str],
+    kind: str | None,
+    critiqued: bool = False,
+) -> str:
+    """The dataset's next item and reference narrative; where there is none, why."""
     if target is None:
-        return (
-            '<div class="regen-note">After a critique of your own the dataset has no true next '
-            "item nor a reference narrative: they answer the dataset's critique, not yours.</div>"
-        )
+        why = NO_TARGET_AFTER_CRITIQUE if critiqued else NO_TARGET_COMPOSED
+        return f'<div class="regen-note" id="regen-reference">{escape(why)}</div>'
     parts = ["<div><b>True next item</b></div>", item_card(target)]
     text = reference.get(kind) if kind else None
     if text:
