@@ -27,8 +27,12 @@ def load_app_module():
     return module
 
 
-def test_the_hub_path_downloads_by_repo_id_and_notes_what_is_missing(tiny_demo, monkeypatch):
+def test_the_hub_path_downloads_by_repo_id_and_notes_what_is_missing(
+    tiny_demo, monkeypatch, tmp_path
+):
     import huggingface_hub
+
+    monkeypatch.chdir(tmp_path)  # the app writes its plots under the working directory
 
     hosted = {
         ("regen-benchmark/regen", "dataset"): tiny_demo / "regen",
