@@ -8,6 +8,7 @@ regen train fusion --dataset_name regen-users --dataset_config office --output_d
 regen predict --model ckpt --dataset_name regen --dataset_config office --split test --out p.jsonl
 regen eval --dataset regen --split test --run NAME office p.jsonl --out eval
 regen demo                                          # the main job on embedded defaults
+regen space --demo-dir demo_out                     # the Gradio Space on localhost
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import importlib
 import sys
 
 from regen_dataset import cli as dataset_cli
-from training import demo, evaluate, predict
+from training import demo, evaluate, predict, space
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
@@ -46,6 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     predict.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     demo.add_parser(subparsers)
+    space.add_parser(subparsers)
     return parser
 
 
