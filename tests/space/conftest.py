@@ -76,3 +76,24 @@ def tiny_lumen(tmp_path_factory, tiny_demo, tiny_gemma_base):
          "--output_dir", str(out)]
     )  # fmt: skip
     return demo
+
+
+@pytest.fixture(scope="session")
+def tiny_fusion(tmp_path_factory, tiny_demo, tiny_gemma_base):
+    """A demo folder like `tiny_demo` (linked to it) with a tiny fusion narrator (the tiny
+    recipe on a tiny random Gemma, trained on a user-disjoint build of the office sample) where
+    `regen train fusion --output_dir DEMO/checkpoints/fusion-office` would leave it."""
+    from training import train_fusion
+
+    demo = tmp_path_factory.mktemp("space-demo-fusion")
+    (demo / "regen").symlink_to(tiny_demo / "regen")
+    (demo / "checkpoints").mkdir()
+    (demo / "checkpoints" / "flare-office").symlink_to(tiny_demo / "checkpoints" / "flare-office")
+    users = build_sample_folder(demo / "regen-users", "user_disjoint")
+    train_fusion.run(
+        ["--config", str(REPO / "training" / "recipes" / "fusion" / "tiny.yaml"),
+         "--dataset_name", str(users), "--dataset_config", "office", "--base_model",
+         str(tiny_gemma_base), "--max_train_rows", "4", "--max_steps", "2",
+         "--output_dir", str(demo / "checkpoints" / "fusion-office")]
+    )  # fmt: skip
+    return demo

@@ -256,3 +256,23 @@ def test_the_user_list_is_capped_and_any_user_can_be_typed(tiny_space, monkeypat
     assert len(choices) == 5 and choices[0][0].endswith("purchases)")
     beyond = app.data.split("office")["user_id"][40]
     assert app.load_user("office", beyond).conversation.user_id == beyond
+
+
+def test_the_fusion_narrator_writes_about_flares_top_item_in_the_space(tiny_fusion, tmp_path):
+    found = discover(tiny_fusion)
+    assert set(found["office"]) == {"flare", "fusion"}
+    _, app = build_space(tiny_fusion / "regen", found, plots_dir=tmp_path)
+    name = "Fusion (FLARE + fusion narrator)"
+    assert app.registry.names("office") == [name, "FLARE"]
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    views = list(app.recommend(conversation, name, "purchase_reason"))
+    assert not views[-1].failed, views[-1].message
+    assert views[-1].ranking.count("<tr class=") == TOP_K
+    fusion = app.registry.model("office", name).fusion
+    top_item = conversation.last_turn.top_item
+    expected = fusion.write(
+        [{**conversation.row(), "target": {"item_id": top_item}}], "purchase_reason"
+    )[0]
+    assert conversation.last_turn.narratives["purchase_reason"] == expected
+    views = list(app.critique(conversation, "something cheaper", name, "purchase_reason"))
+    assert not views[-1].failed and conversation.last_turn.critique == "something cheaper"

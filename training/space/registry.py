@@ -3,8 +3,8 @@ load them into a `Recommender` (rank the catalog; write a narrative about an ite
 
 A spec names the checkpoint roles it needs (`flare`, `narrator`, `lumen`, ...). `discover`
 finds the roles of each domain in a demo folder, `Registry.build` keeps every model whose
-checkpoints are all there and notes, in words, each one it left out. Adding a model (the fusion
-narrator, say) is one `Recommender` class and one `ModelSpec` line in `MODELS`.
+checkpoints are all there and notes, in words, each one it left out. Adding a model is one
+`Recommender` class and one `ModelSpec` line in `MODELS`.
 """
 
 from __future__ import annotations
@@ -111,6 +111,21 @@ class LumenModel:
         yield self.lumen.write([row], kind, item_ids=[item_id])[0].text
 
 
+class FusionModel(FlareOnly):
+    """FLARE ranks; the fusion narrator writes about the item from the soft tokens of the
+    history's and the item's collaborative-filtering and content vectors (ids only, so a typed
+    critique steers the ranking, not the text). Its decoder has no streamer: the narrative
+    arrives whole."""
+
+    def __init__(self, ranker, fusion):
+        super().__init__(ranker)
+        self.fusion = fusion
+        self.kinds = list(fusion.kinds)
+
+    def narrate(self, row: Mapping, item_id: str, kind: str) -> Iterator[str]:
+        yield self.fusion.write([{**row, "target": {"item_id": item_id}}], kind)[0]
+
+
 def load_flare(paths: Mapping[str, Path]) -> Recommender:
     from regen_models.flare.ranking import FlareRanker
 
@@ -121,6 +136,15 @@ def load_hybrid(paths: Mapping[str, Path]) -> Recommender:
     from regen_models.hybrid import HybridSystem
 
     return Hybrid(HybridSystem.from_pretrained(paths["flare"], paths["narrator"]))
+
+
+def load_fusion(paths: Mapping[str, Path]) -> Recommender:
+    from regen_models.flare.ranking import FlareRanker
+    from regen_models.fusion.narrator import FusionNarrator
+
+    return FusionModel(
+        FlareRanker.from_pretrained(paths["flare"]), FusionNarrator.from_pretrained(paths["fusion"])
+    )
 
 
 def load_lumen(paths: Mapping[str, Path]) -> Recommender:
@@ -149,6 +173,13 @@ MODELS: tuple[ModelSpec, ...] = (
         "one LM that names the next item from its item vocabulary, then writes about it",
         ("lumen",),
         load_lumen,
+    ),
+    ModelSpec(
+        "Fusion (FLARE + fusion narrator)",
+        "FLARE ranks the catalog; the fusion narrator writes from soft tokens of CF and content "
+        "vectors",
+        ("flare", "fusion"),
+        load_fusion,
     ),
     ModelSpec("FLARE", "FLARE's ranking alone, no narrative", ("flare",), load_flare),
 )
