@@ -7,6 +7,7 @@ regen train narrator --dataset_name regen-users --dataset_config office --output
 regen predict --model ckpt --dataset_name regen --dataset_config office --split test --out p.jsonl
 regen eval --dataset regen --split test --run NAME office p.jsonl --out eval
 regen demo                                          # the main job on embedded defaults
+regen release --org ORG --dry-run                   # the Hub release, file by file
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import importlib
 import sys
 
 from regen_dataset import cli as dataset_cli
-from training import demo, evaluate, predict
+from training import demo, evaluate, predict, release
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
@@ -44,6 +45,7 @@ def make_parser() -> argparse.ArgumentParser:
     predict.add_parser(subparsers)
     evaluate.add_parser(subparsers)
     demo.add_parser(subparsers)
+    release.add_parser(subparsers)
     return parser
 
 
