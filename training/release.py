@@ -98,10 +98,14 @@ def demo_sources(demo_dir: str | os.PathLike) -> Sources:
     )
 
 
+def check_org(org: str) -> None:
+    if not org or "/" in org or org.strip() != org:
+        raise ReleaseError(f"--org must be an organisation or user name, got {org!r}")
+
+
 def plan_release(org: str, sources: Sources) -> list[Upload]:
     """Every repository of the release with its files; nothing is sent."""
-    if not org or "/" in org:
-        raise ReleaseError(f"--org must be an organisation or user name, got {org!r}")
+    check_org(org)
     uploads = [plan_dataset(org, folder) for folder in sources.datasets]
     dataset_repos = {upload.source.resolve(): upload.repo_id for upload in uploads}
     synthetic = any(_is_synthetic(folder) for folder in sources.datasets)
@@ -546,6 +550,7 @@ def sources_from_args(args) -> Sources:
 
 
 def run_release(args) -> None:
+    check_org(args.org)
     uploads = plan_release(args.org, sources_from_args(args))
     print(describe(uploads))
     if args.dry_run:
