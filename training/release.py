@@ -49,6 +49,11 @@ LEFT_OUT_NAMES = {"training_args.bin", "__pycache__", "__init__.py"}
 LEFT_OUT_SUFFIXES = (".pyc",)
 # The model name a checkpoint's runs carry in `regen eval`'s results.json.
 EVAL_MODEL_NAMES = {"flare": "flare", "lumen": "lumen", "narrator": "hybrid"}
+KIND_TITLES = {
+    "flare": "FLARE checkpoint",
+    "lumen": "LUMEN checkpoint",
+    "narrator": "narrator adapter",
+}
 EMBEDDED_BASE = "google/gemma-3-270m"  # what the embedded base LM is a quantised copy of
 CODE_LICENSE = "apache-2.0"
 
@@ -114,7 +119,9 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
         for folder in sources.checkpoints
     ]
     if sources.metric is not None:
-        uploads.append(plan_folder(f"{org}/{METRIC_REPO}", "space", sources.metric, "metric"))
+        uploads.append(
+            plan_folder(f"{org}/{METRIC_REPO}", "space", sources.metric, "metric module")
+        )
     if sources.space is not None:
         models = [u.repo_id for u in uploads if u.repo_type == "model"]
         datasets = [u.repo_id for u in uploads if u.repo_type == "dataset"]
@@ -185,7 +192,7 @@ def plan_checkpoint(
     kind = checkpoint_kind(folder)
     name = folder.resolve().name
     repo_id = f"{org}/{name if name.startswith(REPO_PREFIX) else REPO_PREFIX + name}"
-    upload = Upload(repo_id, "model", folder, {}, what=kind)
+    upload = Upload(repo_id, "model", folder, {}, what=KIND_TITLES[kind])
     for entry in sorted(folder.iterdir()):
         if _left_out(entry.name):
             upload.left_out.append(entry.name)
@@ -392,7 +399,7 @@ def plan_folder(repo_id: str, repo_type: str, folder: Path, what: str) -> Upload
 
 def plan_space(repo_id: str, folder: Path, models: list[str], datasets: list[str]) -> Upload:
     """The Space folder, its README's `models` and `datasets` naming the released repos."""
-    upload = plan_folder(repo_id, "space", folder, "space")
+    upload = plan_folder(repo_id, "space", folder, "Space")
     metadata, body = model_card.split_card((folder / "README.md").read_text(encoding="utf-8"))
     if not metadata.get("sdk"):
         raise ReleaseError(f"{folder / 'README.md'} has no Spaces YAML header with an `sdk`")

@@ -155,6 +155,14 @@ class LumenForCausalLM(LumenPreTrainedModel):
         self.post_init()
 
     @classmethod
+    def can_generate(cls) -> bool:
+        """False: LUMEN decodes with its own `generate` (text, one item, text), not with
+        transformers' GenerationMixin. Loaded as remote code, transformers would otherwise add
+        that mixin for the custom `generate` and derive a GenerationConfig from this config,
+        whose `max_new_tokens` is a length per narrative kind."""
+        return False
+
+    @classmethod
     def from_base(
         cls, language_model: PreTrainedModel, tokenizer, num_items: int, **config_kwargs
     ) -> LumenForCausalLM:

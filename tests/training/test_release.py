@@ -266,7 +266,7 @@ def test_dry_run_lists_every_file_and_sends_nothing(demo, tmp_path):
     assert hub.requests == []
     out = result.stdout
     assert "dry run: 6 repositories, nothing sent" in out
-    assert f"model {ORG}/regen-flare-office (flare, from " in out
+    assert f"model {ORG}/regen-flare-office (FLARE checkpoint, from " in out
     for line in ("    modeling_flare.py ", "    model.safetensors ", "    data/office/test-"):
         assert line in out, line
     assert "left out: " in out and "training_args.bin" in out
