@@ -391,3 +391,34 @@ def test_bad_input_is_a_clear_error(arguments, message, tmp_path, capsys):
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not os.path.exists(tmp_path / "missing")
+
+
+def test_release_card_replaces_whole_names_only(tmp_path):
+    """The folder `demo_out/regen` maps to its repo; `demo_out/regen-users` is another folder
+    and must not become `ORG/regen-users` by a prefix match."""
+    from training.model_card import card_training_data, release_card
+
+    write_model_card(
+        tmp_path, model_name="FLARE", script="training/train_flare.py",
+        dataset_name="demo_out/regen", dataset_config="office",
+        arguments={"other": "demo_out/regen-users", "recipe": "/somewhere/training/recipes/x.yaml"},
+        metrics={"NDCG@10": 0.5}, metrics_split="validation",
+    )  # fmt: skip
+    card = (tmp_path / "README.md").read_text()
+    assert card_training_data(card) == ("demo_out/regen", "office")
+    released = release_card(
+        card,
+        replacements={"demo_out/regen": "org/regen", "PATH_OR_REPO_ID": "org/regen-flare"},
+        header={"license": "apache-2.0", "datasets": ["org/regen"]},
+        evaluation="a table",
+        load_first="First this.",
+        limitations=("One more.",),
+    )
+    assert "Data: `org/regen`, config `office`." in released
+    assert '"other": "demo_out/regen-users"' in released
+    assert '"recipe": "training/recipes/x.yaml"' in released
+    assert 'AutoModel.from_pretrained("org/regen-flare")' in released
+    assert "## Evaluation\n\na table\n\n## How to load\n\nFirst this.\n\n```python" in released
+    assert "## Limitations\n\n- One more.\n\n## Citation" in released
+    assert released.startswith("---\nlibrary_name: transformers\n")
+    assert header(released.encode())["datasets"] == ["org/regen"]
