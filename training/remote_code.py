@@ -82,7 +82,7 @@ def remote_code_files(model_type: str) -> dict[str, bytes]:
     for name, module in code.files.items():
         text = _rewrite_imports(sources[name], trees[name], flat, trees, f"{module} ({name}.py)")
         _check_imports(ast.parse(text), f"{name}.py")
-        header = f"# Shipped by `regen release` from {module}; its imports point to sibling files.\n"
+        header = f"# Shipped by `regen release` from {module}; imports point to sibling files.\n"
         out[f"{name}.py"] = (header + text).encode()
     return out
 
