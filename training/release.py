@@ -165,7 +165,7 @@ def _is_synthetic(folder: Path) -> bool:
 
 
 def checkpoint_kind(folder: Path) -> str:
-    """ "flare", "lumen" (config.json's model type) or "narrator" (a LoRA adapter folder)."""
+    """config.json's model type ("flare", "lumen", ...) or "narrator" (a LoRA adapter folder)."""
     from regen_models.narrator.configuration_narrator import NARRATOR_CONFIG_FILE
 
     if (folder / NARRATOR_CONFIG_FILE).is_file() and (folder / "adapter_config.json").is_file():
@@ -173,9 +173,9 @@ def checkpoint_kind(folder: Path) -> str:
     config = folder / "config.json"
     if config.is_file():
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-        if model_type in REMOTE_CODE:
-            return model_type
-        raise ReleaseError(f"{config}: model type {model_type!r} is not a model of this project")
+        if not model_type or not isinstance(model_type, str):
+            raise ReleaseError(f"{config} has no model_type")
+        return model_type
     raise ReleaseError(
         f"{folder} is not a checkpoint: no config.json (FLARE, LUMEN) nor adapter_config.json "
         f"and {NARRATOR_CONFIG_FILE} (narrator)"
@@ -192,7 +192,7 @@ def plan_checkpoint(
     kind = checkpoint_kind(folder)
     name = folder.resolve().name
     repo_id = f"{org}/{name if name.startswith(REPO_PREFIX) else REPO_PREFIX + name}"
-    upload = Upload(repo_id, "model", folder, {}, what=KIND_TITLES[kind])
+    upload = Upload(repo_id, "model", folder, {}, what=KIND_TITLES.get(kind, f"{kind} checkpoint"))
     for entry in sorted(folder.iterdir()):
         if _left_out(entry.name):
             upload.left_out.append(entry.name)
@@ -207,6 +207,11 @@ def plan_checkpoint(
         upload.files.update(remote_code_files(kind))
         if VOCABULARY_FILE not in upload.files:
             upload.warnings.append(f"no {VOCABULARY_FILE}: scores cannot be mapped to item ids")
+    elif kind != "narrator":
+        upload.warnings.append(
+            f"no self-contained modeling code for model type {kind!r} (training/remote_code.py): "
+            "it loads only where the `regen` package is installed"
+        )
     base = _base_model(folder, kind, upload)
     card_path = folder / "README.md"
     if not card_path.is_file():
@@ -264,10 +269,9 @@ def _base_model(folder: Path, kind: str, upload: Upload) -> str | None:
     if kind == "narrator":
         adapter = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
         recorded = adapter.get("base_model_name_or_path")
-    elif kind == "lumen":
-        recorded = json.loads((folder / "config.json").read_text(encoding="utf-8"))["base_model"]
-    else:
-        return None
+    else:  # LUMEN and the other LM-based models record theirs; FLARE has none
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        recorded = config.get("base_model")
     if recorded == "embedded":
         return EMBEDDED_BASE
     if recorded and os.path.isabs(recorded):
@@ -299,7 +303,7 @@ def _evaluation(
     """(markdown of the `regen eval` tables with this checkpoint's runs, the datasets they name,
     whether any is synthetic); a checkpoint's runs are those with its model name and config
     (any config for the narrator, which serves the hybrid of both)."""
-    model = EVAL_MODEL_NAMES[kind]
+    model = EVAL_MODEL_NAMES.get(kind, kind)
     parts, datasets, synthetic = [], [], False
     for folder in evals:
         payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
@@ -327,7 +331,7 @@ def _evaluation(
     return ("\n".join(parts), datasets, synthetic) if parts else None
 
 
-def _load_snippet(kind: str, repo_id: str, base: str | None) -> str:
+def _load_snippet(kind: str, repo_id: str, base: str | None) -> str | None:
     if kind == "flare":
         return f"""Without this package (the modeling code comes with the checkpoint):
 
@@ -358,6 +362,8 @@ tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
 ```
 
 With the `regen` package installed (prompts, ranking and decoding):"""
+    if kind != "narrator":
+        return None  # the card's own instructions, with the `regen` package
     base_note = (
         f"`{base}` (the embedded base of the `regen` package is its Q4_K_M GGUF, dequantised: "
         "`Narrator.from_pretrained` below loads that exact base)"

@@ -422,3 +422,27 @@ def test_release_card_replaces_whole_names_only(tmp_path):
     assert "## Limitations\n\n- One more.\n\n## Citation" in released
     assert released.startswith("---\nlibrary_name: transformers\n")
     assert header(released.encode())["datasets"] == ["org/regen"]
+
+
+def test_a_model_without_remote_code_is_released_as_it_is_and_said(tmp_path):
+    """A model type of the package that has no entry in training/remote_code.py (a model added
+    later) keeps its files and card, without an auto_map, and the listing says so."""
+    from training.release import describe, plan_checkpoint
+
+    folder = tmp_path / "fusion-office"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "fusion", "base_model": "x/y"}))
+    (folder / "model.safetensors").write_bytes(b"weights")
+    write_model_card(
+        folder, model_name="Fusion", script="training/train_fusion.py", dataset_name="x/regen",
+        dataset_config="office", arguments={}, metrics={"loss": 1.0}, metrics_split="validation",
+        load_snippet="import regen_models.fusion", base_model="x/y",
+    )  # fmt: skip
+    upload = plan_checkpoint(ORG, folder, {})
+    assert upload.repo_id == f"{ORG}/regen-fusion-office"
+    assert set(upload.files) == {"config.json", "model.safetensors", "README.md"}
+    assert upload.files["config.json"] == folder / "config.json"  # no auto_map added
+    assert "no self-contained modeling code for model type 'fusion'" in describe([upload])
+    meta = header(upload.files["README.md"])
+    assert meta["base_model"] == "x/y" and meta["datasets"] == ["x/regen"]
+    assert "import regen_models.fusion" in upload.files["README.md"].decode()
