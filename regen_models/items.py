@@ -28,15 +28,12 @@ import pyarrow.parquet as pq
 from regen_dataset.catalog import CatalogCollector
 from regen_dataset.files import atomic_path
 from regen_dataset.schema import ITEM_FEATURES, ITEMS_SPLIT, config_category, items_config
+from regen_models import vocabulary_io
 from regen_models.base import cache_dir
+from regen_models.vocabulary_io import VOCABULARY_FILE, VocabularyMismatchError
 
-VOCABULARY_FILE = "item_vocabulary.parquet"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 CONTENT_FIELDS = ("title", "categories", "description")
-
-
-class VocabularyMismatchError(ValueError):
-    """A model's item vocabulary is not the dataset's."""
 
 
 class UnknownItemError(KeyError):
@@ -169,21 +166,16 @@ class ItemVocabulary:
 
     def save(self, directory: str | os.PathLike) -> Path:
         path = Path(directory) / VOCABULARY_FILE
-        table = self.table.replace_schema_metadata({"regen.category": self.category})
+        table = self.table.replace_schema_metadata(
+            {vocabulary_io.CATEGORY_METADATA_KEY: self.category}
+        )
         with atomic_path(path) as partial:
             pq.write_table(table, partial, compression="zstd")
         return path
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ItemVocabulary:
-        path = Path(directory) / VOCABULARY_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{directory} has no item vocabulary ({VOCABULARY_FILE})")
-        table = pq.read_table(path)
-        category = (table.schema.metadata or {}).get(b"regen.category", b"").decode()
-        if not category:
-            raise ValueError(f"{path} does not say which category it belongs to")
-        return cls(category, table.replace_schema_metadata(None))
+        return cls(*vocabulary_io.read_vocabulary_file(directory))
 
 
 def catalog_item_ids(dataset_name: str | os.PathLike, config: str) -> list[str]:
@@ -290,42 +282,9 @@ def content_cache_path(
     return cache_dir() / "content" / slug / name
 
 
-class ItemVocabularyMixin:
-    """For a `PreTrainedModel` whose item ids index an `ItemVocabulary`.
-
-    `model.item_vocabulary` travels with the weights: `save_pretrained` (and so `push_to_hub` and
-    the Trainer's checkpoints) writes it beside them, `from_pretrained` reads it back from a
-    folder or a Hub repo. A model saved without one loads with `item_vocabulary = None`.
-    """
+class ItemVocabularyMixin(vocabulary_io.ItemVocabularyMixin):
+    """`vocabulary_io.ItemVocabularyMixin` that loads the full `ItemVocabulary` (prediction checks
+    it against the dataset's)."""
 
     item_vocabulary: ItemVocabulary | None = None
-
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
-        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if self.item_vocabulary is not None and is_main_process:
-            self.item_vocabulary.save(save_directory)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        from transformers.utils import cached_file
-
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
-        path = cached_file(
-            pretrained_model_name_or_path,
-            VOCABULARY_FILE,
-            _raise_exceptions_for_missing_entries=False,
-            **hub,
-        )
-        if path is not None:
-            model.attach_item_vocabulary(ItemVocabulary.load(Path(path).parent))
-        return model
-
-    def attach_item_vocabulary(self, vocabulary: ItemVocabulary) -> None:
-        expected = getattr(self.config, "num_items", len(vocabulary))
-        if len(vocabulary) != expected:
-            raise VocabularyMismatchError(
-                f"an item vocabulary of {len(vocabulary)} items does not fit this model, which "
-                f"scores {expected} items"
-            )
-        self.item_vocabulary = vocabulary
+    vocabulary_class = ItemVocabulary

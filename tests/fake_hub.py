@@ -13,7 +13,9 @@ commit, and serves them back through `resolve/` URLs, so `from_pretrained(repo_i
     POST /lfs/OID/verify                                    the client confirms the upload
     POST /api/[models/|datasets/]ORG/NAME/commit/main       the commit, as NDJSON
     HEAD/GET /[datasets/]ORG/NAME/resolve/main/PATH         a file of the repository
-It holds one repository's files (`files`): use one FakeHub per repository.
+`files` holds what was committed to any repository (one FakeHub per repository keeps it simple);
+`repo_files` keeps each repository apart ("ORG/NAME", "datasets/ORG/NAME", "spaces/ORG/NAME"), and
+listings, deletions and downloads answer from the repository asked for.
 
 huggingface_hub reads HF_HUB_OFFLINE at import time and the test suite runs with HF_HUB_OFFLINE=1,
 so a client runs in a subprocess with `hub_env(...)`: HF_HUB_OFFLINE=0 and HF_HOME in a temporary
@@ -50,6 +52,7 @@ class Commit:
     files: dict[str, bytes] = field(default_factory=dict)  # path in repo -> content
     lfs_paths: set[str] = field(default_factory=set)  # the files committed as LFS pointers
     deleted: set[str] = field(default_factory=set)
+    repo: str = ""  # "ORG/NAME" for a model, "datasets/ORG/NAME" or "spaces/ORG/NAME"
 
 
 class FakeHub:
@@ -64,7 +67,8 @@ class FakeHub:
         self.created: list[dict[str, Any]] = []  # payloads of /api/repos/create
         self.lfs_objects: dict[str, bytes] = {}  # sha256 hex -> bytes PUT by the client
         self.commits: list[Commit] = []
-        self.files: dict[str, bytes] = {}  # the repository at the head of main
+        self.files: dict[str, bytes] = {}  # every repository at the head of main, together
+        self.repo_files: dict[str, dict[str, bytes]] = {}  # each repository at the head of main
         self.repos: set[str] = set()  # the repositories committed to
         # A dataset or Space repo's paths have a "datasets/" or "spaces/" prefix; a model's none
         # (its API paths say "models/").
@@ -98,9 +102,10 @@ class FakeHub:
     def tree(
         self, body: bytes, repo: str, kind: str | None = None
     ) -> Answer | tuple[int, list[dict[str, Any]]]:
+        files = self.repo_files.get(_repo_key(kind, repo), {})
         return 200, [
             {"type": "file", "path": path, "size": len(data), "oid": sha256(data)[:40]}
-            for path, data in sorted(self.files.items())
+            for path, data in sorted(files.items())
         ]
 
     def validate_yaml(self, body: bytes) -> Answer:
@@ -147,7 +152,9 @@ class FakeHub:
     def commit(self, body: bytes, repo: str, kind: str | None = None) -> Answer:
         header, *operations = [json.loads(line) for line in body.splitlines() if line.strip()]
         assert header["key"] == "header"
-        commit = Commit(summary=header["value"]["summary"])
+        key = _repo_key(kind, repo)
+        files = self.repo_files.setdefault(key, {})
+        commit = Commit(summary=header["value"]["summary"], repo=key)
         for operation in operations:
             value = operation["value"]
             if operation["key"] == "file":
@@ -159,14 +166,16 @@ class FakeHub:
                 commit.files[value["path"]] = data
                 commit.lfs_paths.add(value["path"])
             elif operation["key"] == "deletedFile":
-                assert value["path"] in self.files, f"deleting {value['path']}, not in the repo"
+                assert value["path"] in files, f"deleting {value['path']}, not in the repo"
                 commit.deleted.add(value["path"])
             else:
                 raise AssertionError(f"unexpected commit operation {operation['key']!r}")
         self.commits.append(commit)
         self.repos.add(repo)
         for path in commit.deleted:
-            del self.files[path]
+            del files[path]
+            self.files.pop(path, None)
+        files.update(commit.files)
         self.files.update(commit.files)
         return 200, {
             "commitUrl": f"{self.url}/{'' if kind == 'models/' else kind or ''}{repo}/commit/{'a' * 40}",
@@ -220,13 +229,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers `hf_hub_download` reads (commit, ETag, size). False if not such a request."""
         hub = self.server.hub
         match = re.fullmatch(
-            r"/(?:datasets/|spaces/)?[\w.-]+/[\w.-]+/resolve/[^/]+/(?P<file>.+)",
+            r"/(?P<kind>datasets/|spaces/)?(?P<repo>[\w.-]+/[\w.-]+)/resolve/[^/]+/(?P<file>.+)",
             urlsplit(self.path).path,
         )
         if not match:
             return False
         hub.requests.append((self.command, urlsplit(self.path).path, None))
-        data = hub.files.get(unquote(match["file"]))
+        files = hub.repo_files.get(_repo_key(match["kind"], match["repo"]), {})
+        data = files.get(unquote(match["file"]))
         if data is None:
             self.send_response(404)
             self.send_header("X-Error-Code", "EntryNotFound")
@@ -248,6 +258,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest's output quiet
         pass
+
+
+def _repo_key(kind: str | None, repo: str) -> str:
+    return f"{'' if kind in (None, 'models/') else kind}{repo}"
 
 
 def hub_env(tmp_path: Path, hf_endpoint: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ regen predict --model ckpt --dataset_name regen --dataset_config office --split 
 regen eval --dataset regen --split test --run NAME office p.jsonl --out eval
 regen demo                                          # the main job on embedded defaults
 regen space --demo-dir demo_out                     # the Gradio Space on localhost
+regen release --org ORG --dry-run                   # the Hub release, file by file
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import importlib
 import sys
 
 from regen_dataset import cli as dataset_cli
-from training import demo, evaluate, predict, space
+from training import demo, evaluate, predict, release, space
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
@@ -48,6 +49,7 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(subparsers)
     demo.add_parser(subparsers)
     space.add_parser(subparsers)
+    release.add_parser(subparsers)
     return parser
 
 

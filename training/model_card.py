@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import yaml
 
@@ -14,6 +15,13 @@ PAPERS = (
     "[REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives]"
     "(https://arxiv.org/abs/2503.11924)"
 )
+
+
+# The line of a card that names its training data; `card_training_data` reads it back.
+TRAINING_DATA_LINE = "Data: `{dataset}`, config `{config}`."
+_TRAINING_DATA = re.compile(r"^Data: `(?P<dataset>[^`]+)`, config `(?P<config>[^`]+)`\.$", re.M)
+LOAD_HEADING = "## How to load"
+LIMITATIONS_HEADING = "## Limitations"
 
 
 def write_model_card(
@@ -60,7 +68,7 @@ def write_model_card(
         "",
         "## Training",
         "",
-        f"Data: `{dataset_name}`, config `{dataset_config}`.",
+        TRAINING_DATA_LINE.format(dataset=dataset_name, config=dataset_config),
         "",
         "```bash",
         command,
@@ -133,3 +141,80 @@ def training_summary(args) -> dict:
 def recipe_of(argv: list[str]) -> str | None:
     """The `--config RECIPE.yaml` of a training command line, for its model card."""
     return argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+
+
+def card_training_data(card: str) -> tuple[str, str] | None:
+    """(dataset name or path, config) a card written by `write_model_card` was trained on."""
+    match = _TRAINING_DATA.search(card)
+    return (match["dataset"], match["config"]) if match else None
+
+
+def release_card(
+    card: str,
+    *,
+    replacements: dict[str, str],
+    header: dict,
+    evaluation: str | None = None,
+    load_first: str | None = None,
+    limitations: tuple[str, ...] = (),
+) -> str:
+    """A card of `write_model_card` as published by `regen release`.
+
+    `replacements` swap local names for repository ids (a dataset folder for its dataset repo,
+    `PATH_OR_REPO_ID` for the model's repo); a recipe path keeps only its part from `training/`.
+    `header` is merged into the YAML metadata. `evaluation` (the `regen eval` tables) becomes a
+    section before "How to load", `load_first` opens that section, and `limitations` are added
+    to the card's own.
+    """
+    metadata, body = split_card(card)
+    metadata.update(header)
+    sections = _sections(body)
+    titles = [title for title, _ in sections]
+    if evaluation:
+        where = titles.index(LOAD_HEADING) if LOAD_HEADING in titles else len(sections)
+        sections.insert(where, ("## Evaluation", f"## Evaluation\n\n{evaluation.strip()}\n\n"))
+        titles.insert(where, "## Evaluation")
+    if load_first and LOAD_HEADING in titles:
+        index = titles.index(LOAD_HEADING)
+        text = sections[index][1].removeprefix(LOAD_HEADING).lstrip("\n")
+        sections[index] = (LOAD_HEADING, f"{LOAD_HEADING}\n\n{load_first.strip()}\n\n{text}")
+    if limitations:
+        items = "".join(f"- {item}\n" for item in limitations)
+        if LIMITATIONS_HEADING in titles:
+            index = titles.index(LIMITATIONS_HEADING)
+            sections[index] = (
+                LIMITATIONS_HEADING,
+                sections[index][1].rstrip("\n") + "\n" + items + "\n",
+            )
+        else:
+            where = titles.index("## Citation") if "## Citation" in titles else len(sections)
+            sections.insert(where, (LIMITATIONS_HEADING, f"{LIMITATIONS_HEADING}\n\n{items}\n"))
+    body = "".join(text for _, text in sections)
+    for old, new in sorted(replacements.items(), key=lambda pair: -len(pair[0])):
+        body = re.sub(re.escape(old) + r"(?![\w.-])", new, body)
+    body = re.sub(r"(?<![\w.-])/[^\s`'\"]*/(training/recipes/[\w./-]+)", r"\1", body)
+    yaml_text = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
+    return f"---\n{yaml_text}\n---\n{body}"
+
+
+def split_card(card: str) -> tuple[dict, str]:
+    """(YAML metadata, the rest) of a card."""
+    if not card.startswith("---\n"):
+        return {}, card
+    end = card.index("\n---\n", 4)
+    return yaml.safe_load(card[4:end]) or {}, card[end + len("\n---\n") :]
+
+
+def _sections(body: str) -> list[tuple[str | None, str]]:
+    """(heading line, text from the heading to the next) of every `## ` section; the part
+    before the first heading has `None`."""
+    starts = [m.start() for m in re.finditer(r"^## .*$", body, re.M)]
+    bounds = [0, *starts, len(body)]
+    out = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        text = body[start:end]
+        if not text:
+            continue
+        title = text.splitlines()[0] if text.startswith("## ") else None
+        out.append((title, text))
+    return out

@@ -11,6 +11,11 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+# The tokens LUMEN adds to its LM's tokenizer: the paper's ID_TOKEN placeholder, whose input
+# embedding is replaced by an item's, and the switch after which the decoder names an item.
+ITEM_TOKEN = "<item>"
+SWITCH_TOKEN = "<start_of_item>"
+
 
 class LumenConfig(PretrainedConfig):
     r"""

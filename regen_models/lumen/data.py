@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from regen_models.lumen.configuration_lumen import ITEM_TOKEN, SWITCH_TOKEN
 from regen_models.lumen.modeling_lumen import IGNORE_INDEX, NO_ITEM
 from regen_models.narrator import formatting
 from regen_models.prompts import PromptBudgetError, PromptStats, build_prompt
 
-ITEM_TOKEN = "<item>"
-SWITCH_TOKEN = "<start_of_item>"
 COMPLETION_PREFIX = "ID: "
 NARRATIVE_LABEL = "\nText: "
 

@@ -32,7 +32,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from regen_models.items import ItemVocabularyMixin
-from regen_models.lumen.configuration_lumen import LumenConfig
+from regen_models.lumen.configuration_lumen import ITEM_TOKEN, SWITCH_TOKEN, LumenConfig
 
 IGNORE_INDEX = -100
 NO_ITEM = -1  # pads `item_ids`
@@ -155,14 +155,20 @@ class LumenForCausalLM(LumenPreTrainedModel):
         self.post_init()
 
     @classmethod
+    def can_generate(cls) -> bool:
+        """False: LUMEN decodes with its own `generate` (text, one item, text), not with
+        transformers' GenerationMixin. Loaded as remote code, transformers would otherwise add
+        that mixin for the custom `generate` and derive a GenerationConfig from this config,
+        whose `max_new_tokens` is a length per narrative kind."""
+        return False
+
+    @classmethod
     def from_base(
         cls, language_model: PreTrainedModel, tokenizer, num_items: int, **config_kwargs
     ) -> LumenForCausalLM:
         """LUMEN around a loaded causal LM, whose tokenizer has the LUMEN tokens
         (`regen_models.lumen.data.add_item_tokens`): the LM's embeddings grow to the tokenizer,
         the item table starts on the spread of the LM's token embeddings."""
-        from regen_models.lumen.data import ITEM_TOKEN, SWITCH_TOKEN
-
         if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
             language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         spread = float(language_model.get_input_embeddings().weight.detach().float().std())

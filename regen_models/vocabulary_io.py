@@ -1,0 +1,115 @@
+"""The item vocabulary file a checkpoint carries, and the mixin that saves and loads it.
+
+This module is self-contained on purpose (pyarrow and transformers only, no import from this
+package): `regen release` ships it beside a checkpoint's modeling code, so that
+`AutoModel.from_pretrained(REPO, trust_remote_code=True)` loads the model and its vocabulary on a
+machine where this package is not installed. There `model.item_vocabulary` is a
+`StoredItemVocabulary`; with the package installed it is the full
+`regen_models.items.ItemVocabulary` (same file, same `item_ids`, `index` and `category`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+VOCABULARY_FILE = "item_vocabulary.parquet"
+CATEGORY_METADATA_KEY = b"regen.category"
+
+
+class VocabularyMismatchError(ValueError):
+    """A model's item vocabulary is not the dataset's."""
+
+
+class StoredItemVocabulary:
+    """An item vocabulary as read from its file: the category and the items in id order."""
+
+    def __init__(self, category: str, table: pa.Table):
+        self.category = category
+        self.table = table
+        self._index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    @property
+    def item_ids(self) -> list[str]:
+        return self.table.column("item_id").to_pylist()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._index
+
+    def index(self, item_id: str, where: str = "") -> int:
+        if item_id not in self._index:
+            place = f" ({where})" if where else ""
+            raise KeyError(f"item {item_id!r}{place} is not in the {self.category} vocabulary")
+        return self._index[item_id]
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        path = Path(directory) / VOCABULARY_FILE
+        table = self.table.replace_schema_metadata({CATEGORY_METADATA_KEY: self.category})
+        pq.write_table(table, path, compression="zstd")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> StoredItemVocabulary:
+        category, table = read_vocabulary_file(directory)
+        return cls(category, table)
+
+
+def read_vocabulary_file(directory: str | os.PathLike) -> tuple[str, pa.Table]:
+    """(category, items table without metadata) of `directory`'s vocabulary file."""
+    path = Path(directory) / VOCABULARY_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} has no item vocabulary ({VOCABULARY_FILE})")
+    table = pq.read_table(path)
+    category = (table.schema.metadata or {}).get(CATEGORY_METADATA_KEY, b"").decode()
+    if not category:
+        raise ValueError(f"{path} does not say which category it belongs to")
+    return category, table.replace_schema_metadata(None)
+
+
+class ItemVocabularyMixin:
+    """For a `PreTrainedModel` whose item ids index an item vocabulary.
+
+    `model.item_vocabulary` travels with the weights: `save_pretrained` (and so `push_to_hub` and
+    the Trainer's checkpoints) writes it beside them, `from_pretrained` reads it back from a
+    folder or a Hub repo (as a `vocabulary_class`). A model saved without one loads with
+    `item_vocabulary = None`.
+    """
+
+    item_vocabulary = None
+    vocabulary_class = StoredItemVocabulary
+
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if self.item_vocabulary is not None and is_main_process:
+            self.item_vocabulary.save(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from transformers.utils import cached_file
+
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
+        path = cached_file(
+            pretrained_model_name_or_path,
+            VOCABULARY_FILE,
+            _raise_exceptions_for_missing_entries=False,
+            **hub,
+        )
+        if path is not None:
+            model.attach_item_vocabulary(cls.vocabulary_class.load(Path(path).parent))
+        return model
+
+    def attach_item_vocabulary(self, vocabulary) -> None:
+        expected = getattr(self.config, "num_items", len(vocabulary))
+        if len(vocabulary) != expected:
+            raise VocabularyMismatchError(
+                f"an item vocabulary of {len(vocabulary)} items does not fit this model, which "
+                f"scores {expected} items"
+            )
+        self.item_vocabulary = vocabulary

@@ -1,0 +1,448 @@
+"""`regen release` against the loopback Hub (tests/fake_hub.py), fully offline.
+
+A demo-like folder (the sample dataset, a tiny FLARE trained with the tiny recipe and its `regen
+eval` folder, a tiny narrator adapter, a tiny LUMEN) and a small Space folder are released; each
+repository is checked file by file. Then a process in which this package cannot be imported
+downloads the FLARE and LUMEN checkpoints with `trust_remote_code=True` and runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from regen_models.items import VOCABULARY_FILE
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from tests.fake_hub import TOKEN, FakeHub, hub_env, sha256
+from tests.isolated_venv import NOT_IMPORTABLE_CHECK, isolated_env, make_isolated_venv
+from training import cli
+from training.model_card import write_model_card
+from training.release import Sources, plan_release
+from training.remote_code import RemoteCodeError, _check_imports, _rewrite_imports
+
+ORG = "test-org"
+TINY_FLARE = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
+_CONSOLE_SCRIPT = Path(sys.executable).with_name("regen")
+REGEN = (
+    [str(_CONSOLE_SCRIPT)] if _CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "training.cli"]
+)
+SPACE_README = """---
+title: REGEN
+sdk: gradio
+sdk_version: 5.0.0
+app_file: app.py
+license: apache-2.0
+---
+
+# The REGEN demo
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, tiny_gemma_base) -> Path:
+    """What `regen demo` leaves, in small: dataset, checkpoints, an eval folder; and a Space."""
+    from training.evaluate import run_table
+
+    root = tmp_path_factory.mktemp("release")
+    demo = root / "demo_out"
+    folder = build_sample_folder(demo / "regen")
+    flare = demo / "checkpoints" / "flare-office"
+    cli.main(
+        ["train", "flare", "--config", TINY_FLARE, "--dataset_name", str(folder),
+         "--dataset_config", "office", "--output_dir", str(flare)]
+    )  # fmt: skip
+    predictions = demo / "predictions" / "flare" / "office.jsonl"
+    cli.main(
+        ["predict", "--model", str(flare), "--dataset_name", str(folder), "--dataset_config",
+         "office", "--split", "test", "--out", str(predictions)]
+    )  # fmt: skip
+    run_table(folder, "test", [("flare", "office", str(predictions))], str(demo / "eval"),
+              encoder=WordCountEncoder())  # fmt: skip
+    save_narrator(tiny_gemma_base, demo / "checkpoints" / "narrator-office", folder)
+    save_lumen(demo / "checkpoints" / "lumen-office", folder)
+    space = root / "space"
+    (space / "__pycache__").mkdir(parents=True)
+    (space / "README.md").write_text(SPACE_README)
+    (space / "app.py").write_text("import gradio\n")
+    (space / "requirements.txt").write_text("gradio\n")
+    (space / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
+    return demo
+
+
+def save_narrator(base: Path, out: Path, dataset: Path) -> None:
+    from tests.regen_models.test_narrator import save_adapter
+    from training.train_narrator import LOAD_SNIPPET
+
+    save_adapter(base, out)
+    write_model_card(
+        out, model_name="Narrator", script="training/train_narrator.py",
+        dataset_name=str(dataset), dataset_config="office", arguments={"r": 4},
+        metrics={"train_loss": 1.0}, metrics_split="validation", load_snippet=LOAD_SNIPPET,
+        library_name="peft", limitations=("A tiny adapter of a test.",),
+    )  # fmt: skip
+
+
+def save_lumen(out: Path, dataset: Path) -> None:
+    from regen_models.lumen.data import add_item_tokens
+    from regen_models.lumen.modeling_lumen import LumenForCausalLM
+    from tests.regen_models.test_flare import tiny_vocabulary
+    from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
+    from training.train_lumen import LOAD_SNIPPET
+
+    tokenizer = tiny_tokenizer()
+    add_item_tokens(tokenizer)
+    model = LumenForCausalLM.from_base(
+        tiny_gemma(tokenizer, 0), tokenizer, 12, base_model="embedded", category="office"
+    )
+    model.attach_item_vocabulary(tiny_vocabulary(12))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_model_card(
+        out, model_name="LUMEN", script="training/train_lumen.py", dataset_name=str(dataset),
+        dataset_config="office", arguments={}, metrics={"NDCG@10": 0.1},
+        metrics_split="validation", load_snippet=LOAD_SNIPPET, base_model=None,
+    )  # fmt: skip
+
+
+def release(demo: Path, hub_url: str, home: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [*REGEN, "release", "--org", ORG, "--demo-dir", str(demo)]
+    command += ["--space", str(demo.parent / "space"), *extra]
+    return subprocess.run(
+        command, cwd=REPO, env=hub_env(home, hf_endpoint=hub_url), capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def released(demo, tmp_path_factory):
+    """The fake Hub after `regen release`, and the command's output."""
+    home = tmp_path_factory.mktemp("hub-home")
+    with FakeHub() as hub:
+        result = release(demo, hub.url, home)
+        assert result.returncode == 0, f"{hub.errors}\n{result.stdout}\n{result.stderr[-3000:]}"
+        yield hub, result
+
+
+EXPECTED_REPOS = {
+    f"datasets/{ORG}/regen",
+    f"{ORG}/regen-flare-office",
+    f"{ORG}/regen-lumen-office",
+    f"{ORG}/regen-narrator-office",
+    f"spaces/{ORG}/regen_metric",
+    f"spaces/{ORG}/regen-demo",
+}
+
+
+def repo_key(upload) -> str:
+    prefix = {"dataset": "datasets/", "space": "spaces/", "model": ""}[upload.repo_type]
+    return prefix + upload.repo_id
+
+
+def test_every_repository_holds_exactly_the_planned_files(demo, released):
+    hub, result = released
+    assert hub.errors == []
+    assert TOKEN not in result.stdout + result.stderr  # the secret never reaches the logs
+    api_calls = [(path, auth) for _, path, auth in hub.requests if path.startswith("/api/")]
+    assert api_calls and all(auth == f"Bearer {TOKEN}" for _, auth in api_calls)
+    assert set(hub.repo_files) == EXPECTED_REPOS
+    created = {(c["organization"], c["name"], c.get("type", "model")) for c in hub.created}
+    assert (ORG, "regen-demo", "space") in created and (ORG, "regen", "dataset") in created
+
+    uploads = plan_release(
+        ORG,
+        Sources(
+            datasets=[demo / "regen"],
+            checkpoints=sorted((demo / "checkpoints").iterdir()),
+            evals=[demo / "eval"],
+            metric=REPO / "regen_models" / "regen_metric",
+            space=demo.parent / "space",
+        ),
+    )
+    assert {repo_key(upload) for upload in uploads} == EXPECTED_REPOS
+    for upload in uploads:
+        published = hub.repo_files[repo_key(upload)]
+        assert published.keys() == upload.files.keys(), upload.repo_id
+        for path, content in upload.files.items():
+            expected = content if isinstance(content, bytes) else content.read_bytes()
+            assert sha256(published[path]) == sha256(expected), (upload.repo_id, path)
+        assert f"{upload.repo_type} {upload.repo_id}" in result.stdout
+
+    flare = hub.repo_files[f"{ORG}/regen-flare-office"]
+    assert set(flare) == {
+        "README.md", "config.json", "model.safetensors", VOCABULARY_FILE,
+        "configuration_flare.py", "modeling_flare.py", "vocabulary_io.py",
+    }  # fmt: skip
+    assert json.loads(flare["config.json"])["auto_map"] == {
+        "AutoConfig": "configuration_flare.FlareConfig",
+        "AutoModel": "modeling_flare.FlareModel",
+    }
+    local = demo / "checkpoints" / "flare-office"
+    assert flare["model.safetensors"] == (local / "model.safetensors").read_bytes()
+    assert "training_args.bin" not in flare and (local / "training_args.bin").exists()
+    assert any(p.name.startswith("checkpoint-") for p in local.iterdir())  # left at home
+
+    lumen = hub.repo_files[f"{ORG}/regen-lumen-office"]
+    assert {"modeling_lumen.py", "configuration_lumen.py", "tokenizer.json"} <= set(lumen)
+    assert json.loads(lumen["config.json"])["auto_map"]["AutoModelForCausalLM"] == (
+        "modeling_lumen.LumenForCausalLM"
+    )
+    narrator = hub.repo_files[f"{ORG}/regen-narrator-office"]
+    assert {"adapter_config.json", "adapter_model.safetensors", "narrator_config.json"} <= set(
+        narrator
+    )
+    assert not any(path.endswith(".py") for path in narrator)  # peft loads it: no remote code
+    # The tiny adapter's base is a local folder: published as it is, and said.
+    assert "its base model is the local folder" in result.stdout
+
+    metric = hub.repo_files[f"spaces/{ORG}/regen_metric"]
+    assert {"regen_metric.py", "metric_definitions.py", "README.md"} <= set(metric)
+    assert "__init__.py" not in metric
+    space = hub.repo_files[f"spaces/{ORG}/regen-demo"]
+    assert set(space) == {"README.md", "app.py", "requirements.txt"}  # no __pycache__
+
+
+def test_no_local_path_is_published(demo, released):
+    hub, _ = released
+    for key, files in hub.repo_files.items():
+        for path, data in files.items():
+            if path == "adapter_config.json":  # the tiny base's folder, warned about above
+                continue
+            text = data.decode("utf-8", errors="replace")
+            assert str(demo.parent) not in text and str(REPO) not in text, (key, path)
+
+
+def header(card: bytes) -> dict:
+    import yaml
+
+    text = card.decode()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text[4 : text.index("\n---\n", 4)])
+
+
+def test_model_cards(released):
+    hub, _ = released
+    flare = hub.repo_files[f"{ORG}/regen-flare-office"]["README.md"]
+    meta = header(flare)
+    assert meta["library_name"] == "transformers" and meta["license"] == "apache-2.0"
+    assert meta["datasets"] == [f"{ORG}/regen"] and "regen" in meta["tags"]
+    text = flare.decode()
+    for section in ("## Training", "## Results", "## Evaluation", "## How to load",
+                    "## Limitations", "## Citation"):  # fmt: skip
+        assert section in text, section
+    assert text.index("## Evaluation") < text.index("## How to load")
+    assert "| flare (ranking) |" in text and "History + critique" in text  # the eval table
+    assert f'AutoModel.from_pretrained("{ORG}/regen-flare-office", trust_remote_code=True)' in text
+    assert f"--dataset_name {ORG}/regen --dataset_config office" in text
+    assert "--config training/recipes/flare/tiny.yaml" in text
+    assert "SYNTHETIC" in text and "PATH_OR_REPO_ID" not in text
+
+    narrator = hub.repo_files[f"{ORG}/regen-narrator-office"]["README.md"]
+    meta = header(narrator)
+    assert meta["library_name"] == "peft" and meta["datasets"] == [f"{ORG}/regen"]
+    assert "base_model" not in meta  # a local base has no Hub id
+    assert "- A tiny adapter of a test." in narrator.decode()  # the card's own limitation kept
+    assert f'Narrator.from_pretrained("{ORG}/regen-narrator-office")' in narrator.decode()
+
+    lumen = header(hub.repo_files[f"{ORG}/regen-lumen-office"]["README.md"])
+    assert lumen["base_model"] == "google/gemma-3-270m" and lumen["license"] == "gemma"
+
+    space = header(hub.repo_files[f"spaces/{ORG}/regen-demo"]["README.md"])
+    assert space["sdk"] == "gradio" and space["datasets"] == [f"{ORG}/regen"]
+    assert set(space["models"]) == {
+        f"{ORG}/regen-flare-office", f"{ORG}/regen-lumen-office", f"{ORG}/regen-narrator-office"
+    }  # fmt: skip
+
+
+def test_dry_run_lists_every_file_and_sends_nothing(demo, tmp_path):
+    with FakeHub() as hub:
+        result = release(demo, hub.url, tmp_path, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.requests == []
+    out = result.stdout
+    assert "dry run: 6 repositories, nothing sent" in out
+    assert f"model {ORG}/regen-flare-office (FLARE checkpoint, from " in out
+    for line in ("    modeling_flare.py ", "    model.safetensors ", "    data/office/test-"):
+        assert line in out, line
+    assert "left out: " in out and "training_args.bin" in out
+
+
+def test_a_second_release_deletes_what_the_new_one_lacks(demo, tmp_path):
+    space = demo.parent / "space"
+    with FakeHub() as hub:
+        first = release(demo, hub.url, tmp_path, "--no-metric")
+        assert first.returncode == 0, first.stderr[-3000:]
+        (space / "requirements.txt").unlink()
+        try:
+            second = release(demo, hub.url, tmp_path, "--no-metric")
+        finally:
+            (space / "requirements.txt").write_text("gradio\n")
+        assert second.returncode == 0, second.stderr[-3000:]
+    (last,) = [c for c in hub.commits if c.repo == f"spaces/{ORG}/regen-demo"][-1:]
+    assert last.deleted == {"requirements.txt"}
+    assert set(hub.repo_files[f"spaces/{ORG}/regen-demo"]) == {"README.md", "app.py"}
+    assert f"spaces/{ORG}/regen_metric" not in hub.repo_files
+
+
+LOAD_WITHOUT_THE_PACKAGE = (
+    NOT_IMPORTABLE_CHECK
+    + """
+import json, sys, torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+repo, kind, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+config = AutoConfig.from_pretrained(repo, trust_remote_code=True)
+auto = AutoModel if kind == "flare" else AutoModelForCausalLM
+model = auto.from_pretrained(repo, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+with torch.no_grad():
+    output = model(**{k: torch.tensor(v) for k, v in inputs.items()})
+scores = output.logits if kind == "flare" else output.item_logits
+print(json.dumps({"config": type(config).__name__, "model": type(model).__name__,
+                  "items": model.item_vocabulary.item_ids, "scores": scores.tolist()}))
+"""
+)
+
+
+@pytest.mark.parametrize("kind", ["flare", "lumen"])
+def test_checkpoint_loads_by_name_where_this_package_cannot_be_imported(
+    kind, demo, released, tmp_path
+):
+    """The modeling code comes from the repository (`trust_remote_code`): a fresh venv that sees
+    transformers and torch but not this repository loads the model and scores the catalog as
+    the installed package does."""
+    from transformers import AutoModel
+
+    import regen_models.flare
+    import regen_models.lumen  # noqa: F401  (registers the Auto classes)
+
+    hub, _ = released
+    local = AutoModel.from_pretrained(demo / "checkpoints" / f"{kind}-office").eval()
+    if kind == "flare":
+        inputs = {"item_ids": [[3, 7, 11, local.config.mask_item_id]]}
+        expected = local(**{k: torch.tensor(v) for k, v in inputs.items()}).logits
+    else:
+        config = local.config
+        inputs = {
+            "input_ids": [
+                [5, config.item_token_id, 9, config.item_token_id, config.switch_token_id]
+            ],
+            "item_ids": [[2, 4]],
+        }
+        expected = local(**{k: torch.tensor(v) for k, v in inputs.items()}).item_logits
+    python = make_isolated_venv(tmp_path / "venv")
+    env = isolated_env(
+        tmp_path,
+        HF_ENDPOINT=hub.url,
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    result = subprocess.run(
+        [str(python), "-I", "-c", LOAD_WITHOUT_THE_PACKAGE, f"{ORG}/regen-{kind}-office", kind,
+         json.dumps(inputs)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["model"] == type(local).__name__
+    assert loaded["config"] == type(local.config).__name__
+    assert loaded["items"] == local.item_vocabulary.item_ids
+    assert torch.allclose(torch.tensor(loaded["scores"]), expected, atol=1e-5)
+
+
+# -- the pieces --------------------------------------------------------------------------------
+
+
+def test_an_import_of_a_module_that_is_not_shipped_is_refused():
+    import ast
+
+    text = "from regen_models.prompts import build_prompt\n"
+    with pytest.raises(RemoteCodeError, match="line 1: imports regen_models.prompts, which is"):
+        _rewrite_imports(text, ast.parse(text), {}, {}, "modeling_x.py")
+    text = "from regen_models.items import Missing\n"
+    trees = {"vocabulary_io": ast.parse("class ItemVocabularyMixin: ...\n")}
+    with pytest.raises(RemoteCodeError, match="Missing not defined in vocabulary_io.py"):
+        _rewrite_imports(
+            text, ast.parse(text), {"regen_models.items": "vocabulary_io"}, trees, "m.py"
+        )
+    with pytest.raises(RemoteCodeError, match="imports datasets, which a machine"):
+        _check_imports(ast.parse("def f():\n    import datasets\n"), "m.py")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--org", "a/b"], "--org must be an organisation or user name"),
+        (["--org", "o", "--checkpoint", "{tmp}"], "is not a checkpoint"),
+        (["--org", "o", "--demo-dir", "{tmp}/missing"], "run `regen demo` first"),
+        (["--org", "o", "--checkpoint", "{tmp}", "--eval", "{tmp}"], "has no results.json"),
+    ],
+)
+def test_bad_input_is_a_clear_error(arguments, message, tmp_path, capsys):
+    arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    with pytest.raises(SystemExit):
+        cli.main(["release", *arguments, "--no-space", "--dry-run"])
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert not os.path.exists(tmp_path / "missing")
+
+
+def test_release_card_replaces_whole_names_only(tmp_path):
+    """The folder `demo_out/regen` maps to its repo; `demo_out/regen-users` is another folder
+    and must not become `ORG/regen-users` by a prefix match."""
+    from training.model_card import card_training_data, release_card
+
+    write_model_card(
+        tmp_path, model_name="FLARE", script="training/train_flare.py",
+        dataset_name="demo_out/regen", dataset_config="office",
+        arguments={"other": "demo_out/regen-users", "recipe": "/somewhere/training/recipes/x.yaml"},
+        metrics={"NDCG@10": 0.5}, metrics_split="validation",
+    )  # fmt: skip
+    card = (tmp_path / "README.md").read_text()
+    assert card_training_data(card) == ("demo_out/regen", "office")
+    released = release_card(
+        card,
+        replacements={"demo_out/regen": "org/regen", "PATH_OR_REPO_ID": "org/regen-flare"},
+        header={"license": "apache-2.0", "datasets": ["org/regen"]},
+        evaluation="a table",
+        load_first="First this.",
+        limitations=("One more.",),
+    )
+    assert "Data: `org/regen`, config `office`." in released
+    assert '"other": "demo_out/regen-users"' in released
+    assert '"recipe": "training/recipes/x.yaml"' in released
+    assert 'AutoModel.from_pretrained("org/regen-flare")' in released
+    assert "## Evaluation\n\na table\n\n## How to load\n\nFirst this.\n\n```python" in released
+    assert "## Limitations\n\n- One more.\n\n## Citation" in released
+    assert released.startswith("---\nlibrary_name: transformers\n")
+    assert header(released.encode())["datasets"] == ["org/regen"]
+
+
+def test_a_model_without_remote_code_is_released_as_it_is_and_said(tmp_path):
+    """A model type of the package that has no entry in training/remote_code.py (a model added
+    later) keeps its files and card, without an auto_map, and the listing says so."""
+    from training.release import describe, plan_checkpoint
+
+    folder = tmp_path / "fusion-office"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "fusion", "base_model": "x/y"}))
+    (folder / "model.safetensors").write_bytes(b"weights")
+    write_model_card(
+        folder, model_name="Fusion", script="training/train_fusion.py", dataset_name="x/regen",
+        dataset_config="office", arguments={}, metrics={"loss": 1.0}, metrics_split="validation",
+        load_snippet="import regen_models.fusion", base_model="x/y",
+    )  # fmt: skip
+    upload = plan_checkpoint(ORG, folder, {})
+    assert upload.repo_id == f"{ORG}/regen-fusion-office"
+    assert set(upload.files) == {"config.json", "model.safetensors", "README.md"}
+    assert upload.files["config.json"] == folder / "config.json"  # no auto_map added
+    assert "no self-contained modeling code for model type 'fusion'" in describe([upload])
+    meta = header(upload.files["README.md"])
+    assert meta["base_model"] == "x/y" and meta["datasets"] == ["x/regen"]
+    assert "import regen_models.fusion" in upload.files["README.md"].decode()
