@@ -65,6 +65,20 @@ REMOTE_CODE = {
             "AutoModelForCausalLM": "modeling_lumen.LumenForCausalLM",
         },
     ),
+    "fusion": RemoteCode(
+        files={
+            "configuration_fusion": "regen_models.fusion.configuration_fusion",
+            "modeling_fusion": "regen_models.fusion.modeling_fusion",
+            "user_vectors": "regen_models.fusion.user_vectors",
+            "vocabulary_io": "regen_models.vocabulary_io",
+        },
+        aliases={"regen_models.items": "vocabulary_io"},
+        auto_map={
+            "AutoConfig": "configuration_fusion.FusionConfig",
+            "AutoModel": "modeling_fusion.FusionForCausalLM",
+            "AutoModelForCausalLM": "modeling_fusion.FusionForCausalLM",
+        },
+    ),
 }
 
 

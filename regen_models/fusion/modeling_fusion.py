@@ -7,8 +7,8 @@ Data flows through the modules in the order they appear here:
    average, like a content vector, while popular items keep their longer vectors) and its
    content vector (the unit-norm sentence embedding of its texts); the vectors of the signals in
    use are concatenated, CF part first. The optional user token gets the user's WALS vector,
-   folded in from their interactions (`wals.fold_in`) and divided by the training users' mean
-   norm, beside the unit-norm mean of their items' content vectors.
+   folded in from their interactions (`user_vectors.fold_in`) and divided by the training users'
+   mean norm, beside the unit-norm mean of their items' content vectors.
 2. `FusionAdapter`: a linear projection or an MLP maps every fused vector to one soft token of
    the LM's hidden size; it is multiplied by the factor the LM's embedding layer applies to its
    own tokens (Gemma: the square root of the hidden size), so that it enters on their scale.
@@ -30,8 +30,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from regen_models.fusion import wals
 from regen_models.fusion.configuration_fusion import FusionConfig
+from regen_models.fusion.user_vectors import cached_gram, fold_in, mean_norm
 from regen_models.items import ItemVocabularyMixin
 
 IGNORE_INDEX = -100
@@ -90,8 +90,8 @@ class FusionInputs(nn.Module):
         present = item_ids >= 0
         parts = []
         if config.uses_cf:
-            gram = wals.cached_gram(self, self.cf_factors)
-            users = wals.fold_in(
+            gram = cached_gram(self, self.cf_factors)
+            users = fold_in(
                 self.cf_factors, item_ids, config.wals_regularization, config.wals_alpha, gram
             )
             parts.append((users / config.cf_user_norm).to(dtype))
@@ -167,6 +167,13 @@ class FusionForCausalLM(FusionPreTrainedModel):
         self.post_init()
 
     @classmethod
+    def can_generate(cls) -> bool:
+        """False: the fusion model decodes with its own `generate` (soft tokens, then text), not
+        with transformers' GenerationMixin, which remote-code loading would otherwise add and
+        configure from this config's `max_new_tokens`, a length per narrative kind."""
+        return False
+
+    @classmethod
     def from_base(
         cls,
         language_model: PreTrainedModel,
@@ -193,7 +200,7 @@ class FusionForCausalLM(FusionPreTrainedModel):
             if cf_factors is None:
                 raise ValueError(f"signals {config.signals!r} need the WALS item factors")
             config.cf_dim = int(cf_factors.shape[1])
-            config.cf_item_norm = wals.mean_norm(cf_factors)
+            config.cf_item_norm = mean_norm(cf_factors)
         if config.uses_content:
             if content_vectors is None:
                 raise ValueError(f"signals {config.signals!r} need the content vectors")

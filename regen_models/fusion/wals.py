@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from regen_dataset.files import atomic_path
 from regen_models.base import cache_dir
+from regen_models.fusion.user_vectors import cached_gram, fold_in, mean_norm  # noqa: F401
 from regen_models.items import ItemVocabulary
 
 
@@ -124,58 +124,6 @@ def cache_path(vocabulary: ItemVocabulary, matrix, settings: WalsSettings) -> Pa
         digest.update(np.ascontiguousarray(array).tobytes())
     name = f"{vocabulary.category}-{vocabulary.ids_fingerprint}-{digest.hexdigest()[:16]}"
     return cache_dir() / "wals" / f"{name}-{settings.slug()}.npy"
-
-
-def mean_norm(vectors: np.ndarray | torch.Tensor) -> float:
-    """The mean L2 norm of the non-zero rows (the zero rows are items WALS never saw)."""
-    norms = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
-    present = norms[norms > 0]
-    if not len(present):
-        raise ValueError("every vector is zero: there is no norm to normalise by")
-    return float(present.mean())
-
-
-def fold_in(
-    factors: torch.Tensor,
-    item_ids: torch.Tensor,
-    regularization: float,
-    alpha: float,
-    gram: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """`[batch, dim]` user vectors from the items of each row of `item_ids` (`[batch, length]`,
-    -1 pads), with the item `factors` fixed: WALS's user step,
-
-        x_u = (YᵀY + Yᵀ(C_u - I)Y + λI)⁻¹ YᵀC_u p_u,   C_u = alpha x counts on u's items,
-
-    the same solution `implicit`'s `recalculate_user` gives. `gram` is YᵀY when the caller has
-    it already. A row without any item is an error.
-    """
-    factors = factors.double()
-    dim = factors.shape[1]
-    if gram is None:
-        gram = factors.T @ factors
-    base = gram.double() + regularization * torch.eye(dim, dtype=torch.float64, device=gram.device)
-    systems, targets = [], []
-    for row in range(item_ids.shape[0]):
-        ids = item_ids[row][item_ids[row] >= 0]
-        if not len(ids):
-            raise ValueError(f"row {row} has no interaction to fold a user vector in from")
-        unique, counts = torch.unique(ids, return_counts=True)
-        vectors = factors[unique]
-        confidence = alpha * counts.double()
-        systems.append(base + vectors.T @ ((confidence - 1)[:, None] * vectors))
-        targets.append(vectors.T @ confidence)
-    solved = torch.linalg.solve(torch.stack(systems), torch.stack(targets))
-    return solved.to(torch.float32)
-
-
-def cached_gram(owner, factors: torch.Tensor) -> torch.Tensor:
-    """YᵀY of `factors`, computed once per buffer version and kept on `owner`."""
-    key = (factors.data_ptr(), factors._version, factors.device)
-    if getattr(owner, "_gram_key", None) != key:
-        owner._gram = factors.double().T @ factors.double()
-        owner._gram_key = key
-    return owner._gram
 
 
 def rows_of(split, count: int | None = None) -> list[dict]:

@@ -429,20 +429,72 @@ def test_a_model_without_remote_code_is_released_as_it_is_and_said(tmp_path):
     later) keeps its files and card, without an auto_map, and the listing says so."""
     from training.release import describe, plan_checkpoint
 
-    folder = tmp_path / "fusion-office"
+    folder = tmp_path / "ranker-office"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "fusion", "base_model": "x/y"}))
+    (folder / "config.json").write_text(json.dumps({"model_type": "ranker", "base_model": "x/y"}))
     (folder / "model.safetensors").write_bytes(b"weights")
     write_model_card(
-        folder, model_name="Fusion", script="training/train_fusion.py", dataset_name="x/regen",
+        folder, model_name="Ranker", script="training/train_ranker.py", dataset_name="x/regen",
         dataset_config="office", arguments={}, metrics={"loss": 1.0}, metrics_split="validation",
-        load_snippet="import regen_models.fusion", base_model="x/y",
+        load_snippet="import regen_models.ranker", base_model="x/y",
     )  # fmt: skip
     upload = plan_checkpoint(ORG, folder, {})
-    assert upload.repo_id == f"{ORG}/regen-fusion-office"
+    assert upload.repo_id == f"{ORG}/regen-ranker-office"
     assert set(upload.files) == {"config.json", "model.safetensors", "README.md"}
     assert upload.files["config.json"] == folder / "config.json"  # no auto_map added
-    assert "no self-contained modeling code for model type 'fusion'" in describe([upload])
+    assert "no self-contained modeling code for model type 'ranker'" in describe([upload])
     meta = header(upload.files["README.md"])
     assert meta["base_model"] == "x/y" and meta["datasets"] == ["x/regen"]
-    assert "import regen_models.fusion" in upload.files["README.md"].decode()
+    assert "import regen_models.ranker" in upload.files["README.md"].decode()
+
+
+def test_a_fusion_checkpoint_loads_with_its_shipped_code_where_this_package_cannot_be_imported(
+    tmp_path,
+):
+    """The fusion narrator's shipped files (its WALS fold-in included) load a checkpoint folder
+    in a fresh venv without this package and give the installed package's logits."""
+    from tests.regen_models.test_fusion import tiny_fusion
+    from tests.tiny_gemma import tiny_tokenizer
+    from training.release import plan_checkpoint
+
+    model = tiny_fusion(tiny_tokenizer(), signals="both", adapter="mlp", kinds=["purchase_reason"])
+    saved = tmp_path / "fusion-office"
+    model.save_pretrained(saved)
+    write_model_card(
+        saved, model_name="Fusion", script="training/train_fusion.py", dataset_name="x/regen",
+        dataset_config="office", arguments={}, metrics={"loss": 1.0}, metrics_split="validation",
+    )  # fmt: skip
+    upload = plan_checkpoint(ORG, saved, {})
+    assert {"modeling_fusion.py", "user_vectors.py", "vocabulary_io.py"} <= set(upload.files)
+    released = tmp_path / "released"
+    released.mkdir()
+    for name, content in upload.files.items():
+        (released / name).write_bytes(
+            content if isinstance(content, bytes) else content.read_bytes()
+        )
+    inputs = {"input_ids": [[10, 11, 12]], "item_ids": [[-1, 3, 4, 5]]}
+    with torch.no_grad():
+        expected = model(**{k: torch.tensor(v) for k, v in inputs.items()}).logits
+    script = (
+        NOT_IMPORTABLE_CHECK
+        + """
+import json, sys, torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+inputs = json.loads(sys.argv[2])
+with torch.no_grad():
+    logits = model(**{k: torch.tensor(v) for k, v in inputs.items()}).logits
+print(json.dumps({"items": model.item_vocabulary.item_ids, "logits": logits.tolist()}))
+"""
+    )
+    python = make_isolated_venv(tmp_path / "venv")
+    result = subprocess.run(
+        [str(python), "-I", "-c", script, str(released), json.dumps(inputs)],
+        cwd=tmp_path, env=isolated_env(tmp_path), capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["items"] == model.item_vocabulary.item_ids
+    assert torch.allclose(torch.tensor(loaded["logits"]), expected, atol=1e-5)
