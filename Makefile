@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q $(FIND_LINKS) -e ".[dev]"
 	touch $(STAMP)
 
+# `make demo` ends by serving the Space on the demo's checkpoints; NO_SERVE=1 stops before that.
 demo: $(STAMP)
 	$(BIN)/regen demo --out demo_out
+	$(if $(NO_SERVE),,$(BIN)/regen space --demo-dir demo_out)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) tests

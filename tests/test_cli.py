@@ -52,17 +52,17 @@ def test_demo_runs_from_the_console_script(tmp_path):
     regen = os.path.join(os.path.dirname(sys.executable), "regen")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
-        # The hybrid part on 2 users with a narrator of 2 steps: the code path, in less time.
+        # The language models on 2 users after 2 training steps: the code path, in less time.
         [
             regen,
             "demo",
             "--out",
             str(tmp_path / "demo"),
-            "--hybrid-users",
+            "--text-users",
             "2",
-            "--narrator-max-steps",
+            "--lm-max-steps",
             "2",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -73,11 +73,11 @@ def test_demo_runs_from_the_console_script(tmp_path):
     assert "SYNTHETIC" in result.stdout
     assert (tmp_path / "demo" / "regen_report.png").exists()
     assert (tmp_path / "demo" / "regen" / "data" / "office_no_critique").is_dir()
-    assert (
-        "Scored on the first 2 of" in result.stdout and "Purchase reason: hybrid" in result.stdout
-    )
-    hybrid = json.loads((tmp_path / "demo" / "eval-hybrid" / "results.json").read_text())
-    assert {(r["model"], r["config"]) for r in hybrid["runs"]} >= {
-        ("hybrid", "office"),
-        ("hybrid", "office_no_critique"),
+    assert "Scored on the first 2 of" in result.stdout
+    assert "Purchase reason: hybrid" in result.stdout and "Purchase reason: lumen" in result.stdout
+    text = json.loads((tmp_path / "demo" / "eval-text" / "results.json").read_text())
+    assert {(r["model"], r["config"]) for r in text["runs"]} >= {
+        (model, config)
+        for model in ("hybrid", "lumen")
+        for config in ("office", "office_no_critique")
     }

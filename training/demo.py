@@ -6,11 +6,12 @@
 4. trains FLARE with the `cpu` recipe on `office` and on `office_no_critique`, predicts the test
    split with each, and prints the evaluation table (the layout of the paper's Table 4) with FLARE
    beside the baselines, with plots;
-5. the hybrid system: trains a LoRA narrator on the embedded Gemma 3 270M with the `cpu` recipe,
-   on a user-disjoint build of the same sample (only there do training users carry narratives,
-   and the users it is scored on are users it never saw), and prints a second table: FLARE's
-   ranking and the narratives written about its top item for the first `HYBRID_USERS` test users,
-   with and without critiques, beside the baselines on the same users.
+5. the language models, on a user-disjoint build of the same sample (only there do training
+   users carry narratives, and the users they are scored on are users they never saw): the hybrid
+   system (FLARE and a LoRA narrator on the embedded Gemma 3 270M, `cpu` recipe) and LUMEN (the
+   embedded Gemma 3 270M with an item table and head, `cpu` recipe), and a second table: their
+   rankings and the narratives they write about their top item for the first `TEXT_USERS` test
+   users, with and without critiques, beside the baselines on the same users.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from pathlib import Path
 
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.stats import configs_in_folder, describe_folder
-from training import predict, train_flare, train_narrator
+from training import predict, train_flare, train_lumen, train_narrator
 from training.evaluate import rater_report, run_table, write_baselines
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "regen_dataset" / "samples"
 FLARE_RECIPE = REPO / "training" / "recipes" / "flare" / "cpu.yaml"
 NARRATOR_RECIPE = REPO / "training" / "recipes" / "narrator" / "cpu.yaml"
-# Text generation on 2 CPU cores is slow: the hybrid writes two kinds for a few users.
-HYBRID_USERS = 8
-HYBRID_KINDS = ("purchase_reason", "product_endorsement")
+LUMEN_RECIPE = REPO / "training" / "recipes" / "lumen" / "cpu.yaml"
+# Text generation on 2 CPU cores is slow: the language models write two kinds for a few users.
+TEXT_USERS = 8
+TEXT_KINDS = ("purchase_reason", "product_endorsement")
 
 
 def add_parser(subparsers) -> None:
@@ -38,26 +40,24 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument(
-        "--hybrid-users",
+        "--text-users",
         type=int,
-        default=HYBRID_USERS,
-        help="test users the hybrid writes narratives for (default: %(default)s)",
+        default=TEXT_USERS,
+        help="test users the hybrid and LUMEN write narratives for (default: %(default)s)",
     )
     parser.add_argument(
-        "--narrator-max-steps",
+        "--lm-max-steps",
         type=int,
         default=None,
-        help="training steps of the narrator (default: the cpu recipe's)",
+        help="training steps of the narrator and of LUMEN (default: their cpu recipes')",
     )
-    parser.set_defaults(
-        func=lambda args: run_demo(args.out, args.hybrid_users, args.narrator_max_steps)
-    )
+    parser.set_defaults(func=lambda args: run_demo(args.out, args.text_users, args.lm_max_steps))
 
 
 def run_demo(
     out: str | os.PathLike = "demo_out",
-    hybrid_users: int = HYBRID_USERS,
-    narrator_max_steps: int | None = None,
+    text_users: int = TEXT_USERS,
+    lm_max_steps: int | None = None,
 ) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,16 +97,16 @@ def run_demo(
     print(run_table(folder, "test", runs, str(out / "eval"), overwrite=True))
     print(f"\ntable, results and plots: {out / 'eval'}")
 
-    run_hybrid(out, hybrid_users, narrator_max_steps)
+    run_language_models(out, text_users, lm_max_steps)
     print(
         "The samples are SYNTHETIC: use Google's files for real numbers "
         "(regen dataset build --source path/to/REGEN)."
     )
 
 
-def run_hybrid(out: Path, hybrid_users: int, narrator_max_steps: int | None) -> None:
+def run_language_models(out: Path, text_users: int, max_steps: int | None) -> None:
     users = out / "regen-users"
-    print(f"\n== The hybrid system: a user-disjoint build of the office sample in {users}")
+    print(f"\n== The language models: a user-disjoint build of the office sample in {users}")
     build_folder(
         {"office": [str(SAMPLES / "office_synthetic.jsonl")]},
         users,
@@ -114,32 +114,42 @@ def run_hybrid(out: Path, hybrid_users: int, narrator_max_steps: int | None) -> 
         overwrite=True,
         progress=False,
     )
+    data = ["--dataset_name", str(users), "--dataset_config", "office", "--kinds", *TEXT_KINDS]
+    steps = [] if max_steps is None else ["--max_steps", str(max_steps)]
     narrator = out / "checkpoints" / "narrator-office"
     print("\n== Narrator: LoRA on the embedded Gemma 3 270M (cpu recipe) on its training users")
-    steps = [] if narrator_max_steps is None else ["--max_steps", str(narrator_max_steps)]
     train_narrator.run(
-        ["--config", str(NARRATOR_RECIPE), "--dataset_name", str(users), "--dataset_config",
-         "office", "--output_dir", str(narrator), "--kinds", *HYBRID_KINDS, *steps]
+        ["--config", str(NARRATOR_RECIPE), *data, "--output_dir", str(narrator), *steps]
+    )
+    lumen = out / "checkpoints" / "lumen-office"
+    print("\n== LUMEN: the embedded Gemma 3 270M with an item table and head (cpu recipe)")
+    # Validation ranks the catalog for as many users as the table scores, no more.
+    train_lumen.run(
+        ["--config", str(LUMEN_RECIPE), *data, "--output_dir", str(lumen), *steps,
+         "--max_eval_rows", str(text_users)]
     )  # fmt: skip
     print(
-        f"\n== Hybrid (FLARE + narrator) on the first {hybrid_users} test users, "
-        f"{' and '.join(HYBRID_KINDS)}"
+        f"\n== Hybrid (FLARE + narrator) and LUMEN on the first {text_users} test users, "
+        f"{' and '.join(TEXT_KINDS)}"
     )
     runs = []
     for config in ("office", "office_no_critique"):
         runs += write_baselines(users, config, "test", str(out / "predictions-users"))
-        path = str(out / "predictions-users" / "hybrid" / f"{config}.jsonl")
-        predict.main(
-            ["--model", str(out / "checkpoints" / f"flare-{config}"), "--narrator",
-             str(narrator), "--dataset_name", str(users), "--dataset_config", config,
-             "--split", "test", "--limit", str(hybrid_users), "--out", path]
-        )  # fmt: skip
-        runs.append(("hybrid", config, path))
-    table = run_table(
-        users, "test", runs, str(out / "eval-hybrid"), overwrite=True, first=hybrid_users
-    )
+        models = {
+            "hybrid": ["--model", str(out / "checkpoints" / f"flare-{config}"),
+                       "--narrator", str(narrator)],
+            "lumen": ["--model", str(lumen)],
+        }  # fmt: skip
+        for name, model in models.items():
+            path = str(out / "predictions-users" / name / f"{config}.jsonl")
+            predict.main(
+                [*model, "--dataset_name", str(users), "--dataset_config", config,
+                 "--split", "test", "--limit", str(text_users), "--out", path]
+            )  # fmt: skip
+            runs.append((name, config, path))
+    table = run_table(users, "test", runs, str(out / "eval-text"), overwrite=True, first=text_users)
     print(table)
     print(
-        f"\nText scores cover {hybrid_users} users, the ranking scores of that table too; "
-        f"table, results and plots: {out / 'eval-hybrid'}"
+        f"\nText scores cover {text_users} users, the ranking scores of that table too; "
+        f"table, results and plots: {out / 'eval-text'}"
     )
