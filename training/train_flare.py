@@ -37,6 +37,7 @@ from regen_models.flare.data import (
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary, content_vectors, load_encoder
 from regen_models.metrics import ranking_metrics, target_ranks
 from training.model_card import recipe_of, training_summary, write_model_card
+from training.trainer_utils import first_rows
 
 
 @dataclass
@@ -154,8 +155,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
 
     # Data: rows, the catalog, content vectors and critique vectors.
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
-    train_rows = _first(rows[script_args.dataset_train_split], script_args.max_train_rows)
-    eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+    train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
+    eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
     encoder_name = script_args.encoder_name or DEFAULT_ENCODER
     with training_args.main_process_first(desc="content and critique vectors"):
@@ -248,10 +249,6 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             f"| --- | ---: |\n{table}\ncheckpoint: {training_args.output_dir}"
         )
     return metrics
-
-
-def _first(split, count: int | None):
-    return split if count is None else split.select(range(min(count, len(split))))
 
 
 def _dimension(encoder) -> int:

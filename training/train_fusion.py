@@ -35,7 +35,6 @@ it after `import regen_models.fusion`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +52,7 @@ from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
 from regen_models.narrator.loading import base_model_name, load_base
 from training.model_card import recipe_of, training_summary, write_model_card
+from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
 
 LM_TUNING = ("frozen", "lora", "full")
 # Training users whose folded-in vectors give the mean user norm (more add nothing but time).
@@ -232,10 +232,10 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     config_name = script_args.dataset_config
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
     all_train = rows[script_args.dataset_train_split]
-    train_rows = _first(all_train, script_args.max_train_rows)
+    train_rows = first_rows(all_train, script_args.max_train_rows)
     eval_rows = None
     if training_args.eval_strategy != "no":
-        eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+        eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     else:
         training_args.eval_on_start = False
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
@@ -321,9 +321,9 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     trainer.train()
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
-    metrics = _loss_summary(trainer.state.log_history)
+    metrics = loss_summary(trainer.state.log_history)
     if eval_examples:
-        metrics["eval_loss"] = _final_eval_loss(trainer)
+        metrics["eval_loss"] = final_eval_loss(trainer)
 
     if trainer.is_world_process_zero():
         out = training_args.output_dir
@@ -350,7 +350,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
                 f"regen predict --model PATH --dataset_name {script_args.dataset_name} "
                 f"--dataset_config {config_name} --split test --out predictions.jsonl"
             ),
-            base_model=_hub_id(model_args.base_model),
+            base_model=hub_id(model_args.base_model),
         )
         table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
         print(f"\n| loss | value |\n| --- | ---: |\n{table}\ncheckpoint: {out}")
@@ -422,32 +422,6 @@ def _card_description(model_args, kinds: list[str]) -> str:
         'Retrieval: Generating Narratives in Conversational Recommender Systems" (section 4.2). '
         "Trained with `training/train_fusion.py` (TRL's `SFTTrainer`, loss on the completion)."
     )
-
-
-def _hub_id(name: str) -> str | None:
-    return None if name == "embedded" or os.path.exists(name) else name
-
-
-def _loss_summary(log_history: list[dict]) -> dict[str, float]:
-    losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    evals = [entry["eval_loss"] for entry in log_history if "eval_loss" in entry]
-    summary = {}
-    if losses:
-        summary |= {"first_train_loss": losses[0], "last_train_loss": losses[-1]}
-    if evals:
-        summary |= {"first_eval_loss": evals[0]}
-    return summary
-
-
-def _final_eval_loss(trainer) -> float:
-    last = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if last and last[-1].get("step") == trainer.state.global_step:
-        return last[-1]["eval_loss"]
-    return trainer.evaluate()["eval_loss"]
-
-
-def _first(split, count: int | None):
-    return split if count is None else split.select(range(min(count, len(split))))
 
 
 def run(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,6 @@ model card; `AutoModel.from_pretrained` loads it after `import regen_models.lume
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +47,7 @@ from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
 from regen_models.narrator.loading import base_model_name, load_base
 from training.model_card import recipe_of, training_summary, write_model_card
+from training.trainer_utils import first_rows, hub_id, loss_summary
 
 
 @dataclass
@@ -238,8 +238,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     config_name = script_args.dataset_config
     with_critiques = config_has_critiques(config_name) and model_args.use_critiques
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
-    train_rows = _first(rows[script_args.dataset_train_split], script_args.max_train_rows)
-    eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+    train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
+    eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
 
     # Model: the base LM with LUMEN's two tokens, the item table and head around it.
@@ -309,7 +309,9 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
     metrics = _final_metrics(trainer)
-    losses = _loss_summary(trainer.state.log_history)
+    losses = loss_summary(
+        trainer.state.log_history, ("loss", "text_loss", "item_loss"), with_eval=False
+    )
 
     if trainer.is_world_process_zero():
         out = training_args.output_dir
@@ -332,7 +334,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             recipe=recipe,
             description=_card_description(model_args, script_args.kinds),
             load_snippet=LOAD_SNIPPET,
-            base_model=_hub_id(model_args.base_model),
+            base_model=hub_id(model_args.base_model),
         )
         rows_text = "\n".join(f"| {key} | {value:.4f} |" for key, value in table.items())
         print(
@@ -399,24 +401,6 @@ def _card_description(model_args, kinds: list[str]) -> str:
         "(section 4.2.2). Trained with `training/train_lumen.py` (TRL's `SFTTrainer` with the "
         "joint text and item loss)."
     )
-
-
-def _hub_id(name: str) -> str | None:
-    return None if name == "embedded" or os.path.exists(name) else name
-
-
-def _loss_summary(log_history: list[dict]) -> dict[str, float]:
-    summary = {}
-    for key in ("loss", "text_loss", "item_loss"):
-        values = [entry[key] for entry in log_history if key in entry]
-        if values:
-            name = "train_loss" if key == "loss" else key
-            summary |= {f"first_{name}": values[0], f"last_{name}": values[-1]}
-    return summary
-
-
-def _first(split, count: int | None):
-    return split if count is None else split.select(range(min(count, len(split))))
 
 
 def run(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,6 @@ narratives on every row), as "Beyond Retrieval" does for narrative generation.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -43,6 +42,7 @@ from regen_models.narrator.configuration_narrator import (
 from regen_models.narrator.loading import add_lora, base_model_name, four_bit_problem, load_base
 from regen_models.prompts import PromptStats, build_prompt_completions
 from training.model_card import recipe_of, training_summary, write_model_card
+from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
 
 
 @dataclass
@@ -158,10 +158,10 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     config_name = script_args.dataset_config
     with_critiques = config_has_critiques(config_name)
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
-    train_rows = _first(rows[script_args.dataset_train_split], script_args.max_train_rows)
+    train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
     eval_rows = None
     if training_args.eval_strategy != "no":
-        eval_rows = _first(rows[script_args.dataset_test_split], script_args.max_eval_rows)
+        eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     else:
         training_args.eval_on_start = False  # a recipe's, overridden by --eval_strategy no
 
@@ -208,9 +208,9 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
 
     trainer = make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args)
     trainer.train()
-    metrics = _loss_summary(trainer.state.log_history)
+    metrics = loss_summary(trainer.state.log_history)
     if eval_pairs:
-        metrics["eval_loss"] = _final_eval_loss(trainer)
+        metrics["eval_loss"] = final_eval_loss(trainer)
 
     if trainer.is_world_process_zero():
         out = training_args.output_dir
@@ -247,7 +247,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
                 "--out predictions.jsonl"
             ),
             library_name="peft",
-            base_model=_hub_id(model_args.base_model),
+            base_model=hub_id(model_args.base_model),
         )
         table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
         print(f"\n| loss | value |\n| --- | ---: |\n{table}\nadapter: {out}")
@@ -295,36 +295,8 @@ def _card_description(base_model: str, kinds: list[str]) -> str:
     )
 
 
-def _hub_id(name: str) -> str | None:
-    """The base model's Hub id for the card's metadata (None for the embedded model or a path)."""
-    return None if name == "embedded" or os.path.exists(name) else name
-
-
 def _target_modules(names: list[str]) -> list[str] | str:
     return names[0] if names == ["all-linear"] else names
-
-
-def _loss_summary(log_history: list[dict]) -> dict[str, float]:
-    losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    evals = [entry["eval_loss"] for entry in log_history if "eval_loss" in entry]
-    summary = {}
-    if losses:
-        summary |= {"first_train_loss": losses[0], "last_train_loss": losses[-1]}
-    if evals:
-        summary |= {"first_eval_loss": evals[0]}
-    return summary
-
-
-def _final_eval_loss(trainer) -> float:
-    """The validation loss of the trained adapter: logged at the last step, or computed now."""
-    last = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if last and last[-1].get("step") == trainer.state.global_step:
-        return last[-1]["eval_loss"]
-    return trainer.evaluate()["eval_loss"]
-
-
-def _first(split, count: int | None):
-    return split if count is None else split.select(range(min(count, len(split))))
 
 
 def run(argv: list[str] | None = None) -> dict:
