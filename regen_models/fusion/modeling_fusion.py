@@ -343,10 +343,14 @@ class FusionForCausalLM(FusionPreTrainedModel):
         *,
         stop_token_ids: list[int],
         max_new_tokens: int = 64,
+        streamer=None,
     ) -> list[list[int]]:
         """Greedy decoding after each (left-padded) prompt and its soft tokens: the new token
-        ids per row, up to (not including) a stop token."""
+        ids per row, up to (not including) a stop token. A `streamer` (transformers'
+        `BaseStreamer`: `put`, `end`) gets each new token of a single prompt as it is chosen."""
         batch = input_ids.shape[0]
+        if streamer is not None and batch != 1:
+            raise ValueError(f"a streamer follows one prompt, not a batch of {batch}")
         embeddings, mask, positions, _ = self.embed(input_ids, attention_mask, item_ids)
         next_position = positions[:, -1] + 1
         stops = torch.tensor(sorted(set(stop_token_ids)), device=input_ids.device)
@@ -366,12 +370,16 @@ class FusionForCausalLM(FusionPreTrainedModel):
             done |= torch.isin(tokens, stops)
             for row in (~done).nonzero()[:, 0].tolist():
                 written[row].append(int(tokens[row]))
+                if streamer is not None:
+                    streamer.put(tokens[row : row + 1].cpu())
             if bool(done.all()):
                 break
             embeddings = self.get_input_embeddings()(tokens[:, None])
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = next_position[:, None]
             next_position = next_position + 1
+        if streamer is not None:
+            streamer.end()
         return written
 
     # -- analysis ------------------------------------------------------------------------------

@@ -65,8 +65,10 @@ class FusionNarrator:
         *,
         batch_size: int = 8,
         max_new_tokens: int | None = None,
+        streamer=None,
     ) -> list[str]:
-        """One narrative of `kind` per row (greedy), in order."""
+        """One narrative of `kind` per row (greedy), in order. A `streamer` (one row only)
+        gets the tokens as they are written."""
         limit = max_new_tokens or self.max_new_tokens(kind)
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         device = next(self.model.parameters()).device
@@ -83,6 +85,7 @@ class FusionNarrator:
                 batch["attention_mask"],
                 stop_token_ids=stops,
                 max_new_tokens=limit,
+                streamer=streamer,
             )
             texts += [
                 self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written

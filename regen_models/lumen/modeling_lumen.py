@@ -359,6 +359,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        streamer=None,
     ) -> LumenGeneration:
         """Decode each (left-padded) prompt: text until the switch token, then one item of the
         catalog, fed back as the next input, then the narrative about it until a stop token.
@@ -366,10 +367,14 @@ class LumenForCausalLM(LumenPreTrainedModel):
         `items` `[batch]` gives the item to write about instead of letting the model pick it
         (the narrative is then about that item). Greedy unless `do_sample` (`temperature`,
         `top_k` apply to the text and to the item). The text head never emits the placeholder,
-        nor a stop token before the item, and the switch only once.
+        nor a stop token before the item, and the switch only once. A `streamer` (transformers'
+        `BaseStreamer`: `put`, `end`) gets each narrative token of a single prompt as it is
+        chosen (not the text before the item).
         """
         config = self.config
         batch = input_ids.shape[0]
+        if streamer is not None and batch != 1:
+            raise ValueError(f"a streamer follows one prompt, not a batch of {batch}")
         device = input_ids.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -435,12 +440,16 @@ class LumenForCausalLM(LumenPreTrainedModel):
                     done[row] = True
                 else:
                     narrative[row].append(int(tokens[row]))
+                    if streamer is not None:
+                        streamer.put(tokens[row : row + 1].cpu())
             if bool(done.all()):
                 break
             embeddings = next_embeddings[:, None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = next_position[:, None]
             next_position = next_position + 1
+        if streamer is not None:
+            streamer.end()
         return LumenGeneration(chosen, chosen_scores, narrative, prefix, forced)
 
 

@@ -108,10 +108,12 @@ class Lumen:
         max_new_tokens: int | None = None,
         with_critiques: bool | None = None,
         do_sample: bool = False,
+        streamer=None,
         **sampling,
     ) -> list[LumenWriting]:
         """Per row, the item LUMEN names (or `item_ids[i]`, when given) and its narrative of
-        `kind` about that item."""
+        `kind` about that item. A `streamer` (one row only) gets the narrative's tokens as they
+        are written."""
         if self.config.kinds and kind not in self.config.kinds:
             raise ValueError(
                 f"this LUMEN model was trained for {self.config.kinds}, not for {kind!r}"
@@ -140,6 +142,7 @@ class Lumen:
                 max_new_tokens=limit,
                 items=items,
                 do_sample=do_sample,
+                streamer=streamer,
                 **sampling,
             )
             for offset, narrative in enumerate(generated.narrative_ids):

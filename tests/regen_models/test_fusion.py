@@ -13,6 +13,7 @@ from regen_models.fusion import FusionConfig, FusionForCausalLM, wals
 from regen_models.fusion.data import FusionCollator, FusionEncoder, prompt_text
 from regen_models.items import UnknownItemError
 from regen_models.prompts import EmptyHistoryError
+from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
 from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
 
@@ -244,6 +245,18 @@ def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
         stop_token_ids=[tokenizer.eos_token_id], max_new_tokens=4,
     )  # fmt: skip
     assert written[0][:1] == [first] or first == tokenizer.eos_token_id
+    # A streamer sees the same tokens as they are chosen, and the end once; a batch is refused.
+    streamer = RecordingStreamer()
+    streamed = model.generate(
+        generation["input_ids"], generation["item_ids"], generation["attention_mask"],
+        stop_token_ids=[], max_new_tokens=4, streamer=streamer,
+    )  # fmt: skip
+    assert len(streamed[0]) == 4 and streamer.tokens == streamed[0] and streamer.ends == 1
+    with pytest.raises(ValueError, match="one prompt, not a batch of 2"):
+        model.generate(
+            generation["input_ids"].repeat(2, 1), generation["item_ids"].repeat(2, 1),
+            stop_token_ids=[], streamer=RecordingStreamer(),
+        )  # fmt: skip
 
 
 def test_bad_rows_are_clear_errors(tokenizer):

@@ -20,6 +20,7 @@ from regen_models.lumen.data import (
 )
 from regen_models.lumen.modeling_lumen import IGNORE_INDEX, NO_ITEM
 from regen_models.prompts import build_prompt
+from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
 from tests.regen_models.test_prompts import purchase, split_row
 from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
@@ -224,6 +225,14 @@ def test_decoding_switches_to_an_item_and_writes_about_it(tokenizer, monkeypatch
     assert forced.narrative_ids[0] == greedy_without_cache(
         model, teacher, torch.tensor([[3, other]]), 4
     )
+    # A streamer gets the narrative's tokens (not the text before the item) and the end once.
+    streamer = RecordingStreamer()
+    streamed = model.generate(
+        prompt, item_ids=history, stop_token_ids=[], max_new_tokens=4, max_text_before_item=0,
+        items=torch.tensor([other]), streamer=streamer,
+    )  # fmt: skip
+    assert streamer.tokens == streamed.narrative_ids[0] == forced.narrative_ids[0]
+    assert streamer.ends == 1
 
 
 def test_sampling_is_seeded_and_emits_only_catalog_items(tokenizer):

@@ -182,9 +182,8 @@ def test_hybrid_streams_the_narrative_it_would_write_in_a_batch(tiny_demo, tiny_
     assert not any(view.failed for view in views), views[-1].message
     turn = conversation.last_turn
     assert views[0].ranking.count("<tr class=") == TOP_K and views[0].narrative == ""
-    texts = [turn_text(view) for view in views[1:]]
+    texts = streamed_texts(views)
     assert len(set(texts)) >= 2, "the narrative arrives in pieces"
-    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
     hybrid = HybridSystem.from_pretrained(
         tiny_demo / "checkpoints" / "flare-office", tiny_demo / "checkpoints" / "narrator-office"
     )
@@ -198,6 +197,13 @@ def test_hybrid_streams_the_narrative_it_would_write_in_a_batch(tiny_demo, tiny_
 
 def turn_text(view) -> str:
     return view.narrative.split("*:\n\n", 1)[1] if "*:\n\n" in view.narrative else ""
+
+
+def streamed_texts(views) -> list[str]:
+    """The narrative of each view after the ranking's, checked to only ever grow."""
+    texts = [turn_text(view) for view in views[1:]]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:], strict=False))
+    return texts
 
 
 def test_dataset_tab_browses_rows_and_plots(tiny_space):
@@ -242,6 +248,7 @@ def test_lumen_ranks_and_writes_in_the_space(tiny_lumen, tmp_path):
     expected = lumen.write(
         [conversation.row()], "purchase_reason", item_ids=[conversation.last_turn.top_item]
     )[0].text
+    assert streamed_texts(views)[-1] == conversation.last_turn.narratives["purchase_reason"]
     assert conversation.last_turn.narratives["purchase_reason"] == expected
     views = list(app.critique(conversation, "in black, please", "LUMEN", "purchase_reason"))
     assert not views[-1].failed and conversation.last_turn.critique == "in black, please"
@@ -273,6 +280,7 @@ def test_the_fusion_narrator_writes_about_flares_top_item_in_the_space(tiny_fusi
     expected = fusion.write(
         [{**conversation.row(), "target": {"item_id": top_item}}], "purchase_reason"
     )[0]
+    assert streamed_texts(views)[-1] == conversation.last_turn.narratives["purchase_reason"]
     assert conversation.last_turn.narratives["purchase_reason"] == expected
     views = list(app.critique(conversation, "something cheaper", name, "purchase_reason"))
     assert not views[-1].failed and conversation.last_turn.critique == "something cheaper"

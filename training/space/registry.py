@@ -18,7 +18,7 @@ from typing import Protocol
 
 from regen_models.items import ItemVocabulary
 from regen_models.prompts import ItemTexts, build_prompt
-from training.space.streaming import stream_generation
+from training.space.streaming import stream_generation, stream_text
 
 DOMAINS = ("office", "clothing")
 
@@ -93,8 +93,7 @@ class Hybrid(FlareOnly):
 
 
 class LumenModel:
-    """LUMEN ranks the catalog with its item head and writes about an item it is given. Its
-    decoder switches between text and items, so the narrative arrives whole, not token by
+    """LUMEN ranks the catalog with its item head and writes about an item it is given, token by
     token."""
 
     def __init__(self, lumen):
@@ -108,14 +107,17 @@ class LumenModel:
         return Ranking(ranked.item_ids, ranked.scores)
 
     def narrate(self, row: Mapping, item_id: str, kind: str) -> Iterator[str]:
-        yield self.lumen.write([row], kind, item_ids=[item_id])[0].text
+        def generate(streamer):
+            self.lumen.write([row], kind, item_ids=[item_id], streamer=streamer)
+
+        for text in stream_text(self.lumen.tokenizer, generate):
+            yield text.removeprefix("Text:").strip()  # as `Lumen.write` cleans it
 
 
 class FusionModel(FlareOnly):
     """FLARE ranks; the fusion narrator writes about the item from the soft tokens of the
     history's and the item's collaborative-filtering and content vectors (ids only, so a typed
-    critique steers the ranking, not the text). Its decoder has no streamer: the narrative
-    arrives whole."""
+    critique steers the ranking, not the text), token by token."""
 
     def __init__(self, ranker, fusion):
         super().__init__(ranker)
@@ -123,7 +125,10 @@ class FusionModel(FlareOnly):
         self.kinds = list(fusion.kinds)
 
     def narrate(self, row: Mapping, item_id: str, kind: str) -> Iterator[str]:
-        yield self.fusion.write([{**row, "target": {"item_id": item_id}}], kind)[0]
+        def generate(streamer):
+            self.fusion.write([{**row, "target": {"item_id": item_id}}], kind, streamer=streamer)
+
+        yield from stream_text(self.fusion.tokenizer, generate)
 
 
 def load_flare(paths: Mapping[str, Path]) -> Recommender:

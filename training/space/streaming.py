@@ -1,9 +1,49 @@
-"""Greedy generation of one prompt, streamed: the text so far after each decoded piece."""
+"""Generation streamed: the text so far after each decoded piece, while a thread generates."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+
+def stream_text(
+    tokenizer,
+    generate: Callable[[object], object],
+    *,
+    skip_prompt: bool = False,
+    timeout_s: float = 300.0,
+) -> Iterator[str]:
+    """Run `generate(streamer)` in a thread and yield the growing text as tokens arrive.
+
+    `generate` hands the streamer (transformers' `TextIteratorStreamer`) to a decoding loop
+    that calls its `put` per token and `end` when done; `skip_prompt` drops the first `put`,
+    which `model.generate` uses for the prompt. An error in generation is raised here, in the
+    caller's thread, once the stream ends.
+    """
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(
+        tokenizer, skip_prompt=skip_prompt, skip_special_tokens=True, timeout=timeout_s
+    )
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            generate(streamer)
+        except BaseException as error:  # handed to the caller below
+            failure.append(error)
+            streamer.end()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield text.strip()
+    worker.join()
+    if failure:
+        raise failure[0]
+    yield text.strip()
 
 
 def stream_generation(
@@ -15,47 +55,26 @@ def stream_generation(
     stop_token_ids: Sequence[int],
     timeout_s: float = 300.0,
 ) -> Iterator[str]:
-    """Run `model.generate` in a thread and yield the growing text as tokens arrive.
-
-    An error in generation is raised here, in the caller's thread, once the stream ends.
-    """
+    """Greedy `model.generate` of one prompt, streamed."""
     import torch
-    from transformers import TextIteratorStreamer
 
-    streamer = TextIteratorStreamer(
-        tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout_s
-    )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_token_ids[0]
     device = next(model.parameters()).device
     ids = torch.tensor([list(input_ids)], dtype=torch.long, device=device)
-    failure: list[BaseException] = []
 
-    def generate() -> None:
-        try:
-            with torch.no_grad():
-                model.generate(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    max_new_tokens=max_new_tokens,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    eos_token_id=list(stop_token_ids),
-                    pad_token_id=pad_id,
-                    streamer=streamer,
-                )
-        except BaseException as error:  # handed to the caller below
-            failure.append(error)
-            streamer.end()
+    def generate(streamer) -> None:
+        with torch.no_grad():
+            model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=list(stop_token_ids),
+                pad_token_id=pad_id,
+                streamer=streamer,
+            )
 
-    worker = threading.Thread(target=generate, daemon=True)
-    worker.start()
-    text = ""
-    for piece in streamer:
-        text += piece
-        yield text.strip()
-    worker.join()
-    if failure:
-        raise failure[0]
-    yield text.strip()
+    return stream_text(tokenizer, generate, skip_prompt=True, timeout_s=timeout_s)
