@@ -82,6 +82,7 @@ class FlareModelArguments:
     use_critiques: bool = True
     mask_probability: float = 0.2
     last_item_mask_probability: float = 0.5
+    prefix_crop_probability: float = 0.0
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.07
 
@@ -216,6 +217,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             critique_vectors=critique_vectors,
             mask_probability=config.mask_probability,
             last_item_mask_probability=config.last_item_mask_probability,
+            prefix_crop_probability=config.prefix_crop_probability,
             seed=training_args.seed,
         ),
         eval_collator=FlareCollator(**collate, critique_vectors=critique_vectors, train=False),

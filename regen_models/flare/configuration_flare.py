@@ -31,6 +31,10 @@ class FlareConfig(PretrainedConfig):
         mask_probability (`float`): share of positions masked in training (cloze task).
         last_item_mask_probability (`float`): share of training sequences that instead hide only
             their most recent item, the task the model does at prediction time.
+        prefix_crop_probability (`float`): share of training sequences first cut at a random
+            position, a new one each epoch, so that every item of a history in turn ends a
+            sequence (as the next-item training of SASRec and RecBole's BERT4Rec, which learn
+            from every prefix).
         contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
             embedding with its content embedding; `contrastive_temperature` its temperature.
         category (`str`): the REGEN category whose item vocabulary the model was trained on.
@@ -56,6 +60,7 @@ class FlareConfig(PretrainedConfig):
         use_critiques: bool = True,
         mask_probability: float = 0.2,
         last_item_mask_probability: float = 0.0,
+        prefix_crop_probability: float = 0.0,
         contrastive_weight: float = 0.1,
         contrastive_temperature: float = 0.07,
         initializer_range: float = 0.02,
@@ -72,6 +77,10 @@ class FlareConfig(PretrainedConfig):
         if not 0.0 <= last_item_mask_probability <= 1.0:
             raise ValueError(
                 f"last_item_mask_probability must be in [0, 1], got {last_item_mask_probability}"
+            )
+        if not 0.0 <= prefix_crop_probability <= 1.0:
+            raise ValueError(
+                f"prefix_crop_probability must be in [0, 1], got {prefix_crop_probability}"
             )
         if max_sequence_length < 2:
             raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
@@ -91,6 +100,7 @@ class FlareConfig(PretrainedConfig):
         self.use_critiques = use_critiques
         self.mask_probability = mask_probability
         self.last_item_mask_probability = last_item_mask_probability
+        self.prefix_crop_probability = prefix_crop_probability
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.initializer_range = initializer_range

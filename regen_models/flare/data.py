@@ -157,7 +157,9 @@ def build_examples(
 
 class FlareCollator:
     """Left-pads examples; in training, masks random positions (at least one per sequence), or,
-    for a `last_item_mask_probability` share of the sequences, only the most recent item."""
+    for a `last_item_mask_probability` share of the sequences, only the most recent item. In
+    training, a `prefix_crop_probability` share of the sequences is first cut after a random
+    position (two items at least), drawn anew at each call."""
 
     def __init__(
         self,
@@ -167,6 +169,7 @@ class FlareCollator:
         *,
         mask_probability: float = 0.2,
         last_item_mask_probability: float = 0.0,
+        prefix_crop_probability: float = 0.0,
         train: bool = True,
         seed: int = 0,
     ):
@@ -176,10 +179,13 @@ class FlareCollator:
         )
         self.mask_probability = mask_probability
         self.last_item_mask_probability = last_item_mask_probability
+        self.prefix_crop_probability = prefix_crop_probability
         self.train = train
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, examples: list[SequenceExample]) -> dict[str, torch.Tensor]:
+        if self.train and self.prefix_crop_probability:
+            examples = [self._crop(example) for example in examples]
         length = max(len(example.item_ids) for example in examples)
         batch = len(examples)
         item_ids = torch.full((batch, length), self.pad_id, dtype=torch.long)
@@ -205,6 +211,16 @@ class FlareCollator:
             if all(target is not None for target in targets):
                 out["targets"] = torch.tensor(targets, dtype=torch.long)
         return out
+
+    def _crop(self, example: SequenceExample) -> SequenceExample:
+        size = len(example.item_ids)
+        if size <= 2 or float(torch.rand(1, generator=self.generator)) >= (
+            self.prefix_crop_probability
+        ):
+            return example
+        end = int(torch.randint(2, size + 1, (1,), generator=self.generator))
+        item_ids = example.item_ids[:end]
+        return SequenceExample(example.user_id, item_ids, example.critique_ids[:end], item_ids[-1])
 
     def _mask(self, item_ids: torch.Tensor, real: torch.Tensor):
         draws = torch.rand(item_ids.shape, generator=self.generator)

@@ -173,6 +173,27 @@ def test_last_item_masking_hides_only_the_most_recent_item_of_that_share():
         FlareConfig(last_item_mask_probability=1.5)
 
 
+def test_prefix_crop_ends_that_share_of_sequences_at_a_random_item():
+    examples = [
+        SequenceExample(str(u), list(range(10)), list(range(100, 110)), 9) for u in range(400)
+    ]
+    collate = FlareCollator(30, 31, None, mask_probability=0.2, prefix_crop_probability=0.5)
+    batch = collate(examples)
+    lengths = batch["attention_mask"].sum(dim=1)
+    cut = lengths < 10
+    assert 0.35 < cut.float().mean() < 0.55  # the share (a draw of the full length is no cut)
+    assert lengths.min() >= 2 and len(set(lengths[cut].tolist())) == 8  # every end, 2 to 9
+    # a cut sequence is the history up to its end: its last real item is the one before the end
+    seen = torch.where(batch["labels"] != -100, batch["labels"], batch["item_ids"])
+    assert torch.equal(seen[:, -1], lengths - 1)
+    again = collate(examples)["attention_mask"].sum(dim=1)
+    assert not torch.equal(again, lengths)  # new cuts at each call
+    untouched = FlareCollator(30, 31, None, prefix_crop_probability=1.0, train=False)(examples)
+    assert untouched["attention_mask"].sum(dim=1).eq(10).all()
+    with pytest.raises(ValueError, match="prefix_crop_probability must be in"):
+        FlareConfig(prefix_crop_probability=-0.1)
+
+
 def test_examples_keep_the_recent_positions_and_window_the_rest():
     from regen_models.flare.data import build_examples
 
