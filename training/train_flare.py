@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
-from trl import ScriptArguments, TrlParser
+from trl import TrlParser
 
 from regen_dataset.schema import config_category, config_has_critiques
 from regen_models.flare import FlareConfig, FlareModel
@@ -36,28 +36,19 @@ from regen_models.flare.data import (
 )
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary, content_vectors, load_encoder
 from regen_models.metrics import ranking_metrics, target_ranks
+from training.arguments import RegenScriptArguments, check_paths
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import first_rows
 
 
 @dataclass
-class FlareScriptArguments(ScriptArguments):
-    dataset_config: str | None = field(
-        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
-    )
-    dataset_train_split: str = "train"
+class FlareScriptArguments(RegenScriptArguments):
     dataset_test_split: str = field(
         default="validation", metadata={"help": "split for early stopping and the final table"}
     )
     encoder_name: str | None = field(
         default=None,
         metadata={"help": "sentence-transformers id or path; default: offline all-MiniLM-L6-v2"},
-    )
-    max_train_rows: int | None = field(
-        default=None, metadata={"help": "train on the first N training rows only"}
-    )
-    max_eval_rows: int | None = field(
-        default=None, metadata={"help": "evaluate on the first N validation rows only"}
     )
     train_windows: bool = field(
         default=True,
@@ -144,10 +135,7 @@ def make_parser() -> TrlParser:
 
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required: the folder the checkpoint is written to")
-    if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+    check_paths(script_args, training_args)
     import datasets
 
     config_name = script_args.dataset_config

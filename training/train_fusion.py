@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
+from trl import SFTTrainer, TrlParser
 
-from regen_dataset.schema import NARRATIVE_KINDS, config_category
+from regen_dataset.schema import config_category
 from regen_models.fusion import ADAPTERS, SIGNALS, FusionForCausalLM, wals
 from regen_models.fusion.configuration_fusion import check_signals
 from regen_models.fusion.data import FusionCollator, FusionEncoder, item_content_table
@@ -51,6 +51,15 @@ from regen_models.items import DEFAULT_ENCODER, ItemVocabulary
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
 from regen_models.narrator.loading import base_model_name, load_base
+from training.arguments import (
+    LanguageModelArguments,
+    NarrativeScriptArguments,
+    TokenizedSFTConfig,
+    check_dtype,
+    check_kinds,
+    check_paths,
+    give_own_learning_rate,
+)
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
 
@@ -60,19 +69,9 @@ USER_NORM_SAMPLE = 2048
 
 
 @dataclass
-class FusionScriptArguments(ScriptArguments):
-    dataset_config: str | None = field(
-        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
-    )
-    dataset_train_split: str = "train"
+class FusionScriptArguments(NarrativeScriptArguments):
     dataset_test_split: str = field(
         default="validation", metadata={"help": "split for the validation loss"}
-    )
-    kinds: list[str] = field(
-        default_factory=lambda: list(NARRATIVE_KINDS),
-        metadata={
-            "help": f"narrative kinds to train on (default all: {' '.join(NARRATIVE_KINDS)})"
-        },
     )
     max_train_rows: int | None = field(
         default=None, metadata={"help": "train the LM side on the first N training rows only"}
@@ -83,14 +82,7 @@ class FusionScriptArguments(ScriptArguments):
 
 
 @dataclass
-class FusionModelArguments:
-    base_model: str = field(
-        default="embedded",
-        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
-    )
-    dtype: str = field(
-        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
-    )
+class FusionModelArguments(LanguageModelArguments):
     signals: str = field(
         default="both",
         metadata={"help": f"what represents an interaction: one of {SIGNALS}"},
@@ -122,39 +114,16 @@ class FusionModelArguments:
     lm_tuning: str = field(
         default="lora", metadata={"help": f"the LM: one of {LM_TUNING} (LoRA is merged at the end)"}
     )
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
-    )
-
-
-_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 @dataclass
-class FusionTrainingArguments(SFTConfig):
-    output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
-    # The examples are token and item ids built by regen_models.fusion.data: TRL must not
-    # re-tokenize them, nor drop their item ids.
-    dataset_kwargs: dict | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
-    remove_unused_columns: bool | None = False
+class FusionTrainingArguments(TokenizedSFTConfig):
     prediction_loss_only: bool = True
-    max_length: int | None = None
     learning_rate: float = 2e-4
-    num_train_epochs: float = 1
     per_device_train_batch_size: int = 4
     per_device_eval_batch_size: int = 8
-    eval_strategy: str = "steps"
     eval_steps: float | None = 50
     save_strategy: str = "no"
-    logging_steps: float = 10
-    bf16: bool | None = _GPU_BF16
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    gradient_checkpointing: bool = False
-    activation_checkpointing: bool | None = False
 
 
 class FusionTrainer(SFTTrainer):
@@ -170,19 +139,11 @@ class FusionTrainer(SFTTrainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def create_optimizer(self, model=None):
-        optimizer = super().create_optimizer(model)
-        if self.adapter_learning_rate is None:
-            return optimizer
-        adapter = {id(p) for p in getattr(self.model, "module", self.model).adapter.parameters()}
-        for group in list(optimizer.param_groups):
-            mine = [p for p in group["params"] if id(p) in adapter]
-            if mine:
-                group["params"] = [p for p in group["params"] if id(p) not in adapter]
-                settings = {key: value for key, value in group.items() if key != "params"}
-                optimizer.add_param_group(
-                    {**settings, "params": mine, "lr": self.adapter_learning_rate}
-                )
-        return optimizer
+        return give_own_learning_rate(
+            super().create_optimizer(model),
+            getattr(self.model, "module", self.model).adapter.parameters(),
+            self.adapter_learning_rate,
+        )
 
 
 def make_parser() -> TrlParser:
@@ -191,20 +152,14 @@ def make_parser() -> TrlParser:
 
 def check_arguments(script_args, model_args, training_args) -> None:
     """Everything that can be wrong with the arguments, before anything loads."""
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required: the folder the checkpoint is written to")
-    if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
-    unknown = [kind for kind in script_args.kinds if kind not in NARRATIVE_KINDS]
-    if unknown or not script_args.kinds:
-        raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
+    check_paths(script_args, training_args)
+    check_kinds(script_args.kinds)
     check_signals(model_args.signals)
     if model_args.adapter not in ADAPTERS:
         raise ValueError(f"--adapter {model_args.adapter!r}: expected one of {ADAPTERS}")
     if model_args.lm_tuning not in LM_TUNING:
         raise ValueError(f"--lm_tuning {model_args.lm_tuning!r}: expected one of {LM_TUNING}")
-    if model_args.dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"--dtype {model_args.dtype!r}: expected float32, bfloat16 or float16")
+    check_dtype(model_args.dtype)
     if model_args.max_interactions < 2:
         raise ValueError("--max_interactions must be at least 2 (a purchase and the next item)")
     check_protocol(script_args.dataset_name)

@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import EarlyStoppingCallback
-from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
+from trl import SFTTrainer, TrlParser
 
-from regen_dataset.schema import NARRATIVE_KINDS, config_category, config_has_critiques
+from regen_dataset.schema import config_category, config_has_critiques
 from regen_models.items import ItemVocabulary
 from regen_models.lumen import LumenForCausalLM
 from regen_models.lumen.data import (
@@ -46,22 +46,23 @@ from regen_models.metrics import ranking_metrics, target_ranks
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
 from regen_models.narrator.loading import base_model_name, load_base
+from training.arguments import (
+    LanguageModelArguments,
+    NarrativeScriptArguments,
+    TokenizedSFTConfig,
+    check_dtype,
+    check_kinds,
+    check_paths,
+    give_own_learning_rate,
+)
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import first_rows, hub_id, loss_summary
 
 
 @dataclass
-class LumenScriptArguments(ScriptArguments):
-    dataset_config: str | None = field(
-        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
-    )
-    dataset_train_split: str = "train"
+class LumenScriptArguments(NarrativeScriptArguments):
     dataset_test_split: str = field(
         default="validation", metadata={"help": "split for early stopping and the final table"}
-    )
-    kinds: list[str] = field(
-        default_factory=lambda: list(NARRATIVE_KINDS),
-        metadata={"help": f"narrative kinds to write (default all: {' '.join(NARRATIVE_KINDS)})"},
     )
     max_prompt_tokens: int = field(
         default=1024,
@@ -70,9 +71,6 @@ class LumenScriptArguments(ScriptArguments):
     history_prefixes: int = field(
         default=0,
         metadata={"help": "item-only examples per row for the latest N purchases of its history"},
-    )
-    max_train_rows: int | None = field(
-        default=None, metadata={"help": "train on the first N training rows only"}
     )
     max_eval_rows: int | None = field(
         default=None, metadata={"help": "rank for the first N validation rows only"}
@@ -83,14 +81,7 @@ class LumenScriptArguments(ScriptArguments):
 
 
 @dataclass
-class LumenModelArguments:
-    base_model: str = field(
-        default="embedded",
-        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
-    )
-    dtype: str = field(
-        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
-    )
+class LumenModelArguments(LanguageModelArguments):
     item_embedding_dim: int | None = field(
         default=None,
         metadata={"help": "item table dimension; unset: the LM's hidden size (the paper)"},
@@ -109,31 +100,13 @@ class LumenModelArguments:
     use_lora: bool = field(
         default=True, metadata={"help": "LoRA on the LM (merged at the end); false: full tuning"}
     )
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
-    )
-
-
-_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 @dataclass
-class LumenTrainingArguments(SFTConfig):
-    output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
-    # The examples are token ids built by regen_models.lumen.data; TRL must not re-tokenize
-    # them, nor drop their item ids.
-    dataset_kwargs: dict | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
-    remove_unused_columns: bool | None = False
-    max_length: int | None = None
+class LumenTrainingArguments(TokenizedSFTConfig):
     learning_rate: float = 1e-4
-    num_train_epochs: float = 1
     per_device_train_batch_size: int = 4
     per_device_eval_batch_size: int = 8
-    eval_strategy: str = "steps"
     eval_steps: float | None = 100
     save_strategy: str = "steps"
     save_steps: float = 100
@@ -141,10 +114,6 @@ class LumenTrainingArguments(SFTConfig):
     metric_for_best_model: str | None = "NDCG@10"
     greater_is_better: bool | None = True
     load_best_model_at_end: bool = True
-    logging_steps: float = 10
-    bf16: bool | None = _GPU_BF16
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    gradient_checkpointing: bool = False
 
 
 class LumenTrainer(SFTTrainer):
@@ -168,19 +137,11 @@ class LumenTrainer(SFTTrainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def create_optimizer(self, model=None):
-        optimizer = super().create_optimizer(model)
-        if self.item_learning_rate is None:
-            return optimizer
-        item_parameters = {id(p) for p in _unwrap(self.model).items.parameters()}
-        for group in list(optimizer.param_groups):
-            items = [p for p in group["params"] if id(p) in item_parameters]
-            if items:
-                group["params"] = [p for p in group["params"] if id(p) not in item_parameters]
-                settings = {key: value for key, value in group.items() if key != "params"}
-                optimizer.add_param_group(
-                    {**settings, "params": items, "lr": self.item_learning_rate}
-                )
-        return optimizer
+        return give_own_learning_rate(
+            super().create_optimizer(model),
+            _unwrap(self.model).items.parameters(),
+            self.item_learning_rate,
+        )
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -218,15 +179,9 @@ def make_parser() -> TrlParser:
 
 def check_arguments(script_args, model_args, training_args) -> None:
     """Everything that can be wrong with the arguments, before anything loads."""
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required: the folder the checkpoint is written to")
-    if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
-    unknown = [kind for kind in script_args.kinds if kind not in NARRATIVE_KINDS]
-    if unknown:
-        raise ValueError(f"--kinds {unknown}: expected some of {NARRATIVE_KINDS}")
-    if model_args.dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"--dtype {model_args.dtype!r}: expected float32, bfloat16 or float16")
+    check_paths(script_args, training_args)
+    check_kinds(script_args.kinds, allow_none=True)
+    check_dtype(model_args.dtype)
     if model_args.item_embedding_dim is not None and model_args.item_embedding_dim < 1:
         raise ValueError(f"--item_embedding_dim {model_args.item_embedding_dim}: must be positive")
 

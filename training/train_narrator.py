@@ -30,9 +30,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
-from trl import ScriptArguments, SFTConfig, SFTTrainer, TrlParser
+from trl import SFTTrainer, TrlParser
 
-from regen_dataset.schema import NARRATIVE_KINDS, config_has_critiques
+from regen_dataset.schema import config_has_critiques
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import (
     NarratorConfig,
@@ -41,31 +41,26 @@ from regen_models.narrator.configuration_narrator import (
 )
 from regen_models.narrator.loading import add_lora, base_model_name, four_bit_problem, load_base
 from regen_models.prompts import PromptStats, build_prompt_completions
+from training.arguments import (
+    LanguageModelArguments,
+    NarrativeScriptArguments,
+    RegenSFTConfig,
+    check_dtype,
+    check_kinds,
+    check_paths,
+)
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
 
 
 @dataclass
-class NarratorScriptArguments(ScriptArguments):
-    dataset_config: str | None = field(
-        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
-    )
-    dataset_train_split: str = "train"
+class NarratorScriptArguments(NarrativeScriptArguments):
     dataset_test_split: str = field(
         default="validation", metadata={"help": "split for the validation loss"}
-    )
-    kinds: list[str] = field(
-        default_factory=lambda: list(NARRATIVE_KINDS),
-        metadata={
-            "help": f"narrative kinds to train on (default all: {' '.join(NARRATIVE_KINDS)})"
-        },
     )
     max_prompt_tokens: int = field(
         default=1024,
         metadata={"help": "token budget of a prompt; longer histories lose their oldest purchases"},
-    )
-    max_train_rows: int | None = field(
-        default=None, metadata={"help": "train on the first N training rows only"}
     )
     max_eval_rows: int | None = field(
         default=None, metadata={"help": "compute the validation loss on the first N rows only"}
@@ -73,54 +68,22 @@ class NarratorScriptArguments(ScriptArguments):
 
 
 @dataclass
-class NarratorModelArguments:
-    base_model: str = field(
-        default="embedded",
-        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
-    )
-    dtype: str = field(
-        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
-    )
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["all-linear"],
-        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
-    )
+class NarratorModelArguments(LanguageModelArguments):
     load_in_4bit: bool = field(
         default=False,
         metadata={"help": "QLoRA: load the base in 4 bits with bitsandbytes (needs a CUDA GPU)"},
     )
 
 
-_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 @dataclass
-class NarratorTrainingArguments(SFTConfig):
+class NarratorTrainingArguments(RegenSFTConfig):
     output_dir: str | None = field(default=None, metadata={"help": "the adapter folder"})
     completion_only_loss: bool | None = True
-    # Prompts are cut to --max_prompt_tokens by the prompt builder (oldest purchases first), so
-    # nothing needs truncating here: a cut by TRL would fall on the completion.
-    max_length: int | None = None
     learning_rate: float = 2e-4
-    num_train_epochs: float = 1
     per_device_train_batch_size: int = 4
     per_device_eval_batch_size: int = 4
-    eval_strategy: str = "steps"
     eval_steps: float | None = 50
     save_strategy: str = "no"
-    logging_steps: float = 10
-    # TRL trains in bf16 by default, which needs a GPU: float32 on a CPU. (Defaults computed
-    # here, as values: the argument parser ignores a default_factory of a boolean.)
-    bf16: bool | None = _GPU_BF16
-    # Pinned memory only helps a GPU; on a CPU-only machine it is a warning per evaluation.
-    dataloader_pin_memory: bool = torch.cuda.is_available()
-    # TRL checkpoints activations by default; a small model on a CPU is faster without.
-    # (`gradient_checkpointing` is the deprecated name of the same switch.)
-    gradient_checkpointing: bool | None = None
-    activation_checkpointing: bool | None = False
 
 
 class QuantizationUnavailableError(ValueError):
@@ -133,15 +96,9 @@ def make_parser() -> TrlParser:
 
 def check_arguments(script_args, model_args, training_args) -> None:
     """Everything that can be wrong with the arguments, before anything loads."""
-    if not training_args.output_dir:
-        raise ValueError("--output_dir is required: the folder the adapter is written to")
-    if not script_args.dataset_name:
-        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
-    unknown = [kind for kind in script_args.kinds if kind not in NARRATIVE_KINDS]
-    if unknown or not script_args.kinds:
-        raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
-    if model_args.dtype not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"--dtype {model_args.dtype!r}: expected float32, bfloat16 or float16")
+    check_paths(script_args, training_args, "adapter")
+    check_kinds(script_args.kinds)
+    check_dtype(model_args.dtype)
     if model_args.load_in_4bit:
         problem = four_bit_problem()
         if problem:

@@ -1,0 +1,128 @@
+"""The argument dataclasses the training scripts share. Each script subclasses them with its
+own fields and defaults, and parses the three it needs with `TrlParser`, as TRL's scripts do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from trl import ScriptArguments, SFTConfig
+
+from regen_dataset.schema import NARRATIVE_KINDS
+
+
+@dataclass
+class RegenScriptArguments(ScriptArguments):
+    """Which REGEN data: the folder or Hub id (`--dataset_name`), the config and the splits."""
+
+    dataset_config: str | None = field(
+        default="office", metadata={"help": "REGEN config: office, office_no_critique, ..."}
+    )
+    dataset_train_split: str = "train"
+    dataset_test_split: str = field(default="validation", metadata={"help": "validation split"})
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "train on the first N training rows only"}
+    )
+    max_eval_rows: int | None = field(
+        default=None, metadata={"help": "validate on the first N validation rows only"}
+    )
+
+
+@dataclass
+class NarrativeScriptArguments(RegenScriptArguments):
+    """The data of a model that writes narratives: which kinds."""
+
+    kinds: list[str] = field(
+        default_factory=lambda: list(NARRATIVE_KINDS),
+        metadata={
+            "help": f"narrative kinds to train on (default all: {' '.join(NARRATIVE_KINDS)})"
+        },
+    )
+
+
+@dataclass
+class LanguageModelArguments:
+    """The causal LM a model is built on, and the LoRA adapter it is tuned with."""
+
+    base_model: str = field(
+        default="embedded",
+        metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
+    )
+    dtype: str = field(
+        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
+    )
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "module names to adapt; 'all-linear' adapts every linear layer"},
+    )
+
+
+_GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class RegenSFTConfig(SFTConfig):
+    """TRL's `SFTConfig` with defaults that also suit a CPU: TRL trains in bf16 and checkpoints
+    activations by default, which needs a GPU and slows a small model on a CPU; float32 there,
+    no pinned memory (a warning per evaluation on a CPU), no activation checkpointing.
+    (Defaults are values, not factories: the argument parser ignores a default_factory of a
+    boolean.)"""
+
+    output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
+    # The scripts cut prompts themselves (oldest purchases first): a cut by TRL would fall on
+    # the completion.
+    max_length: int | None = None
+    num_train_epochs: float = 1
+    eval_strategy: str = "steps"
+    logging_steps: float = 10
+    bf16: bool | None = _GPU_BF16
+    dataloader_pin_memory: bool = torch.cuda.is_available()
+    # `gradient_checkpointing` is the deprecated name of `activation_checkpointing`.
+    gradient_checkpointing: bool | None = None
+    activation_checkpointing: bool | None = False
+
+
+@dataclass
+class TokenizedSFTConfig(RegenSFTConfig):
+    """For examples that are already token and item ids: TRL must not re-tokenize them, nor
+    drop their item ids."""
+
+    dataset_kwargs: dict | None = field(default_factory=lambda: {"skip_prepare_dataset": True})
+    remove_unused_columns: bool | None = False
+
+
+def give_own_learning_rate(optimizer, parameters, learning_rate: float | None):
+    """Move `parameters` into param groups of their own with `learning_rate` (the other
+    settings of the group they leave), e.g. a table that starts from nothing while the LM's
+    LoRA adapter moves slowly. None leaves the optimizer as it is."""
+    if learning_rate is None:
+        return optimizer
+    own = {id(p) for p in parameters}
+    for group in list(optimizer.param_groups):
+        moved = [p for p in group["params"] if id(p) in own]
+        if moved:
+            group["params"] = [p for p in group["params"] if id(p) not in own]
+            settings = {key: value for key, value in group.items() if key != "params"}
+            optimizer.add_param_group({**settings, "params": moved, "lr": learning_rate})
+    return optimizer
+
+
+def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
+    if not training_args.output_dir:
+        raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
+    if not script_args.dataset_name:
+        raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+
+
+def check_kinds(kinds: list[str], *, allow_none: bool = False) -> None:
+    unknown = [kind for kind in kinds if kind not in NARRATIVE_KINDS]
+    if unknown or not (kinds or allow_none):
+        raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"--dtype {dtype!r}: expected float32, bfloat16 or float16")
