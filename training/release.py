@@ -13,7 +13,10 @@ its `checkpoints/*` and its `regen eval` folders. The repositories, each created
                                           that `AutoModel.from_pretrained(REPO,
                                           trust_remote_code=True)` needs no `regen` package
     ORG/regen_metric             space    the `evaluate` module (regen_models/regen_metric)
-    ORG/regen-demo               space    the Gradio Space (`space/`, where present)
+    ORG/regen-demo               space    the Gradio Space (`space/`, where present), with
+                                          this package's wheel beside `app.py` (built from the
+                                          checkout; `--space-wheel`), which its requirements
+                                          install, as the package is not on PyPI
 
 A model or Space repository ends up holding exactly the files listed: files of an earlier release
 that the new one lacks are deleted in the same commit. The token is read by the Hub client and
@@ -25,6 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,7 @@ SPACE_FOLDER = PACKAGE_ROOT / "space"
 METRIC_REPO = "regen_metric"
 SPACE_REPO = "regen-demo"
 REPO_PREFIX = "regen-"
+PACKAGE_NAME = "regen-benchmark"
 # What stays home: the Trainer's pickled arguments (local paths, not loadable safely) and its
 # intermediate checkpoints; caches and hidden files.
 LEFT_OUT_NAMES = {"training_args.bin", "__pycache__", "__init__.py"}
@@ -85,6 +93,7 @@ class Sources:
     evals: list[Path] = field(default_factory=list)
     metric: Path | None = None
     space: Path | None = None
+    space_wheel: Path | None = None  # this package's wheel, shipped with the Space
 
 
 def demo_sources(demo_dir: str | os.PathLike) -> Sources:
@@ -125,7 +134,9 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
     if sources.space is not None:
         models = [u.repo_id for u in uploads if u.repo_type == "model"]
         datasets = [u.repo_id for u in uploads if u.repo_type == "dataset"]
-        uploads.append(plan_space(f"{org}/{SPACE_REPO}", sources.space, models, datasets))
+        uploads.append(
+            plan_space(f"{org}/{SPACE_REPO}", sources.space, models, datasets, sources.space_wheel)
+        )
     repos = [(u.repo_type, u.repo_id) for u in uploads]
     repeated = sorted({f"{kind} {repo}" for kind, repo in repos if repos.count((kind, repo)) > 1})
     if repeated:
@@ -403,8 +414,15 @@ def plan_folder(repo_id: str, repo_type: str, folder: Path, what: str) -> Upload
     return upload
 
 
-def plan_space(repo_id: str, folder: Path, models: list[str], datasets: list[str]) -> Upload:
-    """The Space folder, its README's `models` and `datasets` naming the released repos."""
+def plan_space(
+    repo_id: str,
+    folder: Path,
+    models: list[str],
+    datasets: list[str],
+    wheel: Path | None = None,
+) -> Upload:
+    """The Space folder, its README's `models` and `datasets` naming the released repos; with a
+    `wheel`, the wheel beside `app.py` and the requirements' `regen-benchmark` line naming it."""
     upload = plan_folder(repo_id, "space", folder, "Space")
     metadata, body = model_card.split_card((folder / "README.md").read_text(encoding="utf-8"))
     if not metadata.get("sdk"):
@@ -413,7 +431,58 @@ def plan_space(repo_id: str, folder: Path, models: list[str], datasets: list[str
     metadata.update({"datasets": datasets} if datasets else {})
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     upload.files["README.md"] = f"---\n{header}\n---\n{body}".encode()
+    if wheel is not None:
+        _ship_wheel(upload, folder, wheel)
     return upload
+
+
+def _ship_wheel(upload: Upload, folder: Path, wheel: Path) -> None:
+    if not wheel.is_file() or wheel.suffix != ".whl":
+        raise ReleaseError(f"--space-wheel {wheel}: not a wheel file")
+    requirements = folder / "requirements.txt"
+    lines = requirements.read_text(encoding="utf-8").splitlines() if requirements.is_file() else []
+    ours = [n for n, line in enumerate(lines) if line.strip().startswith(PACKAGE_NAME)]
+    if not ours:
+        upload.warnings.append(
+            f"{requirements} names no {PACKAGE_NAME}: the wheel is uploaded, and installed "
+            "only if the requirements name it"
+        )
+    for n in ours:
+        lines[n] = f"./{wheel.name}"
+    upload.files[wheel.name] = wheel
+    upload.files["requirements.txt"] = ("\n".join(lines) + "\n").encode()
+
+
+def build_wheel(root: Path = PACKAGE_ROOT, out_dir: Path | None = None) -> Path:
+    """This package's wheel, built from the files git knows in `root` (a copy of them, so that
+    the build leaves nothing in the checkout) into `out_dir` (default: a new temporary folder)."""
+    if not (root / "pyproject.toml").is_file() or shutil.which("git") is None:
+        raise ReleaseError(
+            f"cannot build the {PACKAGE_NAME} wheel the Space installs: {root} is not a git "
+            "checkout with a pyproject.toml. Pass --space-wheel PATH (a built wheel), or "
+            "--space-wheel none where the package is on PyPI"
+        )
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        raise ReleaseError(f"git cannot list the files of {root}: {listed.stderr.strip()}")
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="regen-wheel-"))
+    with tempfile.TemporaryDirectory(prefix="regen-source-") as source:
+        for name in filter(None, listed.stdout.split("\0")):
+            if (root / name).is_file():
+                (Path(source) / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / name, Path(source) / name)
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+             "--wheel-dir", str(out_dir), source],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    wheels = sorted(out_dir.glob(f"{PACKAGE_NAME.replace('-', '_')}-*.whl"))
+    if built.returncode != 0 or not wheels:
+        raise ReleaseError(f"building the wheel failed:\n{built.stderr[-2000:]}")
+    return wheels[-1]
 
 
 # -- what would be sent, and sending it -------------------------------------------------------
@@ -530,6 +599,13 @@ def add_parser(subparsers) -> None:
         "--space", default=None, help=f"the Space folder (default: {SPACE_FOLDER}, if present)"
     )
     parser.add_argument("--no-space", action="store_true", help="leave the Space out")
+    parser.add_argument(
+        "--space-wheel",
+        default="build",
+        help=f"the {PACKAGE_NAME} wheel the Space installs: 'build' (default, from this "
+        "checkout), a wheel file, or 'none' (the requirements as they are, once the package "
+        "is on PyPI)",
+    )
     parser.add_argument("--no-metric", action="store_true", help="leave the metric module out")
     parser.add_argument("--private", action="store_true", help="create private repositories")
     parser.add_argument(
@@ -559,6 +635,12 @@ def sources_from_args(args) -> Sources:
             sources.space = Path(args.space)
         elif SPACE_FOLDER.is_dir():
             sources.space = SPACE_FOLDER
+    if sources.space is not None and args.space_wheel != "none":
+        if args.space_wheel == "build":
+            print(f"building the {PACKAGE_NAME} wheel for the Space ...", flush=True)
+            sources.space_wheel = build_wheel()
+        else:
+            sources.space_wheel = Path(args.space_wheel)
     return sources
 
 

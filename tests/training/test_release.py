@@ -8,6 +8,7 @@ downloads the FLARE and LUMEN checkpoints with `trust_remote_code=True` and runs
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -22,8 +23,9 @@ from tests.conftest import REPO, WordCountEncoder, build_sample_folder
 from tests.fake_hub import TOKEN, FakeHub, hub_env, sha256
 from tests.isolated_venv import NOT_IMPORTABLE_CHECK, isolated_env, make_isolated_venv
 from training import cli
+from training import release as release_module
 from training.model_card import write_model_card
-from training.release import Sources, plan_release
+from training.release import ReleaseError, Sources, plan_release, plan_space
 from training.remote_code import RemoteCodeError, _check_imports, _rewrite_imports
 
 ORG = "test-org"
@@ -113,6 +115,8 @@ def save_lumen(out: Path, dataset: Path) -> None:
 def release(demo: Path, hub_url: str, home: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [*REGEN, "release", "--org", ORG, "--demo-dir", str(demo)]
     command += ["--space", str(demo.parent / "space"), *extra]
+    if "--space-wheel" not in extra:  # building the wheel has a test of its own
+        command += ["--space-wheel", "none"]
     return subprocess.run(
         command, cwd=REPO, env=hub_env(home, hf_endpoint=hub_url), capture_output=True,
         text=True, timeout=300, check=False,
@@ -391,6 +395,34 @@ def test_bad_input_is_a_clear_error(arguments, message, tmp_path, capsys):
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not os.path.exists(tmp_path / "missing")
+
+
+def test_the_space_ships_the_package_wheel_its_requirements_install(tmp_path):
+    space = tmp_path / "space"
+    space.mkdir()
+    (space / "README.md").write_text(SPACE_README)
+    (space / "app.py").write_text("import gradio\n")
+    (space / "requirements.txt").write_text("gradio==6.31.0\nregen-benchmark[space]>=0.1.0\n")
+    wheel = tmp_path / "regen_benchmark-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK not really a wheel")
+    upload = plan_space(f"{ORG}/regen-demo", space, [], [], wheel)
+    assert upload.files[wheel.name] == wheel and not upload.warnings
+    requirements = upload.files["requirements.txt"].decode()
+    assert requirements == f"gradio==6.31.0\n./{wheel.name}\n"
+    assert (space / "requirements.txt").read_text().endswith("[space]>=0.1.0\n")  # untouched
+    (space / "requirements.txt").write_text("gradio\n")
+    assert "names no regen-benchmark" in plan_space(ORG, space, [], [], wheel).warnings[0]
+    with pytest.raises(ReleaseError, match="not a wheel file"):
+        plan_space(ORG, space, [], [], tmp_path / "missing.whl")
+    parser = argparse.ArgumentParser()
+    release_module.add_parser(parser.add_subparsers())
+    (tmp_path / "results.json").write_text("{}")  # makes tmp_path an eval folder
+    for choice, expected in ((str(wheel), wheel), ("none", None)):
+        args = parser.parse_args(
+            ["release", "--org", ORG, "--eval", str(tmp_path), "--space", str(space),
+             "--space-wheel", choice]
+        )  # fmt: skip
+        assert release_module.sources_from_args(args).space_wheel == expected
 
 
 def test_release_card_replaces_whole_names_only(tmp_path):
