@@ -40,11 +40,12 @@ KIND = "purchase_reason"
 def prepare(demo_dir: Path) -> tuple[Path, dict, list[str]]:
     """(dataset folder, {"office": {role: folder}}, notes on what was made here)."""
     from regen_dataset.export import build_folder
+    from training.space import DEMO_DATA
     from training.space.registry import discover
 
     notes = []
-    folder = demo_dir / "regen"
-    if not (folder / "README.md").is_file():
+    folder = next((demo_dir / n for n in DEMO_DATA if (demo_dir / n / "README.md").is_file()), None)
+    if folder is None:
         folder = OUT / "regen"
         if not (folder / "README.md").is_file():
             sources = {c: [str(SAMPLES / f"{c}_synthetic.jsonl")] for c in ("office", "clothing")}

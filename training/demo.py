@@ -106,9 +106,11 @@ def run_demo(
 
 def run_language_models(out: Path, text_users: int, max_steps: int | None) -> None:
     users = out / "regen-users"
-    print(f"\n== The language models: a user-disjoint build of the office sample in {users}")
+    print(f"\n== The language models: a user-disjoint build of the samples in {users}")
+    # Its test users are in no model's training data: the LMs train on its training users, and
+    # FLARE saw their histories but never their last purchase. The Space shows them.
     build_folder(
-        {"office": [str(SAMPLES / "office_synthetic.jsonl")]},
+        find_sources([str(SAMPLES)]),
         users,
         protocol="user_disjoint",
         overwrite=True,

@@ -238,6 +238,8 @@ def test_conversation_keeps_the_row_it_was_built_from_unchanged(tiny_space):
 def test_lumen_ranks_and_writes_in_the_space(tiny_lumen, tmp_path):
     found = discover(tiny_lumen)
     assert found["office"]["lumen"] == tiny_lumen / "lumen-office"
+    # `regen space` shows the user-disjoint build's users, whom no model trained on
+    assert demo_space(tiny_lumen)[1].data.folder == tiny_lumen / "regen-users"
     _, app = build_space(tiny_lumen / "regen", found, plots_dir=tmp_path)
     assert "LUMEN" in app.registry.names("office")
     conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation

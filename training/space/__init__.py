@@ -39,12 +39,20 @@ def build_space(
     return build_blocks(app, notes=notes), app
 
 
+DEMO_DATA = ("regen-users", "regen")  # in order of preference
+
+
 def demo_space(demo_dir: str | os.PathLike = "demo_out"):
-    """The Space over what `make demo` wrote in `demo_dir`."""
+    """The Space over what `make demo` wrote in `demo_dir`: the checkpoints, and the users of
+    its user-disjoint build (`regen-users`, whose test users no model trained on; the
+    leave-one-out `regen` where that is missing)."""
     from training.space.registry import discover
 
     demo_dir = Path(demo_dir)
-    folder = demo_dir / "regen"
+    folder = next(
+        (demo_dir / name for name in DEMO_DATA if (demo_dir / name / "README.md").is_file()),
+        demo_dir / DEMO_DATA[-1],
+    )
     if not (folder / "README.md").is_file():
         raise FileNotFoundError(
             f"{folder} is not a built REGEN folder: run `make demo` (or `regen demo --out "
