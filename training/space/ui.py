@@ -102,8 +102,17 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
                 yield outputs(view)
 
         def run_critique(state, text, name, chosen_kind):
+            # The box empties once, when the critique is taken; the narrative streams on after
+            # that, and the next critique a user types meanwhile must stay.
+            taken = False
             for view in app.critique(state, text, name, chosen_kind):
-                yield (*outputs(view), text if view.failed else "")
+                if taken:
+                    box = gr.skip()
+                elif view.failed:
+                    box = text  # refused: the text stays, for the user to fix
+                else:
+                    box, taken = "", True
+                yield (*outputs(view), box)
 
         recommend.click(run_recommend, [conversation, model, kind], panels, api_name="recommend")
         critique_inputs = [conversation, critique, model, kind]
