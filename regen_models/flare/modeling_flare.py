@@ -145,27 +145,42 @@ class FlareItemEncoder(nn.Module):
     ) -> torch.Tensor:
         config = self.config
         batch, length = item_ids.shape
-        ids = self.id_embeddings(item_ids)
-        tokens = [ids + self.token_types.weight[0]]
-        present = [torch.ones(batch, length, dtype=torch.bool, device=item_ids.device)]
-        is_item = item_ids < config.num_items
-        if config.use_content:
-            safe_ids = torch.where(is_item, item_ids, torch.zeros_like(item_ids))
-            vectors = self.content_vectors[safe_ids].to(ids.dtype)  # [b, l, fields, dim]
-            projected = self.content_projection(vectors)
-            for field in range(vectors.shape[2]):
-                tokens.append(projected[:, :, field] + self.token_types.weight[1 + field])
-                present.append(is_item & (vectors[:, :, field].abs().sum(-1) > 0))
+        flat_ids = item_ids.reshape(-1)
+        # Without a critique, a position's vector depends on its item alone: fuse each distinct
+        # item of the batch once (items repeat across users; padding and masks are one item each).
+        distinct, inverse = torch.unique(flat_ids, return_inverse=True)
+        fused = self._fuse(distinct)[inverse]
         if config.use_critiques and critique_vectors is not None:
             if critique_mask is None:
                 critique_mask = critique_vectors.abs().sum(-1) > 0
-            critique = self.critique_projection(critique_vectors.to(ids.dtype))
+            steered = (critique_mask.bool() & (item_ids != config.pad_item_id)).reshape(-1)
+            if steered.any():
+                critiques = critique_vectors.reshape(batch * length, -1)[steered]
+                fused = fused.index_put(
+                    (steered.nonzero().squeeze(1),), self._fuse(flat_ids[steered], critiques)
+                )
+        return self.id_embeddings(item_ids) + fused.reshape(batch, length, -1)
+
+    def _fuse(self, item_ids: torch.Tensor, critiques: torch.Tensor | None = None) -> torch.Tensor:
+        """item_ids `[n]` (with `critiques` `[n, content_dim]`, their embedded critiques) ->
+        `[n, hidden]`: the resampler's reading of the ID, content and critique tokens."""
+        config = self.config
+        ids = self.id_embeddings(item_ids)
+        tokens = [ids + self.token_types.weight[0]]
+        present = [torch.ones_like(item_ids, dtype=torch.bool)]
+        is_item = item_ids < config.num_items
+        if config.use_content:
+            safe_ids = torch.where(is_item, item_ids, torch.zeros_like(item_ids))
+            vectors = self.content_vectors[safe_ids].to(ids.dtype)  # [n, fields, dim]
+            projected = self.content_projection(vectors)
+            for field in range(vectors.shape[1]):
+                tokens.append(projected[:, field] + self.token_types.weight[1 + field])
+                present.append(is_item & (vectors[:, field].abs().sum(-1) > 0))
+        if critiques is not None:
+            critique = self.critique_projection(critiques.to(ids.dtype))
             tokens.append(critique + self.token_types.weight[-1])
-            present.append(critique_mask.bool() & (item_ids != config.pad_item_id))
-        tokens = torch.stack(tokens, dim=2).reshape(batch * length, len(tokens), -1)
-        present = torch.stack(present, dim=2).reshape(batch * length, -1)
-        fused = self.resampler(tokens, present).reshape(batch, length, -1)
-        return ids + fused
+            present.append(torch.ones_like(present[0]))
+        return self.resampler(torch.stack(tokens, dim=1), torch.stack(present, dim=1))
 
 
 class FlarePreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
