@@ -108,6 +108,26 @@ def test_several_critique_turns_steer_and_grow_the_history(tiny_demo):
     assert set(model.rows[0]) == {"user_id", "history", "critique"}
 
 
+def test_the_critique_box_empties_once_and_keeps_what_is_typed_while_the_narrative_streams(
+    tiny_demo,
+):
+    import gradio as gr
+
+    from training.space.ui import critique_outputs
+
+    app, _ = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    list(app.recommend(conversation, "Fake", "purchase_reason"))
+    text = "I'd prefer a black one"
+    pages = list(critique_outputs(app.critique(conversation, text, "Fake", None), text))
+    assert len(pages) > 2  # the ranking, then the narrative's pieces
+    boxes = [page[-1] for page in pages]
+    assert boxes[0] == "" and all(box == gr.skip() for box in boxes[1:])
+    # a refused critique stays in the box, for the user to fix
+    refused = list(critique_outputs(app.critique(conversation, "   ", "Fake", None), "   "))
+    assert [page[-1] for page in refused] == ["   "]
+
+
 @pytest.mark.parametrize(
     ("action", "expected"),
     [

@@ -21,6 +21,23 @@ def outputs(view) -> tuple:
     return tuple(gr.skip() if value is None else value for value in view.as_tuple())
 
 
+def critique_outputs(views, text: str):
+    """The page's values for each view of a critique turn, the critique box's last.
+
+    The box empties once, when the critique is taken; the narrative streams on after that, and
+    a next critique the user types meanwhile must stay. A refused critique stays in the box, for
+    the user to fix."""
+    taken = False
+    for view in views:
+        if taken:
+            box = gr.skip()
+        elif view.failed:
+            box = text
+        else:
+            box, taken = "", True
+        yield (*outputs(view), box)
+
+
 def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
     domains = app.data.domains()
     served = [d for d in domains if app.registry.names(d)] or domains
@@ -102,17 +119,7 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
                 yield outputs(view)
 
         def run_critique(state, text, name, chosen_kind):
-            # The box empties once, when the critique is taken; the narrative streams on after
-            # that, and the next critique a user types meanwhile must stay.
-            taken = False
-            for view in app.critique(state, text, name, chosen_kind):
-                if taken:
-                    box = gr.skip()
-                elif view.failed:
-                    box = text  # refused: the text stays, for the user to fix
-                else:
-                    box, taken = "", True
-                yield (*outputs(view), box)
+            yield from critique_outputs(app.critique(state, text, name, chosen_kind), text)
 
         recommend.click(run_recommend, [conversation, model, kind], panels, api_name="recommend")
         critique_inputs = [conversation, critique, model, kind]
