@@ -1,16 +1,21 @@
 """FLARE benchmarks: accuracy on MovieLens-100k and speed at the Clothing catalog size.
 
     # accuracy: FLARE against the same model without content and critiques (BERT4Rec-style),
-    # same recipe and budget, leave-one-out, full ranking of the 1,682 movies
-    python benchmarks/bench_flare.py movielens --source PATH_TO_ML_100K
+    # same recipe and budget, leave-one-out, full ranking of the 1,682 movies; mean and spread
+    # over seeds; arguments after -- go to train_flare (e.g. -- --max_steps 3000)
+    python benchmarks/bench_flare.py movielens --source PATH_TO_ML_100K --seeds 42 43 44
 
     # critique signal: the cpu recipe for up to 3,000 steps (validation every 200, patience 5) on
     # synthetic office and clothing data, trained and tested with the steering critiques
     # (`office`) and without them (`office_no_critique`)
     python benchmarks/bench_flare.py critiques --users 5000
 
-    # speed: training sequences per second and full-catalog latency per user, 376,847 items
+    # speed: training sequences per second and full-catalog latency per user, 376,847 items;
+    # --before FILE trains an older modeling_flare.py beside the current one, same batches
     python benchmarks/bench_flare.py speed
+    git show REV:regen_models/flare/modeling_flare.py > /tmp/modeling_flare_before.py
+    python benchmarks/bench_flare.py speed --items 1682 --batch-size 128 --steps 20 \
+        --before /tmp/modeling_flare_before.py
 
 `--source` is a folder with `u.data`/`u.item` or RecBole's `ml-100k.inter`/`ml-100k.item`; by
 default the files of an installed `recbole` package are used. Results go to
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -40,7 +46,15 @@ def recbole_movielens() -> str:
     return os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k")
 
 
+MOVIELENS_VARIANTS = {
+    "flare": ("FLARE (ID + content)", []),
+    "id": ("ID only (BERT4Rec-style)", ["--use_content", "false", "--use_critiques", "false"]),
+}
+
+
 def movielens(args) -> None:
+    import datasets
+
     from regen_dataset.export import build_folder
     from regen_dataset.movielens import write_movielens
     from regen_models.metrics import ranking_metrics, ranks_from_lists
@@ -52,40 +66,50 @@ def movielens(args) -> None:
     write_movielens(source, release)
     folder = OUT / "movielens"
     build_folder({"office": [str(release)]}, folder, overwrite=True, progress=False)
-    import datasets
-
     test = datasets.load_dataset(str(folder), "office", split="test")
     targets = [row["item_id"] for row in test["target"]]
-    variants = {
-        "FLARE (ID + content)": [],
-        "ID only (BERT4Rec-style)": ["--use_content", "false", "--use_critiques", "false"],
-    }
     results = {}
-    for name, extra in variants.items():
-        slug = name.split()[0].lower()
-        checkpoint = OUT / f"movielens-{slug}"
-        started = time.perf_counter()
-        train_flare.run(
-            ["--config", str(RECIPE), "--dataset_name", str(folder), "--dataset_config",
-             "office", "--output_dir", str(checkpoint), "--seed", str(args.seed), *extra]
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        path = OUT / f"movielens-{slug}.jsonl"
-        predict.main(
-            ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
-             "office", "--split", "test", "--out", str(path)]
-        )  # fmt: skip
-        ranked = [json.loads(line)["ranked_items"] for line in path.read_text().splitlines()]
-        metrics = ranking_metrics(ranks_from_lists(ranked, targets), ks=(10,))
-        results[name] = {**metrics, "train_seconds": round(seconds, 1)}
-    (OUT / "movielens.json").write_text(json.dumps(results, indent=2))
-    print("\n| model | Recall@10 | NDCG@10 | MRR@10 | training time |")
+    for variant in args.variants:
+        name, extra = MOVIELENS_VARIANTS[variant]
+        runs = {}
+        for seed in args.seeds:
+            checkpoint = OUT / f"movielens-{variant}-seed{seed}"
+            started = time.perf_counter()
+            train_flare.run(
+                ["--config", str(args.recipe), "--dataset_name", str(folder), "--dataset_config",
+                 "office", "--output_dir", str(checkpoint), "--seed", str(seed), *extra,
+                 *args.train_args]
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            path = checkpoint.with_suffix(".jsonl")
+            predict.main(
+                ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
+                 "office", "--split", "test", "--out", str(path)]
+            )  # fmt: skip
+            ranked = [json.loads(line)["ranked_items"] for line in path.read_text().splitlines()]
+            metrics = ranking_metrics(ranks_from_lists(ranked, targets), ks=(10,))
+            runs[seed] = {**metrics, "train_seconds": round(seconds, 1)}
+            print(f"{name}, seed {seed}: {runs[seed]}", flush=True)
+        summary = {
+            key: {
+                "mean": statistics.fmean(run[key] for run in runs.values()),
+                "stdev": statistics.stdev(run[key] for run in runs.values())
+                if len(runs) > 1
+                else 0.0,
+            }
+            for key in ("Recall@10", "NDCG@10", "MRR@10", "train_seconds")
+        }
+        results[name] = {"seeds": runs, **summary}
+    record = {"recipe": str(args.recipe), "train_args": args.train_args, "results": results}
+    (OUT / "movielens.json").write_text(json.dumps(record, indent=2))
+    print(f"\n{len(args.seeds)} seed(s): mean (sample standard deviation)\n")
+    print("| model | Recall@10 | NDCG@10 | MRR@10 | training time |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, m in results.items():
-        print(
-            f"| {name} | {m['Recall@10']:.4f} | {m['NDCG@10']:.4f} | "
-            f"{m.get('MRR@10', m.get('MRR', float('nan'))):.4f} | {m['train_seconds']:.0f} s |"
-        )
+        cells = [
+            f"{m[k]['mean']:.4f} ({m[k]['stdev']:.4f})" for k in ("Recall@10", "NDCG@10", "MRR@10")
+        ]
+        print(f"| {name} | {' | '.join(cells)} | {m['train_seconds']['mean']:.0f} s |")
 
 
 def critiques(args) -> None:
@@ -150,6 +174,19 @@ def critiques(args) -> None:
         )
 
 
+def before_model(path: str, config, model):
+    """The FLARE model class of an older `modeling_flare.py` (`git show REV:PATH > FILE`),
+    holding the weights of `model`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("modeling_flare_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = module.FlareModel(config)
+    before.load_state_dict(model.state_dict())
+    return before
+
+
 def speed(args) -> None:
     import torch
 
@@ -174,19 +211,26 @@ def speed(args) -> None:
 
     batch = args.batch_size
     train = FlareCollator(config.pad_item_id, config.mask_item_id, None)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model.train()
-    timings = []
+    # With --before, the old model code trains beside the current one, step by step on the same
+    # batches from the same weights, so that the ratio holds on a noisy machine.
+    models = {"after" if args.before else "this": model}
+    if args.before:
+        models = {"before": before_model(args.before, config, model), **models}
+    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, m in models.items()}
+    timings = {name: [] for name in models}
     for step in range(args.steps + 1):
         inputs = train([example(i, False) for i in range(batch)])
-        started = time.perf_counter()
-        loss = model(**inputs).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step:  # the first step warms up
-            timings.append(time.perf_counter() - started)
-    train_rate = batch / (sum(timings) / len(timings))
+        for name, trained in models.items():
+            trained.train()
+            started = time.perf_counter()
+            loss = trained(**inputs).loss
+            optimizers[name].zero_grad()
+            loss.backward()
+            optimizers[name].step()
+            if step:  # the first step warms up
+                timings[name].append(time.perf_counter() - started)
+    rates = {name: batch / statistics.median(t) for name, t in timings.items()}
+    train_rate = rates["after" if args.before else "this"]
 
     model.eval()
     predict = FlareCollator(config.pad_item_id, config.mask_item_id, None, train=False)
@@ -204,12 +248,21 @@ def speed(args) -> None:
     result = {
         "items": items,
         "threads": torch.get_num_threads(),
+        "train_batch_size": batch,
         "train_sequences_per_second": round(train_rate, 1),
+        **(
+            {
+                "before_train_sequences_per_second": round(rates["before"], 1),
+                "speed_up": round(rates["after"] / rates["before"], 2),
+            }
+            if args.before
+            else {}
+        ),
         "latency_ms_per_user_batch_1": round(latencies[1], 2),
         "latency_ms_per_user_batch_256": round(latencies[256], 3),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "speed.json").write_text(json.dumps(result, indent=2))
+    (OUT / f"speed-{items}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 
@@ -218,7 +271,14 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     lens = commands.add_parser("movielens")
     lens.add_argument("--source", default=None)
-    lens.add_argument("--seed", type=int, default=42)
+    lens.add_argument("--seeds", type=int, nargs="+", default=[42])
+    lens.add_argument(
+        "--variants", nargs="+", choices=list(MOVIELENS_VARIANTS), default=list(MOVIELENS_VARIANTS)
+    )
+    lens.add_argument("--recipe", type=Path, default=RECIPE)
+    lens.add_argument(
+        "train_args", nargs=argparse.REMAINDER, help="after --: more train_flare arguments"
+    )
     lens.set_defaults(func=movielens)
     steer = commands.add_parser("critiques")
     steer.add_argument("--users", type=int, default=5000)
@@ -231,8 +291,11 @@ def main() -> None:
     fast.add_argument("--items", type=int, default=376_847)
     fast.add_argument("--batch-size", type=int, default=256)
     fast.add_argument("--steps", type=int, default=5)
+    fast.add_argument("--before", default=None, help="an older modeling_flare.py to compare")
     fast.set_defaults(func=speed)
     args = parser.parse_args()
+    if getattr(args, "train_args", None) and args.train_args[0] == "--":
+        args.train_args = args.train_args[1:]
     args.func(args)
 
 
