@@ -63,9 +63,15 @@ def movielens(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     source = args.source or recbole_movielens()
     release = OUT / "movielens.jsonl"
-    write_movielens(source, release)
+    converted = OUT / "movielens.jsonl.new"
+    write_movielens(source, converted)
     folder = OUT / "movielens"
-    build_folder({"office": [str(release)]}, folder, overwrite=True, progress=False)
+    # Rebuild only what changed: another run may be reading the folder.
+    if folder.is_dir() and release.exists() and release.read_bytes() == converted.read_bytes():
+        converted.unlink()
+    else:
+        converted.replace(release)
+        build_folder({"office": [str(release)]}, folder, overwrite=True, progress=False)
     test = datasets.load_dataset(str(folder), "office", split="test")
     targets = [row["item_id"] for row in test["target"]]
     results = {}
@@ -101,7 +107,8 @@ def movielens(args) -> None:
         }
         results[name] = {"seeds": runs, **summary}
     record = {"recipe": str(args.recipe), "train_args": args.train_args, "results": results}
-    (OUT / "movielens.json").write_text(json.dumps(record, indent=2))
+    name = f"movielens-{'-'.join(args.variants)}-seeds{'-'.join(map(str, args.seeds))}.json"
+    (OUT / name).write_text(json.dumps(record, indent=2))
     print(f"\n{len(args.seeds)} seed(s): mean (sample standard deviation)\n")
     print("| model | Recall@10 | NDCG@10 | MRR@10 | training time |")
     print("| --- | ---: | ---: | ---: | ---: |")
