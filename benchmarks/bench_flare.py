@@ -81,7 +81,7 @@ def movielens(args) -> None:
         for seed in args.seeds:
             checkpoint = OUT / f"movielens-{variant}-seed{seed}"
             started = time.perf_counter()
-            train_flare.run(
+            validation = train_flare.run(
                 ["--config", str(args.recipe), "--dataset_name", str(folder), "--dataset_config",
                  "office", "--output_dir", str(checkpoint), "--seed", str(seed), *extra,
                  *args.train_args]
@@ -94,7 +94,11 @@ def movielens(args) -> None:
             )  # fmt: skip
             ranked = [json.loads(line)["ranked_items"] for line in path.read_text().splitlines()]
             metrics = ranking_metrics(ranks_from_lists(ranked, targets), ks=(10,))
-            runs[seed] = {**metrics, "train_seconds": round(seconds, 1)}
+            runs[seed] = {
+                **metrics,
+                "best_validation_NDCG@10": validation.get("eval_NDCG@10"),
+                "train_seconds": round(seconds, 1),
+            }
             print(f"{name}, seed {seed}: {runs[seed]}", flush=True)
         summary = {
             key: {
