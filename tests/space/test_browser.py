@@ -145,3 +145,38 @@ def test_a_conversation_in_the_browser(page, served, tmp_path):
     page.screenshot(path=shots / "5-unknown-item.png", full_page=True)
     assert "Traceback" not in page.content()
     print(f"screenshots: {shots}")
+
+
+def test_a_critique_sent_while_the_narrative_streams_is_kept(page, served, monkeypatch):
+    """Gradio drops a click while the same event is pending unless told otherwise: a visitor
+    who critiques before the narrative has finished must not be ignored."""
+    import time
+
+    _, app = served
+    recommend = app.recommend
+
+    def slow_recommend(*args, **kwargs):
+        for view in recommend(*args, **kwargs):
+            yield view
+            time.sleep(0.4)  # the narrative streams for a few seconds
+
+    monkeypatch.setattr(app, "recommend", slow_recommend)
+    pick(page, "user", app.data.user_choices("office")[2][1])
+    page.wait_for_function("document.querySelectorAll('#regen-ranking tbody tr').length == 0")
+    page.click("#recommend")
+    page.wait_for_function(
+        "document.querySelector('#regen-narrative').innerText.includes('purchase_reason about')"
+    )
+    first, second = "make it smaller", "in red, please"
+    page.fill("#critique textarea", first)
+    page.click("#send-critique")
+    page.wait_for_function(
+        "t => (document.querySelector('#regen-steering') || {}).innerText?.includes(t)", arg=first
+    )
+    page.fill("#critique textarea", second)  # the first critique's narrative still streams
+    page.click("#send-critique")
+    page.wait_for_function(
+        "t => (document.querySelector('#regen-steering') || {}).innerText?.includes(t)",
+        arg=second,
+        timeout=60_000,
+    )

@@ -121,10 +121,26 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
         def run_critique(state, text, name, chosen_kind):
             yield from critique_outputs(app.critique(state, text, name, chosen_kind), text)
 
-        recommend.click(run_recommend, [conversation, model, kind], panels, api_name="recommend")
+        # A click while the narrative still streams is kept and runs when the stream ends
+        # (Gradio's default drops it), on the conversation and the critique as they are then.
+        recommend.click(
+            run_recommend,
+            [conversation, model, kind],
+            panels,
+            api_name="recommend",
+            trigger_mode="always_last",
+        )
         critique_inputs = [conversation, critique, model, kind]
-        send.click(run_critique, critique_inputs, [*panels, critique], api_name="critique")
-        critique.submit(run_critique, critique_inputs, [*panels, critique])
+        send.click(
+            run_critique,
+            critique_inputs,
+            [*panels, critique],
+            api_name="critique",
+            trigger_mode="always_last",
+        )
+        critique.submit(
+            run_critique, critique_inputs, [*panels, critique], trigger_mode="always_last"
+        )
 
         with gr.Tab("Dataset"):
             _dataset_tab(app, domains)
