@@ -17,6 +17,11 @@
     python benchmarks/bench_flare.py speed --items 1682 --batch-size 128 --steps 20 \
         --before /tmp/modeling_flare_before.py
 
+    # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
+    # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions)
+    python benchmarks/bench_flare.py compare SASRec=bench_out/recbole/SASRec-seed42.test.jsonl \
+        FLARE=bench_out/flare/movielens-flare-seed42.jsonl,bench_out/flare/movielens-flare-seed43.jsonl
+
 `--source` is a folder with `u.data`/`u.item` or RecBole's `ml-100k.inter`/`ml-100k.item`; by
 default the files of an installed `recbole` package are used. Results go to
 `bench_out/flare/*.json` and are printed as Markdown.
@@ -174,7 +179,7 @@ def critiques(args) -> None:
                 "critiqued_users": len(subset),
                 "train_seconds": round(seconds, 1),
             }
-    (OUT / "critiques.json").write_text(json.dumps(results, indent=2))
+    (OUT / f"critiques-{'-'.join(args.categories)}.json").write_text(json.dumps(results, indent=2))
     print("\n| data | test users | Recall@10 | NDCG@10 | critiqued users | their Recall@10 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for config, m in results.items():
@@ -183,6 +188,81 @@ def critiques(args) -> None:
             f"{m['all']['NDCG@10']:.4f} | {m['critiqued_users']} | "
             f"{m['critiqued']['Recall@10']:.4f} |"
         )
+
+
+def paired_bootstrap(baseline, run, resamples: int = 10_000, seed: int = 0) -> list[dict]:
+    """`baseline` and `run` are `[users, metrics]` per-user figures of the same users. Users are
+    resampled with replacement, the same draw for both, so that what the runs share (which users
+    are easy) cancels out of their ratio. Per metric: the relative change of the means, its 95%
+    percentile interval, and the share of resamples in which `run` is at least 10% ahead."""
+    import numpy as np
+
+    baseline, run = np.asarray(baseline, dtype=float), np.asarray(run, dtype=float)
+    if baseline.shape != run.shape:
+        raise ValueError(f"per-user figures of shapes {baseline.shape} and {run.shape}")
+    draws = np.random.default_rng(seed).integers(0, len(run), (resamples, len(run)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = run[draws].mean(axis=1) / baseline[draws].mean(axis=1)
+    out = []
+    for column in range(run.shape[1]):
+        low, high = np.percentile(ratios[:, column] - 1, [2.5, 97.5])
+        out.append(
+            {
+                "figure": float(run[:, column].mean()),
+                "change": float(run[:, column].mean() / baseline[:, column].mean() - 1),
+                "interval_95": [float(low), float(high)],
+                "share_at_least_10_percent_ahead": float((ratios[:, column] >= 1.1).mean()),
+            }
+        )
+    return out
+
+
+def compare(args) -> None:
+    """Prediction files against the first one's, paired over the users of a split. A run is
+    `LABEL=FILE[,FILE...]`; with several files (seeds), a user's figure is their mean."""
+    import datasets
+    import numpy as np
+
+    from regen_models.metrics import RANKING_METRICS, ranking_metrics, ranks_from_lists
+    from regen_models.predictions import read_predictions
+
+    split = datasets.load_dataset(args.dataset, args.config, split=args.split)
+    users, targets = split["user_id"], [row["item_id"] for row in split["target"]]
+    where = f"{args.config} {args.split}"
+
+    def per_user(path: str) -> np.ndarray:
+        ranked = read_predictions(path).for_users(users, where).ranked_items
+        ranks = ranks_from_lists(ranked, targets)
+        # One definition of each metric: ranking_metrics of each user's rank alone.
+        by_rank = {rank: ranking_metrics([rank]) for rank in set(ranks.tolist())}
+        return np.array([[by_rank[rank][m] for m in RANKING_METRICS] for rank in ranks])
+
+    runs = {}
+    for run in args.runs:
+        label, _, files = run.partition("=")
+        if not files:
+            raise SystemExit(f"{run!r}: expected LABEL=FILE[,FILE...]")
+        runs[label] = np.mean([per_user(path) for path in files.split(",")], axis=0)
+    (base_label, base), *others = runs.items()
+    print(f"\n{len(users)} {where} users, {args.resamples} paired resamples\n")
+    print(f"| run | metric | figure | against {base_label} | 95% interval | resamples >= +10% |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    results = {}
+    for label, values in others:
+        figures = paired_bootstrap(base, values, args.resamples, args.seed)
+        results[label] = dict(zip(RANKING_METRICS, figures, strict=True))
+        for metric, f in results[label].items():
+            low, high = f["interval_95"]
+            print(
+                f"| {label} | {metric} | {f['figure']:.4f} | {f['change']:+.1%} | "
+                f"{low:+.1%} to {high:+.1%} | {f['share_at_least_10_percent_ahead']:.1%} |"
+            )
+    base_means = (f"{metric} {base[:, i].mean():.4f}" for i, metric in enumerate(RANKING_METRICS))
+    print(f"{base_label}: " + ", ".join(base_means))
+    if args.out:
+        record = {"baseline": base_label, "runs": args.runs, "users": len(users)}
+        record["results"] = results
+        Path(args.out).write_text(json.dumps(record, indent=2))
 
 
 def before_model(path: str, config, model):
@@ -304,6 +384,15 @@ def main() -> None:
     fast.add_argument("--steps", type=int, default=5)
     fast.add_argument("--before", default=None, help="an older modeling_flare.py to compare")
     fast.set_defaults(func=speed)
+    paired = commands.add_parser("compare", help="paired bootstrap of prediction files")
+    paired.add_argument("runs", nargs="+", help="LABEL=FILE[,FILE...]; the first is the baseline")
+    paired.add_argument("--dataset", default=str(OUT / "movielens"))
+    paired.add_argument("--config", default="office")
+    paired.add_argument("--split", default="test")
+    paired.add_argument("--resamples", type=int, default=10_000)
+    paired.add_argument("--seed", type=int, default=0)
+    paired.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    paired.set_defaults(func=compare)
     args = parser.parse_args()
     if getattr(args, "train_args", None) and args.train_args[0] == "--":
         args.train_args = args.train_args[1:]

@@ -34,7 +34,9 @@ and give 8 times the updates per epoch: `--train-batch-size 256` for CPU runs.
 
 Each run writes `bench_out/recbole/<model>-seed<N>.json` after every epoch (status "running" until
 it ends), so a run that is stopped still leaves its best-so-far figures; `--resume` goes on from
-RecBole's checkpoint of that epoch.
+RecBole's checkpoint of that epoch. At each new best epoch it also writes the test ranking of
+every user, `<model>-seed<N>.test.jsonl`, in the prediction format `regen eval` reads (top 100,
+ids as our converter writes them); `--predict-only` writes it from a run's saved checkpoint.
 """
 
 from __future__ import annotations
@@ -151,21 +153,76 @@ def prepare(config):
     return dataset, data_preparation(config, dataset)
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w") as out:
-            json.dump(payload, out, indent=2)
-            out.write("\n")
+            out.write(text)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
 
 
+def write_json_atomic(path: Path, payload: dict) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
 def metrics_at_10(result: dict) -> dict:
     return {name: float(result[name.lower()]) for name in ("Recall@10", "NDCG@10", "MRR@10")}
+
+
+def write_test_predictions(trainer, test_data, path: Path, top_k: int = 100) -> None:
+    """The model's test ranking of every user in our prediction format (ids prefixed "ML", as
+    `regen dataset movielens` writes them), scored by RecBole's own full-sort evaluation step, so
+    that `regen eval` and paired comparisons read the run like any other."""
+    import torch
+
+    dataset = test_data._dataset
+    trainer.tot_item_num = dataset.item_num  # what RecBole's evaluate() sets before this step
+    trainer.model.eval()
+    lines = []
+    with torch.no_grad():
+        for batch in test_data:
+            interaction, scores, _, _ = trainer._full_sort_batch_eval(batch)
+            user_ids = interaction[dataset.uid_field].cpu().numpy()
+            users = dataset.id2token(dataset.uid_field, user_ids)
+            top = torch.topk(scores, top_k, dim=-1).indices.cpu().numpy()
+            for user, items in zip(users, top, strict=True):
+                ranked = [f"ML{token}" for token in dataset.id2token(dataset.iid_field, items)]
+                lines.append(json.dumps({"user_id": f"ML{user}", "ranked_items": ranked}))
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def predict_from_checkpoint(model_name: str, seed: int, args) -> dict:
+    """Write the test predictions of a run's saved best checkpoint (runs from before the
+    predictions were written, or stopped ones) and return the test figures RecBole gives it."""
+    import torch
+    from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    workdir = args.out / "work" / f"{model_name}-seed{seed}"
+    checkpoints = sorted((workdir / "checkpoints").glob(f"{model_name}-*.pth"))
+    if not checkpoints:
+        raise SystemExit(f"no RecBole checkpoint of {model_name} seed {seed} under {workdir}")
+    newest = max(checkpoints, key=lambda checkpoint: checkpoint.stat().st_mtime)
+    here = Path.cwd()
+    os.chdir(workdir)
+    try:
+        config = recbole_config(model_name, seed, args, workdir)
+        init_logger(config)
+        dataset, (train_data, valid_data, test_data) = prepare(config)
+        init_seed(config["seed"], config["reproducibility"])
+        model = get_model(model_name)(config, train_data._dataset).to(config["device"])
+        model.load_state_dict(torch.load(newest, map_location=config["device"])["state_dict"])
+        trainer = get_trainer(config["MODEL_TYPE"], model_name)(config, model)
+        path = args.out / f"{model_name}-seed{seed}.test.jsonl"
+        write_test_predictions(trainer, test_data, path)
+        test = metrics_at_10(trainer.evaluate(test_data, load_best_model=False))
+        print(f"{model_name} seed {seed}: {newest.name} -> {path}; RecBole's test figures {test}")
+        return test
+    finally:
+        os.chdir(here)
 
 
 def timed_phases(trainer) -> dict[str, float]:
@@ -213,6 +270,7 @@ def train_one(model_name: str, seed: int, args) -> dict:
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
 
     path = args.out / f"{model_name}-seed{seed}.json"
+    predictions = path.with_suffix(".test.jsonl")
     workdir = args.out / "work" / f"{model_name}-seed{seed}"
     workdir.mkdir(parents=True, exist_ok=True)
     here = Path.cwd()
@@ -258,6 +316,7 @@ def train_one(model_name: str, seed: int, args) -> dict:
                 # test figures are what reloading the best checkpoint at the end would give.
                 test_started = time.perf_counter()
                 test = trainer.evaluate(test_data, load_best_model=False)
+                write_test_predictions(trainer, test_data, predictions)
                 phase_seconds["test"] = time.perf_counter() - test_started
                 record.update(
                     best_epoch=epoch_idx + 1,
@@ -398,6 +457,12 @@ def main(argv: list[str] | None = None) -> None:
         help="first compare RecBole's splits with a folder built by bench_flare.py movielens "
         "(exit 1 on any difference)",
     )
+    parser.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="train nothing: write <model>-seed<N>.test.jsonl from each run's saved best "
+        "checkpoint (training runs write it at every new best epoch)",
+    )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # training runs inside a working directory of its own
     # RecBole 1.2.1 loads its checkpoints (--resume) with torch.load, which torch >= 2.6 restricts.
@@ -408,6 +473,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.check_against and not check_against(args.check_against, args):
         sys.exit(1)
+    if args.predict_only:
+        for seed in args.seeds:
+            for model in args.models:
+                predict_from_checkpoint(model, seed, args)
+        return
     results = [train_one(model, seed, args) for seed in args.seeds for model in args.models]
     if results:
         print("\n| model | seed | epochs | best epoch | Recall@10 | NDCG@10 | MRR@10 | wall |")

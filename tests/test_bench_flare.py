@@ -1,0 +1,48 @@
+"""benchmarks/bench_flare.py's paired bootstrap, which the MovieLens comparisons rest on."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_flare.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_flare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def hits(rate: float, users: int, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random((users, 1)) < rate).astype(float)
+
+
+def test_a_run_against_itself_has_no_change_and_a_zero_width_interval(bench):
+    base = hits(0.1, 900, 0)
+    (figures,) = bench.paired_bootstrap(base, base, resamples=500)
+    assert figures["change"] == 0.0
+    assert figures["interval_95"] == [0.0, 0.0]
+    assert figures["share_at_least_10_percent_ahead"] == 0.0
+
+
+def test_the_interval_covers_the_true_change_and_pairing_narrows_it(bench):
+    base = hits(0.1, 2000, 1)
+    better = base.copy()
+    better[np.flatnonzero(base[:, 0] == 0)[:100]] = 1.0  # 100 more hits on top of the same ones
+    (paired,) = bench.paired_bootstrap(base, better, resamples=2000)
+    assert paired["change"] == pytest.approx(100 / base.sum())
+    low, high = paired["interval_95"]
+    assert low < paired["change"] < high
+    assert paired["share_at_least_10_percent_ahead"] > 0.9
+    # The same hit rates drawn independently: the same change is far less certain.
+    (unpaired,) = bench.paired_bootstrap(base, hits(better.mean(), 2000, 2), resamples=2000)
+    assert unpaired["interval_95"][1] - unpaired["interval_95"][0] > 2 * (high - low)
+
+
+def test_runs_of_different_users_are_refused(bench):
+    with pytest.raises(ValueError, match="shapes"):
+        bench.paired_bootstrap(np.zeros((10, 3)), np.zeros((9, 3)))
