@@ -8,7 +8,7 @@
     # critique signal: the cpu recipe for up to 3,000 steps (validation every 200, patience 5) on
     # synthetic office and clothing data, trained and tested with the steering critiques
     # (`office`) and without them (`office_no_critique`)
-    python benchmarks/bench_flare.py critiques --users 5000
+    python benchmarks/bench_flare.py critiques --users 5000 --seeds 42 43 44
 
     # speed: training sequences per second and full-catalog latency per user, 376,847 items;
     # --before FILE trains an older modeling_flare.py beside the current one, same batches
@@ -55,6 +55,25 @@ MOVIELENS_VARIANTS = {
     "flare": ("FLARE (ID + content)", []),
     "id": ("ID only (BERT4Rec-style)", ["--use_content", "false", "--use_critiques", "false"]),
 }
+
+
+def mean_and_spread(runs, keys) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (0 for one run) of each key over the runs' dicts;
+    a key may be a path "a/b" into nested dicts."""
+
+    def value(run: dict, key: str) -> float:
+        for part in key.split("/"):
+            run = run[part]
+        return run
+
+    runs = list(runs)
+    return {
+        key: {
+            "mean": statistics.fmean(value(run, key) for run in runs),
+            "stdev": statistics.stdev(value(run, key) for run in runs) if len(runs) > 1 else 0.0,
+        }
+        for key in keys
+    }
 
 
 def movielens(args) -> None:
@@ -105,16 +124,8 @@ def movielens(args) -> None:
                 "train_seconds": round(seconds, 1),
             }
             print(f"{name}, seed {seed}: {runs[seed]}", flush=True)
-        summary = {
-            key: {
-                "mean": statistics.fmean(run[key] for run in runs.values()),
-                "stdev": statistics.stdev(run[key] for run in runs.values())
-                if len(runs) > 1
-                else 0.0,
-            }
-            for key in ("Recall@10", "NDCG@10", "MRR@10", "train_seconds")
-        }
-        results[name] = {"seeds": runs, **summary}
+        keys = ("Recall@10", "NDCG@10", "MRR@10", "train_seconds")
+        results[name] = {"seeds": runs, **mean_and_spread(runs.values(), keys)}
     record = {"recipe": str(args.recipe), "train_args": args.train_args, "results": results}
     name = f"movielens-{'-'.join(args.variants)}-seeds{'-'.join(map(str, args.seeds))}.json"
     (OUT / name).write_text(json.dumps(record, indent=2))
@@ -129,8 +140,8 @@ def movielens(args) -> None:
 
 
 def critiques(args) -> None:
-    """Recall@10 with and without critiques; also on the test users whose target was critiqued
-    (the only ones a critique can help: the others have none in either condition)."""
+    """Recall@10 with and without critiques, over seeds; also on the test users whose target was
+    critiqued (the only ones a critique can help: the others have none in either condition)."""
     import datasets
     import numpy as np
 
@@ -145,48 +156,60 @@ def critiques(args) -> None:
     for category in args.categories:
         release = OUT / f"{category}_synthetic_{args.users}.jsonl"
         if not release.exists():
-            write_release(release, category, args.users, seed=args.seed, workers=2)
+            write_release(release, category, args.users, seed=args.data_seed, workers=2)
         folder = OUT / f"{category}_synthetic_{args.users}"
         if not (folder / "README.md").exists():
             build_folder({category: [str(release)]}, folder, overwrite=True, progress=False)
         test = datasets.load_dataset(str(folder), category, split="test")
         targets = [row["item_id"] for row in test["target"]]
-        critiqued = [critique is not None for critique in test["critique"]]
+        critiqued = np.asarray([critique is not None for critique in test["critique"]])
         for config in (category, f"{category}_no_critique"):
-            checkpoint = OUT / f"critiques-{config}"
-            started = time.perf_counter()
-            train_flare.run(
-                ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
-                 config, "--output_dir", str(checkpoint), "--seed", str(args.seed),
-                 "--max_steps", str(args.max_steps), "--eval_steps", "200", "--save_steps", "200",
-                 "--early_stopping_patience", "5"]
-            )  # fmt: skip
-            seconds = time.perf_counter() - started
-            path = OUT / f"critiques-{config}.jsonl"
-            predict.main(
-                ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
-                 config, "--split", "test", "--out", str(path)]
-            )  # fmt: skip
-            lines = [json.loads(line) for line in path.read_text().splitlines()]
-            by_user = {line["user_id"]: line["ranked_items"] for line in lines}
-            ranked = [by_user[user] for user in test["user_id"]]
-            ranks = ranks_from_lists(ranked, targets)
-            subset = ranks[np.asarray(critiqued, dtype=bool)]
+            runs = {}
+            for seed in args.seeds:
+                checkpoint = OUT / f"critiques-{config}-seed{seed}"
+                started = time.perf_counter()
+                train_flare.run(
+                    ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
+                     config, "--output_dir", str(checkpoint), "--seed", str(seed),
+                     "--max_steps", str(args.max_steps), "--eval_steps", "200",
+                     "--save_steps", "200", "--early_stopping_patience", "5"]
+                )  # fmt: skip
+                seconds = time.perf_counter() - started
+                path = checkpoint.with_suffix(".jsonl")
+                predict.main(
+                    ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
+                     config, "--split", "test", "--out", str(path)]
+                )  # fmt: skip
+                lines = [json.loads(line) for line in path.read_text().splitlines()]
+                by_user = {line["user_id"]: line["ranked_items"] for line in lines}
+                ranks = ranks_from_lists([by_user[user] for user in test["user_id"]], targets)
+                runs[seed] = {
+                    "all": ranking_metrics(ranks, ks=(10,)),
+                    "critiqued": ranking_metrics(ranks[critiqued], ks=(10,)),
+                    "train_seconds": round(seconds, 1),
+                }
+                print(f"{config}, seed {seed}: {runs[seed]}", flush=True)
+            keys = ("all/Recall@10", "all/NDCG@10", "critiqued/Recall@10", "train_seconds")
             results[config] = {
-                "all": ranking_metrics(ranks, ks=(10,)),
-                "critiqued": ranking_metrics(subset, ks=(10,)),
-                "test_users": len(ranks),
-                "critiqued_users": len(subset),
-                "train_seconds": round(seconds, 1),
+                "test_users": len(targets),
+                "critiqued_users": int(critiqued.sum()),
+                "seeds": runs,
+                **mean_and_spread(runs.values(), keys),
             }
-    (OUT / f"critiques-{'-'.join(args.categories)}.json").write_text(json.dumps(results, indent=2))
-    print("\n| data | test users | Recall@10 | NDCG@10 | critiqued users | their Recall@10 |")
+    name = f"critiques-{'-'.join(args.categories)}-seeds{'-'.join(map(str, args.seeds))}.json"
+    record = {"recipe": str(recipe), "max_steps": args.max_steps, "results": results}
+    (OUT / name).write_text(json.dumps(record, indent=2))
+    print(f"\n{len(args.seeds)} seed(s): mean (sample standard deviation)\n")
+    print("| data | test users | Recall@10 | NDCG@10 | critiqued users | their Recall@10 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for config, m in results.items():
+        cells = [
+            f"{m[key]['mean']:.4f} ({m[key]['stdev']:.4f})"
+            for key in ("all/Recall@10", "all/NDCG@10", "critiqued/Recall@10")
+        ]
         print(
-            f"| {config} | {m['test_users']} | {m['all']['Recall@10']:.4f} | "
-            f"{m['all']['NDCG@10']:.4f} | {m['critiqued_users']} | "
-            f"{m['critiqued']['Recall@10']:.4f} |"
+            f"| {config} | {m['test_users']} | {cells[0]} | {cells[1]} | "
+            f"{m['critiqued_users']} | {cells[2]} |"
         )
 
 
@@ -376,7 +399,8 @@ def main() -> None:
     steer.add_argument("--categories", nargs="+", default=["office", "clothing"])
     steer.add_argument("--recipe", default=str(RECIPE.with_name("cpu.yaml")))
     steer.add_argument("--max-steps", type=int, default=3000)
-    steer.add_argument("--seed", type=int, default=42)
+    steer.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds")
+    steer.add_argument("--data-seed", type=int, default=42, help="the synthetic data's seed")
     steer.set_defaults(func=critiques)
     fast = commands.add_parser("speed")
     fast.add_argument("--items", type=int, default=376_847)

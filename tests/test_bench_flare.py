@@ -46,3 +46,11 @@ def test_the_interval_covers_the_true_change_and_pairing_narrows_it(bench):
 def test_runs_of_different_users_are_refused(bench):
     with pytest.raises(ValueError, match="shapes"):
         bench.paired_bootstrap(np.zeros((10, 3)), np.zeros((9, 3)))
+
+
+def test_mean_and_spread_reads_nested_keys(bench):
+    runs = [{"all": {"Recall@10": 0.1}, "s": 1.0}, {"all": {"Recall@10": 0.3}, "s": 3.0}]
+    summary = bench.mean_and_spread(runs, ("all/Recall@10", "s"))
+    assert summary["all/Recall@10"]["mean"] == pytest.approx(0.2)
+    assert summary["all/Recall@10"]["stdev"] == pytest.approx(0.1414, abs=1e-4)
+    assert bench.mean_and_spread(runs[:1], ("s",))["s"] == {"mean": 1.0, "stdev": 0.0}
