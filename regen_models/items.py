@@ -258,7 +258,7 @@ def encode_texts(
                 dtype=np.float32,
             )
         )
-    dim = chunks[0].shape[1] if chunks else _dimension(encoder_model)
+    dim = chunks[0].shape[1] if chunks else embedding_dimension(encoder_model)
     vectors = np.zeros((len(texts), dim), dtype=np.float32)
     if chunks:
         encoded = np.concatenate(chunks)
@@ -267,10 +267,13 @@ def encode_texts(
     return vectors
 
 
-def _dimension(encoder_model) -> int:
-    getter = getattr(encoder_model, "get_sentence_embedding_dimension", None)
-    if getter is not None and getter():
-        return int(getter())
+def embedding_dimension(encoder_model) -> int:
+    """The size of a sentence encoder's vectors (sentence-transformers renamed the getter in 5.x;
+    an encoder that reports none is asked for one vector)."""
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(encoder_model, name, None)
+        if getter is not None and getter():
+            return int(getter())
     return int(np.asarray(encoder_model.encode(["x"], convert_to_numpy=True)).shape[1])
 
 

@@ -34,7 +34,13 @@ from regen_models.flare.data import (
     build_examples,
     critique_texts,
 )
-from regen_models.items import DEFAULT_ENCODER, ItemVocabulary, content_vectors, load_encoder
+from regen_models.items import (
+    DEFAULT_ENCODER,
+    ItemVocabulary,
+    content_vectors,
+    embedding_dimension,
+    load_encoder,
+)
 from regen_models.metrics import ranking_metrics, target_ranks
 from training.arguments import RegenScriptArguments, check_paths
 from training.model_card import recipe_of, training_summary, write_model_card
@@ -167,7 +173,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
                     f"{critiques.truncated:,} critiques are longer than the encoder reads; "
                     "it embeds their beginning only"
                 )
-    dimension = vectors.shape[-1] if vectors is not None else _dimension(encoder)
+    dimension = vectors.shape[-1] if vectors is not None else embedding_dimension(encoder)
 
     config = FlareConfig(
         num_items=len(vocabulary),
@@ -239,10 +245,6 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             f"| --- | ---: |\n{table}\ncheckpoint: {training_args.output_dir}"
         )
     return metrics
-
-
-def _dimension(encoder) -> int:
-    return int(encoder.get_sentence_embedding_dimension())
 
 
 def run(argv: list[str] | None = None) -> dict:
