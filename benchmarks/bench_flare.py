@@ -57,6 +57,16 @@ MOVIELENS_VARIANTS = {
 }
 
 
+def prediction_ranks(path, split, where: str):
+    """1-based rank of each user's target of `split` (a loaded dataset split) in a prediction
+    file, in the split's order; a file with other users is refused at its line."""
+    from regen_models.metrics import ranks_from_lists
+    from regen_models.predictions import read_predictions
+
+    ranked = read_predictions(path).for_users(split["user_id"], where).ranked_items
+    return ranks_from_lists(ranked, [row["item_id"] for row in split["target"]])
+
+
 def mean_and_spread(runs, keys) -> dict[str, dict[str, float]]:
     """Mean and sample standard deviation (0 for one run) of each key over the runs' dicts;
     a key may be a path "a/b" into nested dicts."""
@@ -81,7 +91,7 @@ def movielens(args) -> None:
 
     from regen_dataset.export import build_folder
     from regen_dataset.movielens import write_movielens
-    from regen_models.metrics import ranking_metrics, ranks_from_lists
+    from regen_models.metrics import ranking_metrics
     from training import predict, train_flare
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -97,7 +107,6 @@ def movielens(args) -> None:
         converted.replace(release)
         build_folder({"office": [str(release)]}, folder, overwrite=True, progress=False)
     test = datasets.load_dataset(str(folder), "office", split="test")
-    targets = [row["item_id"] for row in test["target"]]
     results = {}
     for variant in args.variants:
         name, extra = MOVIELENS_VARIANTS[variant]
@@ -116,8 +125,7 @@ def movielens(args) -> None:
                 ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
                  "office", "--split", "test", "--out", str(path)]
             )  # fmt: skip
-            ranked = [json.loads(line)["ranked_items"] for line in path.read_text().splitlines()]
-            metrics = ranking_metrics(ranks_from_lists(ranked, targets), ks=(10,))
+            metrics = ranking_metrics(prediction_ranks(path, test, "office test"), ks=(10,))
             runs[seed] = {
                 **metrics,
                 "best_validation_NDCG@10": validation.get("eval_NDCG@10"),
@@ -147,7 +155,7 @@ def critiques(args) -> None:
 
     from regen_dataset.export import build_folder
     from regen_dataset.synthetic import write_release
-    from regen_models.metrics import ranking_metrics, ranks_from_lists
+    from regen_models.metrics import ranking_metrics
     from training import predict, train_flare
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -161,7 +169,6 @@ def critiques(args) -> None:
         if not (folder / "README.md").exists():
             build_folder({category: [str(release)]}, folder, overwrite=True, progress=False)
         test = datasets.load_dataset(str(folder), category, split="test")
-        targets = [row["item_id"] for row in test["target"]]
         critiqued = np.asarray([critique is not None for critique in test["critique"]])
         for config in (category, f"{category}_no_critique"):
             runs = {}
@@ -180,9 +187,7 @@ def critiques(args) -> None:
                     ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
                      config, "--split", "test", "--out", str(path)]
                 )  # fmt: skip
-                lines = [json.loads(line) for line in path.read_text().splitlines()]
-                by_user = {line["user_id"]: line["ranked_items"] for line in lines}
-                ranks = ranks_from_lists([by_user[user] for user in test["user_id"]], targets)
+                ranks = prediction_ranks(path, test, f"{config} test")
                 runs[seed] = {
                     "all": ranking_metrics(ranks, ks=(10,)),
                     "critiqued": ranking_metrics(ranks[critiqued], ks=(10,)),
@@ -191,7 +196,7 @@ def critiques(args) -> None:
                 print(f"{config}, seed {seed}: {runs[seed]}", flush=True)
             keys = ("all/Recall@10", "all/NDCG@10", "critiqued/Recall@10", "train_seconds")
             results[config] = {
-                "test_users": len(targets),
+                "test_users": len(test),
                 "critiqued_users": int(critiqued.sum()),
                 "seeds": runs,
                 **mean_and_spread(runs.values(), keys),
@@ -246,16 +251,14 @@ def compare(args) -> None:
     import datasets
     import numpy as np
 
-    from regen_models.metrics import RANKING_METRICS, ranking_metrics, ranks_from_lists
-    from regen_models.predictions import read_predictions
+    from regen_models.metrics import RANKING_METRICS, ranking_metrics
 
     split = datasets.load_dataset(args.dataset, args.config, split=args.split)
-    users, targets = split["user_id"], [row["item_id"] for row in split["target"]]
+    users = split["user_id"]
     where = f"{args.config} {args.split}"
 
     def per_user(path: str) -> np.ndarray:
-        ranked = read_predictions(path).for_users(users, where).ranked_items
-        ranks = ranks_from_lists(ranked, targets)
+        ranks = prediction_ranks(path, split, where)
         # One definition of each metric: ranking_metrics of each user's rank alone.
         by_rank = {rank: ranking_metrics([rank]) for rank in set(ranks.tolist())}
         return np.array([[by_rank[rank][m] for m in RANKING_METRICS] for rank in ranks])
