@@ -57,13 +57,18 @@ MOVIELENS_VARIANTS = {
 }
 
 
-def prediction_ranks(path, split, where: str):
+def prediction_ranks(path, split, where: str, drop_seen: int = 0):
     """1-based rank of each user's target of `split` (a loaded dataset split) in a prediction
-    file, in the split's order; a file with other users is refused at its line."""
+    file, in the split's order; a file with other users is refused at its line. `drop_seen=N`
+    first removes from each ranking the user's N most recent history items (a filter applied
+    after the model, the same for every run)."""
     from regen_models.metrics import ranks_from_lists
     from regen_models.predictions import read_predictions
 
     ranked = read_predictions(path).for_users(split["user_id"], where).ranked_items
+    if drop_seen:
+        recent = ({i["item_id"] for i in h[-drop_seen:]} for h in split["history"])
+        ranked = [[i for i in items if i not in seen] for items, seen in zip(ranked, recent)]
     return ranks_from_lists(ranked, [row["item_id"] for row in split["target"]])
 
 
@@ -112,7 +117,7 @@ def movielens(args) -> None:
         name, extra = MOVIELENS_VARIANTS[variant]
         runs = {}
         for seed in args.seeds:
-            checkpoint = OUT / f"movielens-{variant}-seed{seed}"
+            checkpoint = OUT / f"{args.run_name}-{variant}-seed{seed}"
             started = time.perf_counter()
             validation = train_flare.run(
                 ["--config", str(args.recipe), "--dataset_name", str(folder), "--dataset_config",
@@ -135,7 +140,7 @@ def movielens(args) -> None:
         keys = ("Recall@10", "NDCG@10", "MRR@10", "train_seconds")
         results[name] = {"seeds": runs, **mean_and_spread(runs.values(), keys)}
     record = {"recipe": str(args.recipe), "train_args": args.train_args, "results": results}
-    name = f"movielens-{'-'.join(args.variants)}-seeds{'-'.join(map(str, args.seeds))}.json"
+    name = f"{args.run_name}-{'-'.join(args.variants)}-seeds{'-'.join(map(str, args.seeds))}.json"
     (OUT / name).write_text(json.dumps(record, indent=2))
     print(f"\n{len(args.seeds)} seed(s): mean (sample standard deviation)\n")
     print("| model | Recall@10 | NDCG@10 | MRR@10 | training time |")
@@ -258,7 +263,7 @@ def compare(args) -> None:
     where = f"{args.config} {args.split}"
 
     def per_user(path: str) -> np.ndarray:
-        ranks = prediction_ranks(path, split, where)
+        ranks = prediction_ranks(path, split, where, args.drop_seen)
         # One definition of each metric: ranking_metrics of each user's rank alone.
         by_rank = {rank: ranking_metrics([rank]) for rank in set(ranks.tolist())}
         return np.array([[by_rank[rank][m] for m in RANKING_METRICS] for rank in ranks])
@@ -287,6 +292,7 @@ def compare(args) -> None:
     print(f"{base_label}: " + ", ".join(base_means))
     if args.out:
         record = {"baseline": base_label, "runs": args.runs, "users": len(users)}
+        record["drop_seen"] = args.drop_seen
         record["results"] = results
         Path(args.out).write_text(json.dumps(record, indent=2))
 
@@ -394,6 +400,9 @@ def main() -> None:
     )
     lens.add_argument("--recipe", type=Path, default=RECIPE)
     lens.add_argument(
+        "--run-name", default="movielens", help="prefix of the checkpoints and result files"
+    )
+    lens.add_argument(
         "train_args", nargs=argparse.REMAINDER, help="after --: more train_flare arguments"
     )
     lens.set_defaults(func=movielens)
@@ -418,6 +427,13 @@ def main() -> None:
     paired.add_argument("--split", default="test")
     paired.add_argument("--resamples", type=int, default=10_000)
     paired.add_argument("--seed", type=int, default=0)
+    paired.add_argument(
+        "--drop-seen",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first remove each user's N most recent history items from every ranking",
+    )
     paired.add_argument("--out", default=None, help="also write the figures to this JSON file")
     paired.set_defaults(func=compare)
     args = parser.parse_args()

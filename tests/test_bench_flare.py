@@ -1,6 +1,7 @@
 """benchmarks/bench_flare.py's paired bootstrap, which the MovieLens comparisons rest on."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,28 @@ def test_mean_and_spread_reads_nested_keys(bench):
     assert summary["all/Recall@10"]["mean"] == pytest.approx(0.2)
     assert summary["all/Recall@10"]["stdev"] == pytest.approx(0.1414, abs=1e-4)
     assert bench.mean_and_spread(runs[:1], ("s",))["s"] == {"mean": 1.0, "stdev": 0.0}
+
+
+def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path):
+    import datasets
+
+    def purchase(item):
+        return {"item_id": item, "critique": None}
+
+    split = datasets.Dataset.from_list(
+        [
+            {"user_id": "u1", "history": [purchase("a"), purchase("b")], "target": purchase("c")},
+            {"user_id": "u2", "history": [purchase("c"), purchase("d")], "target": purchase("a")},
+        ]
+    )
+    rest = [f"x{i}" for i in range(6)]  # a prediction file ranks ten items at least
+    path = tmp_path / "run.jsonl"
+    path.write_text(
+        json.dumps({"user_id": "u2", "ranked_items": ["d", "c", "b", "a", *rest]})
+        + "\n"
+        + json.dumps({"user_id": "u1", "ranked_items": ["b", "a", "c", "d", *rest]})
+        + "\n"
+    )
+    assert bench.prediction_ranks(path, split, "test").tolist() == [3, 4]
+    assert bench.prediction_ranks(path, split, "test", drop_seen=1).tolist() == [2, 3]
+    assert bench.prediction_ranks(path, split, "test", drop_seen=2).tolist() == [1, 2]

@@ -80,6 +80,7 @@ class FlareModelArguments:
     mask_probability: float = 0.2
     last_item_mask_probability: float = 0.5
     prefix_crop_probability: float = 0.0
+    seen_item_bias: bool = False
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.07
 

@@ -35,6 +35,9 @@ class FlareConfig(PretrainedConfig):
             position, a new one each epoch, so that every item of a history in turn ends a
             sequence (as the next-item training of SASRec and RecBole's BERT4Rec, which learn
             from every prefix).
+        seen_item_bias (`bool`): learn one score added to every item already in the sequence (the
+            visible ones), so that the model learns from the data how often users come back to
+            an item (on MovieLens never: each movie is rated once; BENCHMARKS.md, FLARE).
         contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
             embedding with its content embedding; `contrastive_temperature` its temperature.
         category (`str`): the REGEN category whose item vocabulary the model was trained on.
@@ -61,6 +64,7 @@ class FlareConfig(PretrainedConfig):
         mask_probability: float = 0.2,
         last_item_mask_probability: float = 0.0,
         prefix_crop_probability: float = 0.0,
+        seen_item_bias: bool = False,
         contrastive_weight: float = 0.1,
         contrastive_temperature: float = 0.07,
         initializer_range: float = 0.02,
@@ -101,6 +105,7 @@ class FlareConfig(PretrainedConfig):
         self.mask_probability = mask_probability
         self.last_item_mask_probability = last_item_mask_probability
         self.prefix_crop_probability = prefix_crop_probability
+        self.seen_item_bias = seen_item_bias
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.initializer_range = initializer_range

@@ -12,6 +12,10 @@ Data flows through the modules in the order they appear here:
    bidirectional transformer, and BERT4Rec's output transform, scored against every item of the
    vocabulary (full softmax). The output embedding of an item is its ID embedding plus its
    projected content, so rare items borrow from their text.
+   With `config.seen_item_bias`, one learned score is added to the items the sequence already
+   shows (not the masked ones): how likely a user is to come back to an item is learned from the
+   data, which a dot product with the user's representation cannot express (an item the user
+   chose lies close to what the model predicts for them).
 3. The loss: cross-entropy of the masked items (BERT4Rec's cloze task) plus an InfoNCE term that
    aligns each item's ID embedding with its content embedding.
 
@@ -206,6 +210,8 @@ class FlarePreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
             nn.init.normal_(module.latents, mean=0.0, std=std)
         elif isinstance(module, FlareModel):
             nn.init.zeros_(module.output_bias)
+            if module.config.seen_item_bias:
+                nn.init.zeros_(module.seen_bias)
 
 
 class FlareModel(FlarePreTrainedModel):
@@ -229,6 +235,8 @@ class FlareModel(FlarePreTrainedModel):
         )
         self.output_transform = nn.Sequential(nn.Linear(size, size), nn.GELU(), nn.LayerNorm(size))
         self.output_bias = nn.Parameter(torch.zeros(config.num_items))
+        if config.seen_item_bias:
+            self.seen_bias = nn.Parameter(torch.zeros(()))
         self.post_init()
 
     def set_content_vectors(self, vectors) -> None:
@@ -279,10 +287,11 @@ class FlareModel(FlarePreTrainedModel):
 
         output_embeddings = self._output_embeddings()
         if labels is None:
-            logits = self._score(hidden[:, -1], output_embeddings)
+            logits = self._score(hidden[:, -1], output_embeddings, item_ids)
             return FlareOutput(logits=logits, hidden_states=hidden)
         selected = labels != -100
-        logits = self._score(hidden[selected], output_embeddings)
+        rows = selected.nonzero()[:, 0]
+        logits = self._score(hidden[selected], output_embeddings, item_ids[rows])
         cloze_loss = F.cross_entropy(logits.float(), labels[selected])
         loss, contrastive_loss = cloze_loss, None
         if config.use_content and config.contrastive_weight > 0:
@@ -316,8 +325,19 @@ class FlareModel(FlarePreTrainedModel):
             self._cached_output = (key, encoder.output_embeddings())
         return self._cached_output[1]
 
-    def _score(self, hidden: torch.Tensor, output_embeddings: torch.Tensor) -> torch.Tensor:
-        return self.output_transform(hidden) @ output_embeddings.T + self.output_bias
+    def _score(
+        self, hidden: torch.Tensor, output_embeddings: torch.Tensor, item_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """hidden `[n, hidden_size]`, item_ids `[n, length]`: the sequence each row was read
+        from -> logits `[n, num_items]`."""
+        logits = self.output_transform(hidden) @ output_embeddings.T + self.output_bias
+        if not self.config.seen_item_bias:
+            return logits
+        # Padding and masks are ids past the vocabulary: they land in one extra column, dropped.
+        num_items = self.config.num_items
+        seen = torch.zeros(len(logits), num_items + 1, dtype=logits.dtype, device=logits.device)
+        seen.scatter_(1, item_ids.clamp(max=num_items), 1.0)
+        return logits + self.seen_bias * seen[:, :num_items]
 
     def _contrastive_loss(self, item_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """InfoNCE between the ID and content embeddings of the batch's distinct items."""

@@ -131,6 +131,54 @@ def test_round_trip_carries_the_content_vectors(tmp_path):
     assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
 
 
+def test_seen_item_bias_moves_exactly_the_visible_items_of_each_row():
+    plain = tiny_model()
+    model = tiny_model(seen_item_bias=True)
+    assert torch.equal(model.seen_bias, torch.tensor(0.0))
+    with torch.no_grad():
+        model.seen_bias.fill_(-2.5)
+    batch = batch_with_mask(model)
+    shift = model(**batch).logits - plain(**batch).logits
+    expected = torch.zeros(2, 30)
+    expected[0, [3, 4]] = -2.5  # padding and the mask are not items
+    expected[1, [1, 2, 3, 4]] = -2.5
+    assert torch.allclose(shift, expected, atol=1e-6)
+    # In training a masked item is hidden, so it is not seen by its own row.
+    labels = torch.full_like(batch["item_ids"], -100)
+    labels[:, -1] = torch.tensor([7, 8])
+    masked = dict(batch, item_ids=batch["item_ids"].clone())
+    masked["item_ids"][1, 0] = model.config.mask_item_id
+    labels[1, 0] = 1
+    shift = model(**masked, labels=labels).logits - plain(**masked, labels=labels).logits
+    assert torch.allclose(shift[:, 1], torch.tensor([0.0, 0.0, 0.0]))  # item 1 hidden in row 1
+    assert torch.allclose(shift[:, 2], torch.tensor([0.0, -2.5, -2.5]))
+
+
+def test_seen_item_bias_learns_that_users_do_not_come_back():
+    """The gradient of the cloze loss pushes the bias down when no target is in its sequence."""
+    model = tiny_model(seen_item_bias=True).train()
+    batch = batch_with_mask(model)
+    labels = torch.full_like(batch["item_ids"], -100)
+    labels[:, -1] = torch.tensor([7, 8])
+    model(**batch, labels=labels).loss.backward()
+    assert model.seen_bias.grad > 0
+    model.zero_grad()
+    labels[:, -1] = torch.tensor([3, 4])  # both rows come back to an item they show
+    model(**batch, labels=labels).loss.backward()
+    assert model.seen_bias.grad < 0
+
+
+def test_round_trip_carries_the_seen_item_bias(tmp_path):
+    model = tiny_model(seen_item_bias=True)
+    with torch.no_grad():
+        model.seen_bias.fill_(-1.75)
+    model.save_pretrained(tmp_path)
+    loaded = FlareModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.seen_item_bias and float(loaded.seen_bias.detach()) == -1.75
+    batch = batch_with_mask(model)
+    assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
+
+
 def test_bad_shapes_are_clear_errors():
     model = tiny_model()
     with pytest.raises(ValueError, match=r"do not fit this model, which expects \(30, 3, 8\)"):
