@@ -2,7 +2,8 @@
 
     # accuracy: FLARE against the same model without content and critiques (BERT4Rec-style),
     # same recipe and budget, leave-one-out, full ranking of the 1,682 movies; mean and spread
-    # over seeds; arguments after -- go to train_flare (e.g. -- --max_steps 3000)
+    # over seeds; arguments after -- go to train_flare (e.g. -- --max_steps 3000); --run-name
+    # names the checkpoints and result files (default: movielens)
     python benchmarks/bench_flare.py movielens --source PATH_TO_ML_100K --seeds 42 43 44
 
     # critique signal: the cpu recipe for up to 3,000 steps (validation every 200, patience 5) on
@@ -18,7 +19,8 @@
         --before /tmp/modeling_flare_before.py
 
     # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
-    # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions)
+    # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions);
+    # --drop-seen N first removes each user's N most recent history items from every ranking
     python benchmarks/bench_flare.py compare SASRec=bench_out/recbole/SASRec-seed42.test.jsonl \
         FLARE=bench_out/flare/movielens-flare-seed42.jsonl,bench_out/flare/movielens-flare-seed43.jsonl
 
@@ -67,8 +69,10 @@ def prediction_ranks(path, split, where: str, drop_seen: int = 0):
 
     ranked = read_predictions(path).for_users(split["user_id"], where).ranked_items
     if drop_seen:
-        recent = ({i["item_id"] for i in h[-drop_seen:]} for h in split["history"])
-        ranked = [[i for i in items if i not in seen] for items, seen in zip(ranked, recent)]
+        recent = [{i["item_id"] for i in h[-drop_seen:]} for h in split["history"]]
+        ranked = [
+            [i for i in items if i not in seen] for items, seen in zip(ranked, recent, strict=True)
+        ]
     return ranks_from_lists(ranked, [row["item_id"] for row in split["target"]])
 
 
@@ -178,13 +182,13 @@ def critiques(args) -> None:
         for config in (category, f"{category}_no_critique"):
             runs = {}
             for seed in args.seeds:
-                checkpoint = OUT / f"critiques-{config}-seed{seed}"
+                checkpoint = OUT / f"{args.run_name}-{config}-seed{seed}"
                 started = time.perf_counter()
                 train_flare.run(
                     ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
                      config, "--output_dir", str(checkpoint), "--seed", str(seed),
                      "--max_steps", str(args.max_steps), "--eval_steps", "200",
-                     "--save_steps", "200", "--early_stopping_patience", "5"]
+                     "--save_steps", "200", "--early_stopping_patience", "5", *args.train_args]
                 )  # fmt: skip
                 seconds = time.perf_counter() - started
                 path = checkpoint.with_suffix(".jsonl")
@@ -206,8 +210,9 @@ def critiques(args) -> None:
                 "seeds": runs,
                 **mean_and_spread(runs.values(), keys),
             }
-    name = f"critiques-{'-'.join(args.categories)}-seeds{'-'.join(map(str, args.seeds))}.json"
-    record = {"recipe": str(recipe), "max_steps": args.max_steps, "results": results}
+    name = f"{args.run_name}-{'-'.join(args.categories)}-seeds{'-'.join(map(str, args.seeds))}.json"
+    record = {"recipe": str(recipe), "max_steps": args.max_steps, "train_args": args.train_args}
+    record["results"] = results
     (OUT / name).write_text(json.dumps(record, indent=2))
     print(f"\n{len(args.seeds)} seed(s): mean (sample standard deviation)\n")
     print("| data | test users | Recall@10 | NDCG@10 | critiqued users | their Recall@10 |")
@@ -413,6 +418,12 @@ def main() -> None:
     steer.add_argument("--max-steps", type=int, default=3000)
     steer.add_argument("--seeds", type=int, nargs="+", default=[42], help="training seeds")
     steer.add_argument("--data-seed", type=int, default=42, help="the synthetic data's seed")
+    steer.add_argument(
+        "--run-name", default="critiques", help="prefix of the checkpoints and result files"
+    )
+    steer.add_argument(
+        "train_args", nargs=argparse.REMAINDER, help="after --: more train_flare arguments"
+    )
     steer.set_defaults(func=critiques)
     fast = commands.add_parser("speed")
     fast.add_argument("--items", type=int, default=376_847)
