@@ -201,7 +201,11 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         )
 
     critique_vectors = critiques.vectors if critiques is not None else None
-    collate = dict(pad_id=config.pad_item_id, mask_id=config.mask_item_id)
+    collate = dict(
+        pad_id=config.pad_item_id,
+        mask_id=config.mask_item_id,
+        earlier_items=config.seen_item_bias,
+    )
     trainer = FlareTrainer(
         model=model,
         args=training_args,

@@ -35,9 +35,10 @@ class FlareConfig(PretrainedConfig):
             position, a new one each epoch, so that every item of a history in turn ends a
             sequence (as the next-item training of SASRec and RecBole's BERT4Rec, which learn
             from every prefix).
-        seen_item_bias (`bool`): learn one score added to every item already in the sequence (the
-            visible ones), so that the model learns from the data how often users come back to
-            an item (on MovieLens never: each movie is rated once; BENCHMARKS.md, FLARE).
+        seen_item_bias (`bool`): learn one score added to every item the user has already shown
+            (the visible ones of the sequence, and those of a longer history from before it), so
+            that the model learns from the data how often users come back to an item (on
+            MovieLens never: each movie is rated once; BENCHMARKS.md, FLARE).
         contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
             embedding with its content embedding; `contrastive_temperature` its temperature.
         category (`str`): the REGEN category whose item vocabulary the model was trained on.

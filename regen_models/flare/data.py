@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ class SequenceExample:
     item_ids: list[int]
     critique_ids: list[int]
     target: int | None  # the item to predict at the last position, where known
+    # The user's items before `item_ids` (a history longer than the model reads): only the
+    # seen-item score uses them.
+    earlier_item_ids: list[int] = field(default_factory=list)
 
 
 class CritiqueTable:
@@ -142,14 +145,22 @@ def build_examples(
             if target_id is None:
                 raise ValueError(f"user {user}: a training row needs a target item")
             items.append(target_id)
-        examples.append(
-            SequenceExample(user, items[-max_length:], critique_ids[-max_length:], target_id)
-        )
         end = len(items) - max_length
+        examples.append(
+            SequenceExample(
+                user,
+                items[-max_length:],
+                critique_ids[-max_length:],
+                target_id,
+                items[: max(end, 0)],
+            )
+        )
         while windows and end >= 2:  # a window needs two items: one to see, one to predict
             start = max(0, end - max_length)
             examples.append(
-                SequenceExample(user, items[start:end], critique_ids[start:end], items[end - 1])
+                SequenceExample(
+                    user, items[start:end], critique_ids[start:end], items[end - 1], items[:start]
+                )
             )
             end = start
     return examples
@@ -159,7 +170,8 @@ class FlareCollator:
     """Left-pads examples; in training, masks random positions (at least one per sequence), or,
     for a `last_item_mask_probability` share of the sequences, only the most recent item. In
     training, a `prefix_crop_probability` share of the sequences is first cut after a random
-    position (two items at least), drawn anew at each call."""
+    position (two items at least), drawn anew at each call. With `earlier_items=True` (a model
+    with the seen-item score) it also passes each user's items from before the sequence."""
 
     def __init__(
         self,
@@ -171,6 +183,7 @@ class FlareCollator:
         last_item_mask_probability: float = 0.0,
         prefix_crop_probability: float = 0.0,
         train: bool = True,
+        earlier_items: bool = False,
         seed: int = 0,
     ):
         self.pad_id, self.mask_id = pad_id, mask_id
@@ -181,6 +194,7 @@ class FlareCollator:
         self.last_item_mask_probability = last_item_mask_probability
         self.prefix_crop_probability = prefix_crop_probability
         self.train = train
+        self.earlier_items = earlier_items
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, examples: list[SequenceExample]) -> dict[str, torch.Tensor]:
@@ -196,6 +210,14 @@ class FlareCollator:
             critique_ids[row, length - size :] = torch.tensor(example.critique_ids)
         attention_mask = item_ids != self.pad_id
         out = {"item_ids": item_ids, "attention_mask": attention_mask.long()}
+        if self.earlier_items:
+            longest = max(1, *(len(example.earlier_item_ids) for example in examples))
+            earlier = torch.full((batch, longest), self.pad_id, dtype=torch.long)
+            for row, example in enumerate(examples):
+                earlier[row, : len(example.earlier_item_ids)] = torch.tensor(
+                    example.earlier_item_ids, dtype=torch.long
+                )
+            out["earlier_item_ids"] = earlier
         if self.critique_vectors is not None:
             present = critique_ids != NO_CRITIQUE
             table = self.critique_vectors
@@ -220,7 +242,13 @@ class FlareCollator:
             return example
         end = int(torch.randint(2, size + 1, (1,), generator=self.generator))
         item_ids = example.item_ids[:end]
-        return SequenceExample(example.user_id, item_ids, example.critique_ids[:end], item_ids[-1])
+        return SequenceExample(
+            example.user_id,
+            item_ids,
+            example.critique_ids[:end],
+            item_ids[-1],
+            example.earlier_item_ids,
+        )
 
     def _mask(self, item_ids: torch.Tensor, real: torch.Tensor):
         draws = torch.rand(item_ids.shape, generator=self.generator)

@@ -258,6 +258,7 @@ class FlareModel(FlarePreTrainedModel):
         critique_vectors: torch.Tensor | None = None,
         critique_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        earlier_item_ids: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> FlareOutput:
         """
@@ -267,6 +268,8 @@ class FlareModel(FlarePreTrainedModel):
         critique_vectors `[batch, length, content_dim]`: the embedded critique that led to each
             position's item (zeros where none); `critique_mask` marks the ones present.
         labels `[batch, length]`: the hidden item at masked positions, -100 elsewhere.
+        earlier_item_ids `[batch, m]`: the user's items from before the sequence (padded with
+            `config.pad_item_id`); with `config.seen_item_bias` they count as seen too.
         """
         config = self.config
         if attention_mask is None:
@@ -286,12 +289,15 @@ class FlareModel(FlarePreTrainedModel):
         hidden = self.transformer(hidden, src_key_padding_mask=~attention_mask)
 
         output_embeddings = self._output_embeddings()
+        seen_ids = item_ids
+        if earlier_item_ids is not None:
+            seen_ids = torch.cat([earlier_item_ids.to(item_ids.device), item_ids], dim=1)
         if labels is None:
-            logits = self._score(hidden[:, -1], output_embeddings, item_ids)
+            logits = self._score(hidden[:, -1], output_embeddings, seen_ids)
             return FlareOutput(logits=logits, hidden_states=hidden)
         selected = labels != -100
         rows = selected.nonzero()[:, 0]
-        logits = self._score(hidden[selected], output_embeddings, item_ids[rows])
+        logits = self._score(hidden[selected], output_embeddings, seen_ids[rows])
         cloze_loss = F.cross_entropy(logits.float(), labels[selected])
         loss, contrastive_loss = cloze_loss, None
         if config.use_content and config.contrastive_weight > 0:
@@ -328,8 +334,8 @@ class FlareModel(FlarePreTrainedModel):
     def _score(
         self, hidden: torch.Tensor, output_embeddings: torch.Tensor, item_ids: torch.Tensor
     ) -> torch.Tensor:
-        """hidden `[n, hidden_size]`, item_ids `[n, length]`: the sequence each row was read
-        from -> logits `[n, num_items]`."""
+        """hidden `[n, hidden_size]`, item_ids `[n, m]`: the items each row's user has shown
+        (the sequence it was read from, and any earlier ones) -> logits `[n, num_items]`."""
         logits = self.output_transform(hidden) @ output_embeddings.T + self.output_bias
         if not self.config.seen_item_bias:
             return logits

@@ -91,6 +91,7 @@ class FlareRanker:
             config.mask_item_id,
             None if critiques is None else critiques.vectors,
             train=False,
+            earlier_items=config.seen_item_bias,
         )
         ids = self.vocabulary.item_ids
         ranked = []

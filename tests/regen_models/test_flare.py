@@ -347,3 +347,39 @@ def test_push_to_hub_and_back_carries_vocabulary_and_content_vectors(tmp_path):
     assert "loaded FlareModel 30" in result.stdout
     assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= hub.files.keys()
     assert hub.created[0]["name"] == "flare-tiny" and hub.created[0].get("type") in (None, "model")
+
+
+def test_seen_item_bias_also_reaches_the_items_before_the_window():
+    from regen_models.flare.data import build_examples
+
+    class Vocabulary:
+        def index(self, item_id, where=""):
+            return int(item_id)
+
+    history = [{"item_id": str(i), "critique": None} for i in range(9)]
+    rows = [{"user_id": "u", "history": history, "critique": None, "target": {"item_id": "9"}}]
+    (predict,) = build_examples(rows, Vocabulary(), None, predict=True, max_length=4, mask_id=31)
+    assert predict.earlier_item_ids == [0, 1, 2, 3, 4, 5]
+    windows = build_examples(
+        rows, Vocabulary(), None, predict=False, max_length=4, mask_id=31, windows=True
+    )
+    assert [e.earlier_item_ids for e in windows] == [[0, 1, 2, 3, 4, 5], [0, 1], []]
+    batch = FlareCollator(30, 31, None, train=False, earlier_items=True)([predict, windows[2]])
+    assert batch["earlier_item_ids"].tolist() == [[0, 1, 2, 3, 4, 5], [30] * 6]
+    assert "earlier_item_ids" not in FlareCollator(30, 31, None, train=False)([predict])
+    cropped = FlareCollator(30, 31, None, prefix_crop_probability=1.0, earlier_items=True)(
+        [windows[0]] * 8
+    )
+    assert (cropped["earlier_item_ids"] == torch.tensor([0, 1, 2, 3, 4, 5])).all()
+
+    model = tiny_model(seen_item_bias=True, max_sequence_length=4).eval()
+    with torch.no_grad():
+        model.seen_bias.fill_(-2.5)
+        inputs = {k: v for k, v in batch.items() if k != "targets"}
+        shifted = model(**inputs).logits
+        inputs.pop("earlier_item_ids")
+        plain = model(**inputs).logits
+    moved = (shifted - plain).abs() > 1e-5
+    assert moved[0].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
+    assert torch.allclose((shifted - plain)[0, :6], torch.full((6,), -2.5))
+    assert not moved[1].any()
