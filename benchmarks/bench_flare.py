@@ -106,7 +106,7 @@ def movielens(args) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     source = args.source or recbole_movielens()
     release = OUT / "movielens.jsonl"
-    converted = OUT / "movielens.jsonl.new"
+    converted = OUT / f"movielens.jsonl.{os.getpid()}.new"  # runs may start side by side
     write_movielens(source, converted)
     folder = OUT / "movielens"
     # Rebuild only what changed: another run may be reading the folder.
