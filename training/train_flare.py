@@ -23,7 +23,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 from trl import TrlParser
 
 from regen_dataset.schema import config_category, config_has_critiques
@@ -143,6 +143,8 @@ def make_parser() -> TrlParser:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_paths(script_args, training_args)
+    # Before any weight is drawn: the Trainer seeds only once the model exists.
+    set_seed(training_args.seed)
     import datasets
 
     config_name = script_args.dataset_config

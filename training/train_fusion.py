@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import set_seed
 from trl import SFTTrainer, TrlParser
 
 from regen_dataset.schema import config_category
@@ -182,6 +183,8 @@ def check_protocol(dataset_name: str) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    # Before any weight is drawn: the Trainer seeds only once the model exists.
+    set_seed(training_args.seed)
     import datasets
 
     config_name = script_args.dataset_config

@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import EarlyStoppingCallback
+from transformers import EarlyStoppingCallback, set_seed
 from trl import SFTTrainer, TrlParser
 
 from regen_dataset.schema import config_category, config_has_critiques
@@ -188,6 +188,8 @@ def check_arguments(script_args, model_args, training_args) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    # Before any weight is drawn: the Trainer seeds only once the model exists.
+    set_seed(training_args.seed)
     import datasets
 
     config_name = script_args.dataset_config

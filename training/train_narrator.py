@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
+from transformers import set_seed
 from trl import SFTTrainer, TrlParser
 
 from regen_dataset.schema import config_has_critiques
@@ -110,6 +111,8 @@ def check_arguments(script_args, model_args, training_args) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    # Before any weight is drawn: the Trainer seeds only once the model exists.
+    set_seed(training_args.seed)
     import datasets
 
     config_name = script_args.dataset_config

@@ -41,6 +41,19 @@ def test_checkpoint_folder_and_card(checkpoint):
     assert f"--config {TINY}" in card and "AutoModel.from_pretrained" in card
 
 
+def test_same_seed_same_weights(folder, checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    again = tmp_path / "again"
+    cli.main(
+        ["train", "flare", "--config", TINY, "--dataset_name", str(folder),
+         "--dataset_config", "office", "--output_dir", str(again)]
+    )  # fmt: skip
+    first, second = (load_file(path / "model.safetensors") for path in (checkpoint, again))
+    assert first.keys() == second.keys()
+    assert all(first[name].equal(second[name]) for name in first)
+
+
 def test_predict_then_evaluate(folder, checkpoint, tmp_path):
     runs = []
     for config in ("office", "office_no_critique"):
