@@ -242,7 +242,8 @@ def test_prefix_crop_ends_that_share_of_sequences_at_a_random_item():
         FlareConfig(prefix_crop_probability=-0.1)
 
 
-def test_examples_keep_the_recent_positions_and_window_the_rest():
+def nine_item_examples(mask_id: int, **options):
+    """Examples of one user who bought items 0 to 8, then 9, read 4 positions at a time."""
     from regen_models.flare.data import build_examples
 
     class Vocabulary:
@@ -251,13 +252,15 @@ def test_examples_keep_the_recent_positions_and_window_the_rest():
 
     history = [{"item_id": str(i), "critique": None} for i in range(9)]
     rows = [{"user_id": "u", "history": history, "critique": None, "target": {"item_id": "9"}}]
-    kept = build_examples(rows, Vocabulary(), None, predict=False, max_length=4, mask_id=99)
+    return build_examples(rows, Vocabulary(), None, max_length=4, mask_id=mask_id, **options)
+
+
+def test_examples_keep_the_recent_positions_and_window_the_rest():
+    kept = nine_item_examples(99, predict=False)
     assert [e.item_ids for e in kept] == [[6, 7, 8, 9]]
-    windows = build_examples(
-        rows, Vocabulary(), None, predict=False, max_length=4, mask_id=99, windows=True
-    )
+    windows = nine_item_examples(99, predict=False, windows=True)
     assert [e.item_ids for e in windows] == [[6, 7, 8, 9], [2, 3, 4, 5], [0, 1]]
-    (predict,) = build_examples(rows, Vocabulary(), None, predict=True, max_length=4, mask_id=99)
+    (predict,) = nine_item_examples(99, predict=True)
     assert predict.item_ids == [6, 7, 8, 99] and predict.target == 9
 
 
@@ -350,19 +353,9 @@ def test_push_to_hub_and_back_carries_vocabulary_and_content_vectors(tmp_path):
 
 
 def test_seen_item_bias_also_reaches_the_items_before_the_window():
-    from regen_models.flare.data import build_examples
-
-    class Vocabulary:
-        def index(self, item_id, where=""):
-            return int(item_id)
-
-    history = [{"item_id": str(i), "critique": None} for i in range(9)]
-    rows = [{"user_id": "u", "history": history, "critique": None, "target": {"item_id": "9"}}]
-    (predict,) = build_examples(rows, Vocabulary(), None, predict=True, max_length=4, mask_id=31)
+    (predict,) = nine_item_examples(31, predict=True)
     assert predict.earlier_item_ids == [0, 1, 2, 3, 4, 5]
-    windows = build_examples(
-        rows, Vocabulary(), None, predict=False, max_length=4, mask_id=31, windows=True
-    )
+    windows = nine_item_examples(31, predict=False, windows=True)
     assert [e.earlier_item_ids for e in windows] == [[0, 1, 2, 3, 4, 5], [0, 1], []]
     batch = FlareCollator(30, 31, None, train=False, earlier_items=True)([predict, windows[2]])
     assert batch["earlier_item_ids"].tolist() == [[0, 1, 2, 3, 4, 5], [30] * 6]
