@@ -21,6 +21,7 @@
     # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
     # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions);
     # --drop-seen N first removes each user's N most recent history items from every ranking
+    # (--drop-seen all: the whole history)
     python benchmarks/bench_flare.py compare SASRec=bench_out/recbole/SASRec-seed42.test.jsonl \
         FLARE=bench_out/flare/movielens-flare-seed42.jsonl,bench_out/flare/movielens-flare-seed43.jsonl
 
@@ -59,17 +60,18 @@ MOVIELENS_VARIANTS = {
 }
 
 
-def prediction_ranks(path, split, where: str, drop_seen: int = 0):
+def prediction_ranks(path, split, where: str, drop_seen: int | str = 0):
     """1-based rank of each user's target of `split` (a loaded dataset split) in a prediction
     file, in the split's order; a file with other users is refused at its line. `drop_seen=N`
-    first removes from each ranking the user's N most recent history items (a filter applied
-    after the model, the same for every run)."""
+    first removes from each ranking the user's N most recent history items, `"all"` their whole
+    history (a filter applied after the model, the same for every run)."""
     from regen_models.metrics import ranks_from_lists
     from regen_models.predictions import read_predictions
 
     ranked = read_predictions(path).for_users(split["user_id"], where).ranked_items
     if drop_seen:
-        recent = [{i["item_id"] for i in h[-drop_seen:]} for h in split["history"]]
+        start = 0 if drop_seen == "all" else -drop_seen
+        recent = [{i["item_id"] for i in h[start:]} for h in split["history"]]
         ranked = [
             [i for i in items if i not in seen] for items, seen in zip(ranked, recent, strict=True)
         ]
@@ -394,6 +396,15 @@ def speed(args) -> None:
     print(json.dumps(result, indent=2))
 
 
+def history_count(text: str) -> int | str:
+    if text == "all":
+        return text
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a count of items or 'all', got {text}")
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -440,10 +451,11 @@ def main() -> None:
     paired.add_argument("--seed", type=int, default=0)
     paired.add_argument(
         "--drop-seen",
-        type=int,
+        type=history_count,
         default=0,
-        metavar="N",
-        help="first remove each user's N most recent history items from every ranking",
+        metavar="N|all",
+        help="first remove each user's N most recent history items (all: the whole history) "
+        "from every ranking",
     )
     paired.add_argument("--out", default=None, help="also write the figures to this JSON file")
     paired.set_defaults(func=compare)

@@ -1,5 +1,6 @@
 """benchmarks/bench_flare.py's paired bootstrap, which the MovieLens comparisons rest on."""
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -80,3 +81,7 @@ def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path
     assert bench.prediction_ranks(path, split, "test").tolist() == [3, 4]
     assert bench.prediction_ranks(path, split, "test", drop_seen=1).tolist() == [2, 3]
     assert bench.prediction_ranks(path, split, "test", drop_seen=2).tolist() == [1, 2]
+    assert bench.prediction_ranks(path, split, "test", drop_seen="all").tolist() == [1, 2]
+    assert bench.history_count("all") == "all" and bench.history_count("49") == 49
+    with pytest.raises(argparse.ArgumentTypeError):
+        bench.history_count("-1")
