@@ -81,7 +81,6 @@ class FlareModelArguments:
     last_item_mask_probability: float = 0.5
     prefix_crop_probability: float = 0.0
     seen_item_bias: bool = False
-    id_dropout: float = 0.0
     contrastive_weight: float = 0.1
     contrastive_temperature: float = 0.07
 

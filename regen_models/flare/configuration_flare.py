@@ -39,11 +39,6 @@ class FlareConfig(PretrainedConfig):
             (the visible ones of the sequence, and those of a longer history from before it), so
             that the model learns from the data how often users come back to an item (on
             MovieLens never: each movie is rated once; BENCHMARKS.md, FLARE).
-        id_dropout (`float`): share of the items whose ID embedding is switched off in a training
-            step, on the input and the output side, so that the model learns to place an item
-            from its content alone, as DropoutNet does for cold start ("DropoutNet: Addressing
-            Cold Start in Recommender Systems", Volkovs et al., NeurIPS 2017). Content models
-            only.
         contrastive_weight (`float`): weight of the InfoNCE term that aligns an item's ID
             embedding with its content embedding; `contrastive_temperature` its temperature.
         category (`str`): the REGEN category whose item vocabulary the model was trained on.
@@ -71,7 +66,6 @@ class FlareConfig(PretrainedConfig):
         last_item_mask_probability: float = 0.0,
         prefix_crop_probability: float = 0.0,
         seen_item_bias: bool = False,
-        id_dropout: float = 0.0,
         contrastive_weight: float = 0.1,
         contrastive_temperature: float = 0.07,
         initializer_range: float = 0.02,
@@ -93,8 +87,6 @@ class FlareConfig(PretrainedConfig):
             raise ValueError(
                 f"prefix_crop_probability must be in [0, 1], got {prefix_crop_probability}"
             )
-        if not 0.0 <= id_dropout < 1.0:
-            raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
         if max_sequence_length < 2:
             raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
         self.num_items = num_items
@@ -115,7 +107,6 @@ class FlareConfig(PretrainedConfig):
         self.last_item_mask_probability = last_item_mask_probability
         self.prefix_crop_probability = prefix_crop_probability
         self.seen_item_bias = seen_item_bias
-        self.id_dropout = id_dropout
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.initializer_range = initializer_range

@@ -134,11 +134,9 @@ class FlareItemEncoder(nn.Module):
         means = self.content_means()
         return self.content_projection(means if item_ids is None else means[item_ids])
 
-    def output_embeddings(self, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def output_embeddings(self) -> torch.Tensor:
         """`[num_items, hidden]`: what the transformer's output is scored against."""
         embeddings = self.id_embeddings.weight[: self.config.num_items]
-        if id_keep is not None:
-            embeddings = embeddings * id_keep[: self.config.num_items, None]
         if self.config.use_content:
             embeddings = embeddings + self.content_embeddings()
         return embeddings
@@ -148,17 +146,14 @@ class FlareItemEncoder(nn.Module):
         item_ids: torch.Tensor,
         critique_vectors: torch.Tensor | None = None,
         critique_mask: torch.Tensor | None = None,
-        id_keep: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """id_keep `[num_items + 2]`: which items keep their ID embedding (training with
-        `config.id_dropout`; None keeps all)."""
         config = self.config
         batch, length = item_ids.shape
         flat_ids = item_ids.reshape(-1)
         # Without a critique, a position's vector depends on its item alone: fuse each distinct
         # item of the batch once (items repeat across users; padding and masks are one item each).
         distinct, inverse = torch.unique(flat_ids, return_inverse=True)
-        fused = self._fuse(distinct, id_keep=id_keep)[inverse]
+        fused = self._fuse(distinct)[inverse]
         if config.use_critiques and critique_vectors is not None:
             if critique_mask is None:
                 critique_mask = critique_vectors.abs().sum(-1) > 0
@@ -166,25 +161,15 @@ class FlareItemEncoder(nn.Module):
             if steered.any():
                 critiques = critique_vectors.reshape(batch * length, -1)[steered]
                 fused = fused.index_put(
-                    (steered.nonzero().squeeze(1),),
-                    self._fuse(flat_ids[steered], critiques, id_keep),
+                    (steered.nonzero().squeeze(1),), self._fuse(flat_ids[steered], critiques)
                 )
-        return self._id_embeddings(item_ids, id_keep) + fused.reshape(batch, length, -1)
+        return self.id_embeddings(item_ids) + fused.reshape(batch, length, -1)
 
-    def _id_embeddings(self, item_ids: torch.Tensor, id_keep: torch.Tensor | None) -> torch.Tensor:
-        ids = self.id_embeddings(item_ids)
-        return ids if id_keep is None else ids * id_keep[item_ids].unsqueeze(-1)
-
-    def _fuse(
-        self,
-        item_ids: torch.Tensor,
-        critiques: torch.Tensor | None = None,
-        id_keep: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def _fuse(self, item_ids: torch.Tensor, critiques: torch.Tensor | None = None) -> torch.Tensor:
         """item_ids `[n]` (with `critiques` `[n, content_dim]`, their embedded critiques) ->
         `[n, hidden]`: the resampler's reading of the ID, content and critique tokens."""
         config = self.config
-        ids = self._id_embeddings(item_ids, id_keep)
+        ids = self.id_embeddings(item_ids)
         tokens = [ids + self.token_types.weight[0]]
         present = [torch.ones_like(item_ids, dtype=torch.bool)]
         is_item = item_ids < config.num_items
@@ -298,13 +283,12 @@ class FlareModel(FlarePreTrainedModel):
             )
         # Position 0 is the most recent interaction (the last column, thanks to left padding).
         positions = torch.arange(length - 1, -1, -1, device=item_ids.device)
-        id_keep = self._draw_id_keep(item_ids.device)
-        hidden = self.item_encoder(item_ids, critique_vectors, critique_mask, id_keep)
+        hidden = self.item_encoder(item_ids, critique_vectors, critique_mask)
         hidden = hidden + self.position_embeddings(positions)
         hidden = self.embedding_dropout(self.embedding_norm(hidden))
         hidden = self.transformer(hidden, src_key_padding_mask=~attention_mask)
 
-        output_embeddings = self._output_embeddings(id_keep)
+        output_embeddings = self._output_embeddings()
         seen_ids = item_ids
         if earlier_item_ids is not None:
             seen_ids = torch.cat([earlier_item_ids.to(item_ids.device), item_ids], dim=1)
@@ -327,24 +311,13 @@ class FlareModel(FlarePreTrainedModel):
             hidden_states=hidden,
         )
 
-    def _draw_id_keep(self, device: torch.device) -> torch.Tensor | None:
-        """In training with `config.id_dropout`, which items keep their ID embedding in this
-        step (the same items on the input and the output side); the others are read from their
-        content alone, as a rare item nearly is."""
-        config = self.config
-        if not (self.training and config.use_content and config.id_dropout > 0):
-            return None
-        keep = torch.rand(config.num_items + 2, device=device) >= config.id_dropout
-        keep[config.num_items :] = True  # padding and the mask have no content to fall back on
-        return keep.to(self.item_encoder.id_embeddings.weight.dtype)
-
-    def _output_embeddings(self, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def _output_embeddings(self) -> torch.Tensor:
         """The item encoder's output embeddings; kept between calls while nothing can change them
         (inference: no gradient, weights untouched since), which makes a single user's
         full-catalog ranking cheap."""
         if self.training or torch.is_grad_enabled():
             self._cached_output = None
-            return self.item_encoder.output_embeddings(id_keep)
+            return self.item_encoder.output_embeddings()
         encoder = self.item_encoder
         weights = (
             encoder.id_embeddings.weight,

@@ -179,34 +179,6 @@ def test_round_trip_carries_the_seen_item_bias(tmp_path):
     assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
 
 
-def test_id_dropout_reads_the_dropped_items_from_their_content_alone():
-    model = tiny_model(id_dropout=0.5, contrastive_weight=0.0).train()
-    drawn = []
-    draw = model._draw_id_keep
-    model._draw_id_keep = lambda device: drawn.append(draw(device)) or drawn[-1]
-    batch = batch_with_mask(model)
-    labels = torch.full_like(batch["item_ids"], -100)
-    labels[:, -1] = torch.tensor([7, 8])
-    model(**batch, labels=labels).loss.backward()
-    keep = drawn[0].bool()
-    assert keep[model.config.num_items :].all()  # padding and the mask stay
-    dropped = (~keep[: model.config.num_items]).nonzero().squeeze(1)
-    kept = keep[: model.config.num_items].nonzero().squeeze(1)
-    assert len(dropped) and len(kept)
-    # A dropped item's ID embedding takes part nowhere in the step, input side or output side.
-    grad = model.item_encoder.id_embeddings.weight.grad
-    assert torch.all(grad[dropped] == 0) and torch.any(grad[kept] != 0)
-    output = model.item_encoder.output_embeddings(drawn[0])
-    content = model.item_encoder.content_embeddings()
-    assert torch.allclose(output[dropped], content[dropped])
-    # Evaluation and ID-only models never drop.
-    assert model.eval()._draw_id_keep(torch.device("cpu")) is None
-    plain = tiny_model(id_dropout=0.5, use_content=False).train()
-    assert plain._draw_id_keep(torch.device("cpu")) is None
-    with pytest.raises(ValueError, match="id_dropout"):
-        tiny_config(id_dropout=1.0)
-
-
 def test_bad_shapes_are_clear_errors():
     model = tiny_model()
     with pytest.raises(ValueError, match=r"do not fit this model, which expects \(30, 3, 8\)"):
