@@ -21,7 +21,8 @@
     # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
     # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions);
     # --drop-seen N first removes each user's N most recent history items from every ranking
-    # (--drop-seen all: the whole history)
+    # (--drop-seen all: the whole history); --by-target-count 20 60 150 adds Recall@10 per group
+    # of users, by how often their target appears in the histories
     python benchmarks/bench_flare.py compare SASRec=bench_out/recbole/SASRec-seed42.test.jsonl \
         FLARE=bench_out/flare/movielens-flare-seed42.jsonl,bench_out/flare/movielens-flare-seed43.jsonl
 
@@ -37,6 +38,8 @@ import json
 import os
 import statistics
 import time
+from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 RECIPE = Path(__file__).resolve().parents[1] / "training" / "recipes" / "flare" / "movielens.yaml"
@@ -297,11 +300,48 @@ def compare(args) -> None:
             )
     base_means = (f"{metric} {base[:, i].mean():.4f}" for i, metric in enumerate(RANKING_METRICS))
     print(f"{base_label}: " + ", ".join(base_means))
+    by_count = {}
+    if args.by_target_count:
+        by_count = recall_by_target_count(split, runs, args.by_target_count)
     if args.out:
         record = {"baseline": base_label, "runs": args.runs, "users": len(users)}
         record["drop_seen"] = args.drop_seen
         record["results"] = results
+        record["recall_by_target_count"] = by_count
         Path(args.out).write_text(json.dumps(record, indent=2))
+
+
+def target_counts(split):
+    """For each user of a split, how often their target appears in the split's histories: how
+    much the models saw of it."""
+    import numpy as np
+
+    counts = Counter(item["item_id"] for history in split["history"] for item in history)
+    return np.array([counts[target["item_id"]] for target in split["target"]])
+
+
+def recall_by_target_count(split, runs: dict, edges: list[int]) -> dict:
+    """Prints and returns each run's Recall@10 over the users whose target count (above) lies
+    in each interval that `edges` cut out."""
+    from regen_models.metrics import RANKING_METRICS
+
+    counts = target_counts(split)
+    bounds = [0, *sorted(edges), None]
+    groups = {}
+    for low, high in pairwise(bounds):
+        chosen = (counts >= low) & (True if high is None else counts < high)
+        groups[f"{low}+" if high is None else f"{low}-{high - 1}"] = chosen
+    column = RANKING_METRICS.index("Recall@10")
+    table = {
+        label: {name: float(values[chosen, column].mean()) for name, chosen in groups.items()}
+        for label, values in runs.items()
+    }
+    print("\nRecall@10 by how often the target appears in the histories (users):\n")
+    print("| run | " + " | ".join(f"{n} ({c.sum()})" for n, c in groups.items()) + " |")
+    print("| --- |" + " ---: |" * len(groups))
+    for label, row in table.items():
+        print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in row.values()) + " |")
+    return table
 
 
 def before_model(path: str, config, model):
@@ -456,6 +496,15 @@ def main() -> None:
         metavar="N|all",
         help="first remove each user's N most recent history items (all: the whole history) "
         "from every ranking",
+    )
+    paired.add_argument(
+        "--by-target-count",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="EDGE",
+        help="also Recall@10 per group of users, grouped by how often their target appears in "
+        "the split's histories (e.g. 20 60 150: 0-19, 20-59, 60-149, 150+)",
     )
     paired.add_argument("--out", default=None, help="also write the figures to this JSON file")
     paired.set_defaults(func=compare)

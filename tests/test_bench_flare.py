@@ -85,3 +85,23 @@ def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path
     assert bench.history_count("all") == "all" and bench.history_count("49") == 49
     with pytest.raises(argparse.ArgumentTypeError):
         bench.history_count("-1")
+
+
+def test_recall_by_target_count_groups_users_by_how_often_their_target_was_seen(bench, capsys):
+    import datasets
+
+    def purchase(item):
+        return {"item_id": item, "critique": None}
+
+    split = datasets.Dataset.from_list(
+        [
+            {"user_id": "u1", "history": [purchase("a"), purchase("b")], "target": purchase("a")},
+            {"user_id": "u2", "history": [purchase("a"), purchase("c")], "target": purchase("b")},
+            {"user_id": "u3", "history": [purchase("c")], "target": purchase("z")},
+        ]
+    )
+    assert bench.target_counts(split).tolist() == [2, 1, 0]
+    hits = np.array([[1.0, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # Recall@10 first
+    table = bench.recall_by_target_count(split, {"run": hits}, [1, 2])
+    assert table == {"run": {"0-0": 1.0, "1-1": 0.0, "2+": 1.0}}
+    assert "| run | 1.0000 | 0.0000 | 1.0000 |" in capsys.readouterr().out
