@@ -58,18 +58,23 @@ def test_mean_and_spread_reads_nested_keys(bench):
     assert bench.mean_and_spread(runs[:1], ("s",))["s"] == {"mean": 1.0, "stdev": 0.0}
 
 
-def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path):
+def split_of(*users: tuple[str, str, str]):
+    """A dataset split from (user, history items as one string, target item) triples."""
     import datasets
 
     def purchase(item):
         return {"item_id": item, "critique": None}
 
-    split = datasets.Dataset.from_list(
+    return datasets.Dataset.from_list(
         [
-            {"user_id": "u1", "history": [purchase("a"), purchase("b")], "target": purchase("c")},
-            {"user_id": "u2", "history": [purchase("c"), purchase("d")], "target": purchase("a")},
+            {"user_id": user, "history": [purchase(i) for i in history], "target": purchase(target)}
+            for user, history, target in users
         ]
     )
+
+
+def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path):
+    split = split_of(("u1", "ab", "c"), ("u2", "cd", "a"))
     rest = [f"x{i}" for i in range(6)]  # a prediction file ranks ten items at least
     path = tmp_path / "run.jsonl"
     path.write_text(
@@ -88,18 +93,7 @@ def test_prediction_ranks_can_drop_the_most_recent_history_items(bench, tmp_path
 
 
 def test_recall_by_target_count_groups_users_by_how_often_their_target_was_seen(bench, capsys):
-    import datasets
-
-    def purchase(item):
-        return {"item_id": item, "critique": None}
-
-    split = datasets.Dataset.from_list(
-        [
-            {"user_id": "u1", "history": [purchase("a"), purchase("b")], "target": purchase("a")},
-            {"user_id": "u2", "history": [purchase("a"), purchase("c")], "target": purchase("b")},
-            {"user_id": "u3", "history": [purchase("c")], "target": purchase("z")},
-        ]
-    )
+    split = split_of(("u1", "ab", "a"), ("u2", "ac", "b"), ("u3", "c", "z"))
     assert bench.target_counts(split).tolist() == [2, 1, 0]
     hits = np.array([[1.0, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # Recall@10 first
     table = bench.recall_by_target_count(split, {"run": hits}, [1, 2])
