@@ -325,6 +325,8 @@ def recall_by_target_count(split, runs: dict, edges: list[int]) -> dict:
     in each interval that `edges` cut out."""
     from regen_models.metrics import RANKING_METRICS
 
+    if min(edges) <= 0 or len(set(edges)) != len(edges):
+        raise ValueError(f"--by-target-count: expected distinct counts above 0, got {edges}")
     counts = target_counts(split)
     bounds = [0, *sorted(edges), None]
     groups = {}

@@ -99,3 +99,6 @@ def test_recall_by_target_count_groups_users_by_how_often_their_target_was_seen(
     table = bench.recall_by_target_count(split, {"run": hits}, [1, 2])
     assert table == {"run": {"0-0": 1.0, "1-1": 0.0, "2+": 1.0}}
     assert "| run | 1.0000 | 0.0000 | 1.0000 |" in capsys.readouterr().out
+    for edges in ([0, 2], [1, 1]):  # groups that would stay empty
+        with pytest.raises(ValueError, match="distinct counts above 0"):
+            bench.recall_by_target_count(split, {"run": hits}, edges)
