@@ -103,7 +103,6 @@ class FlareItemEncoder(nn.Module):
         self.token_types = nn.Embedding(2 + fields, size)
         self.content_projection = nn.Linear(config.content_dim, size)
         self.critique_projection = nn.Linear(config.content_dim, size)
-        self.output_content_projection = nn.Linear(fields * config.content_dim, size)
         self.resampler = PerceiverResampler(config)
         # The frozen encoder's vectors, stored with the weights (half precision: the Clothing
         # catalog has 376,847 items). Zero vectors mark missing texts.
@@ -139,8 +138,7 @@ class FlareItemEncoder(nn.Module):
         """`[num_items, hidden]`: what the transformer's output is scored against."""
         embeddings = self.id_embeddings.weight[: self.config.num_items]
         if self.config.use_content:
-            flat = self.content_vectors.to(embeddings.dtype).flatten(1)
-            embeddings = embeddings + self.output_content_projection(flat)
+            embeddings = embeddings + self.content_embeddings()
         return embeddings
 
     def forward(
@@ -325,7 +323,6 @@ class FlareModel(FlarePreTrainedModel):
             encoder.id_embeddings.weight,
             encoder.content_projection.weight,
             encoder.content_projection.bias,
-            encoder.output_content_projection.weight,
             encoder.content_vectors,
         )
         key = tuple((w.data_ptr(), w._version) for w in weights)
