@@ -3,6 +3,10 @@
     # training: tokens per second and peak memory, LoRA against full fine-tuning, same batch
     python benchmarks/bench_narrator.py train-speed
 
+    # the training loss on a CPU: TRL's fused LM head (every position) against the narrator's
+    # (the completion's positions only), same batch, alternating
+    python benchmarks/bench_narrator.py loss-head
+
     # generation: new tokens per second, batched against one user at a time
     python benchmarks/bench_narrator.py generation
 
@@ -121,6 +125,63 @@ def train_speed(args) -> None:
         f"speed, {lora['peak_rss_gb'] / full['peak_rss_gb']:.2f}x the memory "
         f"({lora['batch_tokens']} tokens a batch)"
     )
+
+
+def loss_head(args) -> None:
+    """TRL's `SFTTrainer.compute_loss` against `NarratorTrainer.compute_loss`: forward and
+    backward on the same batch (the `cpu` recipe's: one pair, 512 prompt tokens), alternating."""
+    import torch
+    from trl import SFTTrainer
+
+    from regen_models.narrator.loading import add_lora, load_base
+    from training import train_narrator
+
+    torch.manual_seed(0)
+    model, tokenizer = load_base("embedded")
+    model = add_lora(model, "embedded", r=8, alpha=16)
+    pairs = [
+        {"prompt": prompt, "completion": completion}
+        for prompt, completion in _prompts(args.batch_size, args.max_prompt_tokens, tokenizer)
+    ][: args.batch_size]
+    training_args = train_narrator.NarratorTrainingArguments(
+        output_dir=str(OUT / "loss_head"), max_steps=1, eval_strategy="no", report_to=[]
+    )
+    trainer = train_narrator.make_trainer(model, tokenizer, pairs, None, training_args)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))])
+    model.eval()  # no dropout: both see the same network and must give the same loss
+    variants = {
+        "TRL's fused LM head (every position)": lambda: SFTTrainer.compute_loss(
+            trainer, model, dict(batch)
+        ),
+        "the narrator's (completion positions only)": lambda: trainer.compute_loss(
+            model, dict(batch)
+        ),
+    }
+    seconds = {name: [] for name in variants}
+    losses = {}
+    for step in range(args.steps + 1):
+        for name, compute in variants.items():
+            started = time.perf_counter()
+            loss = compute()
+            loss.backward()
+            model.zero_grad()
+            if step:  # the first step warms up
+                seconds[name].append(time.perf_counter() - started)
+            losses[name] = float(loss.detach())
+    tokens = int(batch["attention_mask"].sum())
+    scored = int((batch["labels"] != -100).sum())
+    trl_name, ours_name = variants
+    mean = {name: sum(times) / len(times) for name, times in seconds.items()}
+    table = (
+        f"{tokens} tokens, {scored} of them scored; mean of {args.steps} forward-backward "
+        f"steps, {_threads()} threads\n\n"
+        "| loss | seconds a step | loss value |\n| --- | ---: | ---: |\n"
+        + "".join(f"| {name} | {mean[name]:.2f} | {losses[name]:.6f} |\n" for name in variants)
+        + f"\nspeed-up: {mean[trl_name] / mean[ours_name]:.2f}x"
+    )
+    _save("loss_head", {"threads": _threads(), "seconds": seconds, "losses": losses,
+                        "tokens": tokens, "scored": scored})  # fmt: skip
+    print(table)
 
 
 # -- generation speed ----------------------------------------------------------------------------
@@ -269,6 +330,11 @@ def main() -> None:
     speed.add_argument("--max-prompt-tokens", type=int, default=512)
     speed.add_argument("--steps", type=int, default=3)
     speed.set_defaults(func=train_speed)
+    head = commands.add_parser("loss-head")
+    head.add_argument("--batch-size", type=int, default=1, help="the cpu recipe's")
+    head.add_argument("--max-prompt-tokens", type=int, default=512)
+    head.add_argument("--steps", type=int, default=3)
+    head.set_defaults(func=loss_head)
     gen = commands.add_parser("generation")
     gen.add_argument("--users", type=int, default=8)
     gen.add_argument("--new-tokens", type=int, default=32)

@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from transformers import set_seed
 from trl import SFTTrainer, TrlParser
 
@@ -214,9 +215,60 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     return metrics
 
 
+class NarratorTrainer(SFTTrainer):
+    """TRL's `SFTTrainer` whose loss, off CUDA, projects only the completion through the LM head.
+
+    Where Triton is missing (a CPU), TRL's fused LM head scores every position of the sequence,
+    the prompt's too, against the whole vocabulary (262,144 tokens for Gemma 3), and discards the
+    prompt's. A narrator's prompt is several times longer than its completion, so asking the
+    model for the logits of the completion's positions alone (`logits_to_keep`) makes a CPU step
+    about three times faster (BENCHMARKS.md, narrator). The loss is the same.
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if inputs["input_ids"].device.type == "cuda":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs["labels"]
+        scored = labels != -100
+        # The state before the first scored token of any row, and everything after it.
+        first = int(scored.int().argmax(dim=1)[scored.any(dim=1)].min()) if scored.any() else 1
+        first = max(first, 1)  # the first token has no state before it
+        kept = labels.shape[1] - first + 1
+        forward = {key: value for key, value in inputs.items() if key != "labels"}
+        outputs = model(**forward, use_cache=False, logits_to_keep=kept)
+        logits = outputs.logits[:, :-1].float()
+        targets = labels[:, first:]
+        total = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum")
+        count = scored[:, first:].sum() if num_items_in_batch is None else num_items_in_batch
+        loss = total / torch.as_tensor(count).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        self._log_token_metrics(logits.detach(), targets, inputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _log_token_metrics(self, logits, targets, inputs) -> None:
+        """The entropy, top-1 accuracy and token count that TRL's own loss logs."""
+        mode = "train" if self.model.training else "eval"
+        scored = targets != -100
+        log_probs = logits[scored].log_softmax(dim=-1)
+        entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+        correct = log_probs.argmax(dim=-1) == targets[scored]
+        gather = self.accelerator.gather_for_metrics
+        valid = gather(scored.sum()).sum()
+        if valid > 0:
+            self._metrics[mode]["entropy"].append((gather(entropy.sum()).sum() / valid).item())
+            accuracy = gather(correct.sum()).sum() / valid
+            self._metrics[mode]["mean_token_accuracy"].append(accuracy.item())
+        if mode == "train":
+            mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"]))
+            tokens = gather(mask.sum()).sum().item()
+            self._total_train_tokens += tokens
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+
 def make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args) -> SFTTrainer:
-    """TRL's `SFTTrainer` on prompt-completion pairs (`build_prompt_completions`): the loss
-    falls on the completion tokens only (`completion_only_loss`)."""
+    """`NarratorTrainer` (TRL's `SFTTrainer`) on prompt-completion pairs
+    (`build_prompt_completions`): the loss falls on the completion tokens only."""
     import datasets
 
     def as_dataset(pairs):
@@ -224,7 +276,7 @@ def make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args) -> SF
             [formatting.training_example(tokenizer, p["prompt"], p["completion"]) for p in pairs]
         )
 
-    return SFTTrainer(
+    return NarratorTrainer(
         model=model,
         args=training_args,
         train_dataset=as_dataset(train_pairs),

@@ -97,6 +97,46 @@ def test_prompt_tokens_are_not_in_the_loss(tiny_gemma_base, tmp_path):
         assert scored == pair["completion"] + "<end_of_turn>\n"
 
 
+def test_the_cpu_loss_is_trl_loss_on_fewer_positions(tiny_gemma_base, tmp_path):
+    import torch
+    from trl import SFTTrainer
+
+    torch.manual_seed(0)
+    model, tokenizer = load_base(str(tiny_gemma_base))
+    model = add_lora(model, str(tiny_gemma_base), r=2)
+    with torch.no_grad():  # LoRA's B starts at zero: give the adapter a say in the gradient
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.1)
+    pairs = [
+        {"prompt": "PROMPT-ONE about pens", "completion": "Bought for the office, twice."},
+        {"prompt": "PROMPT-TWO about paper, a much longer one than the first", "completion": "A"},
+    ]
+    args = train_narrator.NarratorTrainingArguments(
+        output_dir=str(tmp_path), max_steps=1, eval_strategy="no", report_to=[]
+    )
+    trainer = train_narrator.make_trainer(model, tokenizer, pairs, None, args)
+    assert isinstance(trainer, train_narrator.NarratorTrainer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert batch["attention_mask"].sum(1).tolist()[0] != batch["attention_mask"].shape[1]
+
+    model.eval()  # no dropout: both losses see the same network
+
+    def loss_and_grads(compute_loss):
+        model.zero_grad()
+        loss = compute_loss(model, dict(batch), num_items_in_batch=None)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        return loss.detach(), grads
+
+    ours, our_grads = loss_and_grads(trainer.compute_loss)
+    theirs, their_grads = loss_and_grads(lambda *a, **k: SFTTrainer.compute_loss(trainer, *a, **k))
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    for mine, trl_grad in zip(our_grads, their_grads, strict=True):
+        torch.testing.assert_close(mine, trl_grad, rtol=1e-4, atol=1e-6)
+    assert trainer._metrics["eval"]["mean_token_accuracy"]
+
+
 def test_load_in_4bit_without_cuda_says_so_before_any_model_loads(folder, tmp_path, capsys,
                                                                    monkeypatch):  # fmt: skip
     if train_narrator.four_bit_problem() is None:
