@@ -126,14 +126,32 @@ class RetriesExhausted(LLMError):
     """A call still failed after `max_attempts` attempts."""
 
 
+LOCK_TIMEOUT_S = 60.0
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """WAL mode, waiting for whoever else opens the file at the same moment. Two connections
+    that switch a new file at once can deadlock on its locks, and SQLite then tells one of them
+    "database is locked" at once instead of waiting out the busy timeout."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class CompletionCache:
     """The sqlite3 file behind a Runner: completed calls, and batch jobs still to collect."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S)
+        _switch_to_wal(self.db)
         self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: a commit survives a killed process
         with self.db:
             self.db.execute(

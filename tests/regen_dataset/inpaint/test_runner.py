@@ -28,6 +28,7 @@ from regen_dataset.inpaint.backends import (
 )
 from regen_dataset.inpaint.rater import rating_requests
 from regen_dataset.inpaint.runner import (
+    CompletionCache,
     LLMRequest,
     RetriesExhausted,
     Runner,
@@ -386,6 +387,29 @@ def test_killed_process_restarts_without_repeating_calls(openai_api, tmp_path):
     assert not set(again) & done  # nothing committed is paid for twice
     assert len(again) == total - len(done)
     assert runner.usage.cached == len(done)
+
+
+def test_threads_opening_a_new_cache_file_at_once_all_get_it(tmp_path):
+    # Two connections switching a new file to WAL at once can deadlock; SQLite then says
+    # "locked" at once to one of them, without waiting (about 1 open in 30 failed so).
+    failures = []
+
+    def open_cache(path, ready):
+        ready.wait()
+        try:
+            CompletionCache(path).db.close()
+        except sqlite3.OperationalError as error:
+            failures.append(error)
+
+    for round_ in range(60):
+        ready = threading.Barrier(3)
+        path = tmp_path / f"cache-{round_}.sqlite"
+        threads = [threading.Thread(target=open_cache, args=(path, ready)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not failures
 
 
 def test_two_threads_share_one_cache_file(openai_api, tmp_path):
