@@ -18,6 +18,11 @@
     python benchmarks/bench_flare.py speed --items 1682 --batch-size 128 --steps 20 \
         --before /tmp/modeling_flare_before.py
 
+    # how much of a user's next movie the content vectors find alone (no training): the most
+    # recent item's mean-centred content ranks every movie by cosine; MovieLens validation split
+    # of the folder `movielens` built; "embedded:LAYER" pools a hidden layer of Gemma 3 270M
+    python benchmarks/bench_flare.py content-signal --encoders minilm embedded:12 embedded:18
+
     # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
     # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions);
     # --drop-seen N first removes each user's N most recent history items from every ranking
@@ -346,6 +351,92 @@ def recall_by_target_count(split, runs: dict, edges: list[int]) -> dict:
     return table
 
 
+class HiddenStateEncoder:
+    """A causal LM as a sentence encoder: the mean of one hidden layer over a text's tokens (the
+    begin-of-sequence token left out), with sentence-transformers' `encode` signature."""
+
+    def __init__(self, name: str, layer: int):
+        from regen_models.base import load_causal_lm
+
+        model, self.tokenizer = load_causal_lm(name)
+        # The decoder alone: the LM head over a 262,144-word vocabulary is not needed here.
+        self.decoder = model.get_decoder().eval()
+        self.layer = layer
+
+    def encode(self, texts, batch_size: int = 64, convert_to_numpy: bool = True):
+        import numpy as np
+        import torch
+
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer(
+                list(texts[start : start + batch_size]), return_tensors="pt", padding=True
+            )
+            with torch.no_grad():
+                states = self.decoder(**batch, output_hidden_states=True).hidden_states
+            kept = batch["attention_mask"].bool() & (
+                batch["input_ids"] != self.tokenizer.bos_token_id
+            )
+            weights = kept.unsqueeze(-1).float()
+            pooled = (states[self.layer] * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            chunks.append(pooled.numpy())
+        return np.concatenate(chunks)
+
+
+def content_signal(args) -> None:
+    import datasets
+    import numpy as np
+    import torch
+
+    from regen_models.items import (
+        CONTENT_FIELDS,
+        ItemVocabulary,
+        content_vectors,
+        encode_texts,
+    )
+    from regen_models.metrics import ranking_metrics, target_ranks
+
+    vocabulary = ItemVocabulary.from_dataset(args.dataset, args.config)
+    split = datasets.load_dataset(args.dataset, args.config, split=args.split)
+    histories = [vocabulary.indices([i["item_id"] for i in h]) for h in split["history"]]
+    targets = torch.as_tensor(vocabulary.indices([t["item_id"] for t in split["target"]]))
+    rows = []
+    for encoder in args.encoders:
+        started = time.perf_counter()
+        if encoder == "minilm":
+            vectors = content_vectors(vocabulary, None, progress=False)
+        else:
+            name, _, layer = encoder.partition(":")
+            model = HiddenStateEncoder(name, int(layer))
+            vectors = np.stack(
+                [encode_texts(vocabulary.texts(f), model) for f in CONTENT_FIELDS], 1
+            )
+        seconds = time.perf_counter() - started
+        fields = {
+            "all fields": vectors,
+            **{f: vectors[:, [i]] for i, f in enumerate(CONTENT_FIELDS)},
+        }
+        for label, chosen in fields.items():
+            # Centred first: a language model's raw states all point much the same way.
+            chosen = chosen - chosen.mean(0, keepdims=True)
+            chosen /= np.maximum(np.linalg.norm(chosen, axis=-1, keepdims=True), 1e-12)
+            items = torch.as_tensor(chosen.mean(1), dtype=torch.float32)
+            items = torch.nn.functional.normalize(items, dim=-1)
+            scores = items[[h[-1] for h in histories]] @ items.T
+            for row, history in enumerate(histories):
+                scores[row, history] = -torch.inf
+            found = ranking_metrics(target_ranks(scores, targets).numpy(), ks=(10,))
+            rows.append({"encoder": encoder, "fields": label, "seconds": round(seconds, 1),
+                         **{k: found[k] for k in ("Recall@10", "NDCG@10")}})  # fmt: skip
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "content_signal.json").write_text(json.dumps(rows, indent=2))
+    print(f"\n{args.split} split, {len(targets)} users, {len(vocabulary)} items\n")
+    print("| encoder | content | Recall@10 | NDCG@10 |\n| --- | --- | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['encoder']} | {row['fields']} | {row['Recall@10']:.4f} | "
+              f"{row['NDCG@10']:.4f} |")  # fmt: skip
+
+
 def before_model(path: str, config, model):
     """The FLARE model class of an older `modeling_flare.py` (`git show REV:PATH > FILE`),
     holding the weights of `model`."""
@@ -484,6 +575,12 @@ def main() -> None:
     fast.add_argument("--steps", type=int, default=5)
     fast.add_argument("--before", default=None, help="an older modeling_flare.py to compare")
     fast.set_defaults(func=speed)
+    signal = commands.add_parser("content-signal", help="next-item signal of content alone")
+    signal.add_argument("--encoders", nargs="+", default=["minilm"], metavar="minilm|NAME:LAYER")
+    signal.add_argument("--dataset", default=str(OUT / "movielens"))
+    signal.add_argument("--config", default="office")
+    signal.add_argument("--split", default="validation")
+    signal.set_defaults(func=content_signal)
     paired = commands.add_parser("compare", help="paired bootstrap of prediction files")
     paired.add_argument("runs", nargs="+", help="LABEL=FILE[,FILE...]; the first is the baseline")
     paired.add_argument("--dataset", default=str(OUT / "movielens"))

@@ -102,3 +102,31 @@ def test_recall_by_target_count_groups_users_by_how_often_their_target_was_seen(
     for edges in ([0, 2], [1, 1]):  # groups that would stay empty
         with pytest.raises(ValueError, match="distinct counts above 0"):
             bench.recall_by_target_count(split, {"run": hits}, edges)
+
+
+def test_a_language_model_encodes_a_text_alike_alone_and_beside_longer_ones(bench, tiny_gemma_base):
+    encoder = bench.HiddenStateEncoder(str(tiny_gemma_base), 1)
+    for side in ("left", "right"):
+        encoder.tokenizer.padding_side = side
+        alone = encoder.encode(["pens"])
+        beside = encoder.encode(["pens", "a much longer text about paper and pens"])
+        np.testing.assert_allclose(beside[0], alone[0], rtol=1e-4, atol=1e-5)
+        assert not np.allclose(beside[1], alone[0])
+
+
+def test_content_signal_ranks_the_validation_targets(
+    bench, tiny_gemma_base, tmp_path, capsys, monkeypatch
+):
+    from tests.conftest import build_sample_folder
+
+    folder = build_sample_folder(tmp_path / "regen")
+    monkeypatch.setattr(bench, "OUT", tmp_path / "out")
+    args = argparse.Namespace(
+        dataset=str(folder), config="office", split="validation",
+        encoders=[f"{tiny_gemma_base}:1"],
+    )  # fmt: skip
+    bench.content_signal(args)
+    rows = json.loads((tmp_path / "out" / "content_signal.json").read_text())
+    assert [row["fields"] for row in rows] == ["all fields", "title", "categories", "description"]
+    assert all(0.0 <= row["Recall@10"] <= 1.0 for row in rows)
+    assert f"| {tiny_gemma_base}:1 | all fields |" in capsys.readouterr().out
