@@ -417,10 +417,14 @@ def content_signal(args) -> None:
             **{f: vectors[:, [i]] for i, f in enumerate(CONTENT_FIELDS)},
         }
         for label, chosen in fields.items():
-            # Centred first: a language model's raw states all point much the same way.
-            chosen = chosen - chosen.mean(0, keepdims=True)
+            # Centred first (a language model's raw states all point much the same way), over
+            # the present texts only: a missing text keeps its zero vector and is left out.
+            present = np.abs(chosen).sum(-1, keepdims=True) > 0
+            centre = (chosen * present).sum(0) / np.maximum(present.sum(0), 1)
+            chosen = np.where(present, chosen - centre, 0.0)
             chosen /= np.maximum(np.linalg.norm(chosen, axis=-1, keepdims=True), 1e-12)
-            items = torch.as_tensor(chosen.mean(1), dtype=torch.float32)
+            items = chosen.sum(1) / np.maximum(present.sum(1), 1)
+            items = torch.as_tensor(items, dtype=torch.float32)
             items = torch.nn.functional.normalize(items, dim=-1)
             scores = items[[h[-1] for h in histories]] @ items.T
             for row, history in enumerate(histories):

@@ -129,4 +129,5 @@ def test_content_signal_ranks_the_validation_targets(
     rows = json.loads((tmp_path / "out" / "content_signal.json").read_text())
     assert [row["fields"] for row in rows] == ["all fields", "title", "categories", "description"]
     assert all(0.0 <= row["Recall@10"] <= 1.0 for row in rows)
+    assert all(0.0 <= row["NDCG@10"] <= row["Recall@10"] for row in rows)  # no NaN either
     assert f"| {tiny_gemma_base}:1 | all fields |" in capsys.readouterr().out
