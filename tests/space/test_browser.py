@@ -29,12 +29,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(tiny_space):
-    from training.space import launch
+    from training.space import launch, shut_down
 
     blocks, app = tiny_space
     url = launch(blocks, "127.0.0.1", free_port(), block=False)
     yield url, app
-    blocks.close()
+    shut_down(blocks, timeout_s=TIMEOUT_MS / 1000)  # the last test leaves a narrative streaming
 
 
 @pytest.fixture(scope="module")

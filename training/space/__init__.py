@@ -11,6 +11,7 @@ blocks until interrupted. On the Hub, `space/app.py` builds the same page from r
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -80,8 +81,24 @@ def launch(blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, block:
         try:
             blocks.block_thread()
         finally:
-            blocks.close()
+            shut_down(blocks)
     return url
+
+
+def shut_down(blocks, timeout_s: float = 30.0) -> None:
+    """Start no new events, stop the narratives being generated, let the running events finish
+    (up to `timeout_s`), then close the server."""
+    from training.space.streaming import stop_generations
+
+    queue = getattr(blocks, "_queue", None)
+    if queue is not None:
+        queue.close()
+    stop_generations(timeout_s)
+    if queue is not None:
+        deadline = time.monotonic() + timeout_s
+        while any(job is not None for job in queue.active_jobs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    blocks.close()
 
 
 def serve(
