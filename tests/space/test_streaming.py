@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,38 @@ def test_an_error_in_generation_reaches_the_reader():
 
     with pytest.raises(RuntimeError, match="out of memory"):
         list(stream_text(CharTokenizer(), generate))
+
+
+def test_the_interpreter_waits_for_a_generation_before_it_exits(tmp_path):
+    """A generation thread killed at exit inside torch aborts the process: it must end first."""
+    import subprocess
+    import sys
+    import textwrap
+
+    done = tmp_path / "done"
+    script = textwrap.dedent(
+        f"""
+        import time, torch
+        from training.space.streaming import stream_text
+
+        class CharTokenizer:
+            def decode(self, ids, **kwargs):
+                return "".join(chr(i) for i in ids)
+
+        def generate(streamer):
+            for _ in range(30):
+                streamer.put(torch.tensor([ord("a")]))
+                time.sleep(0.02)
+            streamer.end()
+            open({str(done)!r}, "w").close()
+
+        stream = stream_text(CharTokenizer(), generate)
+        next(stream)  # the main thread ends here, the generation still running
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert done.exists()
