@@ -8,7 +8,10 @@ model never scores shifted ids.
 
 Content vectors are sentence embeddings of each item's text by a frozen encoder
 (all-MiniLM-L6-v2, offline, by default; any sentence-transformers id or path). They are computed
-once per (encoder, catalog) and cached under `$REGEN_CACHE/content/`.
+once per (encoder, catalog) and cached under `$REGEN_CACHE/content/`. `content_token_vectors`
+keeps the encoder's token vectors instead of their pooled mean, for models that read an item's
+text token by token (FLARE's Perceiver with `content_tokens`); they take about
+`items x fields x tokens x dim x 2` bytes, fine for MovieLens, not for a catalog of 376,847 items.
 """
 
 from __future__ import annotations
@@ -211,18 +214,73 @@ def content_vectors(
     all-MiniLM-L6-v2); `encoder_model` passes one already loaded under that name.
     """
     name = encoder or DEFAULT_ENCODER
+
+    def compute(encoder_model):
+        per_field = [
+            encode_texts(vocabulary.texts(f), encoder_model, batch_size, progress, f"{name}: {f}")
+            for f in fields
+        ]
+        return np.stack(per_field, axis=1)
+
     path = content_cache_path(vocabulary, name, fields)
+    return _cached(path, (len(vocabulary), len(fields)), compute, encoder, encoder_model)
+
+
+def content_token_vectors(
+    vocabulary: ItemVocabulary,
+    encoder: str | None = None,
+    *,
+    tokens: int,
+    fields: Sequence[str] = CONTENT_FIELDS,
+    batch_size: int = 256,
+    progress: bool = True,
+    encoder_model=None,
+) -> np.ndarray:
+    """float16 [items, fields, tokens, dim]: the encoder's token vectors of each item's texts
+    (its special tokens included, the first `tokens` of a longer text), cached on disk.
+
+    Zero vectors pad a short text and fill an empty one. The vectors are divided by the median
+    norm of the catalog's token vectors, one number, so that a typical token has norm 1 while the
+    normalised mean of a text's tokens stays the encoder's pooled vector (for a mean-pooling
+    encoder such as all-MiniLM-L6-v2, where the text fits in `tokens`).
+    """
+    if tokens < 1:
+        raise ValueError(f"tokens must be at least 1, got {tokens}")
+    name = encoder or DEFAULT_ENCODER
+
+    def compute(encoder_model):
+        per_field = [
+            encode_token_texts(
+                vocabulary.texts(f), encoder_model, tokens, batch_size, progress, f"{name}: {f}"
+            )
+            for f in fields
+        ]
+        truncated = sum(count for _, count in per_field)
+        if truncated:
+            print(
+                f"{truncated:,} item texts are longer than {tokens} tokens; the content token "
+                "vectors keep their first tokens"
+            )
+        vectors = np.stack([field_vectors for field_vectors, _ in per_field], axis=1)
+        norms = np.linalg.norm(vectors, axis=-1)
+        scale = float(np.median(norms[norms > 0])) if (norms > 0).any() else 1.0
+        return (vectors / scale).astype(np.float16)
+
+    path = content_cache_path(vocabulary, name, fields, tokens=tokens)
+    shape = (len(vocabulary), len(fields), tokens)
+    return _cached(path, shape, compute, encoder, encoder_model)
+
+
+def _cached(path: Path, shape: tuple[int, ...], compute, encoder, encoder_model) -> np.ndarray:
+    """The array at `path` if its leading dimensions are `shape`, else `compute(encoder_model)`
+    (the encoder loaded by name if none is given), written there atomically."""
     if path.exists():
         vectors = np.load(path)
-        if vectors.shape[:2] == (len(vocabulary), len(fields)):
+        if vectors.shape[: len(shape)] == shape:
             return vectors
     if encoder_model is None:
         encoder_model = load_encoder(encoder)
-    per_field = [
-        encode_texts(vocabulary.texts(f), encoder_model, batch_size, progress, f"{name}: {f}")
-        for f in fields
-    ]
-    vectors = np.stack(per_field, axis=1)
+    vectors = compute(encoder_model)
     with atomic_path(path) as partial:
         with open(partial, "wb") as handle:
             np.save(handle, vectors)
@@ -267,6 +325,44 @@ def encode_texts(
     return vectors
 
 
+def encode_token_texts(
+    texts: Sequence[str],
+    encoder_model,
+    tokens: int,
+    batch_size: int = 256,
+    progress: bool = False,
+    description: str = "encoding",
+) -> tuple[np.ndarray, int]:
+    """(float32 [texts, tokens, dim] token vectors, zero-padded, zero for an empty text; how many
+    texts had more than `tokens` tokens and were cut)."""
+    from tqdm.auto import tqdm
+
+    present = [index for index, text in enumerate(texts) if text]
+    vectors = None
+    truncated = 0
+    for start in tqdm(
+        range(0, len(present), batch_size), disable=not progress, desc=description, unit="batch"
+    ):
+        indices = present[start : start + batch_size]
+        encoded = encoder_model.encode(
+            [texts[index] for index in indices],
+            batch_size=batch_size,
+            output_value="token_embeddings",
+        )
+        for index, token_vectors in zip(indices, encoded, strict=True):
+            if hasattr(token_vectors, "cpu"):  # sentence-transformers returns torch tensors
+                token_vectors = token_vectors.float().cpu().numpy()
+            token_vectors = np.asarray(token_vectors, dtype=np.float32)
+            if vectors is None:
+                vectors = np.zeros((len(texts), tokens, token_vectors.shape[1]), np.float32)
+            truncated += len(token_vectors) > tokens
+            kept = token_vectors[:tokens]
+            vectors[index, : len(kept)] = kept
+    if vectors is None:
+        vectors = np.zeros((len(texts), tokens, embedding_dimension(encoder_model)), np.float32)
+    return vectors, truncated
+
+
 def embedding_dimension(encoder_model) -> int:
     """The size of a sentence encoder's vectors (sentence-transformers renamed the getter in 5.x;
     an encoder that reports none is asked for one vector)."""
@@ -278,10 +374,16 @@ def embedding_dimension(encoder_model) -> int:
 
 
 def content_cache_path(
-    vocabulary: ItemVocabulary, encoder: str, fields: Sequence[str] = CONTENT_FIELDS
+    vocabulary: ItemVocabulary,
+    encoder: str,
+    fields: Sequence[str] = CONTENT_FIELDS,
+    *,
+    tokens: int | None = None,
 ) -> Path:
+    """Where the vectors of (catalog, encoder, fields) are cached; `tokens` for token vectors."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-80:]
-    name = f"{vocabulary.category}-{vocabulary.content_fingerprint}-{'-'.join(fields)}.npy"
+    kind = "" if tokens is None else f"-tokens{tokens}"
+    name = f"{vocabulary.category}-{vocabulary.content_fingerprint}-{'-'.join(fields)}{kind}.npy"
     return cache_dir() / "content" / slug / name
 
 

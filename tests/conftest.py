@@ -110,18 +110,27 @@ class WordCountEncoder:
         self.calls = 0
         self.texts = 0
 
-    def encode(self, texts, **kwargs):
+    def encode(self, texts, output_value="sentence_embedding", **kwargs):
+        """One vector per text, the sum of its words' one-hot hashes; with
+        `output_value="token_embeddings"` (as sentence-transformers) those one-hot vectors, one
+        per word, as a list of `[words, 64]` tensors."""
         import zlib
 
         import numpy as np
+        import torch
 
         self.calls += 1
         self.texts += len(texts)
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, zlib.crc32(word.encode()) % 64] += 1
-        return out
+        tokens = []
+        for text in texts:
+            words = text.lower().split()
+            one_hot = np.zeros((len(words), 64), dtype=np.float32)
+            for position, word in enumerate(words):
+                one_hot[position, zlib.crc32(word.encode()) % 64] = 1
+            tokens.append(one_hot)
+        if output_value == "token_embeddings":
+            return [torch.from_numpy(one_hot) for one_hot in tokens]
+        return np.stack([one_hot.sum(0) for one_hot in tokens]) if tokens else np.zeros((0, 64))
 
 
 @pytest.fixture(scope="session")

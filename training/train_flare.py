@@ -37,6 +37,7 @@ from regen_models.flare.data import (
 from regen_models.items import (
     DEFAULT_ENCODER,
     ItemVocabulary,
+    content_token_vectors,
     content_vectors,
     embedding_dimension,
     load_encoder,
@@ -75,6 +76,13 @@ class FlareModelArguments:
     attention_probs_dropout_prob: float = 0.2
     max_sequence_length: int = 50
     num_latents: int = 4
+    content_tokens: int = field(
+        default=0,
+        metadata={
+            "help": "0: one pooled content vector per item text; N: the encoder's first N token "
+            "vectors of each text, read by the Perceiver (N times the memory)"
+        },
+    )
     use_content: bool = True
     use_critiques: bool = True
     mask_probability: float = 0.2
@@ -159,11 +167,16 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     encoder_name = script_args.encoder_name or DEFAULT_ENCODER
     with training_args.main_process_first(desc="content and critique vectors"):
         encoder = load_encoder(script_args.encoder_name)
-        vectors = (
-            content_vectors(vocabulary, script_args.encoder_name, encoder_model=encoder)
-            if model_args.use_content
-            else None
-        )
+        vectors = None
+        if model_args.use_content and model_args.content_tokens:
+            vectors = content_token_vectors(
+                vocabulary,
+                script_args.encoder_name,
+                tokens=model_args.content_tokens,
+                encoder_model=encoder,
+            )
+        elif model_args.use_content:
+            vectors = content_vectors(vocabulary, script_args.encoder_name, encoder_model=encoder)
         critiques = None
         if with_critiques:
             texts = [t for split in (train_rows, eval_rows) for t in critique_texts(split)]

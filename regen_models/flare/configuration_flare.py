@@ -26,6 +26,10 @@ class FlareConfig(PretrainedConfig):
         max_sequence_length (`int`): the most recent interactions kept, the masked one included.
         num_latents (`int`): latent vectors of the Perceiver resampler that fuses, for each
             position, the item's ID embedding, its content vectors and the critique that led to it.
+        content_tokens (`int`): 0: the resampler reads one pooled content vector per field;
+            N > 0: the encoder's first N token vectors of each field instead, as the FLARE paper's
+            resampler reads its language model's token embeddings (the output embeddings and the
+            contrastive term keep the pooled vectors). The stored vectors grow N-fold.
         use_content (`bool`) / use_critiques (`bool`): switch the content vectors / critiques
             off (with both off the model is a BERT4Rec-style ID-only recommender).
         mask_probability (`float`): share of positions masked in training (cloze task).
@@ -60,6 +64,7 @@ class FlareConfig(PretrainedConfig):
         attention_probs_dropout_prob: float = 0.2,
         max_sequence_length: int = 50,
         num_latents: int = 4,
+        content_tokens: int = 0,
         use_content: bool = True,
         use_critiques: bool = True,
         mask_probability: float = 0.2,
@@ -87,6 +92,8 @@ class FlareConfig(PretrainedConfig):
             raise ValueError(
                 f"prefix_crop_probability must be in [0, 1], got {prefix_crop_probability}"
             )
+        if content_tokens < 0:
+            raise ValueError(f"content_tokens must be 0 (pooled) or more, got {content_tokens}")
         if max_sequence_length < 2:
             raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
         self.num_items = num_items
@@ -101,6 +108,7 @@ class FlareConfig(PretrainedConfig):
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.max_sequence_length = max_sequence_length
         self.num_latents = num_latents
+        self.content_tokens = content_tokens
         self.use_content = use_content
         self.use_critiques = use_critiques
         self.mask_probability = mask_probability

@@ -4,10 +4,11 @@ Data flows through the modules in the order they appear here:
 
 1. `FlareItemEncoder`: for every position of a user's sequence, a Perceiver resampler reads a small
    set of tokens (the item's learned ID embedding, the projected content vectors of its title,
-   category path and description, and the projected embedding of the critique that led to it)
-   and returns one vector. A masked position has the mask embedding instead of the item's ID and
-   no content, but keeps its critique: the critique that steers towards the hidden item is what
-   lets a user redirect the recommendation.
+   category path and description, or with `config.content_tokens` their token vectors, and the
+   projected embedding of the critique that led to it) and returns one vector. A masked
+   position has the mask embedding instead of the item's ID and no content, but keeps its
+   critique: the critique that steers towards the hidden item is what lets a user redirect the
+   recommendation.
 2. `FlareModel`: position embeddings (counted back from the most recent interaction), a
    bidirectional transformer, and BERT4Rec's output transform, scored against every item of the
    vocabulary (full softmax). The output embedding of an item is its ID embedding plus its
@@ -105,10 +106,12 @@ class FlareItemEncoder(nn.Module):
         self.critique_projection = nn.Linear(config.content_dim, size)
         self.resampler = PerceiverResampler(config)
         # The frozen encoder's vectors, stored with the weights (half precision: the Clothing
-        # catalog has 376,847 items). Zero vectors mark missing texts.
+        # catalog has 376,847 items): `[items, fields, dim]`, or `[items, fields, tokens, dim]`
+        # with `content_tokens`. Zero vectors mark missing texts (and pad short ones).
+        tokens = (config.content_tokens,) if config.content_tokens else ()
         self.register_buffer(
             "content_vectors",
-            torch.zeros(config.num_items, fields, config.content_dim, dtype=torch.float16),
+            torch.zeros(config.num_items, fields, *tokens, config.content_dim, dtype=torch.float16),
             persistent=True,
         )
 
@@ -124,8 +127,9 @@ class FlareItemEncoder(nn.Module):
         )
         if getattr(self, "_content_means_key", None) != key:
             vectors = buffer.to(self.content_projection.weight.dtype)
-            present = (vectors.abs().sum(-1, keepdim=True) > 0).to(vectors.dtype)
-            self._content_means = (vectors * present).sum(-2) / present.sum(-2).clamp(min=1.0)
+            if vectors.dim() == 4:  # token vectors: each field's normalised mean, as pooled
+                vectors = F.normalize(_mean_present(vectors), dim=-1)
+            self._content_means = _mean_present(vectors)
             self._content_means_key = key
         return self._content_means
 
@@ -170,21 +174,32 @@ class FlareItemEncoder(nn.Module):
         `[n, hidden]`: the resampler's reading of the ID, content and critique tokens."""
         config = self.config
         ids = self.id_embeddings(item_ids)
-        tokens = [ids + self.token_types.weight[0]]
-        present = [torch.ones_like(item_ids, dtype=torch.bool)]
+        tokens = (ids + self.token_types.weight[0]).unsqueeze(1)  # [n, tokens read, hidden]
+        present = torch.ones_like(item_ids, dtype=torch.bool).unsqueeze(1)
         is_item = item_ids < config.num_items
         if config.use_content:
             safe_ids = torch.where(is_item, item_ids, torch.zeros_like(item_ids))
-            vectors = self.content_vectors[safe_ids].to(ids.dtype)  # [n, fields, dim]
-            projected = self.content_projection(vectors)
-            for field in range(vectors.shape[1]):
-                tokens.append(projected[:, field] + self.token_types.weight[1 + field])
-                present.append(is_item & (vectors[:, field].abs().sum(-1) > 0))
+            # [n, content tokens, dim]: one per field, or `content_tokens` per field
+            vectors = self.content_vectors[safe_ids].to(ids.dtype).flatten(1, -2)
+            per_field = max(config.content_tokens, 1)
+            fields = torch.arange(len(config.content_fields), device=item_ids.device)
+            token_types = self.token_types(1 + fields.repeat_interleave(per_field))
+            tokens = torch.cat([tokens, self.content_projection(vectors) + token_types], dim=1)
+            present = torch.cat(
+                [present, is_item.unsqueeze(1) & (vectors.abs().sum(-1) > 0)], dim=1
+            )
         if critiques is not None:
             critique = self.critique_projection(critiques.to(ids.dtype))
-            tokens.append(critique + self.token_types.weight[-1])
-            present.append(torch.ones_like(present[0]))
-        return self.resampler(torch.stack(tokens, dim=1), torch.stack(present, dim=1))
+            tokens = torch.cat([tokens, (critique + self.token_types.weight[-1]).unsqueeze(1)], 1)
+            present = torch.cat([present, torch.ones_like(present[:, :1])], dim=1)
+        return self.resampler(tokens, present)
+
+
+def _mean_present(vectors: torch.Tensor) -> torch.Tensor:
+    """`[..., k, dim]` -> `[..., dim]`: the mean of the vectors that are not all zero (zero if
+    none is)."""
+    present = (vectors.abs().sum(-1, keepdim=True) > 0).to(vectors.dtype)
+    return (vectors * present).sum(-2) / present.sum(-2).clamp(min=1.0)
 
 
 class FlarePreTrainedModel(ItemVocabularyMixin, PreTrainedModel):

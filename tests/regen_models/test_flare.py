@@ -131,6 +131,60 @@ def test_round_trip_carries_the_content_vectors(tmp_path):
     assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
 
 
+def token_model(seed: int = 0) -> tuple[FlareModel, torch.Tensor]:
+    """A tiny FLARE that reads 4 token vectors per item text, and those vectors."""
+    torch.manual_seed(seed)
+    model = FlareModel(tiny_config(content_tokens=4))
+    tokens = torch.randn(30, 3, 4, 8)
+    tokens[:, :, 3] = 0  # every text has 3 tokens
+    tokens[5, 2] = 0  # item 5 has no description
+    model.set_content_vectors(tokens)
+    return model.eval(), tokens
+
+
+def test_content_tokens_are_read_token_by_token_and_pool_for_the_output():
+    model, tokens = token_model()
+    batch = batch_with_mask(model, torch.randn(8))
+    before = model(**batch).logits
+    assert before.shape == (2, 30)
+    # The output side sees each field's normalised token mean: the vectors a pooled model holds.
+    pooled = tiny_model()
+    state = {k: v for k, v in model.state_dict().items() if k != "item_encoder.content_vectors"}
+    pooled.load_state_dict(state, strict=False)
+    pooled.set_content_vectors(torch.nn.functional.normalize(tokens[:, :, :3].mean(2), dim=-1))
+    assert torch.allclose(
+        model.item_encoder.output_embeddings(), pooled.item_encoder.output_embeddings(), atol=1e-3
+    )
+    # The resampler reads the tokens themselves: their order within a text changes the input
+    # of the sequence (a pooled vector could not tell), and a token of a seen item moves scores.
+    shuffled = tokens.clone()
+    shuffled[3, 0, :3] = tokens[3, 0, [2, 0, 1]] * torch.tensor([2.0, 0.5, 1.0]).view(3, 1)
+    model.set_content_vectors(shuffled)
+    assert not torch.allclose(model(**batch).logits, before)
+    # Training reaches the projection through the token path; the vectors stay frozen.
+    model.train()
+    labels = torch.full_like(batch["item_ids"], -100)
+    labels[:, -1] = torch.tensor([7, 8])
+    model(**batch, labels=labels).loss.backward()
+    assert model.item_encoder.content_projection.weight.grad.abs().sum() > 0
+    assert model.item_encoder.content_vectors.grad is None
+
+
+def test_round_trip_carries_the_content_token_vectors(tmp_path):
+    model, _ = token_model()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.content_tokens == 4
+    assert loaded.item_encoder.content_vectors.shape == (30, 3, 4, 8)
+    assert torch.equal(loaded.item_encoder.content_vectors, model.item_encoder.content_vectors)
+    batch = batch_with_mask(model, torch.randn(8))
+    assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expects \(30, 3, 4, 8\)"):
+        model.set_content_vectors(torch.randn(30, 3, 8))
+    with pytest.raises(ValueError, match="content_tokens must be 0"):
+        tiny_config(content_tokens=-1)
+
+
 def test_seen_item_bias_moves_exactly_the_visible_items_of_each_row():
     plain = tiny_model()
     model = tiny_model(seen_item_bias=True)

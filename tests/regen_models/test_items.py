@@ -11,6 +11,7 @@ from regen_models.items import (
     UnknownItemError,
     VocabularyMismatchError,
     content_cache_path,
+    content_token_vectors,
     content_vectors,
 )
 from tests.conftest import SAMPLES, WordCountEncoder
@@ -121,6 +122,37 @@ def test_content_vectors_are_cached_per_encoder_and_catalog(folder, tmp_path, mo
     assert content_cache_path(changed, "test-encoder") != content_cache_path(
         vocabulary, "test-encoder"
     )
+
+
+def test_content_token_vectors_pool_to_the_content_vectors(folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REGEN_CACHE", str(tmp_path / "cache"))
+    vocabulary = ItemVocabulary.from_dataset(folder, "office")
+    encoder = WordCountEncoder()
+    tokens = content_token_vectors(vocabulary, "test-encoder", tokens=64, encoder_model=encoder)
+    assert tokens.shape == (len(vocabulary), 3, 64, 64) and tokens.dtype == np.float16
+    calls = encoder.calls
+    again = content_token_vectors(vocabulary, "test-encoder", tokens=64, encoder_model=encoder)
+    assert encoder.calls == calls and np.array_equal(again, tokens)  # from the cache
+    fields = ("title", "categories", "description")
+    words = np.array(
+        [[len(vocabulary.texts(f)[i].split()) for f in fields] for i in range(len(vocabulary))]
+    )
+    longer = int((words > 64).sum())
+    assert (
+        0 < longer and f"{longer:,} item texts are longer than 64 tokens" in capsys.readouterr().out
+    )
+    # Where a text fits, its normalised token mean is its pooled vector.
+    pooled = content_vectors(vocabulary, "test-encoder", encoder_model=encoder, progress=False)
+    tokens = tokens.astype(np.float32)
+    present = np.abs(tokens).sum(-1, keepdims=True) > 0
+    means = (tokens * present).sum(2) / np.maximum(present.sum(2), 1)
+    means /= np.maximum(np.linalg.norm(means, axis=-1, keepdims=True), 1e-12)
+    fits = (words <= 64) & (words > 0)
+    assert fits.sum() > len(vocabulary) and np.allclose(means[fits], pooled[fits], atol=1e-3)
+    assert not tokens[words == 0].any()  # an empty text has no token at all
+    assert (present[..., 0].sum(-1) == np.minimum(words, 64)).all()  # the first 64 are kept
+    with pytest.raises(ValueError, match="tokens must be at least 1"):
+        content_token_vectors(vocabulary, "test-encoder", tokens=0, encoder_model=encoder)
 
 
 def test_empty_texts_get_zero_vectors():
