@@ -16,7 +16,7 @@
     python benchmarks/bench_flare.py speed
     git show REV:regen_models/flare/modeling_flare.py > /tmp/modeling_flare_before.py
     python benchmarks/bench_flare.py speed --items 1682 --batch-size 128 --steps 20 \
-        --before /tmp/modeling_flare_before.py
+        --before /tmp/modeling_flare_before.py      # --content-tokens 16: the token path
 
     # how much of a user's next movie the content vectors find alone (no training): the most
     # recent item's mean-centred content ranks every movie by cosine; MovieLens validation split
@@ -462,10 +462,19 @@ def speed(args) -> None:
 
     torch.manual_seed(0)
     items = args.items
-    config = FlareConfig(num_items=items, content_dim=384, max_sequence_length=50)
+    tokens = args.content_tokens
+    config = FlareConfig(
+        num_items=items, content_dim=384, max_sequence_length=50, content_tokens=tokens
+    )
     model = FlareModel(config)
     # Random content vectors: the encoder's one-time cost is not what this measures.
-    model.set_content_vectors(torch.randn(items, 3, 384, dtype=torch.float16))
+    if tokens:  # texts of 3 to 20 tokens, zero-padded, as MovieLens titles and genres
+        vectors = torch.randn(items, 3, tokens, 384, dtype=torch.float16)
+        lengths = torch.randint(3, 21, (items, 3, 1))
+        vectors *= (torch.arange(tokens) < lengths).unsqueeze(-1)
+    else:
+        vectors = torch.randn(items, 3, 384, dtype=torch.float16)
+    model.set_content_vectors(vectors)
     generator = torch.Generator().manual_seed(0)
 
     def example(user: int, predict: bool) -> SequenceExample:
@@ -578,6 +587,9 @@ def main() -> None:
     fast.add_argument("--batch-size", type=int, default=256)
     fast.add_argument("--steps", type=int, default=5)
     fast.add_argument("--before", default=None, help="an older modeling_flare.py to compare")
+    fast.add_argument(
+        "--content-tokens", type=int, default=0, help="token vectors per item text (0: pooled)"
+    )
     fast.set_defaults(func=speed)
     signal = commands.add_parser("content-signal", help="next-item signal of content alone")
     signal.add_argument("--encoders", nargs="+", default=["minilm"], metavar="minilm|NAME:LAYER")

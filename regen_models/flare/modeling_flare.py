@@ -116,8 +116,16 @@ class FlareItemEncoder(nn.Module):
         )
 
     def content_means(self) -> torch.Tensor:
-        """`[num_items, content_dim]`: each item's mean present content vector (computed once:
-        the vectors are frozen; recomputed only when they are replaced)."""
+        """`[num_items, content_dim]`: each item's mean present content vector."""
+        return self._content_summary()[0]
+
+    def content_present(self) -> torch.Tensor:
+        """`[num_items, fields]` (`[num_items, fields, tokens]`): which vectors are not zero."""
+        return self._content_summary()[1]
+
+    def _content_summary(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, present), computed once: the vectors are frozen; recomputed only when they are
+        replaced."""
         buffer = self.content_vectors
         key = (
             buffer.data_ptr(),
@@ -125,13 +133,14 @@ class FlareItemEncoder(nn.Module):
             buffer.device,
             self.content_projection.weight.dtype,
         )
-        if getattr(self, "_content_means_key", None) != key:
+        if getattr(self, "_content_summary_key", None) != key:
             vectors = buffer.to(self.content_projection.weight.dtype)
+            present = vectors.abs().sum(-1) > 0
             if vectors.dim() == 4:  # token vectors: each field's normalised mean, as pooled
                 vectors = F.normalize(_mean_present(vectors), dim=-1)
-            self._content_means = _mean_present(vectors)
-            self._content_means_key = key
-        return self._content_means
+            self._content_summary_cache = (_mean_present(vectors), present)
+            self._content_summary_key = key
+        return self._content_summary_cache
 
     def content_embeddings(self, item_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Projected mean of the present content vectors: `[..., hidden]` (all items if None)."""
@@ -185,9 +194,8 @@ class FlareItemEncoder(nn.Module):
             fields = torch.arange(len(config.content_fields), device=item_ids.device)
             token_types = self.token_types(1 + fields.repeat_interleave(per_field))
             tokens = torch.cat([tokens, self.content_projection(vectors) + token_types], dim=1)
-            present = torch.cat(
-                [present, is_item.unsqueeze(1) & (vectors.abs().sum(-1) > 0)], dim=1
-            )
+            there = self.content_present()[safe_ids].flatten(1)
+            present = torch.cat([present, is_item.unsqueeze(1) & there], dim=1)
         if critiques is not None:
             critique = self.critique_projection(critiques.to(ids.dtype))
             tokens = torch.cat([tokens, (critique + self.token_types.weight[-1]).unsqueeze(1)], 1)
