@@ -83,6 +83,10 @@ class FlareModelArguments:
             "vectors of each text, read by the Perceiver (N times the memory)"
         },
     )
+    tie_item_embeddings: bool = field(
+        default=False,
+        metadata={"help": "score items against their own input vectors (ID and content fused)"},
+    )
     use_content: bool = True
     use_critiques: bool = True
     mask_probability: float = 0.2

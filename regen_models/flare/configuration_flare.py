@@ -30,6 +30,10 @@ class FlareConfig(PretrainedConfig):
             N > 0: the encoder's first N token vectors of each field instead, as the FLARE paper's
             resampler reads its language model's token embeddings (the output embeddings and the
             contrastive term keep the pooled vectors). The stored vectors grow N-fold.
+        tie_item_embeddings (`bool`): score each item against its own input vector (its ID
+            embedding plus the resampler's fusion of its ID and content), as BERT4Rec ties its
+            input and output embeddings; `False`: its ID embedding plus its projected mean
+            content vector. Tying runs the resampler over the whole catalog at every step.
         use_content (`bool`) / use_critiques (`bool`): switch the content vectors / critiques
             off (with both off the model is a BERT4Rec-style ID-only recommender).
         mask_probability (`float`): share of positions masked in training (cloze task).
@@ -65,6 +69,7 @@ class FlareConfig(PretrainedConfig):
         max_sequence_length: int = 50,
         num_latents: int = 4,
         content_tokens: int = 0,
+        tie_item_embeddings: bool = False,
         use_content: bool = True,
         use_critiques: bool = True,
         mask_probability: float = 0.2,
@@ -109,6 +114,7 @@ class FlareConfig(PretrainedConfig):
         self.max_sequence_length = max_sequence_length
         self.num_latents = num_latents
         self.content_tokens = content_tokens
+        self.tie_item_embeddings = tie_item_embeddings
         self.use_content = use_content
         self.use_critiques = use_critiques
         self.mask_probability = mask_probability

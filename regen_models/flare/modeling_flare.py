@@ -12,7 +12,9 @@ Data flows through the modules in the order they appear here:
 2. `FlareModel`: position embeddings (counted back from the most recent interaction), a
    bidirectional transformer, and BERT4Rec's output transform, scored against every item of the
    vocabulary (full softmax). The output embedding of an item is its ID embedding plus its
-   projected content, so rare items borrow from their text.
+   projected content, so rare items borrow from their text; with `config.tie_item_embeddings`
+   it is the item's own input vector instead (ID plus the resampler's fusion), as BERT4Rec ties
+   its input and output embeddings.
    With `config.seen_item_bias`, one learned score is added to the items the sequence already
    shows (not the masked ones): how likely a user is to come back to an item is learned from the
    data, which a dot product with the user's representation cannot express (an item the user
@@ -150,6 +152,9 @@ class FlareItemEncoder(nn.Module):
     def output_embeddings(self) -> torch.Tensor:
         """`[num_items, hidden]`: what the transformer's output is scored against."""
         embeddings = self.id_embeddings.weight[: self.config.num_items]
+        if self.config.tie_item_embeddings:
+            items = torch.arange(self.config.num_items, device=embeddings.device)
+            return embeddings + self._fuse(items)
         if self.config.use_content:
             embeddings = embeddings + self.content_embeddings()
         return embeddings
@@ -342,12 +347,7 @@ class FlareModel(FlarePreTrainedModel):
             self._cached_output = None
             return self.item_encoder.output_embeddings()
         encoder = self.item_encoder
-        weights = (
-            encoder.id_embeddings.weight,
-            encoder.content_projection.weight,
-            encoder.content_projection.bias,
-            encoder.content_vectors,
-        )
+        weights = (*encoder.parameters(), *encoder.buffers())
         key = tuple((w.data_ptr(), w._version) for w in weights)
         cached = getattr(self, "_cached_output", None)
         if cached is None or cached[0] != key:

@@ -185,6 +185,24 @@ def test_round_trip_carries_the_content_token_vectors(tmp_path):
         tiny_config(content_tokens=-1)
 
 
+def test_tied_item_embeddings_score_each_item_against_its_input_vector():
+    model = tiny_model(tie_item_embeddings=True)
+    items = torch.arange(30)
+    inputs = model.item_encoder(items.unsqueeze(0))[0]
+    assert torch.allclose(model.item_encoder.output_embeddings(), inputs, atol=1e-6)
+    untied = tiny_model()
+    batch = batch_with_mask(model)
+    assert not torch.allclose(model(**batch).logits, untied(**batch).logits)
+    with torch.no_grad():  # the cached table of inference is the same table
+        cached = model(**batch).logits
+    assert torch.allclose(cached, model(**batch).logits, atol=1e-5)
+    # The resampler shapes the output side only when tied.
+    model.item_encoder.output_embeddings().sum().backward()
+    assert model.item_encoder.resampler.latents.grad.abs().sum() > 0
+    untied.item_encoder.output_embeddings().sum().backward()
+    assert untied.item_encoder.resampler.latents.grad is None
+
+
 def test_seen_item_bias_moves_exactly_the_visible_items_of_each_row():
     plain = tiny_model()
     model = tiny_model(seen_item_bias=True)
