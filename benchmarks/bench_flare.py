@@ -464,7 +464,11 @@ def speed(args) -> None:
     items = args.items
     tokens = args.content_tokens
     config = FlareConfig(
-        num_items=items, content_dim=384, max_sequence_length=50, content_tokens=tokens
+        num_items=items,
+        content_dim=384,
+        max_sequence_length=50,
+        content_tokens=tokens,
+        tie_item_embeddings=args.tie_item_embeddings,
     )
     model = FlareModel(config)
     # Random content vectors: the encoder's one-time cost is not what this measures.
@@ -523,6 +527,8 @@ def speed(args) -> None:
         latencies[users] = 1000 * sorted(runs)[len(runs) // 2] / users
     result = {
         "items": items,
+        "content_tokens": tokens,
+        "tie_item_embeddings": args.tie_item_embeddings,
         "threads": torch.get_num_threads(),
         "train_batch_size": batch,
         "train_sequences_per_second": round(train_rate, 1),
@@ -538,7 +544,8 @@ def speed(args) -> None:
         "latency_ms_per_user_batch_256": round(latencies[256], 3),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"speed-{items}.json").write_text(json.dumps(result, indent=2))
+    variant = f"{f'-tokens{tokens}' if tokens else ''}{'-tied' if args.tie_item_embeddings else ''}"
+    (OUT / f"speed-{items}{variant}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 
@@ -589,6 +596,9 @@ def main() -> None:
     fast.add_argument("--before", default=None, help="an older modeling_flare.py to compare")
     fast.add_argument(
         "--content-tokens", type=int, default=0, help="token vectors per item text (0: pooled)"
+    )
+    fast.add_argument(
+        "--tie-item-embeddings", action="store_true", help="score items against their input vectors"
     )
     fast.set_defaults(func=speed)
     signal = commands.add_parser("content-signal", help="next-item signal of content alone")

@@ -3,12 +3,32 @@ own fields and defaults, and parses the three it needs with `TrlParser`, as TRL'
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from trl import ScriptArguments, SFTConfig
+from trl import ScriptArguments, SFTConfig, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS
+
+RECIPES = Path(__file__).with_name("recipes")
+
+
+def recipe_parser(model: str, dataclass_types) -> TrlParser:
+    """The parser of `training/train_MODEL.py`, whose help names the command it was run as and
+    the `--config` option that TrlParser adds."""
+    run_as_cli = os.path.basename(sys.argv[0]) == "regen"
+    recipes = sorted(path.stem for path in (RECIPES / model).glob("*.yaml"))
+    return TrlParser(
+        dataclass_types,
+        prog=f"regen train {model}" if run_as_cli else None,
+        epilog=(
+            f"--config RECIPE.yaml reads the arguments from a recipe (in {RECIPES / model}: "
+            f"{', '.join(recipes)}); arguments on the command line override the recipe's."
+        ),
+    )
 
 
 @dataclass

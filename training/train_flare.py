@@ -43,7 +43,7 @@ from regen_models.items import (
     load_encoder,
 )
 from regen_models.metrics import ranking_metrics, target_ranks
-from training.arguments import RegenScriptArguments, check_paths
+from training.arguments import RegenScriptArguments, check_paths, recipe_parser
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import first_rows
 
@@ -150,7 +150,9 @@ class FlareTrainer(Trainer):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((FlareScriptArguments, FlareModelArguments, FlareTrainingArguments))
+    return recipe_parser(
+        "flare", (FlareScriptArguments, FlareModelArguments, FlareTrainingArguments)
+    )
 
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:

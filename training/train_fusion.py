@@ -60,6 +60,7 @@ from training.arguments import (
     check_kinds,
     check_paths,
     give_own_learning_rate,
+    recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
@@ -148,7 +149,9 @@ class FusionTrainer(SFTTrainer):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((FusionScriptArguments, FusionModelArguments, FusionTrainingArguments))
+    return recipe_parser(
+        "fusion", (FusionScriptArguments, FusionModelArguments, FusionTrainingArguments)
+    )
 
 
 def check_arguments(script_args, model_args, training_args) -> None:
@@ -376,8 +379,9 @@ def _card_description(model_args, kinds: list[str]) -> str:
     return (
         f"The fusion narrator on `{model_args.base_model}` (LM {model_args.lm_tuning}, "
         f"{model_args.adapter} adapter): the {signals[model_args.signals]} of a user's purchases "
-        f'as soft tokens before a fixed prompt, writing {", ".join(kinds)}, after "Beyond '
-        'Retrieval: Generating Narratives in Conversational Recommender Systems" (section 4.2). '
+        f"as soft tokens before a fixed prompt, writing {', '.join(kinds)}, after [Beyond "
+        "Retrieval: Generating Narratives in Conversational Recommender Systems]"
+        "(https://arxiv.org/abs/2410.16780) (section 4.2). "
         "Trained with `training/train_fusion.py` (TRL's `SFTTrainer`, loss on the completion)."
     )
 

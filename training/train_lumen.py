@@ -54,6 +54,7 @@ from training.arguments import (
     check_kinds,
     check_paths,
     give_own_learning_rate,
+    recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import first_rows, hub_id, loss_summary
@@ -174,7 +175,9 @@ def _unwrap(model):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((LumenScriptArguments, LumenModelArguments, LumenTrainingArguments))
+    return recipe_parser(
+        "lumen", (LumenScriptArguments, LumenModelArguments, LumenTrainingArguments)
+    )
 
 
 def check_arguments(script_args, model_args, training_args) -> None:

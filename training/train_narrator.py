@@ -50,6 +50,7 @@ from training.arguments import (
     check_dtype,
     check_kinds,
     check_paths,
+    recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
@@ -93,7 +94,9 @@ class QuantizationUnavailableError(ValueError):
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((NarratorScriptArguments, NarratorModelArguments, NarratorTrainingArguments))
+    return recipe_parser(
+        "narrator", (NarratorScriptArguments, NarratorModelArguments, NarratorTrainingArguments)
+    )
 
 
 def check_arguments(script_args, model_args, training_args) -> None:

@@ -39,3 +39,16 @@ def test_a_key_the_script_does_not_know_is_an_error(tmp_path):
     argv = ["--config", str(recipe), "--dataset_name", "data", "--output_dir", str(tmp_path)]
     with pytest.raises(ValueError, match="hiden_size"):
         train_flare.make_parser().parse_args_and_config(argv)
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_the_help_names_the_command_and_the_recipes(name, monkeypatch, capsys):
+    from training import cli
+
+    monkeypatch.setattr("sys.argv", ["regen", "train", name, "--help"])
+    with pytest.raises(SystemExit):
+        cli.main(["train", name, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert shown.startswith(f"usage: regen train {name} ")
+    recipes = ", ".join(sorted(path.stem for path in (RECIPES / name).glob("*.yaml")))
+    assert "--config RECIPE.yaml" in shown and recipes in shown
