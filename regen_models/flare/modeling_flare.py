@@ -149,12 +149,23 @@ class FlareItemEncoder(nn.Module):
         means = self.content_means()
         return self.content_projection(means if item_ids is None else means[item_ids])
 
-    def output_embeddings(self) -> torch.Tensor:
-        """`[num_items, hidden]`: what the transformer's output is scored against."""
-        embeddings = self.id_embeddings.weight[: self.config.num_items]
+    def fuse_catalog(self) -> torch.Tensor:
+        """`[num_items + 2, hidden]`: the resampler's reading of every item, padding and the mask,
+        without critiques. With tied embeddings a training step needs it for the output side
+        anyway, and the input side reads its rows instead of fusing the batch's items again."""
+        ids = torch.arange(self.config.num_items + 2, device=self.id_embeddings.weight.device)
+        return self._fuse(ids)
+
+    def output_embeddings(self, fused_catalog: torch.Tensor | None = None) -> torch.Tensor:
+        """`[num_items, hidden]`: what the transformer's output is scored against
+        (`fused_catalog`: `fuse_catalog()`'s result, when the caller has it)."""
+        num_items = self.config.num_items
+        embeddings = self.id_embeddings.weight[:num_items]
         if self.config.tie_item_embeddings:
-            items = torch.arange(self.config.num_items, device=embeddings.device)
-            return embeddings + self._fuse(items)
+            if fused_catalog is None:
+                items = torch.arange(num_items, device=embeddings.device)
+                return embeddings + self._fuse(items)
+            return embeddings + fused_catalog[:num_items]
         if self.config.use_content:
             embeddings = embeddings + self.content_embeddings()
         return embeddings
@@ -164,14 +175,19 @@ class FlareItemEncoder(nn.Module):
         item_ids: torch.Tensor,
         critique_vectors: torch.Tensor | None = None,
         critique_mask: torch.Tensor | None = None,
+        fused_catalog: torch.Tensor | None = None,
     ) -> torch.Tensor:
         config = self.config
         batch, length = item_ids.shape
         flat_ids = item_ids.reshape(-1)
-        # Without a critique, a position's vector depends on its item alone: fuse each distinct
-        # item of the batch once (items repeat across users; padding and masks are one item each).
-        distinct, inverse = torch.unique(flat_ids, return_inverse=True)
-        fused = self._fuse(distinct)[inverse]
+        if fused_catalog is not None:
+            fused = fused_catalog[flat_ids]
+        else:
+            # Without a critique, a position's vector depends on its item alone: fuse each
+            # distinct item of the batch once (items repeat across users; padding and masks are
+            # one item each).
+            distinct, inverse = torch.unique(flat_ids, return_inverse=True)
+            fused = self._fuse(distinct)[inverse]
         if config.use_critiques and critique_vectors is not None:
             if critique_mask is None:
                 critique_mask = critique_vectors.abs().sum(-1) > 0
@@ -311,12 +327,15 @@ class FlareModel(FlarePreTrainedModel):
             )
         # Position 0 is the most recent interaction (the last column, thanks to left padding).
         positions = torch.arange(length - 1, -1, -1, device=item_ids.device)
-        hidden = self.item_encoder(item_ids, critique_vectors, critique_mask)
+        fused_catalog = None
+        if config.tie_item_embeddings and (self.training or torch.is_grad_enabled()):
+            fused_catalog = self.item_encoder.fuse_catalog()
+        hidden = self.item_encoder(item_ids, critique_vectors, critique_mask, fused_catalog)
         hidden = hidden + self.position_embeddings(positions)
         hidden = self.embedding_dropout(self.embedding_norm(hidden))
         hidden = self.transformer(hidden, src_key_padding_mask=~attention_mask)
 
-        output_embeddings = self._output_embeddings()
+        output_embeddings = self._output_embeddings(fused_catalog)
         seen_ids = item_ids
         if earlier_item_ids is not None:
             seen_ids = torch.cat([earlier_item_ids.to(item_ids.device), item_ids], dim=1)
@@ -339,13 +358,13 @@ class FlareModel(FlarePreTrainedModel):
             hidden_states=hidden,
         )
 
-    def _output_embeddings(self) -> torch.Tensor:
+    def _output_embeddings(self, fused_catalog: torch.Tensor | None = None) -> torch.Tensor:
         """The item encoder's output embeddings; kept between calls while nothing can change them
         (inference: no gradient, weights untouched since), which makes a single user's
         full-catalog ranking cheap."""
         if self.training or torch.is_grad_enabled():
             self._cached_output = None
-            return self.item_encoder.output_embeddings()
+            return self.item_encoder.output_embeddings(fused_catalog)
         encoder = self.item_encoder
         weights = (*encoder.parameters(), *encoder.buffers())
         key = tuple((w.data_ptr(), w._version) for w in weights)

@@ -201,6 +201,12 @@ def test_tied_item_embeddings_score_each_item_against_its_input_vector():
     assert model.item_encoder.resampler.latents.grad.abs().sum() > 0
     untied.item_encoder.output_embeddings().sum().backward()
     assert untied.item_encoder.resampler.latents.grad is None
+    # Training fuses the catalog once for both sides; the input side reads the same vectors.
+    model.eval()
+    fused = model.item_encoder.fuse_catalog()
+    ids = batch["item_ids"]
+    assert torch.allclose(model.item_encoder(ids, fused_catalog=fused), model.item_encoder(ids))
+    assert torch.allclose(model.item_encoder.output_embeddings(fused), inputs, atol=1e-6)
 
 
 def test_seen_item_bias_moves_exactly_the_visible_items_of_each_row():
