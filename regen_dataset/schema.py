@@ -128,6 +128,16 @@ def config_category(config_name: str) -> str:
     return config_name.removesuffix("_no_critique")
 
 
+def check_user_config(config_name: str) -> None:
+    """A config of user rows (train / validation / test), not a catalog, as models read."""
+    category = config_category(config_name)
+    if config_name in ITEMS_CONFIG_NAMES:
+        raise ValueError(
+            f"{config_name} is the catalog of {category} (one row per item); models train and "
+            f"predict on the user rows of {category} or {category}_no_critique"
+        )
+
+
 def items_config(category: str) -> str:
     if category not in CATEGORIES:
         raise ValueError(f"unknown REGEN category {category!r}; expected one of {CATEGORIES}")

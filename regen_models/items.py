@@ -39,8 +39,9 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 CONTENT_FIELDS = ("title", "categories", "description")
 
 
-class UnknownItemError(KeyError):
-    """An item id that the vocabulary does not hold."""
+class UnknownItemError(KeyError, ValueError):
+    """An item id that the vocabulary does not hold (bad input: a `ValueError` too, which the
+    `regen` command reports in one line)."""
 
     def __str__(self) -> str:  # KeyError would print the repr of its message
         return str(self.args[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from trl import ScriptArguments, SFTConfig, TrlParser
 
-from regen_dataset.schema import NARRATIVE_KINDS
+from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 
 RECIPES = Path(__file__).with_name("recipes")
 
@@ -131,10 +131,27 @@ def give_own_learning_rate(optimizer, parameters, learning_rate: float | None):
 
 
 def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
+    """The data and output arguments every training script shares, before anything loads."""
     if not training_args.output_dir:
         raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
     if not script_args.dataset_name:
         raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+    check_user_config(script_args.dataset_config)
+    for option in ("max_train_rows", "max_eval_rows"):
+        count = getattr(script_args, option)
+        if count is not None and count < 1:
+            raise ValueError(f"--{option} {count}: expected a positive number of rows")
+
+
+def check_splits(rows, script_args) -> None:
+    """The training and validation splits named on the command line exist in `rows`."""
+    for option in ("dataset_train_split", "dataset_test_split"):
+        name = getattr(script_args, option)
+        if name not in rows:
+            raise ValueError(
+                f"--{option} {name!r}: config {script_args.dataset_config} of "
+                f"{script_args.dataset_name} has the splits {sorted(rows)}"
+            )
 
 
 def check_kinds(kinds: list[str], *, allow_none: bool = False) -> None:

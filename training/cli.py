@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = make_parser().parse_args(argv if argv is not None else sys.argv[1:])
     try:
         args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         # Bad input is the user's to fix: say what and where, without a traceback.
         print(f"regen: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

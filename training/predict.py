@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from regen_dataset.schema import NARRATIVE_KINDS
+from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 from regen_models.predictions import write_predictions
 
 
@@ -120,11 +120,21 @@ PREDICTORS: dict[str, Callable] = {
 }
 
 
+def positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text}")
+    return number
+
+
 def model_type(model_dir: str) -> str:
     path = Path(model_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{model_dir} is not a checkpoint folder (no config.json)")
-    kind = json.loads(path.read_text()).get("model_type")
+    try:
+        kind = json.loads(path.read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError(f"{path} is not a model configuration: {error}") from None
     if kind not in PREDICTORS:
         raise ValueError(
             f"{model_dir} holds a {kind!r} model; `regen predict` knows {sorted(PREDICTORS)}"
@@ -142,6 +152,7 @@ def predict(args) -> str:
         raise ValueError("--narrate-target needs --narrator ADAPTER")
     if args.narrator is None and args.kinds and kind != "fusion":
         raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
+    check_user_config(args.dataset_config)
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))
@@ -162,9 +173,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default="test", help="train, validation or test")
     parser.add_argument("--out", required=True, help="the prediction file (JSONL) to write")
-    parser.add_argument("--limit", type=int, default=None, help="predict the first N users only")
-    parser.add_argument("--top_k", type=int, default=100, help="items ranked per user")
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="predict the first N users only"
+    )
+    parser.add_argument("--top_k", type=positive_int, default=100, help="items ranked per user")
+    parser.add_argument("--batch_size", type=positive_int, default=256)
     narration = parser.add_argument_group(
         "narratives (the hybrid system: a FLARE --model and a narrator adapter)"
     )
@@ -189,7 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "upper-bound setting)",
     )
     narration.add_argument(
-        "--generation_batch_size", "--generation-batch-size", type=int, default=8
+        "--generation_batch_size", "--generation-batch-size", type=positive_int, default=8
     )
 
 

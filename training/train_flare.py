@@ -33,6 +33,7 @@ from regen_models.flare.data import (
     FlareCollator,
     build_examples,
     critique_texts,
+    truncation_note,
 )
 from regen_models.items import (
     DEFAULT_ENCODER,
@@ -43,7 +44,7 @@ from regen_models.items import (
     load_encoder,
 )
 from regen_models.metrics import ranking_metrics, target_ranks
-from training.arguments import RegenScriptArguments, check_paths, recipe_parser
+from training.arguments import RegenScriptArguments, check_paths, check_splits, recipe_parser
 from training.model_card import recipe_of, training_summary, write_model_card
 from training.trainer_utils import first_rows
 
@@ -167,6 +168,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
 
     # Data: rows, the catalog, content vectors and critique vectors.
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    check_splits(rows, script_args)
     train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
     eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
@@ -190,11 +192,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             if not len(critiques):
                 print(f"{config_name} holds no critique: FLARE trains without the critique path")
                 critiques, with_critiques = None, False
-            elif critiques.truncated:
-                print(
-                    f"{critiques.truncated:,} critiques are longer than the encoder reads; "
-                    "it embeds their beginning only"
-                )
+            elif note := truncation_note(critiques):
+                print(note)
     dimension = vectors.shape[-1] if vectors is not None else embedding_dimension(encoder)
 
     config = FlareConfig(

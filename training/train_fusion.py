@@ -59,6 +59,7 @@ from training.arguments import (
     check_dtype,
     check_kinds,
     check_paths,
+    check_splits,
     give_own_learning_rate,
     recipe_parser,
 )
@@ -192,6 +193,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
 
     config_name = script_args.dataset_config
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    check_splits(rows, script_args)
     all_train = rows[script_args.dataset_train_split]
     train_rows = first_rows(all_train, script_args.max_train_rows)
     eval_rows = None

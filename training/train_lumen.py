@@ -53,6 +53,7 @@ from training.arguments import (
     check_dtype,
     check_kinds,
     check_paths,
+    check_splits,
     give_own_learning_rate,
     recipe_parser,
 )
@@ -198,6 +199,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     config_name = script_args.dataset_config
     with_critiques = config_has_critiques(config_name) and model_args.use_critiques
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    check_splits(rows, script_args)
     train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
     eval_rows = first_rows(rows[script_args.dataset_test_split], script_args.max_eval_rows)
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)

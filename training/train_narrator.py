@@ -50,6 +50,7 @@ from training.arguments import (
     check_dtype,
     check_kinds,
     check_paths,
+    check_splits,
     recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
@@ -122,6 +123,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     config_name = script_args.dataset_config
     with_critiques = config_has_critiques(config_name)
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
+    check_splits(rows, script_args)
     train_rows = first_rows(rows[script_args.dataset_train_split], script_args.max_train_rows)
     eval_rows = None
     if training_args.eval_strategy != "no":

@@ -82,6 +82,23 @@ class FlareConfig(PretrainedConfig):
         category: str | None = None,
         **kwargs,
     ):
+        counts = {  # name: (value, smallest allowed)
+            "num_items": (num_items, 1),
+            "content_dim": (content_dim, 1),
+            "hidden_size": (hidden_size, 1),
+            "num_hidden_layers": (num_hidden_layers, 1),
+            "num_attention_heads": (num_attention_heads, 1),
+            "intermediate_size": (intermediate_size, 1),
+            "max_sequence_length": (max_sequence_length, 2),
+            "num_latents": (num_latents, 1),
+            "content_tokens": (content_tokens, 0),
+        }
+        for name, (value, least) in counts.items():
+            # A YAML recipe's `16.0` reaches here unconverted; torch would fail far from it.
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(
+                    f"{name} must be a whole number of at least {least}, got {value!r}"
+                )
         if hidden_size % num_attention_heads:
             raise ValueError(
                 f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads "
@@ -89,18 +106,23 @@ class FlareConfig(PretrainedConfig):
             )
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"mask_probability must be in (0, 1), got {mask_probability}")
-        if not 0.0 <= last_item_mask_probability <= 1.0:
+        shares = {
+            "last_item_mask_probability": last_item_mask_probability,
+            "prefix_crop_probability": prefix_crop_probability,
+            "hidden_dropout_prob": hidden_dropout_prob,
+            "attention_probs_dropout_prob": attention_probs_dropout_prob,
+        }
+        for name, value in shares.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if contrastive_weight < 0:
             raise ValueError(
-                f"last_item_mask_probability must be in [0, 1], got {last_item_mask_probability}"
+                f"contrastive_weight must be 0 (off) or more, got {contrastive_weight}"
             )
-        if not 0.0 <= prefix_crop_probability <= 1.0:
+        if contrastive_temperature <= 0:
             raise ValueError(
-                f"prefix_crop_probability must be in [0, 1], got {prefix_crop_probability}"
+                f"contrastive_temperature must be positive, got {contrastive_temperature}"
             )
-        if content_tokens < 0:
-            raise ValueError(f"content_tokens must be 0 (pooled) or more, got {content_tokens}")
-        if max_sequence_length < 2:
-            raise ValueError(f"max_sequence_length must be at least 2, got {max_sequence_length}")
         self.num_items = num_items
         self.content_dim = content_dim
         self.content_fields = list(content_fields)

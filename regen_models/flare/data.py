@@ -87,8 +87,19 @@ def count_truncated(texts: Sequence[str], encoder_model) -> int:
     tokenizer = getattr(encoder_model, "tokenizer", None)
     if not limit or tokenizer is None or not texts:
         return 0
-    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-    return sum(length > limit for length in lengths)
+    # Cut one token past the limit: enough to tell, and no warning about over-long inputs.
+    encoded = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit + 1)
+    return sum(len(ids) > limit for ids in encoded["input_ids"])
+
+
+def truncation_note(critiques: CritiqueTable) -> str | None:
+    """What to tell the user about critiques the encoder cut, if any."""
+    if not critiques.truncated:
+        return None
+    return (
+        f"{critiques.truncated:,} critiques are longer than the encoder reads; it embeds their "
+        "beginning only"
+    )
 
 
 def critique_texts(rows) -> Iterable[str | None]:

@@ -13,12 +13,19 @@ the checkpoint's sentence encoder, loaded on first use.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from regen_models.flare.data import CritiqueTable, FlareCollator, build_examples, critique_texts
+from regen_models.flare.data import (
+    CritiqueTable,
+    FlareCollator,
+    build_examples,
+    critique_texts,
+    truncation_note,
+)
 from regen_models.flare.modeling_flare import FlareModel
 from regen_models.items import DEFAULT_ENCODER, VOCABULARY_FILE, ItemVocabulary, load_encoder
 
@@ -72,12 +79,17 @@ class FlareRanker:
         model trained without them.
         """
         config = self.model.config
+        is_split = hasattr(rows, "with_format")
+        if not is_split:
+            _check_rows(rows)
         critiques = None
         if with_critiques and self.uses_critiques:
-            texts = critique_texts(rows) if hasattr(rows, "with_format") else _texts_of(rows)
+            texts = critique_texts(rows) if is_split else _texts_of(rows)
             critiques = CritiqueTable.build(
                 texts, self.encoder(), config.encoder_name or DEFAULT_ENCODER
             )
+            if note := truncation_note(critiques):
+                warnings.warn(note, stacklevel=2)
         examples = build_examples(
             rows,
             self.vocabulary,
@@ -103,6 +115,28 @@ class FlareRanker:
                 for row_scores, row_items in zip(scores.tolist(), top.tolist(), strict=True):
                     ranked.append(RankedItems([ids[i] for i in row_items], row_scores))
         return ranked
+
+
+def _check_rows(rows: Sequence[Mapping]) -> None:
+    """Composed rows have the fields of a split row: say which one is wrong, and where."""
+    for number, row in enumerate(rows):
+        where = f"row {number}"
+        if not isinstance(row, Mapping) or "user_id" not in row:
+            raise ValueError(f"{where}: expected a dict with user_id and history")
+        where = f"row {number} (user {row['user_id']})"
+        history = row.get("history")
+        if not isinstance(history, Sequence) or isinstance(history, str):
+            raise ValueError(f"{where}: history must be a list of purchases, got {history!r}")
+        for position, purchase in enumerate(history):
+            if not isinstance(purchase, Mapping) or "item_id" not in purchase:
+                raise ValueError(f"{where}, history position {position}: needs an item_id")
+            _check_critique(purchase.get("critique"), f"{where}, history position {position}")
+        _check_critique(row.get("critique"), f"{where}, critique")
+
+
+def _check_critique(text, where: str) -> None:
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"{where}: a critique is text or None, got {text!r}")
 
 
 def _texts_of(rows: Sequence[Mapping]) -> list[str | None]:

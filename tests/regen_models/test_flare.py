@@ -181,7 +181,7 @@ def test_round_trip_carries_the_content_token_vectors(tmp_path):
     assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
     with pytest.raises(ValueError, match=r"expects \(30, 3, 4, 8\)"):
         model.set_content_vectors(torch.randn(30, 3, 8))
-    with pytest.raises(ValueError, match="content_tokens must be 0"):
+    with pytest.raises(ValueError, match="content_tokens must be a whole number of at least 0"):
         tiny_config(content_tokens=-1)
 
 

@@ -163,3 +163,81 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     unknown["history"] = [dict(rows[0]["history"][0], item_id="NOT-AN-ITEM")]
     with pytest.raises(UnknownItemError, match="NOT-AN-ITEM.*user u2, history position 0"):
         ranker.rank([unknown])
+    with pytest.raises(
+        ValueError, match=r"row 1 \(user u3\), history position 0: needs an item_id"
+    ):
+        ranker.rank([rows[0], {"user_id": "u3", "history": [{"title": "x"}]}])
+    with pytest.raises(ValueError, match="row 0: expected a dict with user_id"):
+        ranker.rank([{"history": rows[0]["history"]}])
+    with pytest.raises(ValueError, match=r"row 0 \(user u4\), critique: a critique is text"):
+        ranker.rank([dict(rows[0], user_id="u4", critique=7)])
+    long = [dict(rows[0], critique="red and bright " * 400)]
+    with pytest.warns(UserWarning, match="1 critiques are longer than the encoder reads"):
+        ranker.rank(long)
+
+
+def regen_error(capsys, *argv) -> str:
+    """The one line `regen` prints for bad input (no traceback)."""
+    with pytest.raises(SystemExit):
+        cli.main([str(arg) for arg in argv])
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    return error
+
+
+def test_bad_training_arguments_are_named(folder, tmp_path, capsys):
+    train = ["train", "flare", "--config", TINY, "--dataset_name", folder]
+    out = ["--output_dir", tmp_path / "out"]
+    recipe = tmp_path / "float.yaml"
+    recipe.write_text(open(TINY).read() + "num_latents: 2.5\n")
+    error = regen_error(
+        capsys, "train", "flare", "--config", recipe, "--dataset_name", folder, *out
+    )
+    assert "num_latents must be a whole number of at least 1, got 2.5" in error
+    error = regen_error(capsys, *train, *out, "--contrastive_temperature", "0")
+    assert "contrastive_temperature must be positive" in error
+    error = regen_error(capsys, *train, *out, "--dataset_test_split", "tst")
+    assert "--dataset_test_split 'tst'" in error and "['test', 'train', 'validation']" in error
+    error = regen_error(capsys, *train, *out, "--dataset_config", "office_items")
+    assert "office_items is the catalog of office" in error
+    error = regen_error(capsys, *train, *out, "--max_train_rows", "0")
+    assert "--max_train_rows 0: expected a positive number of rows" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys):
+    predict = ["predict", "--model", checkpoint, "--dataset_name", folder]
+    out = ["--out", tmp_path / "p.jsonl"]
+    for flag in ("--limit", "--top_k", "--batch_size"):
+        error = regen_error(capsys, *predict, *out, flag, "0")
+        assert f"argument {flag}: expected a positive count, got 0" in error
+    error = regen_error(capsys, *predict, *out, "--dataset_config", "office_items")
+    assert "office_items is the catalog of office" in error
+    without_weights = tmp_path / "no-weights"
+    without_weights.mkdir()
+    for name in ("config.json", "item_vocabulary.parquet"):
+        (without_weights / name).write_bytes((checkpoint / name).read_bytes())
+    error = regen_error(
+        capsys, "predict", "--model", without_weights, "--dataset_name", folder, *out
+    )
+    assert str(without_weights) in error and "model.safetensors" in error
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{model_type: flare")
+    error = regen_error(capsys, "predict", "--model", broken, "--dataset_name", folder, *out)
+    assert f"{broken / 'config.json'} is not a model configuration" in error
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_an_unknown_item_is_one_line(monkeypatch, capsys):
+    """Rows the vocabulary does not cover (a folder edited after training) reach `regen` as
+    bad input: one line naming the item, user and position."""
+    from regen_models.items import UnknownItemError
+    from training import predict
+
+    def unknown(args):
+        raise UnknownItemError("item 'ZZZ' (user u1, history position 0) is not in the ...")
+
+    monkeypatch.setattr(predict, "predict", unknown)
+    error = regen_error(capsys, "predict", "--model", "m", "--dataset_name", "d", "--out", "o")
+    assert error.startswith("regen: error: item 'ZZZ' (user u1, history position 0)")
