@@ -72,6 +72,21 @@ def read_vocabulary_file(directory: str | os.PathLike) -> tuple[str, pa.Table]:
     return category, table.replace_schema_metadata(None)
 
 
+def check_local_folder(name_or_path) -> None:
+    """A name that can only be a local folder (not `org/name`) must exist.
+
+    transformers tries such a name on the Hub too and answers with "Repo id must be in the
+    form ...", which hides the real mistake: a checkpoint path that is not there.
+    """
+    path = os.fspath(name_or_path)
+    if os.path.exists(path):
+        return
+    hub_id_form = path.count("/") <= 1 and "\\" not in path and not path.startswith((".", "~"))
+    if hub_id_form and not os.path.isabs(path):
+        return
+    raise FileNotFoundError(f"{path}: no such checkpoint folder")
+
+
 class ItemVocabularyMixin:
     """For a `PreTrainedModel` whose item ids index an item vocabulary.
 
@@ -93,6 +108,7 @@ class ItemVocabularyMixin:
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         from transformers.utils import cached_file
 
+        check_local_folder(pretrained_model_name_or_path)
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
         path = cached_file(

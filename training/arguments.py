@@ -3,7 +3,9 @@ own fields and defaults, and parses the three it needs with `TrlParser`, as TRL'
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,35 @@ from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 RECIPES = Path(__file__).with_name("recipes")
 
 
+class RecipeParser(TrlParser):
+    """TrlParser whose error for a key of a `--config` recipe that no argument has names the
+    recipe file and the nearest argument names (TrlParser lists the key only)."""
+
+    def parse_args_and_config(self, args=None, *more, **options):
+        args = list(args) if args is not None else sys.argv[1:]
+        try:
+            return super().parse_args_and_config(args, *more, **options)
+        except ValueError as error:
+            if not str(error).startswith("Unknown arguments from config file"):
+                raise
+            recipe = args[args.index("--config") + 1]
+            raise ValueError(f"{recipe}: {self._unknown_keys(str(error))}") from None
+
+    def _unknown_keys(self, message: str) -> str:
+        known = [action.dest for action in self._actions]
+        notes = []
+        for key in re.findall(r"'--([^']+)'", message):
+            close = difflib.get_close_matches(key, known, n=1)
+            notes.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        return f"no argument is called {', '.join(notes)}; `--help` lists them"
+
+
 def recipe_parser(model: str, dataclass_types) -> TrlParser:
     """The parser of `training/train_MODEL.py`, whose help names the command it was run as and
     the `--config` option that TrlParser adds."""
     run_as_cli = os.path.basename(sys.argv[0]) == "regen"
     recipes = sorted(path.stem for path in (RECIPES / model).glob("*.yaml"))
-    return TrlParser(
+    return RecipeParser(
         dataclass_types,
         prog=f"regen train {model}" if run_as_cli else None,
         epilog=(

@@ -389,6 +389,17 @@ def test_round_trip_carries_the_item_vocabulary(tmp_path):
     assert FlareModel.from_pretrained(tmp_path / "without").item_vocabulary is None
 
 
+@pytest.mark.parametrize("name", ["runs/flare/best", "/no/such/checkpoint", "./flare-office"])
+def test_a_checkpoint_path_that_is_not_there_is_named(tmp_path, monkeypatch, name):
+    from regen_models.flare.ranking import FlareRanker
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{name}: no such checkpoint folder"):
+        FlareRanker.from_pretrained(name)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint folder"):
+        FlareModel.from_pretrained(tmp_path / name.lstrip("./"))
+
+
 PUSH_AND_LOAD = """
 import sys, torch
 from transformers import AutoModel
