@@ -52,7 +52,8 @@ def test_demo_runs_from_the_console_script(tmp_path):
     regen = os.path.join(os.path.dirname(sys.executable), "regen")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     result = subprocess.run(
-        # The language models on 2 users after 2 training steps: the code path, in less time.
+        # The language models on 2 users after 2 training steps, narratives of at most 8
+        # tokens: the code path, in less time.
         [
             regen,
             "demo",
@@ -62,6 +63,8 @@ def test_demo_runs_from_the_console_script(tmp_path):
             "2",
             "--lm-max-steps",
             "2",
+            "--max-new-tokens",
+            "8",
         ],
         capture_output=True,
         text=True,

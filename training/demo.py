@@ -51,13 +51,24 @@ def add_parser(subparsers) -> None:
         default=None,
         help="training steps of the narrator and of LUMEN (default: their cpu recipes')",
     )
-    parser.set_defaults(func=lambda args: run_demo(args.out, args.text_users, args.lm_max_steps))
+    parser.add_argument(
+        "--max-new-tokens",
+        type=predict.positive_int,
+        default=None,
+        help="the most tokens of each narrative (default: the length each model recorded)",
+    )
+    parser.set_defaults(
+        func=lambda args: run_demo(
+            args.out, args.text_users, args.lm_max_steps, args.max_new_tokens
+        )
+    )
 
 
 def run_demo(
     out: str | os.PathLike = "demo_out",
     text_users: int = TEXT_USERS,
     lm_max_steps: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,14 +108,16 @@ def run_demo(
     print(run_table(folder, "test", runs, str(out / "eval"), overwrite=True))
     print(f"\ntable, results and plots: {out / 'eval'}")
 
-    run_language_models(out, text_users, lm_max_steps)
+    run_language_models(out, text_users, lm_max_steps, max_new_tokens)
     print(
         "The samples are SYNTHETIC: use Google's files for real numbers "
         "(regen dataset build --source path/to/REGEN)."
     )
 
 
-def run_language_models(out: Path, text_users: int, max_steps: int | None) -> None:
+def run_language_models(
+    out: Path, text_users: int, max_steps: int | None, max_new_tokens: int | None = None
+) -> None:
     users = out / "regen-users"
     print(f"\n== The language models: a user-disjoint build of the samples in {users}")
     # Its test users are in no model's training data: the LMs train on its training users, and
@@ -134,6 +147,7 @@ def run_language_models(out: Path, text_users: int, max_steps: int | None) -> No
         f"\n== Hybrid (FLARE + narrator) and LUMEN on the first {text_users} test users, "
         f"{' and '.join(TEXT_KINDS)}"
     )
+    length = [] if max_new_tokens is None else ["--max_new_tokens", str(max_new_tokens)]
     runs = []
     for config in ("office", "office_no_critique"):
         runs += write_baselines(users, config, "test", str(out / "predictions-users"))
@@ -146,7 +160,7 @@ def run_language_models(out: Path, text_users: int, max_steps: int | None) -> No
             path = str(out / "predictions-users" / name / f"{config}.jsonl")
             predict.main(
                 [*model, "--dataset_name", str(users), "--dataset_config", config,
-                 "--split", "test", "--limit", str(text_users), "--out", path]
+                 "--split", "test", "--limit", str(text_users), "--out", path, *length]
             )  # fmt: skip
             runs.append((name, config, path))
     table = run_table(users, "test", runs, str(out / "eval-text"), overwrite=True, first=text_users)

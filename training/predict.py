@@ -64,6 +64,7 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
         narrate_target=args.narrate_target,
         with_critiques=config_has_critiques(config_name),
         batch_size=args.generation_batch_size,
+        max_new_tokens=args.max_new_tokens,
     )
     print(f"narrator prompts: {hybrid.prompt_stats.summary()}")
     kinds = list(outputs[0].narratives) if outputs else []
@@ -91,7 +92,12 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
         kind: [
             written.text
             for written in lumen.write(
-                rows, kind, item_ids=top_items, batch_size=batch_size, with_critiques=with_critiques
+                rows,
+                kind,
+                item_ids=top_items,
+                batch_size=batch_size,
+                with_critiques=with_critiques,
+                max_new_tokens=args.max_new_tokens,
             )
         ]
         for kind in lumen.config.kinds
@@ -107,9 +113,12 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
     narrator = FusionNarrator.from_pretrained(model_dir)
     check_vocabulary(narrator.vocabulary, model_dir, dataset_name, config_name)
     kinds = args.kinds or narrator.kinds
-    batch_size = args.generation_batch_size
+    batch_size, limit = args.generation_batch_size, args.max_new_tokens
     return {
-        "narratives": {kind: narrator.write(rows, kind, batch_size=batch_size) for kind in kinds}
+        "narratives": {
+            kind: narrator.write(rows, kind, batch_size=batch_size, max_new_tokens=limit)
+            for kind in kinds
+        }
     }
 
 
@@ -179,7 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top_k", type=positive_int, default=100, help="items ranked per user")
     parser.add_argument("--batch_size", type=positive_int, default=256)
     narration = parser.add_argument_group(
-        "narratives (the hybrid system: a FLARE --model and a narrator adapter)"
+        "narratives (the hybrid system is a FLARE --model with a --narrator adapter; LUMEN and "
+        "the fusion narrator write their own)"
     )
     narration.add_argument(
         "--narrator", default=None, help="narrator adapter folder (`regen train narrator`)"
@@ -203,6 +213,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     narration.add_argument(
         "--generation_batch_size", "--generation-batch-size", type=positive_int, default=8
+    )
+    narration.add_argument(
+        "--max_new_tokens",
+        "--max-new-tokens",
+        type=positive_int,
+        default=None,
+        help="the most tokens of a narrative (default: the length the model recorded for its "
+        "kind, from the training references)",
     )
 
 

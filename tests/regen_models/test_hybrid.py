@@ -123,3 +123,23 @@ def test_predict_with_a_narrator_feeds_eval_on_the_first_users(folder, flare, ad
         cli.main(
             ["eval", "--dataset", str(folder), "--run", *runs[0], "--out", str(tmp_path / "e")]
         )
+
+
+def test_predict_caps_the_narratives_at_max_new_tokens(
+    folder, flare, adapter, tmp_path, monkeypatch
+):
+    limits, generate = [], Narrator.generate
+
+    def recording(self, prompts, **kwargs):
+        limits.append(kwargs.get("max_new_tokens"))
+        return generate(self, prompts, **kwargs)
+
+    monkeypatch.setattr(Narrator, "generate", recording)
+    for cap in ([], ["--max_new_tokens", "2"]):
+        cli.main(
+            ["predict", "--model", str(flare), "--narrator", str(adapter), "--dataset_name",
+             str(folder), "--limit", "3", "--kinds", "purchase_reason", *cap,
+             "--out", str(tmp_path / "out.jsonl")]
+        )  # fmt: skip
+    recorded = NarratorConfig.load(adapter).max_new_tokens["purchase_reason"]
+    assert limits == [None, 2] and recorded != 2

@@ -83,7 +83,8 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     predictions = tmp_path / "lumen.jsonl"
     cli.main(
         ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
-         "office", "--split", "test", "--limit", "3", "--top_k", "10", "--out", str(predictions)]
+         "office", "--split", "test", "--limit", "3", "--top_k", "10", "--out", str(predictions),
+         "--max_new_tokens", "3"]
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 3 and all(len(line["ranked_items"]) == 10 for line in lines)
@@ -91,7 +92,7 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     rows = datasets.load_dataset(str(folder), "office", split="test").select(range(3))
     lumen = Lumen.from_pretrained(out)
     top = [line["ranked_items"][0] for line in lines]
-    written = lumen.write(rows, "user_profile", item_ids=top)
+    written = lumen.write(rows, "user_profile", item_ids=top, max_new_tokens=3)
     assert [w.item_id for w in written] == top
     assert [w.text for w in written] == [line["narratives"]["user_profile"] for line in lines]
     table = run_table(
