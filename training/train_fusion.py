@@ -50,7 +50,7 @@ from regen_models.fusion.configuration_fusion import check_signals
 from regen_models.fusion.data import FusionCollator, FusionEncoder, item_content_table
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary
 from regen_models.narrator import formatting
-from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
+from regen_models.narrator.configuration_narrator import max_new_tokens_of_references
 from regen_models.narrator.loading import base_model_name, load_base
 from training.arguments import (
     LanguageModelArguments,
@@ -231,14 +231,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             f"({config_name}) has no reference narrative of the kinds {script_args.kinds}: build "
             "the folder with `regen dataset build --protocol user_disjoint`"
         )
-    lengths = max_new_tokens_per_kind(
-        [
-            {"kind": kind, "completion": (row.get("narratives") or {}).get(kind) or ""}
-            for row in train_rows
-            for kind in script_args.kinds
-            if ((row.get("narratives") or {}).get(kind) or "").strip()
-        ],
-        formatting.completion_token_counter(tokenizer),
+    lengths = max_new_tokens_of_references(
+        train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )
     model = FusionForCausalLM.from_base(
         language_model,

@@ -44,7 +44,7 @@ from regen_models.lumen.data import (
 )
 from regen_models.metrics import ranking_metrics, target_ranks
 from regen_models.narrator import formatting
-from regen_models.narrator.configuration_narrator import max_new_tokens_per_kind
+from regen_models.narrator.configuration_narrator import max_new_tokens_of_references
 from regen_models.narrator.loading import base_model_name, load_base
 from training.arguments import (
     LanguageModelArguments,
@@ -228,14 +228,8 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
                 f"over --max_prompt_tokens {script_args.max_prompt_tokens}"
             )
         print(f"{config_name}: {len(train_examples):,} training examples; {summary}")
-    lengths = max_new_tokens_per_kind(
-        [
-            {"kind": kind, "completion": (row.get("narratives") or {}).get(kind) or ""}
-            for row in train_rows
-            for kind in script_args.kinds
-            if ((row.get("narratives") or {}).get(kind) or "").strip()
-        ],
-        formatting.completion_token_counter(tokenizer),
+    lengths = max_new_tokens_of_references(
+        train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )
     model = LumenForCausalLM.from_base(
         language_model,

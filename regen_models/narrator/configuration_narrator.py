@@ -81,3 +81,18 @@ def max_new_tokens_per_kind(
         index = min(len(counts) - 1, math.ceil(LENGTH_PERCENTILE / 100 * len(counts)) - 1)
         out[kind] = max(MIN_NEW_TOKENS, math.ceil(LENGTH_MARGIN * counts[index]))
     return out
+
+
+def max_new_tokens_of_references(
+    rows: Iterable[Mapping], kinds: Iterable[str], count_tokens: Callable[[str], int]
+) -> dict[str, int]:
+    """`max_new_tokens` per kind from the reference narratives of dataset rows (those of the
+    `kinds` that a row has)."""
+    kinds = list(kinds)
+    pairs = (
+        {"kind": kind, "completion": text}
+        for row in rows
+        for kind in kinds
+        if (text := (row.get("narratives") or {}).get(kind) or "").strip()
+    )
+    return max_new_tokens_per_kind(pairs, count_tokens)

@@ -10,6 +10,7 @@ from regen_models.narrator import BaseModelMismatchError, Narrator, NarratorConf
 from regen_models.narrator.configuration_narrator import (
     NARRATOR_CONFIG_FILE,
     base_signature,
+    max_new_tokens_of_references,
     max_new_tokens_per_kind,
 )
 from regen_models.narrator.loading import add_lora, four_bit_problem, load_base
@@ -139,6 +140,10 @@ def test_max_new_tokens_come_from_the_reference_lengths():
     pairs += [{"kind": "b", "completion": "w"}]
     lengths = max_new_tokens_per_kind(pairs, lambda text: len(text.split()))
     assert lengths == {"a": 124, "b": 16}  # 1.25 x the 99th percentile (99), and the floor
+    rows = [{"narratives": {"a": "w " * n, "b": " "}} for n in range(1, 101)]
+    rows += [{"narratives": None}, {"narratives": {"c": "w " * 500}}]
+    count = lambda text: len(text.split())  # noqa: E731
+    assert max_new_tokens_of_references(rows, ["a", "b"], count) == {"a": 124}
 
 
 def test_four_bit_needs_cuda_and_bitsandbytes():
