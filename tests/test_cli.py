@@ -84,3 +84,42 @@ def test_demo_runs_from_the_console_script(tmp_path):
         for model in ("hybrid", "lumen")
         for config in ("office", "office_no_critique")
     }
+
+
+def test_train_help_lists_the_models(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    assert "{flare,fusion,lumen,narrator}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--frist", "20", "--run", "m", "office", "p.jsonl"], "--frist (did you mean --first?)"),
+        (
+            ["--datset", "regen", "--run", "m", "office", "p.jsonl"],
+            "--datset (did you mean --dataset?)",
+        ),
+    ],
+)
+def test_a_misspelled_eval_option_is_named(argv, named, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", *argv])
+    error = capsys.readouterr().err
+    assert f"unrecognized arguments: {named}" in error and "invalid choice" not in error
+
+
+def test_an_unreachable_hub_is_one_line(monkeypatch, capsys):
+    import httpx2
+
+    from regen_dataset import export
+
+    def refused(*args, **kwargs):
+        raise httpx2.ConnectError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(export, "push_folder", refused)
+    with pytest.raises(SystemExit):
+        main(["dataset", "push", "--repo-id", "org/x"])
+    error = capsys.readouterr().err
+    assert "the Hub could not be reached" in error and "Connection refused" in error

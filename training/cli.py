@@ -15,6 +15,7 @@ regen release --org ORG --dry-run                   # the Hub release, file by f
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -30,8 +31,33 @@ TRAINERS = {
 }
 
 
+class RegenParser(argparse.ArgumentParser):
+    """argparse, except that a misspelled option before a command's optional subcommands
+    (`regen eval --frist 20 ...`) is named with its nearest option: argparse takes the word
+    after it for a subcommand and answers "invalid choice: '20'"."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        unknown = [
+            word.split("=")[0]
+            for word in getattr(self, "given", [])
+            if word.startswith("--") and word.split("=")[0] not in self._option_string_actions
+        ]
+        if "invalid choice" in message and unknown:
+            options = list(self._option_string_actions)
+            notes = []
+            for option in unknown:
+                close = difflib.get_close_matches(option, options, n=1)
+                notes.append(f"{option} (did you mean {close[0]}?)" if close else option)
+            message = f"unrecognized arguments: {', '.join(notes)}"
+        super().error(message)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RegenParser(
         prog="regen",
         description="REGEN: datasets, models and evaluation for conversational recommenders",
     )
@@ -39,11 +65,12 @@ def make_parser() -> argparse.ArgumentParser:
     dataset_cli.add_parser(subparsers)
     train = subparsers.add_parser(
         "train",
-        help="train a model (the arguments of training/train_MODEL.py; --help for them)",
-        add_help=False,
+        help="train a model (the arguments of training/train_MODEL.py)",
+        description="Train a model: `regen train MODEL ARGS` runs training/train_MODEL.py ARGS.",
+        epilog="`regen train MODEL --help` lists the arguments of MODEL's script.",
     )
     train.add_argument("model", choices=sorted(TRAINERS))
-    train.add_argument("arguments", nargs=argparse.REMAINDER)
+    train.add_argument("arguments", nargs=argparse.REMAINDER, help="the script's arguments")
     train.set_defaults(func=_train)
     predict.add_parser(subparsers)
     evaluate.add_parser(subparsers)
@@ -65,6 +92,21 @@ def main(argv: list[str] | None = None) -> None:
         # Bad input is the user's to fix: say what and where, without a traceback.
         print(f"regen: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except network_errors() as error:
+        print(f"regen: error: the Hub could not be reached ({error!r})", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def network_errors() -> tuple[type[Exception], ...]:
+    """The transport errors (refused connection, timeout) of the HTTP clients of the Hub's
+    library: no OSError, so they would end in a traceback."""
+    errors = []
+    for module in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(module).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ With no folder named, the release is `--demo-dir` (default `demo_out`): its buil
 its `checkpoints/*` and its `regen eval` folders. The repositories, each created if missing:
 
     ORG/<dataset folder name>    dataset  pushed as `regen dataset push` pushes it
-    ORG/regen-<checkpoint name>  model    the checkpoint and its model card; FLARE and LUMEN
-                                          also carry their modeling code and an `auto_map`, so
-                                          that `AutoModel.from_pretrained(REPO,
-                                          trust_remote_code=True)` needs no `regen` package
+    ORG/regen-<checkpoint name>  model    the checkpoint and its model card; FLARE, LUMEN and
+                                          the fusion narrator also carry their modeling code
+                                          and an `auto_map`, so that `AutoModel.from_pretrained(
+                                          REPO, trust_remote_code=True)` needs no `regen`
+                                          package
     ORG/regen_metric             space    the `evaluate` module (regen_models/regen_metric)
     ORG/regen-demo               space    the Gradio Space (`space/`, where present), with
                                           this package's wheel beside `app.py` (built from the
