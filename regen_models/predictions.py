@@ -67,10 +67,18 @@ class Predictions:
             user_ids, where = user_ids[:first], f"the first {first} users of {where}"
         missing = [user_id for user_id in user_ids if user_id not in index]
         if missing:
+            count = len(self.user_ids)
+            prefix = first is None and list(self.user_ids) == list(user_ids[:count])
             raise PredictionFormatError(
                 self.path,
                 None,
-                f"no prediction for {len(missing)} users of {where}, e.g. {missing[:3]}",
+                f"no prediction for {len(missing)} users of {where}, e.g. {missing[:3]}"
+                + (
+                    f"; the file holds the first {count} users (`regen predict --limit "
+                    f"{count}`): score them with `regen eval --first {count}`"
+                    if prefix
+                    else ""
+                ),
             )
         order = [index[user_id] for user_id in user_ids]
         return Predictions(

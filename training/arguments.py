@@ -19,13 +19,35 @@ RECIPES = Path(__file__).with_name("recipes")
 
 
 class RecipeParser(TrlParser):
-    """TrlParser whose error for a key of a `--config` recipe that no argument has names the
-    recipe file and the nearest argument names (TrlParser lists the key only)."""
+    """TrlParser that also takes a shipped recipe by name (`--config tiny` for
+    `training/recipes/MODEL/tiny.yaml`), and whose error for a recipe key that no argument has
+    names the recipe file and the nearest argument (TrlParser lists the key only)."""
+
+    def __init__(self, dataclass_types, model: str, **kwargs):
+        self.recipes = {path.stem: path for path in sorted((RECIPES / model).glob("*.yaml"))}
+        kwargs.setdefault(
+            "epilog",
+            f"--config RECIPE reads the arguments from a YAML recipe: a file, or a recipe of "
+            f"{RECIPES / model} by name ({', '.join(self.recipes)}); arguments on the command "
+            "line override the recipe's.",
+        )
+        super().__init__(dataclass_types, **kwargs)
 
     def parse_args_and_config(self, args=None, *more, **options):
         args = list(args) if args is not None else sys.argv[1:]
+        if "--config" in args[:-1]:
+            at = args.index("--config") + 1
+            if not os.path.exists(args[at]) and args[at] in self.recipes:
+                args[at] = str(self.recipes[args[at]])
         try:
             return super().parse_args_and_config(args, *more, **options)
+        except FileNotFoundError as error:
+            if "--config" not in args or error.filename != args[args.index("--config") + 1]:
+                raise
+            raise FileNotFoundError(
+                f"--config {error.filename}: no such recipe file (the shipped recipes, by name "
+                f"or path: {', '.join(self.recipes)})"
+            ) from None
         except ValueError as error:
             if not str(error).startswith("Unknown arguments from config file"):
                 raise
@@ -42,18 +64,9 @@ class RecipeParser(TrlParser):
 
 
 def recipe_parser(model: str, dataclass_types) -> TrlParser:
-    """The parser of `training/train_MODEL.py`, whose help names the command it was run as and
-    the `--config` option that TrlParser adds."""
+    """The parser of `training/train_MODEL.py`, whose help names the command it was run as."""
     run_as_cli = os.path.basename(sys.argv[0]) == "regen"
-    recipes = sorted(path.stem for path in (RECIPES / model).glob("*.yaml"))
-    return RecipeParser(
-        dataclass_types,
-        prog=f"regen train {model}" if run_as_cli else None,
-        epilog=(
-            f"--config RECIPE.yaml reads the arguments from a recipe (in {RECIPES / model}: "
-            f"{', '.join(recipes)}); arguments on the command line override the recipe's."
-        ),
-    )
+    return RecipeParser(dataclass_types, model, prog=f"regen train {model}" if run_as_cli else None)
 
 
 @dataclass

@@ -1,16 +1,17 @@
-"""`regen predict`: any checkpoint of this project -> the prediction file `regen eval` reads.
+r"""`regen predict`: any checkpoint of this project -> the prediction file `regen eval` reads.
 
     regen predict --model checkpoints/flare-office --dataset_name demo_out/regen \
         --dataset_config office --split test --out predictions/flare/office.jsonl
 
-    # the hybrid system: FLARE's ranking and narratives about its top item, first 20 users
+    # the hybrid system (FLARE's ranking, narratives about its top item) on the first 20 test
+    # users of the user-disjoint build the narrator was trained on
     regen predict --model checkpoints/flare-office --narrator checkpoints/narrator-office \
-        --dataset_name demo_out/regen --dataset_config office --limit 20 \
+        --dataset_name demo_out/regen-users --dataset_config office --limit 20 \
         --out predictions/hybrid/office.jsonl
 
-The checkpoint's `config.json` says which model it is (`model_type`); each model type has one
-predictor below. The checkpoint's item vocabulary is checked against the dataset's before
-anything is scored, so a model never ranks shifted ids.
+The checkpoint's `config.json` says which model it is (`model_type`: FLARE, LUMEN, the fusion
+narrator; FLARE with `--narrator` is the hybrid system). Its item vocabulary is checked against
+the dataset's before anything is scored, so a model never ranks shifted ids.
 """
 
 from __future__ import annotations

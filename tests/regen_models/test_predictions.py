@@ -31,6 +31,8 @@ def test_round_trip_and_reordering(tmp_path):
     ]
     with pytest.raises(PredictionFormatError, match="no prediction for 1 users of office test"):
         predictions.for_users(["U1", "U2", "U3"], where="office test")
+    with pytest.raises(PredictionFormatError, match=r"e\.g\. \['U0'\]$"):  # not a prefix: no hint
+        predictions.for_users(["U0", "U1", "U2"], where="office test")
     with pytest.raises(
         PredictionFormatError, match="p.jsonl, line 2: user 'U2' is not in the evaluated split"
     ):

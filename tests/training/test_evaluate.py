@@ -358,7 +358,9 @@ def test_first_n_users_are_scored_when_stated(folder, tmp_path):
     others = [item for item in catalog if item not in targets[:20]][:9]
     write_predictions(path, users[:20], [[t, *others] for t in targets[:20]], narratives)
 
-    with pytest.raises(PredictionFormatError, match="no prediction for 280 users"):
+    with pytest.raises(
+        PredictionFormatError, match="no prediction for 280 users.*`regen eval --first 20`"
+    ):
         evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog)
     result = evaluate.evaluate_run(
         test, evaluate.read_predictions(path), catalog, WordCountEncoder(), first=20

@@ -54,4 +54,16 @@ def test_the_help_names_the_command_and_the_recipes(name, monkeypatch, capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert shown.startswith(f"usage: regen train {name} ")
     recipes = ", ".join(sorted(path.stem for path in (RECIPES / name).glob("*.yaml")))
-    assert "--config RECIPE.yaml" in shown and recipes in shown
+    assert "--config RECIPE reads the arguments from a YAML recipe" in shown and recipes in shown
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_a_shipped_recipe_is_also_taken_by_name(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where no file is called "tiny"
+    argv = ["--dataset_name", "data", "--output_dir", str(tmp_path), "--use_cpu", "true"]
+    parser = SCRIPTS[name].make_parser()
+    by_path = parser.parse_args_and_config(["--config", str(RECIPES / name / "tiny.yaml"), *argv])
+    by_name = SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tiny", *argv])
+    assert by_name == by_path
+    with pytest.raises(FileNotFoundError, match="--config tny: no such recipe file .* tiny"):
+        SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tny", *argv])
