@@ -72,11 +72,11 @@ def read_vocabulary_file(directory: str | os.PathLike) -> tuple[str, pa.Table]:
     return category, table.replace_schema_metadata(None)
 
 
-def check_local_folder(name_or_path) -> None:
+def check_local_folder(name_or_path, what: str = "checkpoint folder") -> None:
     """A name that can only be a local folder (not `org/name`) must exist.
 
-    transformers tries such a name on the Hub too and answers with "Repo id must be in the
-    form ...", which hides the real mistake: a checkpoint path that is not there.
+    transformers and datasets try such a name on the Hub too and answer with "Repo id must be
+    in the form ...", which hides the real mistake: a path that is not there.
     """
     path = os.fspath(name_or_path)
     if os.path.exists(path):
@@ -84,7 +84,7 @@ def check_local_folder(name_or_path) -> None:
     hub_id_form = path.count("/") <= 1 and "\\" not in path and not path.startswith((".", "~"))
     if hub_id_form and not os.path.isabs(path):
         return
-    raise FileNotFoundError(f"{path}: no such checkpoint folder")
+    raise FileNotFoundError(f"{path}: no such {what}")
 
 
 class ItemVocabularyMixin:

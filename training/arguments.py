@@ -14,6 +14,7 @@ import torch
 from trl import ScriptArguments, SFTConfig, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
+from regen_models.vocabulary_io import check_local_folder
 
 RECIPES = Path(__file__).with_name("recipes")
 
@@ -174,6 +175,7 @@ def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
         raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
     if not script_args.dataset_name:
         raise ValueError("--dataset_name is required: a built REGEN folder or a Hub dataset id")
+    check_local_folder(script_args.dataset_name, "dataset folder")
     check_user_config(script_args.dataset_config)
     for option in ("max_train_rows", "max_eval_rows"):
         count = getattr(script_args, option)

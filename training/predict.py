@@ -23,6 +23,7 @@ from pathlib import Path
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 from regen_models.predictions import write_predictions
+from regen_models.vocabulary_io import check_local_folder
 
 
 def check_vocabulary(vocabulary, model_dir: str, dataset_name: str, config_name: str) -> None:
@@ -163,6 +164,7 @@ def predict(args) -> str:
     if args.narrator is None and args.kinds and kind != "fusion":
         raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
     check_user_config(args.dataset_config)
+    check_local_folder(args.dataset_name, "dataset folder")
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))

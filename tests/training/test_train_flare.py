@@ -204,6 +204,9 @@ def test_bad_training_arguments_are_named(folder, tmp_path, capsys):
     assert "office_items is the catalog of office" in error
     error = regen_error(capsys, *train, *out, "--max_train_rows", "0")
     assert "--max_train_rows 0: expected a positive number of rows" in error
+    missing = tmp_path / "regen-typo"
+    error = regen_error(capsys, "train", "flare", "--dataset_name", missing, *out)
+    assert f"{missing}: no such dataset folder" in error
     assert not (tmp_path / "out").exists()
 
 
@@ -215,6 +218,8 @@ def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys
         assert f"argument {flag}: expected a positive count, got 0" in error
     error = regen_error(capsys, *predict, *out, "--dataset_config", "office_items")
     assert "office_items is the catalog of office" in error
+    error = regen_error(capsys, "predict", "--model", checkpoint, "--dataset_name", "../x", *out)
+    assert "../x: no such dataset folder" in error
     without_weights = tmp_path / "no-weights"
     without_weights.mkdir()
     for name in ("config.json", "item_vocabulary.parquet"):
