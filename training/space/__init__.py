@@ -45,8 +45,8 @@ DEMO_DATA = ("regen-users", "regen")  # in order of preference
 
 def demo_space(demo_dir: str | os.PathLike = "demo_out"):
     """The Space over what `make demo` wrote in `demo_dir`: the checkpoints, and the users of
-    its user-disjoint build (`regen-users`, whose test users no model trained on; the
-    leave-one-out `regen` where that is missing)."""
+    its user-disjoint build (`regen-users`, whose test users the language models never saw and
+    FLARE saw without their last purchase; the leave-one-out `regen` where that is missing)."""
     from training.space.registry import discover
 
     demo_dir = Path(demo_dir)
