@@ -425,11 +425,41 @@ def render_card(report: BuildReport, repo_id: str | None = None) -> str:
         f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths)
         for category, paths in report.sources.items()
     ]
+    build += _missing_text_notes(report)
     build += ["", "```", published.summary(), "```", ""]
     metadata = yaml.dump(
         header, Dumper=_NoAliasDumper, sort_keys=False, width=100, allow_unicode=True
     )
     return "---\n" + metadata + "---\n" + body + "\n".join(build)
+
+
+def _missing_text_notes(report: BuildReport) -> list[str]:
+    """A line per category whose source has no critiques or no narratives at all (a MovieLens
+    conversion, an Amazon category before inpainting), so that the card does not promise
+    them."""
+    notes = []
+    for category, read in report.read.items():
+        found = read.get("found", {})
+        lacks = []
+        if not found.get("critique"):
+            lacks.append(
+                f"no critiques (`{category}` and `{category}_no_critique` hold the same rows)"
+            )
+        if not any(found.get(field) for field in _NARRATIVE_FIELDS):
+            lacks.append("no narratives")
+        if lacks:
+            notes.append(f"- `{category}` has {' and '.join(lacks)}: its source lines carry none.")
+    return [""] + notes if notes else []
+
+
+_NARRATIVE_FIELDS = (
+    "last_purchase.reason",
+    "last_purchase.explanation",
+    "last_purchase.endorsement",
+    "user.profile",
+    "user.brief_summary",
+    "user.long_summary",
+)
 
 
 def _distinct_rows(report: BuildReport) -> int:

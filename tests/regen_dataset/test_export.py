@@ -37,6 +37,7 @@ def test_folder_layout_and_card(sample_folder):
     }
     assert header["dataset_info"][0]["splits"][2]["num_examples"] == 300
     assert "SYNTHETIC DATA" in card and "## Splits, targets and what may be an input" in card
+    assert "has no critiques" not in card and "no narratives" not in card
     build = json.loads((out / "build_report.json").read_text())
     assert build["synthetic"] is True and build["read"]["office"]["users"] == 300
     assert not [p for p in os.listdir(out.parent) if p.startswith(".regen")]

@@ -86,6 +86,12 @@ def test_builds_and_loads_like_regen(tmp_path):
     assert rows["test"][0]["critique"] is None
     items = datasets.load_dataset(str(tmp_path / "folder"), "office_items")["train"]
     assert items["item_id"] == ["ML1", "ML2", "ML3"]
+    card = (tmp_path / "folder" / "README.md").read_text()
+    assert (
+        "- `office` has no critiques (`office` and `office_no_critique` hold the same rows) "
+        in card
+    )
+    assert "and no narratives: its source lines carry none." in card
 
 
 def test_cli(tmp_path, capsys):
