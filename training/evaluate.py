@@ -430,6 +430,8 @@ def write_baselines(
         path = os.path.join(out, NEAREST_NEIGHBOUR, f"{config}.jsonl")
         write_predictions(path, user_ids, narratives=narratives)
         written.append((NEAREST_NEIGHBOUR, config, path))
+    else:
+        print(f"note: {config} {split} has no narratives: {NEAREST_NEIGHBOUR} has none to borrow")
     return written
 
 

@@ -73,7 +73,7 @@ def test_bad_files_name_the_line(tmp_path):
         list(release_lines(tmp_path / "c"))
 
 
-def test_builds_and_loads_like_regen(tmp_path):
+def test_builds_and_loads_like_regen(tmp_path, capsys):
     ratings = [
         (u, 1 + (u + k) % 3, 1 + k % 5, 880000000 + 1000 * k) for u in range(1, 6) for k in range(6)
     ]
@@ -92,6 +92,13 @@ def test_builds_and_loads_like_regen(tmp_path):
         in card
     )
     assert "and no narratives: its source lines carry none." in card
+    from training.evaluate import write_baselines
+
+    runs = write_baselines(tmp_path / "folder", "office", "test", str(tmp_path / "predictions"))
+    assert [model for model, _, _ in runs] == ["most_popular", "random"]
+    assert "office test has no narratives: nearest_neighbour has none to borrow" in (
+        capsys.readouterr().out
+    )
 
 
 def test_cli(tmp_path, capsys):
