@@ -526,7 +526,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--dataset", default="regen", help="a folder built by `regen dataset build`"
     )
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="the split scored (default: %(default)s)")
     parser.add_argument(
         "--run",
         nargs=3,
@@ -561,18 +561,32 @@ def add_parser(subparsers) -> None:
     baselines = commands.add_parser(
         "baselines", help="write the predictions of the training-free baselines"
     )
-    baselines.add_argument("--dataset", default="regen")
-    baselines.add_argument("--config", action="append", required=True, help="repeatable")
-    baselines.add_argument("--split", default="test")
-    baselines.add_argument("--k", type=int, default=100, help="length of the ranked lists")
-    baselines.add_argument("--seed", type=int, default=0)
-    baselines.add_argument("--out", default="predictions")
+    baselines.add_argument(
+        "--dataset", default="regen", help="a built folder (default: %(default)s)"
+    )
+    baselines.add_argument(
+        "--config", action="append", required=True, help="a config to predict; repeatable"
+    )
+    baselines.add_argument("--split", default="test", help="(default: %(default)s)")
+    baselines.add_argument(
+        "--k", type=int, default=100, help="length of the ranked lists (default: %(default)s)"
+    )
+    baselines.add_argument(
+        "--seed", type=int, default=0, help="of the random ranking (default: %(default)s)"
+    )
+    baselines.add_argument(
+        "--out",
+        default="predictions",
+        help="folder for BASELINE/CONFIG.jsonl (default: %(default)s)",
+    )
     baselines.set_defaults(func=_baselines)
 
     rater = commands.add_parser("rater", help="plot the distribution of the auto-rater scores")
-    rater.add_argument("--dataset", default="regen")
-    rater.add_argument("--config", default="office")
-    rater.add_argument("--out", default="eval_out")
+    rater.add_argument("--dataset", default="regen", help="a built folder (default: %(default)s)")
+    rater.add_argument("--config", default="office", help="(default: %(default)s)")
+    rater.add_argument(
+        "--out", default="eval_out", help="folder for the plot and table (default: %(default)s)"
+    )
     rater.set_defaults(func=_rater)
 
     from training import fusion_ablation  # it imports this module: imported here, not on top

@@ -179,17 +179,37 @@ def predict(args) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
-    parser.add_argument("--dataset_name", required=True, help="built REGEN folder or Hub id")
+    # TRL's names (as `regen train`), each also with hyphens, as `regen train` takes them too.
     parser.add_argument(
-        "--dataset_config", default="office", help="office, office_no_critique, ..."
+        "--dataset_name", "--dataset-name", required=True, help="built REGEN folder or Hub id"
     )
-    parser.add_argument("--split", default="test", help="train, validation or test")
+    parser.add_argument(
+        "--dataset_config",
+        "--dataset-config",
+        default="office",
+        help="office, office_no_critique, ... (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--split", default="test", help="train, validation or test (default: %(default)s)"
+    )
     parser.add_argument("--out", required=True, help="the prediction file (JSONL) to write")
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="predict the first N users only"
     )
-    parser.add_argument("--top_k", type=positive_int, default=100, help="items ranked per user")
-    parser.add_argument("--batch_size", type=positive_int, default=256)
+    parser.add_argument(
+        "--top_k",
+        "--top-k",
+        type=positive_int,
+        default=100,
+        help="items ranked per user (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch_size",
+        "--batch-size",
+        type=positive_int,
+        default=256,
+        help="users ranked at once (default: %(default)s)",
+    )
     narration = parser.add_argument_group(
         "narratives (the hybrid system is a FLARE --model with a --narrator adapter; LUMEN and "
         "the fusion narrator write their own)"
