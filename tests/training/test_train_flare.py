@@ -215,7 +215,7 @@ def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys
     out = ["--out", tmp_path / "p.jsonl"]
     for flag in ("--limit", "--top_k", "--batch_size"):
         error = regen_error(capsys, *predict, *out, flag, "0")
-        assert f"argument {flag}: expected a positive count, got 0" in error
+        assert f"argument {flag}" in error and "expected a positive count, got 0" in error
     error = regen_error(capsys, *predict, *out, "--dataset_config", "office_items")
     assert "office_items is the catalog of office" in error
     error = regen_error(capsys, "predict", "--model", checkpoint, "--dataset_name", "../x", *out)

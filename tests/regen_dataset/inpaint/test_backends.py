@@ -135,7 +135,7 @@ def test_openai_compatible_server_needs_no_key(monkeypatch):
     ],
 )
 def test_openai_errors_are_classified(openai_server, fault, error, retry_after):
-    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url, timeout=0.3)
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url, timeout=1.0)
     openai_server.push_faults(fault)
     with pytest.raises(error) as caught:
         complete(backend, "hello")
@@ -251,7 +251,7 @@ def test_gemini_key_from_google_api_key(monkeypatch):
     ],
 )
 def test_gemini_errors_are_classified(gemini_server, fault, error, retry_after):
-    backend = make_backend("gemini", "gemini-test", base_url=gemini_server.base_url, timeout=0.3)
+    backend = make_backend("gemini", "gemini-test", base_url=gemini_server.base_url, timeout=1.0)
     gemini_server.push_faults(fault)
     with pytest.raises(error) as caught:
         complete(backend, "hello")
@@ -504,7 +504,7 @@ def test_legacy_gemini_candidates_in_one_request(legacy_server):
 )
 def test_legacy_gemini_errors_are_classified(legacy_server, fault, error, retry_after):
     backend = make_backend(
-        "gemini-legacy", "gemini-test", base_url=legacy_server.base_url, timeout=0.3
+        "gemini-legacy", "gemini-test", base_url=legacy_server.base_url, timeout=1.0
     )
     legacy_server.push_faults(fault)
     with pytest.raises(error) as caught:

@@ -212,7 +212,7 @@ def test_retries_with_backoff_honour_retry_after(api, tmp_path):
 
 def test_timeouts_are_retried(api, tmp_path):
     api.server.push_faults("slow")
-    runner = api.runner(tmp_path / "cache.sqlite", timeout=0.3)
+    runner = api.runner(tmp_path / "cache.sqlite", timeout=1.0)
     (result,) = runner.run([LLMRequest("patience")], parse)
     assert result["echo"] == "patience"
     assert runner.usage.retries == 1
