@@ -56,12 +56,18 @@ class RecipeParser(TrlParser):
             raise ValueError(f"{recipe}: {self._unknown_keys(str(error))}") from None
 
     def _unknown_keys(self, message: str) -> str:
-        known = [action.dest for action in self._actions]
-        notes = []
-        for key in re.findall(r"'--([^']+)'", message):
-            close = difflib.get_close_matches(key, known, n=1)
-            notes.append(f"{key} (did you mean {close[0]}?)" if close else key)
-        return f"no argument is called {', '.join(notes)}; `--help` lists them"
+        keys = re.findall(r"'--([^']+)'", message)
+        named = with_nearest(keys, [action.dest for action in self._actions])
+        return f"no argument is called {named}; `--help` lists them"
+
+
+def with_nearest(names: list[str], known: list[str]) -> str:
+    """`names`, each with the nearest of `known` where one is close: for misspelled options."""
+    notes = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        notes.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return ", ".join(notes)
 
 
 def recipe_parser(model: str, dataclass_types) -> TrlParser:

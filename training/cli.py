@@ -15,12 +15,12 @@ regen release --org ORG --dry-run                   # the Hub release, file by f
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import sys
 
 from regen_dataset import cli as dataset_cli
 from training import demo, evaluate, predict, release, space
+from training.arguments import with_nearest
 
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
@@ -47,12 +47,8 @@ class RegenParser(argparse.ArgumentParser):
             if word.startswith("--") and word.split("=")[0] not in self._option_string_actions
         ]
         if "invalid choice" in message and unknown:
-            options = list(self._option_string_actions)
-            notes = []
-            for option in unknown:
-                close = difflib.get_close_matches(option, options, n=1)
-                notes.append(f"{option} (did you mean {close[0]}?)" if close else option)
-            message = f"unrecognized arguments: {', '.join(notes)}"
+            named = with_nearest(unknown, list(self._option_string_actions))
+            message = f"unrecognized arguments: {named}"
         super().error(message)
 
 
