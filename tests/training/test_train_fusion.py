@@ -80,6 +80,21 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["runs"][0]["ranking"] is None and results["runs"][0]["text"]["purchase_reason"]
 
+    short = tmp_path / "short.jsonl"
+    cli.main(
+        ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
+         "office", "--split", "test", "--limit", "2", "--max_new_tokens", "2", "--out", str(short)]
+    )  # fmt: skip
+    import datasets
+
+    from regen_models.fusion.narrator import FusionNarrator
+
+    rows = datasets.load_dataset(str(folder), "office", split="test").select(range(2))
+    capped = FusionNarrator.from_pretrained(out).write(rows, "purchase_reason", max_new_tokens=2)
+    assert [json.loads(line)["narratives"]["purchase_reason"] for line in short.open()] == capped
+    full = [json.loads(line)["narratives"]["purchase_reason"] for line in predictions.open()]
+    assert full != capped  # the cap is seen
+
 
 def test_leave_one_out_folders_and_bad_signals_are_refused(
     tmp_path, tiny_gemma_base, folder, capsys
