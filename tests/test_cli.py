@@ -110,6 +110,29 @@ def test_a_misspelled_eval_option_is_named(argv, named, capsys):
     assert f"unrecognized arguments: {named}" in error and "invalid choice" not in error
 
 
+@pytest.mark.parametrize(
+    "argv, usage, named",
+    [
+        (
+            ["predict", "--model", "m", "--dataset_name", "d", "--out", "p", "--limt", "3"],
+            "usage: regen predict",
+            "--limt (did you mean --limit?)",
+        ),
+        (
+            ["dataset", "build", "--source", "s", "--out", "o", "--overwite"],
+            "usage: regen dataset build",
+            "--overwite (did you mean --overwrite?)",
+        ),
+    ],
+)
+def test_a_misspelled_option_is_named_under_its_commands_usage(argv, usage, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(usage) and f"unrecognized arguments: {named}" in error
+
+
 def test_an_unreachable_hub_is_one_line(monkeypatch, capsys):
     import httpx2
 

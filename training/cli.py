@@ -32,13 +32,36 @@ TRAINERS = {
 
 
 class RegenParser(argparse.ArgumentParser):
-    """argparse, except that a misspelled option before a command's optional subcommands
-    (`regen eval --frist 20 ...`) is named with its nearest option: argparse takes the word
-    after it for a subcommand and answers "invalid choice: '20'"."""
+    """argparse, except that a misspelled option is named with its nearest option, under the
+    usage of the command it was given to. Plain argparse answers `regen predict --limt 3` with
+    the top-level usage, and `regen eval --frist 20 ...` (before optional subcommands) with
+    "invalid choice: '20'"."""
 
     def parse_known_args(self, args=None, namespace=None):
         self.given = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self._command_parser(self.given)
+            # Name the misspelled options (their values would only be noise); else the words.
+            options = [word.split("=")[0] for word in unknown if word.startswith("-")]
+            named = with_nearest(options, list(command._option_string_actions))
+            command.error(f"unrecognized arguments: {named or ' '.join(unknown)}")
+        return parsed
+
+    def _command_parser(self, words: list[str]) -> argparse.ArgumentParser:
+        """The innermost (sub)command parser that `words` chose (`regen dataset build ...`)."""
+        parser = self
+        for word in words:
+            choices = next(
+                (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+                {},
+            )
+            if word in choices:
+                parser = choices[word]
+        return parser
 
     def error(self, message):
         unknown = [
