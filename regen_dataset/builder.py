@@ -59,12 +59,14 @@ PROTOCOL_DESCRIPTIONS = {
 }
 
 
-def config_description(config_name: str, protocol: str) -> str:
+def config_description(config_name: str, protocol: str, source_has_critiques: bool = True) -> str:
     """What a config holds and how it was split; shown wherever the config is loaded."""
     category = config_category(config_name)
     if config_name in ITEMS_CONFIG_NAMES:
         return f"REGEN {category} catalog: every item of the {category} split rows, once."
     critiques = "with critiques" if config_has_critiques(config_name) else "without critiques"
+    if config_has_critiques(config_name) and not source_has_critiques:
+        critiques = f"no critiques in its source (the rows of {category}_no_critique)"
     return (
         f"REGEN {category}, {critiques}; {PROTOCOL_DESCRIPTIONS[protocol]} (protocol: {protocol})."
     )

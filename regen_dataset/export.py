@@ -45,6 +45,7 @@ from regen_dataset.schema import (
     ITEM_FEATURES,
     ITEMS_SPLIT,
     SPLIT_NAMES,
+    config_category,
     items_config,
 )
 from regen_dataset.splits import SplitReport, drop_critiques, split_batch
@@ -433,6 +434,12 @@ def render_card(report: BuildReport, repo_id: str | None = None) -> str:
     return "---\n" + metadata + "---\n" + body + "\n".join(build)
 
 
+def _source_has_critiques(report: BuildReport, category: str) -> bool:
+    """False only when the category was read and none of its lines had a critique."""
+    read = report.read.get(category)
+    return read is None or bool(read.get("found", {}).get("critique"))
+
+
 def _missing_text_notes(report: BuildReport) -> list[str]:
     """A line per category whose source has no critiques or no narratives at all (a MovieLens
     conversion, an Amazon category before inpainting), so that the card does not promise
@@ -474,7 +481,9 @@ def _config_entries(report: BuildReport) -> list[dict]:
     return [
         {
             "config_name": config,
-            "description": config_description(config, report.protocol),
+            "description": config_description(
+                config, report.protocol, _source_has_critiques(report, config_category(config))
+            ),
             "data_files": [
                 {"split": split, "path": f"data/{config}/{split}-*.parquet"}
                 for split in report.rows[config]

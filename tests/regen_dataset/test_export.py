@@ -56,6 +56,8 @@ def test_card_metadata_is_what_the_hub_reads(sample_folder):
     assert header["size_categories"] == ["1K<n<10K"]
     assert "document-retrieval" not in header.get("task_ids", [])
     assert "text-generation" in header["task_categories"]
+    descriptions = {entry["config_name"]: entry["description"] for entry in header["configs"]}
+    assert descriptions["office"].startswith("REGEN office, with critiques;")
     assert f'load_dataset("{out}", "office")' in card
     assert 'load_dataset("regen"' not in card
     pushed = export.render_card(report, repo_id="org/regen-office")

@@ -2,6 +2,7 @@ import json
 
 import datasets
 import pytest
+import yaml
 
 from regen_dataset.export import build_folder
 from regen_dataset.movielens import (
@@ -92,6 +93,12 @@ def test_builds_and_loads_like_regen(tmp_path, capsys):
         in card
     )
     assert "and no narratives: its source lines carry none." in card
+    header = yaml.safe_load(card.split("---\n")[1])
+    descriptions = {entry["config_name"]: entry["description"] for entry in header["configs"]}
+    assert descriptions["office"].startswith(
+        "REGEN office, no critiques in its source (the rows of office_no_critique)"
+    )
+    assert descriptions["office_no_critique"].startswith("REGEN office, without critiques")
     from training.evaluate import write_baselines
 
     runs = write_baselines(tmp_path / "folder", "office", "test", str(tmp_path / "predictions"))
