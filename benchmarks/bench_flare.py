@@ -139,7 +139,7 @@ def movielens(args) -> None:
                  *args.train_args]
             )  # fmt: skip
             seconds = time.perf_counter() - started
-            path = checkpoint.with_suffix(".jsonl")
+            path = checkpoint.with_name(checkpoint.name + ".jsonl")  # run names may hold dots
             predict.main(
                 ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
                  "office", "--split", "test", "--out", str(path)]
@@ -201,7 +201,7 @@ def critiques(args) -> None:
                      "--save_steps", "200", "--early_stopping_patience", "5", *args.train_args]
                 )  # fmt: skip
                 seconds = time.perf_counter() - started
-                path = checkpoint.with_suffix(".jsonl")
+                path = checkpoint.with_name(checkpoint.name + ".jsonl")  # run names may hold dots
                 predict.main(
                     ["--model", str(checkpoint), "--dataset_name", str(folder), "--dataset_config",
                      config, "--split", "test", "--out", str(path)]
