@@ -20,6 +20,7 @@ from regen_dataset.schema import config_category
 from regen_models.flare.ranking import FlareRanker
 from regen_models.narrator import Narrator
 from regen_models.prompts import ItemTexts, PromptStats, build_prompt
+from regen_models.rows import check_row_collection
 
 
 @dataclass
@@ -73,6 +74,9 @@ class HybridSystem:
         the ranking and the prompts. Prompts longer than the narrator's budget lose their oldest
         purchases; `self.prompt_stats` counts every cut.
         """
+        check_row_collection(rows)
+        if isinstance(kinds, str):
+            kinds = [kinds]
         kinds = list(kinds or self.narrator.kinds)
         for kind in kinds:
             self.narrator.max_new_tokens(kind)  # an untrained kind fails here, before any work

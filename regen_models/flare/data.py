@@ -148,7 +148,7 @@ def build_examples(
         if critiques is None:
             critique_ids = [NO_CRITIQUE] * (len(history) + 1)
         else:
-            critique_ids = [critiques.id(i["critique"]) for i in history]
+            critique_ids = [critiques.id(i.get("critique")) for i in history]
             critique_ids.append(critiques.id(row.get("critique")))
         if predict:
             items.append(mask_id)

@@ -28,6 +28,7 @@ from regen_models.flare.data import (
 )
 from regen_models.flare.modeling_flare import FlareModel
 from regen_models.items import DEFAULT_ENCODER, VOCABULARY_FILE, ItemVocabulary, load_encoder
+from regen_models.rows import check_row_collection
 
 
 @dataclass
@@ -78,6 +79,7 @@ class FlareRanker:
         `with_critiques=False` (a `_no_critique` config) leaves every critique out, as does a
         model trained without them.
         """
+        check_row_collection(rows)
         config = self.model.config
         is_split = hasattr(rows, "with_format")
         if not is_split:

@@ -14,6 +14,7 @@ import torch
 from regen_models.fusion.data import FusionCollator, FusionEncoder
 from regen_models.fusion.modeling_fusion import FusionForCausalLM
 from regen_models.narrator import formatting
+from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
 
@@ -69,7 +70,9 @@ class FusionNarrator:
     ) -> list[str]:
         """One narrative of `kind` per row (greedy), in order. A `streamer` (one row only)
         gets the tokens as they are written."""
-        limit = max_new_tokens or self.max_new_tokens(kind)
+        check_row_collection(rows)
+        trained_limit = self.max_new_tokens(kind)  # an untrained kind fails here
+        limit = trained_limit if max_new_tokens is None else max_new_tokens
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         device = next(self.model.parameters()).device
         rows = list(rows)

@@ -22,6 +22,7 @@ from regen_models.items import VOCABULARY_FILE
 from regen_models.lumen.data import LumenCollator, LumenEncoder
 from regen_models.lumen.modeling_lumen import LumenForCausalLM
 from regen_models.narrator import formatting
+from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
 
@@ -82,6 +83,7 @@ class Lumen:
         with_critiques: bool | None = None,
     ) -> list[LumenRanking]:
         """The `top_k` items per row, best first, scored over the whole catalog."""
+        check_row_collection(rows)
         encoder = self.encoder(with_critiques)
         examples = [encoder.ranking_example(row) for row in rows]
         ids = self.vocabulary.item_ids
@@ -118,17 +120,24 @@ class Lumen:
             raise ValueError(
                 f"this LUMEN model was trained for {self.config.kinds}, not for {kind!r}"
             )
+        check_row_collection(rows)
         encoder = self.encoder(with_critiques)
         examples = [encoder.generation_example(row, kind) for row in rows]
         forced_items = None
         if item_ids is not None:
+            if len(item_ids) != len(examples):
+                raise ValueError(
+                    f"item_ids: {len(item_ids)} items for {len(examples)} rows; give one per row"
+                )
             forced_items = torch.tensor(
                 [
                     self.vocabulary.index(i, f"item to write about, row {n}")
                     for n, i in enumerate(item_ids)
                 ]  # fmt: skip
             )
-        limit = max_new_tokens or self.config.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS)
+        limit = max_new_tokens
+        if limit is None:
+            limit = self.config.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS)
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         ids = self.vocabulary.item_ids
         out = []

@@ -95,6 +95,10 @@ def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
     hybrid = HybridSystem.from_pretrained(flare, adapter)
     with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
         hybrid(rows(folder), kinds=["user_summary_long"])
+    with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
+        hybrid(rows(folder), kinds="user_summary_long")  # one kind, not its letters
+    with pytest.raises(ValueError, match="a single row dict"):
+        hybrid(rows(folder)[0])
     clothing = NarratorConfig.load(adapter)
     clothing.dataset_config = "clothing"
     narrator = Narrator(hybrid.narrator.model, hybrid.narrator.tokenizer, clothing)

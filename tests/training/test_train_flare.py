@@ -152,6 +152,19 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
         len(r.item_ids) == 5 and r.scores == sorted(r.scores, reverse=True) for r in from_dicts
     )
 
+    # A user's own history names items only: no critique key, the same as None.
+    bare = [
+        dict(row, history=[{"item_id": purchase["item_id"]} for purchase in row["history"]])
+        for row in rows
+    ]
+    nones = [
+        dict(row, history=[{"item_id": p["item_id"], "critique": None} for p in row["history"]])
+        for row in rows
+    ]
+    assert [r.item_ids for r in ranker.rank(bare)] == [r.item_ids for r in ranker.rank(nones)]
+    with pytest.raises(ValueError, match="a dict of columns"):
+        ranker.rank(test[:3])
+
     asked = [dict(rows[0], critique="I would rather have a bright red one for my desk")]
     plain = [dict(rows[0], critique=None)]
     assert ranker.rank(asked, top_k=93)[0].scores != ranker.rank(plain, top_k=93)[0].scores

@@ -90,7 +90,13 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
     from regen_models.fusion.narrator import FusionNarrator
 
     rows = datasets.load_dataset(str(folder), "office", split="test").select(range(2))
-    capped = FusionNarrator.from_pretrained(out).write(rows, "purchase_reason", max_new_tokens=2)
+    narrator = FusionNarrator.from_pretrained(out)
+    capped = narrator.write(rows, "purchase_reason", max_new_tokens=2)
+    # A cap does not stand in for the kind check.
+    with pytest.raises(ValueError, match="not for 'product_endorsement'"):
+        narrator.write(rows, "product_endorsement", max_new_tokens=2)
+    with pytest.raises(ValueError, match="a dict of columns"):
+        narrator.write(rows[:2], "purchase_reason")
     assert [json.loads(line)["narratives"]["purchase_reason"] for line in short.open()] == capped
     full = [json.loads(line)["narratives"]["purchase_reason"] for line in predictions.open()]
     assert full != capped  # the cap is seen

@@ -95,6 +95,12 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     written = lumen.write(rows, "user_profile", item_ids=top, max_new_tokens=3)
     assert [w.item_id for w in written] == top
     assert [w.text for w in written] == [line["narratives"]["user_profile"] for line in lines]
+    with pytest.raises(ValueError, match="item_ids: 1 items for 3 rows"):
+        lumen.write(rows, "user_profile", item_ids=top[:1], max_new_tokens=3)
+    with pytest.raises(ValueError, match="a dict of columns"):
+        lumen.rank(rows[:2])
+    with pytest.raises(ValueError, match="a single row dict"):
+        lumen.write(rows[0], "user_profile")
     table = run_table(
         folder, "test", [("lumen", "office", str(predictions))], str(tmp_path / "eval"),
         encoder=WordCountEncoder(), first=3,

@@ -1,0 +1,20 @@
+"""What the models' Python entry points (`rank`, `write`, the hybrid's call) accept as rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def check_row_collection(rows) -> None:
+    """Rows are a split (`datasets.Dataset`) or a list of row dicts. A dict is refused with what
+    to pass instead: a slice such as `split[:3]` is a dict of columns, and a single row would be
+    read key by key."""
+    if isinstance(rows, str):
+        raise ValueError("rows: expected a list of row dicts or a dataset split, got a string")
+    if isinstance(rows, Mapping):
+        if rows and all(isinstance(value, list) for value in rows.values()):
+            raise ValueError(
+                "rows: got a dict of columns (a slice such as split[:3]); pass "
+                "split.select(range(3)) or a list of row dicts"
+            )
+        raise ValueError("rows: got a single row dict; pass a list of rows ([row])")
