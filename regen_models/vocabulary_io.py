@@ -87,6 +87,20 @@ def check_local_folder(name_or_path, what: str = "checkpoint folder") -> None:
     raise FileNotFoundError(f"{path}: no such {what}")
 
 
+def check_model_type(name_or_path, expected: str, hub: dict) -> None:
+    """A checkpoint of another model (a LUMEN folder given to FLARE) is refused by name:
+    transformers would load it with freshly initialised weights, or fail deep in the config."""
+    from transformers import PretrainedConfig
+
+    config, _ = PretrainedConfig.get_config_dict(name_or_path, **hub)
+    found = config.get("model_type")
+    if found and found != expected:
+        raise ValueError(
+            f"{os.fspath(name_or_path)} holds a {found!r} checkpoint, not {expected!r}: load it "
+            "with its own class"
+        )
+
+
 class ItemVocabularyMixin:
     """For a `PreTrainedModel` whose item ids index an item vocabulary.
 
@@ -109,8 +123,9 @@ class ItemVocabularyMixin:
         from transformers.utils import cached_file
 
         check_local_folder(pretrained_model_name_or_path)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
+        check_model_type(pretrained_model_name_or_path, cls.config_class.model_type, hub)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         path = cached_file(
             pretrained_model_name_or_path,
             VOCABULARY_FILE,

@@ -131,6 +131,23 @@ def test_round_trip_carries_the_content_vectors(tmp_path):
     assert torch.allclose(loaded(**batch).logits, model(**batch).logits, atol=1e-6)
 
 
+def test_a_checkpoint_of_another_model_is_refused_by_name(tmp_path):
+    """transformers would load it with fresh weights (or fail deep in the config)."""
+    import json
+
+    from regen_models.fusion import FusionForCausalLM
+    from regen_models.lumen import LumenForCausalLM
+
+    tiny_model().save_pretrained(tmp_path / "flare")
+    for model_class, name in ((LumenForCausalLM, "lumen"), (FusionForCausalLM, "fusion")):
+        with pytest.raises(ValueError, match=f"holds a 'flare' checkpoint, not '{name}'"):
+            model_class.from_pretrained(tmp_path / "flare")
+    config = json.loads((tmp_path / "flare" / "config.json").read_text())
+    (tmp_path / "flare" / "config.json").write_text(json.dumps(dict(config, model_type="lumen")))
+    with pytest.raises(ValueError, match="holds a 'lumen' checkpoint, not 'flare'"):
+        FlareModel.from_pretrained(tmp_path / "flare")
+
+
 def token_model(seed: int = 0) -> tuple[FlareModel, torch.Tensor]:
     """A tiny FLARE that reads 4 token vectors per item text, and those vectors."""
     torch.manual_seed(seed)
