@@ -233,8 +233,28 @@ def _first_repeat(items: list[str]) -> str:
 def write_predictions(
     path: str | os.PathLike, user_ids, ranked_items=None, narratives=None
 ) -> None:
-    """Write predictions atomically; `narratives` maps kind -> one text per user."""
+    """Write predictions atomically; `narratives` maps kind -> one text per user.
+
+    What `read_predictions` would refuse is refused here, before anything is written: a ranking
+    shorter than `MIN_RANKED`, an unknown narrative kind, a column of another length than
+    `user_ids`.
+    """
+    user_ids = list(user_ids)
     narratives = narratives or {}
+    columns = {"narratives." + kind: texts for kind, texts in narratives.items()}
+    if ranked_items is not None:
+        columns["ranked_items"] = ranked_items
+    for name, column in columns.items():
+        if len(column) != len(user_ids):
+            raise ValueError(f"{name}: {len(column)} entries for {len(user_ids)} users")
+    if unknown := sorted(set(narratives) - set(NARRATIVE_KINDS)):
+        raise ValueError(f"narratives: unknown kinds {unknown}; expected some of {NARRATIVE_KINDS}")
+    for row, ranked in enumerate(ranked_items if ranked_items is not None else []):
+        if len(ranked) < MIN_RANKED:
+            raise ValueError(
+                f"ranked_items of user {user_ids[row]}: {len(ranked)} items, at least "
+                f"{MIN_RANKED} needed (rank with top_k={MIN_RANKED} or more)"
+            )
     with atomic_open(path) as handle:
         for row, user_id in enumerate(user_ids):
             record: dict = {"user_id": user_id}

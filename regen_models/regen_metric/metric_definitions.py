@@ -89,6 +89,13 @@ def ranking_metrics(ranks, ks: Sequence[int] = (10,)) -> dict[str, float]:
     ranks = torch.as_tensor(np.asarray(ranks, dtype=np.float64))
     if ranks.numel() == 0:
         raise ValueError("no users to evaluate")
+    if bool((ranks.isnan() | (ranks < 1)).any()):
+        first = int(torch.nonzero(ranks.isnan() | (ranks < 1))[0])
+        raise ValueError(
+            f"ranks are 1-based (inf for a miss); user {first} has rank {ranks[first].item()}"
+        )
+    if isinstance(ks, int):
+        ks = (ks,)
     if any(int(k) != k or k < 1 for k in ks):
         raise ValueError(f"cut-offs must be positive integers, got {list(ks)}")
     out = {}

@@ -46,6 +46,12 @@ def test_metrics_by_hand():
         metrics.ranking_metrics([])
     with pytest.raises(ValueError, match="positive integers"):
         metrics.ranking_metrics([1], ks=(0,))
+    # 0-based ranks (an argsort's) would give NDCG and MRR of inf.
+    with pytest.raises(ValueError, match="1-based .* user 0 has rank 0"):
+        metrics.ranking_metrics([0, 1])
+    with pytest.raises(ValueError, match="user 1 has rank -1"):
+        metrics.ranking_metrics([1, -1])
+    assert metrics.ranking_metrics([3], ks=5) == metrics.ranking_metrics([3], ks=(5,))
 
 
 def test_mrr_does_not_depend_on_the_length_of_the_lists():

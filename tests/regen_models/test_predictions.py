@@ -127,3 +127,19 @@ def test_a_file_for_another_category_is_named_as_such(tmp_path):
         "another category",
     ):
         predictions.check_catalog(RANKED, "office")
+
+
+@pytest.mark.parametrize(
+    "ranked, narratives, message",
+    [
+        ([RANKED[:5]], None, "ranked_items of user U1: 5 items, at least 10 needed"),
+        (None, {"bogus": ["a"]}, r"narratives: unknown kinds \['bogus'\]"),
+        (None, {"user_profile": []}, "narratives.user_profile: 0 entries for 1 users"),
+        ([RANKED, RANKED], None, "ranked_items: 2 entries for 1 users"),
+    ],
+)
+def test_what_the_reader_would_refuse_is_not_written(tmp_path, ranked, narratives, message):
+    path = tmp_path / "p.jsonl"
+    with pytest.raises(ValueError, match=message):
+        write_predictions(path, ["U1"], ranked, narratives)
+    assert not path.exists()
