@@ -42,6 +42,12 @@ class FusionNarrator:
             model.to(device)
         return cls(model, AutoTokenizer.from_pretrained(os.fspath(path)))
 
+    def save_pretrained(self, path: str | os.PathLike, **kwargs) -> None:
+        """The model (adapter, vector tables, item vocabulary) and its tokenizer: a folder that
+        `from_pretrained` reads back."""
+        self.model.save_pretrained(path, **kwargs)
+        self.tokenizer.save_pretrained(path)
+
     @property
     def vocabulary(self):
         return self.model.item_vocabulary

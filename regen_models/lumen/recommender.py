@@ -59,6 +59,12 @@ class Lumen:
         model = LumenForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
         return cls(model, AutoTokenizer.from_pretrained(path))
 
+    def save_pretrained(self, path: str | os.PathLike, **kwargs) -> None:
+        """The model (weights, config, item vocabulary) and its tokenizer: a folder that
+        `from_pretrained` reads back."""
+        self.model.save_pretrained(path, **kwargs)
+        self.tokenizer.save_pretrained(path)
+
     @property
     def config(self):
         return self.model.config

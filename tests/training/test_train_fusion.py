@@ -92,6 +92,9 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
     rows = datasets.load_dataset(str(folder), "office", split="test").select(range(2))
     narrator = FusionNarrator.from_pretrained(out)
     capped = narrator.write(rows, "purchase_reason", max_new_tokens=2)
+    narrator.save_pretrained(tmp_path / "again")
+    again = FusionNarrator.from_pretrained(tmp_path / "again")
+    assert again.write(rows, "purchase_reason", max_new_tokens=2) == capped
     # A cap does not stand in for the kind check.
     with pytest.raises(ValueError, match="not for 'product_endorsement'"):
         narrator.write(rows, "product_endorsement", max_new_tokens=2)

@@ -95,6 +95,11 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     written = lumen.write(rows, "user_profile", item_ids=top, max_new_tokens=3)
     assert [w.item_id for w in written] == top
     assert [w.text for w in written] == [line["narratives"]["user_profile"] for line in lines]
+    lumen.save_pretrained(tmp_path / "again")
+    again = Lumen.from_pretrained(tmp_path / "again").write(
+        rows, "user_profile", item_ids=top, max_new_tokens=3
+    )
+    assert [w.text for w in again] == [w.text for w in written]
     with pytest.raises(ValueError, match="item_ids: 1 items for 3 rows"):
         lumen.write(rows, "user_profile", item_ids=top[:1], max_new_tokens=3)
     with pytest.raises(ValueError, match="a dict of columns"):
