@@ -69,8 +69,8 @@ class FlareRanker:
     def rank(
         self,
         rows: Sequence[Mapping],
-        *,
         top_k: int = 10,
+        *,
         with_critiques: bool = True,
         batch_size: int = 256,
     ) -> list[RankedItems]:

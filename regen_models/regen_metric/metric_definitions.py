@@ -119,6 +119,10 @@ def _check_pairs(predictions: Sequence[str], references: Sequence[str]) -> None:
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("no texts to evaluate")
+    for name, texts in (("predictions", predictions), ("references", references)):
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"{name}[{index}]: expected a string, got {text!r}")
 
 
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:

@@ -123,6 +123,8 @@ def test_bleu_and_rouge_by_hand():
     assert metrics.rouge_lsum([""], ["anything at all"]) == 0
     with pytest.raises(ValueError, match="2 predictions for 1 references"):
         metrics.bleu(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match=r"predictions\[1\]: expected a string, got None"):
+        metrics.semantic_similarity(["a", None], ["a", "b"], WordCountEncoder())
 
 
 def test_semantic_similarity_with_a_small_encoder():

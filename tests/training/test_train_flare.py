@@ -146,7 +146,7 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     rows = [
         {"user_id": r["user_id"], "history": r["history"], "critique": r["critique"]} for r in test
     ]
-    from_dicts = ranker.rank(rows, top_k=5)
+    from_dicts = ranker.rank(rows, 5)  # top_k by position too, as LUMEN's rank takes it
     assert [r.item_ids for r in from_dicts] == [r.item_ids for r in from_split]
     assert all(
         len(r.item_ids) == 5 and r.scores == sorted(r.scores, reverse=True) for r in from_dicts
