@@ -101,6 +101,24 @@ def check_model_type(name_or_path, expected: str, hub: dict) -> None:
         )
 
 
+def check_all_weights_loaded(name_or_path, info: dict) -> None:
+    """transformers fills weights that a checkpoint lacks with fresh ones and only logs it; a
+    model that then ranks or writes at random is worse than an error."""
+    missing = sorted(info.get("missing_keys") or [])
+    if not missing:
+        return
+    message = (
+        f"{os.fspath(name_or_path)} lacks {len(missing)} of this model's weights "
+        f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+    )
+    if any("lora_" in key for key in info.get("unexpected_keys") or []):
+        message += (
+            ": it holds unmerged LoRA layers, as the Trainer's checkpoint-N folders of a LoRA run "
+            "do; load the run's output folder, whose LoRA weights are merged"
+        )
+    raise ValueError(message)
+
+
 class ItemVocabularyMixin:
     """For a `PreTrainedModel` whose item ids index an item vocabulary.
 
@@ -125,7 +143,11 @@ class ItemVocabularyMixin:
         check_local_folder(pretrained_model_name_or_path)
         hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token") if k in kwargs}
         check_model_type(pretrained_model_name_or_path, cls.config_class.model_type, hub)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        wants_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+        )
+        check_all_weights_loaded(pretrained_model_name_or_path, info)
         path = cached_file(
             pretrained_model_name_or_path,
             VOCABULARY_FILE,
@@ -134,7 +156,7 @@ class ItemVocabularyMixin:
         )
         if path is not None:
             model.attach_item_vocabulary(cls.vocabulary_class.load(Path(path).parent))
-        return model
+        return (model, info) if wants_info else model
 
     def attach_item_vocabulary(self, vocabulary) -> None:
         expected = getattr(self.config, "num_items", len(vocabulary))

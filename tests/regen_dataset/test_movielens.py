@@ -17,12 +17,16 @@ def _flags(*genres):
     return "|".join("1" if g in genres else "0" for g in ML_GENRES)
 
 
-def write_original(folder, ratings):
+def write_original(folder, ratings, movies: int = 3):
     folder.mkdir(parents=True, exist_ok=True)
     items = [
         f"1|Toy Story (1995)|01-Jan-1995||http://x|{_flags('Animation', 'Comedy')}",
         f"2|GoldenEye (1995)|01-Jan-1995||http://x|{_flags('Action', 'Thriller')}",
         f"3|Café Society (1995)|01-Jan-1995||http://x|{_flags('Drama')}",
+    ]
+    items += [
+        f"{i}|Movie {i} (1996)|01-Jan-1996||http://x|{_flags('Drama')}"
+        for i in range(4, movies + 1)
     ]
     (folder / "u.item").write_bytes("\n".join(items).encode("latin-1"))
     (folder / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in ratings))
@@ -75,18 +79,21 @@ def test_bad_files_name_the_line(tmp_path):
 
 
 def test_builds_and_loads_like_regen(tmp_path, capsys):
+    # 16 movies: the baselines rank at least the 10 that a prediction file needs.
     ratings = [
-        (u, 1 + (u + k) % 3, 1 + k % 5, 880000000 + 1000 * k) for u in range(1, 6) for k in range(6)
+        (u, 1 + (6 * u + k) % 16, 1 + k % 5, 880000000 + 1000 * k)
+        for u in range(1, 6)
+        for k in range(6)
     ]
     out = tmp_path / "movielens.jsonl"
-    assert write_movielens(write_original(tmp_path / "ml", ratings), out) == 5
+    assert write_movielens(write_original(tmp_path / "ml", ratings, movies=16), out) == 5
     assert json.loads(out.read_text().splitlines()[0])["reviewer_id"] == "ML1"
     build_folder({"office": [str(out)]}, tmp_path / "folder", progress=False)
     rows = datasets.load_dataset(str(tmp_path / "folder"), "office")
     assert rows["test"].num_rows == 5 and len(rows["test"][0]["history"]) == 5
     assert rows["test"][0]["critique"] is None
     items = datasets.load_dataset(str(tmp_path / "folder"), "office_items")["train"]
-    assert items["item_id"] == ["ML1", "ML2", "ML3"]
+    assert sorted(items["item_id"], key=lambda i: int(i[2:])) == [f"ML{i}" for i in range(1, 17)]
     card = (tmp_path / "folder" / "README.md").read_text()
     assert (
         "- `office` has no critiques (`office` and `office_no_critique` hold the same rows) "

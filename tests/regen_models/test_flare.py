@@ -148,6 +148,20 @@ def test_a_checkpoint_of_another_model_is_refused_by_name(tmp_path):
         FlareModel.from_pretrained(tmp_path / "flare")
 
 
+def test_a_checkpoint_that_lacks_weights_is_refused(tmp_path):
+    """transformers would fill the gap with fresh weights and only log it."""
+    from safetensors.torch import load_file, save_file
+
+    tiny_model().save_pretrained(tmp_path)
+    model, info = FlareModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(model, FlareModel) and not info["missing_keys"]
+    weights = load_file(tmp_path / "model.safetensors")
+    weights = {k: v for k, v in weights.items() if "output_transform" not in k}
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="lacks 4 of this model's weights .*output_transform"):
+        FlareModel.from_pretrained(tmp_path)
+
+
 def token_model(seed: int = 0) -> tuple[FlareModel, torch.Tensor]:
     """A tiny FLARE that reads 4 token vectors per item text, and those vectors."""
     torch.manual_seed(seed)
