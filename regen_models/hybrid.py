@@ -63,7 +63,7 @@ class HybridSystem:
         kinds: Sequence[str] | None = None,
         top_k: int = 10,
         narrate_target: bool = False,
-        with_critiques: bool = True,
+        with_critiques: bool | None = None,
         batch_size: int = 8,
         max_new_tokens: int | None = None,
     ) -> list[HybridOutput]:
@@ -71,8 +71,9 @@ class HybridSystem:
 
         `kinds` defaults to every kind the narrator was trained for; one it was not trained for is
         an error. `with_critiques=False` (a `_no_critique` config) keeps every critique out of
-        the ranking and the prompts. Prompts longer than the narrator's budget lose their oldest
-        purchases; `self.prompt_stats` counts every cut.
+        the ranking and the prompts; by default each part does as it was trained (FLARE's
+        `use_critiques`, the narrator's `with_critiques`). Prompts longer than the narrator's
+        budget lose their oldest purchases; `self.prompt_stats` counts every cut.
         """
         check_row_collection(rows)
         if isinstance(kinds, str):
@@ -81,8 +82,13 @@ class HybridSystem:
         for kind in kinds:
             self.narrator.max_new_tokens(kind)  # an untrained kind fails here, before any work
         ranked = self.ranker.rank(
-            rows, top_k=top_k, with_critiques=with_critiques, batch_size=max(batch_size, 64)
+            rows,
+            top_k=top_k,
+            with_critiques=with_critiques is not False,  # FLARE drops them if untrained on them
+            batch_size=max(batch_size, 64),
         )
+        if with_critiques is None:
+            with_critiques = self.narrator.with_critiques
         items = [
             self._item_to_narrate(row, ranking.item_ids[0], narrate_target)
             for row, ranking in zip(rows, ranked, strict=True)

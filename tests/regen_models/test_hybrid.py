@@ -90,6 +90,18 @@ def test_without_critiques_no_critique_reaches_ranking_or_prompt(folder, flare, 
     without = hybrid.ranker.rank([dict(r, critique=None) for r in test], top_k=93)
     assert [r.scores for r in with_them] != [r.scores for r in without]
 
+    # By default the prompts follow what the narrator was trained with.
+    assert hybrid.narrator.with_critiques
+    spy.prompts.clear()
+    hybrid(test, kinds=["purchase_reason"])
+    assert all(row["critique"] in prompt for row, prompt in zip(test, spy.prompts, strict=True))
+    config = NarratorConfig.load(adapter)
+    config.with_critiques = False
+    narrator = Spy(Narrator(spy.narrator.model, spy.narrator.tokenizer, config))
+    outputs = HybridSystem(hybrid.ranker, narrator)(test, kinds=["purchase_reason"], top_k=93)
+    assert all("Critique" not in prompt for prompt in narrator.prompts)
+    assert [o.scores for o in outputs] == [r.scores for r in with_them]  # FLARE still reads them
+
 
 def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
     hybrid = HybridSystem.from_pretrained(flare, adapter)
