@@ -258,8 +258,8 @@ def build_prompt(
         raise ValueError(f"unknown narrative kind {kind!r}; expected one of {NARRATIVE_KINDS}")
     if not history:
         raise EmptyHistoryError(
-            f"user {user_id or '(no id)'} has an empty history: a narrative prompt needs at "
-            "least one earlier purchase"
+            f"user {user_id or '(no id)'} has an empty history: a prompt, to rank or to write, "
+            "needs at least one earlier purchase"
         )
     if item is not None and not isinstance(item, ItemTexts):
         item = ItemTexts.from_mapping(item)
