@@ -46,9 +46,8 @@ class RegenParser(argparse.ArgumentParser):
         if unknown:
             command = self._command_parser(self.given)
             # Name the misspelled options (their values would only be noise); else the words.
-            options = [word.split("=")[0] for word in unknown if word.startswith("-")]
-            named = with_nearest(options, list(command._option_string_actions))
-            command.error(f"unrecognized arguments: {named or ' '.join(unknown)}")
+            named = _misspelled_options(command, unknown) or " ".join(unknown)
+            command.error(f"unrecognized arguments: {named}")
         return parsed
 
     def _command_parser(self, words: list[str]) -> argparse.ArgumentParser:
@@ -64,15 +63,20 @@ class RegenParser(argparse.ArgumentParser):
         return parser
 
     def error(self, message):
-        unknown = [
-            word.split("=")[0]
-            for word in getattr(self, "given", [])
-            if word.startswith("--") and word.split("=")[0] not in self._option_string_actions
-        ]
-        if "invalid choice" in message and unknown:
-            named = with_nearest(unknown, list(self._option_string_actions))
+        named = _misspelled_options(self, getattr(self, "given", []))
+        if "invalid choice" in message and named:
             message = f"unrecognized arguments: {named}"
         super().error(message)
+
+
+def _misspelled_options(parser: argparse.ArgumentParser, words: list[str]) -> str:
+    """The `--options` among `words` that `parser` does not know, each with its nearest known
+    option ("" if none)."""
+    known = parser._option_string_actions
+    options = [
+        w.split("=")[0] for w in words if w.startswith("--") and w.split("=")[0] not in known
+    ]
+    return with_nearest(options, list(known))
 
 
 def make_parser() -> argparse.ArgumentParser:

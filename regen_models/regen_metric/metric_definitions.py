@@ -89,8 +89,9 @@ def ranking_metrics(ranks, ks: Sequence[int] = (10,)) -> dict[str, float]:
     ranks = torch.as_tensor(np.asarray(ranks, dtype=np.float64))
     if ranks.numel() == 0:
         raise ValueError("no users to evaluate")
-    if bool((ranks.isnan() | (ranks < 1)).any()):
-        first = int(torch.nonzero(ranks.isnan() | (ranks < 1))[0])
+    invalid = ranks.isnan() | (ranks < 1)
+    if bool(invalid.any()):
+        first = int(invalid.nonzero()[0])
         raise ValueError(
             f"ranks are 1-based (inf for a miss); user {first} has rank {ranks[first].item()}"
         )
