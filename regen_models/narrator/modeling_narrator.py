@@ -89,7 +89,10 @@ class Narrator:
         """
         import torch
 
-        limit = max_new_tokens or self.max_new_tokens(kind)
+        trained_limit = self.max_new_tokens(kind)  # an untrained kind fails here
+        limit = trained_limit if max_new_tokens is None else max_new_tokens
+        if limit < 1:
+            return [""] * len(prompts)  # generate() refuses a budget of no tokens
         device = next(self.model.parameters()).device
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         pad_id = self.tokenizer.pad_token_id

@@ -95,8 +95,10 @@ def test_max_new_tokens_per_kind_bounds_the_output(adapter):
     for text in narrator.generate(PROMPTS, kind="user_profile"):
         assert counter(text) <= 6 + 1  # decoding may merge or split a token at the end
     assert narrator.max_new_tokens(None) == 12
-    with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
-        narrator.generate(PROMPTS, kind="user_summary_long")
+    assert narrator.generate(PROMPTS, kind="user_profile", max_new_tokens=0) == ["", "", ""]
+    for length in (None, 4):  # an explicit length does not skip the check of the kind
+        with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
+            narrator.generate(PROMPTS, kind="user_summary_long", max_new_tokens=length)
 
 
 def test_another_base_than_asked_is_a_clear_error(adapter, tmp_path):
