@@ -135,7 +135,8 @@ def movielens(args) -> None:
             started = time.perf_counter()
             validation = train_flare.run(
                 ["--config", str(args.recipe), "--dataset_name", str(folder), "--dataset_config",
-                 "office", "--output_dir", str(checkpoint), "--seed", str(seed), *extra,
+                 "office", "--output_dir", str(checkpoint), "--overwrite_output_dir", "true",
+                 "--seed", str(seed), *extra,
                  *args.train_args]
             )  # fmt: skip
             seconds = time.perf_counter() - started
@@ -196,7 +197,8 @@ def critiques(args) -> None:
                 started = time.perf_counter()
                 train_flare.run(
                     ["--config", str(recipe), "--dataset_name", str(folder), "--dataset_config",
-                     config, "--output_dir", str(checkpoint), "--seed", str(seed),
+                     config, "--output_dir", str(checkpoint), "--overwrite_output_dir", "true",
+                     "--seed", str(seed),
                      "--max_steps", str(args.max_steps), "--eval_steps", "200",
                      "--save_steps", "200", "--early_stopping_patience", "5", *args.train_args]
                 )  # fmt: skip

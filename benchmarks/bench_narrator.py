@@ -252,7 +252,8 @@ def quality(args) -> None:
     adapter = OUT / "narrator-office"
     train_narrator.run(
         ["--config", str(CPU_RECIPE), "--dataset_name", str(folder), "--dataset_config",
-         "office", "--output_dir", str(adapter), "--max_steps", str(args.max_steps),
+         "office", "--output_dir", str(adapter), "--overwrite_output_dir", "true",
+         "--max_steps", str(args.max_steps),
          "--eval_steps", str(args.max_steps), "--learning_rate", str(args.learning_rate),
          "--kinds", *args.kinds]
     )  # fmt: skip

@@ -6,11 +6,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers.trainer_utils import get_last_checkpoint
 from trl import ScriptArguments, SFTConfig, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
@@ -125,6 +127,28 @@ class LanguageModelArguments:
     )
 
 
+def resume_from_checkpoint_field():
+    """transformers' `--resume_from_checkpoint`, which the training scripts act on."""
+    return field(
+        default=None,
+        metadata={
+            "help": "go on from a checkpoint-N folder of a run, or `last` for the newest in "
+            "--output_dir: its weights, optimizer and data position"
+        },
+    )
+
+
+def overwrite_output_dir_field():
+    """The `--overwrite_output_dir` of every training script (transformers 5 dropped its own)."""
+    return field(
+        default=False,
+        metadata={
+            "help": "train into an --output_dir that is not empty: its checkpoint-N folders are "
+            "removed, its model files replaced at the end (without it, such a folder is refused)"
+        },
+    )
+
+
 _GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
@@ -137,6 +161,8 @@ class RegenSFTConfig(SFTConfig):
     boolean.)"""
 
     output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
+    overwrite_output_dir: bool = overwrite_output_dir_field()
+    resume_from_checkpoint: str | None = resume_from_checkpoint_field()
     # The scripts cut prompts themselves (oldest purchases first): a cut by TRL would fall on
     # the completion.
     max_length: int | None = None
@@ -187,6 +213,61 @@ def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
         count = getattr(script_args, option)
         if count is not None and count < 1:
             raise ValueError(f"--{option} {count}: expected a positive number of rows")
+
+
+RESUME_NEWEST = ("true", "last")
+
+
+def prepare_output_dir(training_args) -> str | None:
+    """The checkpoint to resume from, if any, once `--output_dir` is checked.
+
+    A run never replaces a folder's earlier results by accident: a folder that is not empty is
+    refused unless `--resume_from_checkpoint` (a `checkpoint-N` folder, or `last` for the newest
+    in `--output_dir`) goes on from it or `--overwrite_output_dir` replaces it. Stale
+    `checkpoint-N` folders are removed then: the Trainer's rotation would keep an old run's
+    higher-numbered checkpoints and delete the new ones.
+    """
+    out = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output_dir {out}: a file, not a folder")
+    if resume:
+        if training_args.overwrite_output_dir:
+            raise ValueError(
+                "--resume_from_checkpoint and --overwrite_output_dir: give one; the first goes "
+                "on from a checkpoint, the second starts again"
+            )
+        if str(resume).lower() in RESUME_NEWEST:
+            newest = get_last_checkpoint(out) if out.is_dir() else None
+            if newest is None:
+                raise FileNotFoundError(
+                    f"--resume_from_checkpoint {resume}: {out} holds no checkpoint-N folder"
+                )
+            return newest
+        if not (Path(resume) / "trainer_state.json").is_file():
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint {resume}: not a Trainer checkpoint (no "
+                "trainer_state.json); give a checkpoint-N folder, or `last` for the newest in "
+                "--output_dir"
+            )
+        return str(resume)
+    held = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
+    if not training_args.overwrite_output_dir:
+        if held:
+            shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+            raise FileExistsError(
+                f"--output_dir {out} is not empty ({shown}): pass --overwrite_output_dir true to "
+                "train again into it, or --resume_from_checkpoint last to go on from its newest "
+                "checkpoint"
+            )
+        return None
+    # Every process enters (its barriers must pair up); the first removes.
+    with training_args.main_process_first(local=False, desc="clear --output_dir"):
+        if training_args.process_index == 0:
+            for name in held:
+                if re.fullmatch(r"checkpoint-\d+", name):
+                    shutil.rmtree(out / name, ignore_errors=True)
+    return None
 
 
 def check_splits(rows, script_args) -> None:

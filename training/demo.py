@@ -94,7 +94,8 @@ def run_demo(
         checkpoint = out / "checkpoints" / f"flare-{config}"
         train_flare.run(
             ["--config", str(FLARE_RECIPE), "--dataset_name", str(folder),
-             "--dataset_config", config, "--output_dir", str(checkpoint)]
+             "--dataset_config", config, "--output_dir", str(checkpoint),
+             "--overwrite_output_dir", "true"]
         )  # fmt: skip
         path = str(out / "predictions" / "flare" / f"{config}.jsonl")
         predict.main(
@@ -131,6 +132,7 @@ def run_language_models(
     )
     data = ["--dataset_name", str(users), "--dataset_config", "office", "--kinds", *TEXT_KINDS]
     steps = [] if max_steps is None else ["--max_steps", str(max_steps)]
+    steps += ["--overwrite_output_dir", "true"]  # a rerun replaces the demo's own checkpoints
     narrator = out / "checkpoints" / "narrator-office"
     print("\n== Narrator: LoRA on the embedded Gemma 3 270M (cpu recipe) on its training users")
     train_narrator.run(

@@ -42,7 +42,8 @@ def train_variant(
     checkpoint = out / "checkpoints" / config / signals
     train_fusion.run(
         ["--config", recipe, "--dataset_name", dataset, "--dataset_config", config,
-         "--signals", signals, "--output_dir", str(checkpoint), *extra]
+         "--signals", signals, "--output_dir", str(checkpoint), "--overwrite_output_dir", "true",
+         *extra]
     )  # fmt: skip
     return checkpoint
 

@@ -44,9 +44,17 @@ from regen_models.items import (
     load_encoder,
 )
 from regen_models.metrics import ranking_metrics, target_ranks
-from training.arguments import RegenScriptArguments, check_paths, check_splits, recipe_parser
+from training.arguments import (
+    RegenScriptArguments,
+    check_paths,
+    check_splits,
+    overwrite_output_dir_field,
+    prepare_output_dir,
+    recipe_parser,
+    resume_from_checkpoint_field,
+)
 from training.model_card import recipe_of, training_summary, write_model_card
-from training.trainer_utils import first_rows
+from training.trainer_utils import first_rows, train
 
 
 @dataclass
@@ -101,6 +109,8 @@ class FlareModelArguments:
 @dataclass
 class FlareTrainingArguments(TrainingArguments):
     output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
+    overwrite_output_dir: bool = overwrite_output_dir_field()
+    resume_from_checkpoint: str | None = resume_from_checkpoint_field()
     eval_strategy: str = "epoch"
     save_strategy: str = "epoch"
     metric_for_best_model: str | None = "NDCG@10"
@@ -158,6 +168,7 @@ def make_parser() -> TrlParser:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_paths(script_args, training_args)
+    resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
     set_seed(training_args.seed)
     import datasets
@@ -242,7 +253,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         eval_collator=FlareCollator(**collate, critique_vectors=critique_vectors, train=False),
         callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)],
     )
-    trainer.train()
+    train(trainer, resume_from)
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
 
     if trainer.is_world_process_zero():

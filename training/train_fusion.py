@@ -61,10 +61,11 @@ from training.arguments import (
     check_paths,
     check_splits,
     give_own_learning_rate,
+    prepare_output_dir,
     recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
-from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
+from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary, train
 
 LM_TUNING = ("frozen", "lora", "full")
 # Training users whose folded-in vectors give the mean user norm (more add nothing but time).
@@ -187,6 +188,7 @@ def check_protocol(dataset_name: str) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
     set_seed(training_args.seed)
     import datasets
@@ -275,7 +277,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         adapter_learning_rate=model_args.adapter_learning_rate,
         processing_class=tokenizer,
     )
-    trainer.train()
+    train(trainer, resume_from)
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
     metrics = loss_summary(trainer.state.log_history)

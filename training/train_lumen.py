@@ -55,10 +55,11 @@ from training.arguments import (
     check_paths,
     check_splits,
     give_own_learning_rate,
+    prepare_output_dir,
     recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
-from training.trainer_utils import first_rows, hub_id, loss_summary
+from training.trainer_utils import first_rows, hub_id, loss_summary, train
 
 
 @dataclass
@@ -192,6 +193,7 @@ def check_arguments(script_args, model_args, training_args) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
     set_seed(training_args.seed)
     import datasets
@@ -261,7 +263,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         if training_args.eval_strategy != "no"
         else [],
     )
-    trainer.train()
+    train(trainer, resume_from)
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
     metrics = _final_metrics(trainer)

@@ -51,10 +51,11 @@ from training.arguments import (
     check_kinds,
     check_paths,
     check_splits,
+    prepare_output_dir,
     recipe_parser,
 )
 from training.model_card import recipe_of, training_summary, write_model_card
-from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary
+from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary, train
 
 
 @dataclass
@@ -116,6 +117,7 @@ def check_arguments(script_args, model_args, training_args) -> None:
 
 def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
+    resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
     set_seed(training_args.seed)
     import datasets
@@ -173,7 +175,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     )
 
     trainer = make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args)
-    trainer.train()
+    train(trainer, resume_from)
     metrics = loss_summary(trainer.state.log_history)
     if eval_pairs:
         metrics["eval_loss"] = final_eval_loss(trainer)

@@ -1,9 +1,13 @@
-"""Small helpers the training scripts share: the first rows of a split, a base model's Hub id
-for a card, and the loss figures a card reports."""
+"""Small helpers the training scripts share: the first rows of a split, training (or going on
+from a checkpoint), a base model's Hub id for a card, and the loss figures a card reports."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+
+from regen_models.vocabulary_io import VOCABULARY_FILE, VocabularyMismatchError
 
 
 def first_rows(split, count: int | None):
@@ -39,3 +43,52 @@ def final_eval_loss(trainer) -> float:
     if last and last[-1].get("step") == trainer.state.global_step:
         return last[-1]["eval_loss"]
     return trainer.evaluate()["eval_loss"]
+
+
+# Written by whichever transformers saved the checkpoint; not part of the model.
+_CONFIG_BOOKKEEPING = {"transformers_version", "architectures", "dtype", "torch_dtype", "auto_map"}
+
+
+def train(trainer, resume_from: str | None) -> None:
+    """`trainer.train()`, or going on from the checkpoint `resume_from` once it is known to
+    hold the model these arguments build: the same configuration and item vocabulary."""
+    if resume_from is not None:
+        check_resumable(resume_from, trainer.model)
+        print(f"resuming from {resume_from}")
+    trainer.train(resume_from_checkpoint=resume_from)
+
+
+def check_resumable(checkpoint: str | os.PathLike, model) -> None:
+    """Name what differs between `checkpoint` and `model` (loading its weights would fail deep
+    in torch, or silently train another model)."""
+    where = f"--resume_from_checkpoint {os.fspath(checkpoint)}"
+    saved_config = Path(checkpoint) / "config.json"
+    if saved_config.is_file() and hasattr(model.config, "to_json_string"):
+        saved = json.loads(saved_config.read_text())
+        built = json.loads(model.config.to_json_string(use_diff=False))  # as it would be saved
+        differ = sorted(
+            key
+            for key in saved.keys() & built.keys()
+            if key not in _CONFIG_BOOKKEEPING and saved[key] != built[key]
+        )
+        if differ:
+            shown = "; ".join(
+                f"{key}: {saved[key]!r} there, {built[key]!r} here" for key in differ[:4]
+            )
+            raise ValueError(
+                f"{where}: that checkpoint is of another model than these arguments build "
+                f"({shown}); resume with the arguments (and recipe) it was trained with"
+            )
+    vocabulary = getattr(model, "item_vocabulary", None)
+    if vocabulary is not None and (Path(checkpoint) / VOCABULARY_FILE).is_file():
+        saved = type(vocabulary).load(checkpoint)
+        if (saved.category, saved.ids_fingerprint) != (
+            vocabulary.category,
+            vocabulary.ids_fingerprint,
+        ):
+            raise VocabularyMismatchError(
+                f"{where}: that checkpoint was trained on another item vocabulary "
+                f"({saved.category}, {len(saved):,} items) than the dataset's "
+                f"({vocabulary.category}, {len(vocabulary):,} items); resume on the data it was "
+                "trained on"
+            )

@@ -93,20 +93,67 @@ def test_unknown_recipe_key_is_a_clear_error(folder, tmp_path, capsys):
     assert "Traceback" not in error
 
 
+def test_a_trained_folder_is_resumed_or_replaced_never_clobbered(
+    folder, checkpoint, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    from transformers import Trainer
+
+    out = tmp_path / "flare"
+    shutil.copytree(checkpoint, out)
+    train = ["train", "flare", "--config", TINY, "--dataset_name", folder, "--output_dir", out]
+    error = regen_error(capsys, *train)
+    assert f"--output_dir {out} is not empty" in error and "--overwrite_output_dir true" in error
+    assert "--resume_from_checkpoint last" in error
+    error = regen_error(capsys, *train, "--resume_from_checkpoint", "last", "--hidden_size", "32")
+    assert "another model than these arguments build (hidden_size: 16 there, 32 here" in error
+    error = regen_error(capsys, *train, "--resume_from_checkpoint", out)
+    assert "not a Trainer checkpoint (no trainer_state.json)" in error
+    error = regen_error(
+        capsys, *train, "--resume_from_checkpoint", "last", "--overwrite_output_dir", "true"
+    )
+    assert "give one" in error
+    empty = ["--output_dir", tmp_path / "empty", "--resume_from_checkpoint", "last"]
+    error = regen_error(capsys, *train[:-2], *empty)
+    assert "holds no checkpoint-N folder" in error
+
+    resumed_from = []
+    original = Trainer.train
+
+    def recording_train(self, resume_from_checkpoint=None, **kwargs):
+        resumed_from.append(resume_from_checkpoint)
+        return original(self, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", recording_train)
+    cli.main([str(a) for a in (*train, "--resume_from_checkpoint", "last", "--max_steps", 6)])
+    assert resumed_from == [str(out / "checkpoint-4")]
+    assert f"resuming from {out / 'checkpoint-4'}" in capsys.readouterr().out
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+
+    (out / "checkpoint-999").mkdir()  # would outrank the new run's checkpoints
+    cli.main([str(a) for a in (*train, "--overwrite_output_dir", "true")])
+    assert resumed_from[-1] is None
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
 def test_two_processes_with_accelerate(folder, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "flare-ddp"
+    (out / "checkpoint-999").mkdir(parents=True)  # an earlier run's, replaced by this one
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
     result = subprocess.run(
         [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no",
          str(REPO / "training" / "train_flare.py"), "--config", TINY,
          "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
-         "--output_dir", str(out)],
+         "--output_dir", str(out), "--overwrite_output_dir", "true"],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
+    assert not (out / "checkpoint-999").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["use_critiques"] is False  # a _no_critique config trains without them
 
