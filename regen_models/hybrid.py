@@ -51,9 +51,12 @@ class HybridSystem:
         flare_dir: str | os.PathLike,
         narrator_dir: str | os.PathLike,
         base: str | None = None,
+        *,
+        device: str | None = None,
     ) -> HybridSystem:
         return cls(
-            FlareRanker.from_pretrained(flare_dir), Narrator.from_pretrained(narrator_dir, base)
+            FlareRanker.from_pretrained(flare_dir, device=device),
+            Narrator.from_pretrained(narrator_dir, base, device=device),
         )
 
     def __call__(

@@ -41,7 +41,7 @@ def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, arg
     from regen_dataset.schema import config_has_critiques
     from regen_models.flare.ranking import FlareRanker
 
-    ranker = FlareRanker.from_pretrained(model_dir)
+    ranker = FlareRanker.from_pretrained(model_dir, device=args.device)
     check_vocabulary(ranker.vocabulary, model_dir, dataset_name, config_name)
     ranked = ranker.rank(
         rows,
@@ -57,7 +57,9 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
     from regen_dataset.schema import config_has_critiques
     from regen_models.hybrid import HybridSystem
 
-    hybrid = HybridSystem.from_pretrained(model_dir, args.narrator, args.base_model)
+    hybrid = HybridSystem.from_pretrained(
+        model_dir, args.narrator, args.base_model, device=args.device
+    )
     check_vocabulary(hybrid.ranker.vocabulary, model_dir, dataset_name, config_name)
     outputs = hybrid(
         rows,
@@ -82,7 +84,7 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
     from regen_dataset.schema import config_has_critiques
     from regen_models.lumen.recommender import Lumen
 
-    lumen = Lumen.from_pretrained(model_dir)
+    lumen = Lumen.from_pretrained(model_dir, device=args.device)
     check_vocabulary(lumen.vocabulary, model_dir, dataset_name, config_name)
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
     batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
@@ -112,7 +114,7 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
     ranks nothing: the file holds narratives only)."""
     from regen_models.fusion.narrator import FusionNarrator
 
-    narrator = FusionNarrator.from_pretrained(model_dir)
+    narrator = FusionNarrator.from_pretrained(model_dir, device=args.device)
     check_vocabulary(narrator.vocabulary, model_dir, dataset_name, config_name)
     kinds = args.kinds or narrator.kinds
     batch_size, limit = args.generation_batch_size, args.max_new_tokens
@@ -156,6 +158,8 @@ def model_type(model_dir: str) -> str:
 def predict(args) -> str:
     import datasets
 
+    from regen_models.devices import pick_device
+
     kind = model_type(args.model)
     if args.narrator and kind != "flare":
         raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
@@ -165,6 +169,7 @@ def predict(args) -> str:
         raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
     check_user_config(args.dataset_config)
     check_local_folder(args.dataset_name, "dataset folder")
+    args.device = str(pick_device(args.device))
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))
@@ -209,6 +214,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=256,
         help="users ranked at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (a CUDA GPU where there is one, else the CPU), cpu, "
+        "cuda, cuda:N or mps (default: %(default)s)",
     )
     narration = parser.add_argument_group(
         "narratives (the hybrid system is a FLARE --model with a --narrator adapter; LUMEN and "

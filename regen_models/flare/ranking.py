@@ -48,10 +48,17 @@ class FlareRanker:
         self._encoder = encoder
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, encoder=None) -> FlareRanker:
+    def from_pretrained(
+        cls, path: str | os.PathLike, encoder=None, *, device: str | None = None
+    ) -> FlareRanker:
+        """`device`: where the model scores (`rank` moves each batch there); None leaves it on
+        the CPU."""
         if not os.path.exists(os.path.join(path, "config.json")) and os.path.isdir(path):
             raise FileNotFoundError(f"{path} is not a FLARE checkpoint folder (no config.json)")
-        return cls(FlareModel.from_pretrained(path), encoder)
+        model = FlareModel.from_pretrained(path)
+        if device:
+            model.to(device)
+        return cls(model, encoder)
 
     @property
     def vocabulary(self) -> ItemVocabulary:
@@ -108,11 +115,13 @@ class FlareRanker:
             earlier_items=config.seen_item_bias,
         )
         ids = self.vocabulary.item_ids
+        device = next(self.model.parameters()).device
         ranked = []
         with torch.no_grad():
             for start in range(0, len(examples), batch_size):
                 batch = collate(examples[start : start + batch_size])
                 batch.pop("targets", None)
+                batch = {key: value.to(device) for key, value in batch.items()}
                 scores, top = self.model.recommend(top_k=top_k, **batch)
                 for row_scores, row_items in zip(scores.tolist(), top.tolist(), strict=True):
                     ranked.append(RankedItems([ids[i] for i in row_items], row_scores))

@@ -53,10 +53,14 @@ class Lumen:
         self.collate = LumenCollator(tokenizer.eos_token_id if pad is None else pad, "left")
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, dtype=None) -> Lumen:
+    def from_pretrained(
+        cls, path: str | os.PathLike, *, dtype=None, device: str | None = None
+    ) -> Lumen:
         from transformers import AutoTokenizer
 
         model = LumenForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        if device:
+            model.to(device)
         return cls(model, AutoTokenizer.from_pretrained(path))
 
     def save_pretrained(self, path: str | os.PathLike, **kwargs) -> None:

@@ -104,7 +104,7 @@ def test_without_critiques_no_critique_reaches_ranking_or_prompt(folder, flare, 
 
 
 def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
-    hybrid = HybridSystem.from_pretrained(flare, adapter)
+    hybrid = HybridSystem.from_pretrained(flare, adapter, device="cpu")
     with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
         hybrid(rows(folder), kinds=["user_summary_long"])
     with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):

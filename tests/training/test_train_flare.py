@@ -60,7 +60,7 @@ def test_predict_then_evaluate(folder, checkpoint, tmp_path):
         out = tmp_path / f"{config}.jsonl"
         cli.main(
             ["predict", "--model", str(checkpoint), "--dataset_name", str(folder),
-             "--dataset_config", config, "--split", "test", "--out", str(out)]
+             "--dataset_config", config, "--split", "test", "--out", str(out), "--device", "cpu"]
         )  # fmt: skip
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) == 300 and len(lines[0]["ranked_items"]) == 93
@@ -188,7 +188,7 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     from regen_models.items import UnknownItemError
 
     test = datasets.load_dataset(str(folder), "office", split="test").select(range(8))
-    ranker = FlareRanker.from_pretrained(checkpoint)
+    ranker = FlareRanker.from_pretrained(checkpoint, device="cpu")
     from_split = ranker.rank(test, top_k=5)
     rows = [
         {"user_id": r["user_id"], "history": r["history"], "critique": r["critique"]} for r in test
@@ -278,6 +278,8 @@ def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys
         assert f"argument {flag}" in error and "expected a positive count, got 0" in error
     error = regen_error(capsys, *predict, *out, "--dataset_config", "office_items")
     assert "office_items is the catalog of office" in error
+    error = regen_error(capsys, *predict, *out, "--device", "gpu")
+    assert "device 'gpu': expected auto, cpu, cuda, cuda:N or mps" in error
     error = regen_error(capsys, "predict", "--model", checkpoint, "--dataset_name", "../x", *out)
     assert "../x: no such dataset folder" in error
     without_weights = tmp_path / "no-weights"

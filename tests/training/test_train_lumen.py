@@ -96,7 +96,7 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     assert [w.item_id for w in written] == top
     assert [w.text for w in written] == [line["narratives"]["user_profile"] for line in lines]
     lumen.save_pretrained(tmp_path / "again")
-    again = Lumen.from_pretrained(tmp_path / "again").write(
+    again = Lumen.from_pretrained(tmp_path / "again", device="cpu").write(
         rows, "user_profile", item_ids=top, max_new_tokens=3
     )
     assert [w.text for w in again] == [w.text for w in written]

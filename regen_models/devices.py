@@ -1,0 +1,26 @@
+"""Which torch device a model runs on: `auto` picks the GPU where there is one."""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(name: str | None = "auto") -> torch.device:
+    """`auto` (or None): CUDA if this machine has it, else the CPU; otherwise a torch device
+    name (`cpu`, `cuda`, `cuda:1`, `mps`), refused clearly where it is not there."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this machine has no CUDA device")
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA devices"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r}: MPS is not available on this machine")
+    return device
