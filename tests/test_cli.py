@@ -93,6 +93,22 @@ def test_train_help_lists_the_models(capsys):
     assert "{flare,fusion,lumen,narrator}" in capsys.readouterr().out
 
 
+def test_help_lists_every_command_and_a_command_loads_its_own_module_only(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "{dataset,train,predict,eval,demo,space,release}" in capsys.readouterr().out
+    # In a fresh interpreter (this one has imported everything): `regen dataset ...` starts
+    # without torch, transformers or TRL, which take seconds to import.
+    code = (
+        "import sys; from training.cli import make_parser; make_parser(['dataset', 'report']); "
+        "print([m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     "argv, named",
     [

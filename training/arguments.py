@@ -3,7 +3,6 @@ own fields and defaults, and parses the three it needs with `TrlParser`, as TRL'
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ from trl import ScriptArguments, SFTConfig, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 from regen_models.vocabulary_io import check_local_folder
+from training.nearest import with_nearest
 
 RECIPES = Path(__file__).with_name("recipes")
 
@@ -61,15 +61,6 @@ class RecipeParser(TrlParser):
         keys = re.findall(r"'--([^']+)'", message)
         named = with_nearest(keys, [action.dest for action in self._actions])
         return f"no argument is called {named}; `--help` lists them"
-
-
-def with_nearest(names: list[str], known: list[str]) -> str:
-    """`names`, each with the nearest of `known` where one is close: for misspelled options."""
-    notes = []
-    for name in names:
-        close = difflib.get_close_matches(name, known, n=1)
-        notes.append(f"{name} (did you mean {close[0]}?)" if close else name)
-    return ", ".join(notes)
 
 
 def recipe_parser(model: str, dataclass_types) -> TrlParser:

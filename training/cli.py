@@ -18,10 +18,19 @@ import argparse
 import importlib
 import sys
 
-from regen_dataset import cli as dataset_cli
-from training import demo, evaluate, predict, release, space
-from training.arguments import with_nearest
+from training.nearest import with_nearest
 
+# Each command's parser is built by its module. A module's imports (datasets, torch,
+# transformers) take seconds, so `regen COMMAND` imports that command's module only.
+COMMANDS = {
+    "dataset": "regen_dataset.cli",
+    "train": __name__,
+    "predict": "training.predict",
+    "eval": "training.evaluate",
+    "demo": "training.demo",
+    "space": "training.space",
+    "release": "training.release",
+}
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
     "flare": "training.train_flare",
@@ -79,13 +88,23 @@ def _misspelled_options(parser: argparse.ArgumentParser, words: list[str]) -> st
     return with_nearest(options, list(known))
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """`regen`'s parser; with `argv` naming a command, that command's only (all of them for
+    `regen --help` or a word that is no command)."""
     parser = RegenParser(
         prog="regen",
         description="REGEN: datasets, models and evaluation for conversational recommenders",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    dataset_cli.add_parser(subparsers)
+    given = argv[0] if argv and argv[0] in COMMANDS else None
+    for name, module in COMMANDS.items():
+        if given in (None, name):
+            importlib.import_module(module).add_parser(subparsers)
+    return parser
+
+
+def add_parser(subparsers) -> None:
+    """`regen train MODEL ARGS`."""
     train = subparsers.add_parser(
         "train",
         help="train a model (the arguments of training/train_MODEL.py)",
@@ -95,12 +114,6 @@ def make_parser() -> argparse.ArgumentParser:
     train.add_argument("model", choices=sorted(TRAINERS))
     train.add_argument("arguments", nargs=argparse.REMAINDER, help="the script's arguments")
     train.set_defaults(func=_train)
-    predict.add_parser(subparsers)
-    evaluate.add_parser(subparsers)
-    demo.add_parser(subparsers)
-    space.add_parser(subparsers)
-    release.add_parser(subparsers)
-    return parser
 
 
 def _train(args) -> None:
@@ -108,7 +121,8 @@ def _train(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = make_parser().parse_args(argv if argv is not None else sys.argv[1:])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    args = make_parser(argv).parse_args(argv)
     try:
         args.func(args)
     except (ValueError, OSError) as error:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.stats import configs_in_folder, describe_folder
-from training import predict, train_flare, train_lumen, train_narrator
+from training import predict
 from training.evaluate import rater_report, run_table, write_baselines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +70,8 @@ def run_demo(
     lm_max_steps: int | None = None,
     max_new_tokens: int | None = None,
 ) -> None:
+    from training import train_flare
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     folder = out / "regen"
@@ -119,6 +121,8 @@ def run_demo(
 def run_language_models(
     out: Path, text_users: int, max_steps: int | None, max_new_tokens: int | None = None
 ) -> None:
+    from training import train_lumen, train_narrator
+
     users = out / "regen-users"
     print(f"\n== The language models: a user-disjoint build of the samples in {users}")
     # Its test users are in no model's training data: the LMs train on its training users, and
