@@ -45,8 +45,15 @@ def final_eval_loss(trainer) -> float:
     return trainer.evaluate()["eval_loss"]
 
 
-# Written by whichever transformers saved the checkpoint; not part of the model.
-_CONFIG_BOOKKEEPING = {"transformers_version", "architectures", "dtype", "torch_dtype", "auto_map"}
+# Written by whichever transformers (and machine) saved the checkpoint; not the model.
+_CONFIG_BOOKKEEPING = {
+    "transformers_version",
+    "architectures",
+    "dtype",
+    "torch_dtype",
+    "auto_map",
+    "_name_or_path",  # where the base model lay, which differs between machines
+}
 
 
 def train(trainer, resume_from: str | None) -> None:
@@ -64,13 +71,9 @@ def check_resumable(checkpoint: str | os.PathLike, model) -> None:
     where = f"--resume_from_checkpoint {os.fspath(checkpoint)}"
     saved_config = Path(checkpoint) / "config.json"
     if saved_config.is_file() and hasattr(model.config, "to_json_string"):
-        saved = json.loads(saved_config.read_text())
-        built = json.loads(model.config.to_json_string(use_diff=False))  # as it would be saved
-        differ = sorted(
-            key
-            for key in saved.keys() & built.keys()
-            if key not in _CONFIG_BOOKKEEPING and saved[key] != built[key]
-        )
+        saved = _flat(json.loads(saved_config.read_text()))
+        built = _flat(json.loads(model.config.to_json_string(use_diff=False)))  # as saved
+        differ = sorted(key for key in saved.keys() & built.keys() if saved[key] != built[key])
         if differ:
             shown = "; ".join(
                 f"{key}: {saved[key]!r} there, {built[key]!r} here" for key in differ[:4]
@@ -92,3 +95,16 @@ def check_resumable(checkpoint: str | os.PathLike, model) -> None:
                 f"({vocabulary.category}, {len(vocabulary):,} items); resume on the data it was "
                 "trained on"
             )
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """A configuration's values by dotted name (`text_config.hidden_size`), bookkeeping out."""
+    flat = {}
+    for key, value in config.items():
+        if key in _CONFIG_BOOKKEEPING:
+            continue
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

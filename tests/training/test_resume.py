@@ -50,3 +50,17 @@ def test_resuming_goes_on_from_the_checkpoints_weights(name, folder, tiny_gemma_
     uninterrupted = losses(again / f"checkpoint-{2 * half}")
     assert resumed.keys() == uninterrupted.keys() == set(range(1, 2 * half + 1))
     assert list(resumed.values()) == pytest.approx(list(uninterrupted.values()), rel=1e-4)
+
+
+def test_resuming_another_model_names_the_difference(folder, tiny_gemma_base, tmp_path):
+    out = tmp_path / "lumen"
+    arguments = [
+        "--config", str(REPO / "training" / "recipes" / "lumen" / "tiny.yaml"),
+        "--dataset_name", str(folder), "--dataset_config", "office",
+        "--base_model", str(tiny_gemma_base), "--output_dir", str(out), "--max_steps", "4",
+    ]  # fmt: skip
+    train_lumen.run(arguments)
+    with pytest.raises(ValueError, match="item_embedding_dim: 16 there, 8 here"):
+        train_lumen.run(
+            [*arguments, "--resume_from_checkpoint", "last", "--item_embedding_dim", "8"]
+        )
