@@ -7,6 +7,7 @@ local folder as its absolute path. Loading it onto another base is an error that
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -87,6 +88,11 @@ def add_lora(
     peft_model = get_peft_model(model, config)
     # peft would record the folder the weights came from (for "embedded", a cache path).
     peft_model.peft_config["default"].base_model_name_or_path = base_model_name(base_name)
+    # The narrator never resizes the vocabulary, so an adapter needs no copy of the embedding
+    # matrices. Left to decide ("auto"), peft looks the recorded base up on the Hub at every save.
+    peft_model.save_pretrained = functools.partial(
+        peft_model.save_pretrained, save_embedding_layers=False
+    )
     return peft_model
 
 

@@ -53,13 +53,23 @@ def adapter(tiny_gemma_base, tmp_path_factory):
     return out, model, tokenizer
 
 
-def test_the_adapter_records_its_base_by_name(tiny_gemma_base, adapter):
+def test_the_adapter_records_its_base_by_name(tiny_gemma_base, adapter, tmp_path, monkeypatch):
     out, _, _ = adapter
     recorded = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert recorded == str(tiny_gemma_base.resolve())
     model, _ = load_base(str(tiny_gemma_base))
     # The embedded model is recorded by its name, never by the folder it is cached in.
-    assert add_lora(model, "embedded").peft_config["default"].base_model_name_or_path == "embedded"
+    embedded = add_lora(model, "embedded")
+    assert embedded.peft_config["default"].base_model_name_or_path == "embedded"
+    # ... and saving never looks that name up on the Hub.
+    from peft.utils import save_and_load
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError(f"looked up on the Hub: {args}")
+
+    monkeypatch.setattr(save_and_load, "check_file_exists_on_hf_hub", no_hub)
+    embedded.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "adapter_model.safetensors").exists()
 
 
 def test_round_trip_gives_the_same_texts(adapter):
