@@ -24,12 +24,20 @@ def hub_space():
     folder, found, notes = download(dataset, checkpoints)
     for note in notes:
         print(f"regen space: {note}", file=sys.stderr)
-    return build_space(folder, found, plots_dir=os.path.join(os.getcwd(), "plots"))
+    return build_space(
+        folder,
+        found,
+        plots_dir=os.path.join(os.getcwd(), "plots"),
+        device=os.environ.get("REGEN_DEVICE", "auto"),
+    )
 
 
 def main() -> None:
     demo_dir = os.environ.get("REGEN_DEMO_DIR")
-    blocks, _ = demo_space(demo_dir) if demo_dir else hub_space()
+    if demo_dir:
+        blocks, _ = demo_space(demo_dir, os.environ.get("REGEN_DEVICE", "auto"))
+    else:
+        blocks, _ = hub_space()
     # A Space listens on 0.0.0.0:7860; a laptop keeps the page on loopback.
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1" if demo_dir else "0.0.0.0")
     launch(blocks, host, int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

@@ -49,9 +49,15 @@ def fake_space(tiny_demo, **kwargs):
 
     vocabulary = ItemVocabulary.from_dataset(str(tiny_demo / "regen"), "office")
     model = ByCritique(vocabulary, **kwargs)
-    spec = ModelSpec("Fake", "ranks by the critique's hash", ("flare",), lambda paths: model)
+    model.loaded_on = []
+
+    def load(paths, device):
+        model.loaded_on.append(device)
+        return model
+
+    spec = ModelSpec("Fake", "ranks by the critique's hash", ("flare",), load)
     _, app = build_space(tiny_demo / "regen", discover(tiny_demo), plots_dir=tiny_demo / "plots")
-    app.registry = Registry.build(discover(tiny_demo), (*MODELS, spec), ("office",))
+    app.registry = Registry.build(discover(tiny_demo), (*MODELS, spec), ("office",), "cpu")
     return app, model
 
 
@@ -79,6 +85,8 @@ def test_a_new_model_is_one_registry_entry(tiny_demo):
     views = list(app.recommend(app.load_user("office", user).conversation, "Fake", None))
     assert not views[-1].failed
     assert views[-1].narrative.endswith(f"first {views[-1].conversation.last_turn.top_item}")
+    assert model.loaded_on == ["cpu"]  # the registry's device, once
+    assert app.registry.device == "cpu"
 
 
 def test_several_critique_turns_steer_and_grow_the_history(tiny_demo):

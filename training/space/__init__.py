@@ -24,15 +24,19 @@ def build_space(
     *,
     notes: list[str] | None = None,
     plots_dir: str | os.PathLike | None = None,
+    device: str | None = "auto",
 ):
-    """(gr.Blocks, SpaceApp) for a built dataset folder and `{domain: {role: folder}}`."""
+    """(gr.Blocks, SpaceApp) for a built dataset folder and `{domain: {role: folder}}`, whose
+    models run on `device` (auto: a CUDA GPU where there is one)."""
+    from regen_models.devices import pick_device
     from training.space.data import SpaceData
     from training.space.handlers import SpaceApp
     from training.space.registry import Registry
     from training.space.ui import build_blocks
 
     data = SpaceData(dataset_folder, plots_dir)
-    registry = Registry.build(checkpoints, domains=tuple(data.domains()))
+    device = str(pick_device(device))
+    registry = Registry.build(checkpoints, domains=tuple(data.domains()), device=device)
     app = SpaceApp(registry, data)
     notes = [*(notes or []), *registry.notes]
     if not registry.entries:
@@ -43,7 +47,7 @@ def build_space(
 DEMO_DATA = ("regen-users", "regen")  # in order of preference
 
 
-def demo_space(demo_dir: str | os.PathLike = "demo_out"):
+def demo_space(demo_dir: str | os.PathLike = "demo_out", device: str | None = "auto"):
     """The Space over what `make demo` wrote in `demo_dir`: the checkpoints, and the users of
     its user-disjoint build (`regen-users`, whose test users the language models never saw and
     FLARE saw without their last purchase; the leave-one-out `regen` where that is missing)."""
@@ -59,7 +63,9 @@ def demo_space(demo_dir: str | os.PathLike = "demo_out"):
             f"{folder} is not a built REGEN folder: run `make demo` (or `regen demo --out "
             f"{demo_dir}`) first"
         )
-    return build_space(folder, discover(demo_dir), plots_dir=demo_dir / "space-plots")
+    return build_space(
+        folder, discover(demo_dir), plots_dir=demo_dir / "space-plots", device=device
+    )
 
 
 def launch(blocks, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, block: bool = True):
@@ -106,10 +112,11 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     *,
+    device: str | None = "auto",
     block: bool = True,
 ) -> str:
     """Serve the demo's Space on `host:port`, print its address, block until interrupted."""
-    blocks, _ = demo_space(demo_dir)
+    blocks, _ = demo_space(demo_dir, device)
     return launch(blocks, host, port, block=block)
 
 
@@ -122,4 +129,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.set_defaults(func=lambda args: serve(args.demo_dir, args.host, args.port))
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the models run: auto (a CUDA GPU where there is one, else the CPU), cpu, "
+        "cuda, cuda:N or mps (default: %(default)s)",
+    )
+    parser.set_defaults(
+        func=lambda args: serve(args.demo_dir, args.host, args.port, device=args.device)
+    )

@@ -131,31 +131,32 @@ class FusionModel(FlareOnly):
         yield from stream_text(self.fusion.tokenizer, generate)
 
 
-def load_flare(paths: Mapping[str, Path]) -> Recommender:
+def load_flare(paths: Mapping[str, Path], device: str | None = None) -> Recommender:
     from regen_models.flare.ranking import FlareRanker
 
-    return FlareOnly(FlareRanker.from_pretrained(paths["flare"]))
+    return FlareOnly(FlareRanker.from_pretrained(paths["flare"], device=device))
 
 
-def load_hybrid(paths: Mapping[str, Path]) -> Recommender:
+def load_hybrid(paths: Mapping[str, Path], device: str | None = None) -> Recommender:
     from regen_models.hybrid import HybridSystem
 
-    return Hybrid(HybridSystem.from_pretrained(paths["flare"], paths["narrator"]))
+    return Hybrid(HybridSystem.from_pretrained(paths["flare"], paths["narrator"], device=device))
 
 
-def load_fusion(paths: Mapping[str, Path]) -> Recommender:
+def load_fusion(paths: Mapping[str, Path], device: str | None = None) -> Recommender:
     from regen_models.flare.ranking import FlareRanker
     from regen_models.fusion.narrator import FusionNarrator
 
     return FusionModel(
-        FlareRanker.from_pretrained(paths["flare"]), FusionNarrator.from_pretrained(paths["fusion"])
+        FlareRanker.from_pretrained(paths["flare"], device=device),
+        FusionNarrator.from_pretrained(paths["fusion"], device=device),
     )
 
 
-def load_lumen(paths: Mapping[str, Path]) -> Recommender:
+def load_lumen(paths: Mapping[str, Path], device: str | None = None) -> Recommender:
     from regen_models.lumen.recommender import Lumen
 
-    return LumenModel(Lumen.from_pretrained(paths["lumen"]))
+    return LumenModel(Lumen.from_pretrained(paths["lumen"], device=device))
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ class ModelSpec:
     name: str
     about: str
     roles: tuple[str, ...]  # the checkpoints it needs
-    load: Callable[[Mapping[str, Path]], Recommender]
+    load: Callable[[Mapping[str, Path], str | None], Recommender]  # (checkpoints, device)
 
 
 MODELS: tuple[ModelSpec, ...] = (
@@ -233,6 +234,7 @@ class Entry:
 class Registry:
     entries: list[Entry]
     notes: list[str] = field(default_factory=list)  # the models left out, and why
+    device: str | None = None  # where the models run (None: the CPU)
     _loaded: dict[tuple[str, str], Recommender] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -242,6 +244,7 @@ class Registry:
         checkpoints: Mapping[str, Mapping[str, Path]],
         models: tuple[ModelSpec, ...] = MODELS,
         domains: tuple[str, ...] = DOMAINS,
+        device: str | None = None,
     ) -> Registry:
         entries, notes = [], []
         for domain in domains:
@@ -254,7 +257,7 @@ class Registry:
                     )
                 else:
                     entries.append(Entry(spec, domain, {r: Path(have[r]) for r in spec.roles}))
-        return cls(entries, notes)
+        return cls(entries, notes, device)
 
     def names(self, domain: str) -> list[str]:
         return [entry.label for entry in self.entries if entry.domain == domain]
@@ -281,7 +284,7 @@ class Registry:
                             f"the {role} checkpoint of {name} is missing: {path} holds no "
                             f"{' or '.join(CHECKPOINT_FILES)}"
                         )
-                model = entry.spec.load(entry.paths)
+                model = entry.spec.load(entry.paths, self.device)
                 if model.category != domain:
                     raise ValueError(
                         f"{name}: the checkpoint ranks the {model.category} catalog, not {domain}"
