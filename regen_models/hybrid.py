@@ -69,6 +69,7 @@ class HybridSystem:
         with_critiques: bool | None = None,
         batch_size: int = 8,
         max_new_tokens: int | None = None,
+        progress: bool = False,
     ) -> list[HybridOutput]:
         """Rank, then write each kind of narrative about the top item (or the target).
 
@@ -76,7 +77,8 @@ class HybridSystem:
         an error. `with_critiques=False` (a `_no_critique` config) keeps every critique out of
         the ranking and the prompts; by default each part does as it was trained (FLARE's
         `use_critiques`, the narrator's `with_critiques`). Prompts longer than the narrator's
-        budget lose their oldest purchases; `self.prompt_stats` counts every cut.
+        budget lose their oldest purchases; `self.prompt_stats` counts every cut. `progress`:
+        a bar over the rows for the ranking and for each kind.
         """
         check_row_collection(rows)
         if isinstance(kinds, str):
@@ -89,6 +91,7 @@ class HybridSystem:
             top_k=top_k,
             with_critiques=with_critiques is not False,  # FLARE drops them if untrained on them
             batch_size=max(batch_size, 64),
+            progress=progress,
         )
         if with_critiques is None:
             with_critiques = self.narrator.with_critiques
@@ -117,7 +120,11 @@ class HybridSystem:
                 self.prompt_stats.add(prompt)
                 prompts.append(prompt.text)
             texts = self.narrator.generate(
-                prompts, kind=kind, batch_size=batch_size, max_new_tokens=max_new_tokens
+                prompts,
+                kind=kind,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                progress=progress,
             )
             for output, text in zip(outputs, texts, strict=True):
                 output.narratives[kind] = text

@@ -48,6 +48,7 @@ def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, arg
         top_k=args.top_k,
         with_critiques=config_has_critiques(config_name),
         batch_size=args.batch_size,
+        progress=args.progress,
     )
     return {"ranked_items": [r.item_ids for r in ranked]}
 
@@ -69,6 +70,7 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
         with_critiques=config_has_critiques(config_name),
         batch_size=args.generation_batch_size,
         max_new_tokens=args.max_new_tokens,
+        progress=args.progress,
     )
     print(f"narrator prompts: {hybrid.prompt_stats.summary()}")
     kinds = list(outputs[0].narratives) if outputs else []
@@ -89,7 +91,11 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
     batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
     rankings = lumen.rank(
-        rows, top_k=args.top_k, batch_size=batch_size, with_critiques=with_critiques
+        rows,
+        top_k=args.top_k,
+        batch_size=batch_size,
+        with_critiques=with_critiques,
+        progress=args.progress,
     )
     top_items = [ranking.item_ids[0] for ranking in rankings]
     narratives = {
@@ -102,6 +108,7 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
                 batch_size=batch_size,
                 with_critiques=with_critiques,
                 max_new_tokens=args.max_new_tokens,
+                progress=args.progress,
             )
         ]
         for kind in lumen.config.kinds
@@ -120,7 +127,9 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
     batch_size, limit = args.generation_batch_size, args.max_new_tokens
     return {
         "narratives": {
-            kind: narrator.write(rows, kind, batch_size=batch_size, max_new_tokens=limit)
+            kind: narrator.write(
+                rows, kind, batch_size=batch_size, max_new_tokens=limit, progress=args.progress
+            )
             for kind in kinds
         }
     }
@@ -214,6 +223,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=256,
         help="users ranked at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no_progress",
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (they go to stderr)",
     )
     parser.add_argument(
         "--device",

@@ -28,6 +28,7 @@ from regen_models.flare.data import (
 )
 from regen_models.flare.modeling_flare import FlareModel
 from regen_models.items import DEFAULT_ENCODER, VOCABULARY_FILE, ItemVocabulary, load_encoder
+from regen_models.progress import batch_spans
 from regen_models.rows import check_row_collection
 
 
@@ -80,11 +81,12 @@ class FlareRanker:
         *,
         with_critiques: bool = True,
         batch_size: int = 256,
+        progress: bool = False,
     ) -> list[RankedItems]:
         """The `top_k` best items of the catalog for each row, best first.
 
         `with_critiques=False` (a `_no_critique` config) leaves every critique out, as does a
-        model trained without them.
+        model trained without them. `progress`: a bar over the rows.
         """
         check_row_collection(rows)
         config = self.model.config
@@ -118,8 +120,11 @@ class FlareRanker:
         device = next(self.model.parameters()).device
         ranked = []
         with torch.no_grad():
-            for start in range(0, len(examples), batch_size):
-                batch = collate(examples[start : start + batch_size])
+            spans = batch_spans(
+                len(examples), batch_size, progress=progress, description="FLARE ranks"
+            )
+            for start, stop in spans:
+                batch = collate(examples[start:stop])
                 batch.pop("targets", None)
                 batch = {key: value.to(device) for key, value in batch.items()}
                 scores, top = self.model.recommend(top_k=top_k, **batch)

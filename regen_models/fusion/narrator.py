@@ -14,6 +14,7 @@ import torch
 from regen_models.fusion.data import FusionCollator, FusionEncoder
 from regen_models.fusion.modeling_fusion import FusionForCausalLM
 from regen_models.narrator import formatting
+from regen_models.progress import batch_spans
 from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -73,9 +74,10 @@ class FusionNarrator:
         batch_size: int = 8,
         max_new_tokens: int | None = None,
         streamer=None,
+        progress: bool = False,
     ) -> list[str]:
         """One narrative of `kind` per row (greedy), in order. A `streamer` (one row only)
-        gets the tokens as they are written."""
+        gets the tokens as they are written; `progress`: a bar over the rows."""
         check_row_collection(rows)
         trained_limit = self.max_new_tokens(kind)  # an untrained kind fails here
         limit = trained_limit if max_new_tokens is None else max_new_tokens
@@ -83,10 +85,11 @@ class FusionNarrator:
         device = next(self.model.parameters()).device
         rows = list(rows)
         texts: list[str] = []
-        for start in range(0, len(rows), batch_size):
-            examples = [
-                self.encoder.generation_example(r, kind) for r in rows[start : start + batch_size]
-            ]
+        spans = batch_spans(
+            len(rows), batch_size, progress=progress, description=f"fusion writes {kind}"
+        )
+        for start, stop in spans:
+            examples = [self.encoder.generation_example(r, kind) for r in rows[start:stop]]
             batch = {k: v.to(device) for k, v in self.collator(examples).items()}
             written = self.model.generate(
                 batch["input_ids"],

@@ -22,6 +22,7 @@ from regen_models.items import VOCABULARY_FILE
 from regen_models.lumen.data import LumenCollator, LumenEncoder
 from regen_models.lumen.modeling_lumen import LumenForCausalLM
 from regen_models.narrator import formatting
+from regen_models.progress import batch_spans
 from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -77,10 +78,11 @@ class Lumen:
         use = self.config.with_critiques if with_critiques is None else with_critiques
         return LumenEncoder(self.tokenizer, self.vocabulary, use, self.config.max_prompt_tokens)
 
-    def _batches(self, examples, batch_size: int):
+    def _batches(self, examples, batch_size: int, progress: bool, description: str):
         device = next(self.model.parameters()).device
-        for start in range(0, len(examples), batch_size):
-            batch = self.collate(examples[start : start + batch_size])
+        spans = batch_spans(len(examples), batch_size, progress=progress, description=description)
+        for start, stop in spans:
+            batch = self.collate(examples[start:stop])
             batch.pop("targets", None)
             yield start, {key: value.to(device) for key, value in batch.items()}
 
@@ -91,14 +93,16 @@ class Lumen:
         *,
         batch_size: int = 8,
         with_critiques: bool | None = None,
+        progress: bool = False,
     ) -> list[LumenRanking]:
-        """The `top_k` items per row, best first, scored over the whole catalog."""
+        """The `top_k` items per row, best first, scored over the whole catalog (`progress`: a
+        bar over the rows)."""
         check_row_collection(rows)
         encoder = self.encoder(with_critiques)
         examples = [encoder.ranking_example(row) for row in rows]
         ids = self.vocabulary.item_ids
         out = []
-        for start, batch in self._batches(examples, batch_size):
+        for start, batch in self._batches(examples, batch_size, progress, "LUMEN ranks"):
             scores, top = self.model.recommend(top_k=top_k, **batch)
             for offset, (row_scores, row_items) in enumerate(zip(scores, top, strict=True)):
                 out.append(
@@ -121,6 +125,7 @@ class Lumen:
         with_critiques: bool | None = None,
         do_sample: bool = False,
         streamer=None,
+        progress: bool = False,
         **sampling,
     ) -> list[LumenWriting]:
         """Per row, the item LUMEN names (or `item_ids[i]`, when given) and its narrative of
@@ -151,7 +156,7 @@ class Lumen:
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         ids = self.vocabulary.item_ids
         out = []
-        for start, batch in self._batches(examples, batch_size):
+        for start, batch in self._batches(examples, batch_size, progress, f"LUMEN writes {kind}"):
             items = None
             if forced_items is not None:
                 items = forced_items[start : start + len(batch["input_ids"])]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import NarratorConfig
 from regen_models.narrator.loading import load_adapter
+from regen_models.progress import batch_spans
 from regen_models.prompts import TokenCounter
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -80,9 +81,11 @@ class Narrator:
         max_new_tokens: int | None = None,
         batch_size: int = 8,
         do_sample: bool = False,
+        progress: bool = False,
         **generate_kwargs,
     ) -> list[str]:
-        """One narrative per prompt, in order: greedy unless `do_sample`, in batches.
+        """One narrative per prompt, in order: greedy unless `do_sample`, in batches
+        (`progress`: a bar over the prompts).
 
         `max_new_tokens` defaults to the length recorded for `kind` (the reference lengths seen
         in training), or the longest kind's when no kind is given.
@@ -99,10 +102,13 @@ class Narrator:
         if pad_id is None:
             pad_id = stops[0]
         texts: list[str] = []
-        for start in range(0, len(prompts), batch_size):
+        description = f"narrator writes {kind}" if kind else "narrator writes"
+        for start, stop in batch_spans(
+            len(prompts), batch_size, progress=progress, description=description
+        ):
             encoded = [
                 formatting.encode_for_generation(self.tokenizer, prompt)
-                for prompt in prompts[start : start + batch_size]
+                for prompt in prompts[start:stop]
             ]
             input_ids, attention_mask = _left_pad(encoded, pad_id)
             with torch.no_grad():

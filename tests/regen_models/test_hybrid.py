@@ -120,7 +120,9 @@ def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
         hybrid([{"user_id": "u9", "history": [], "critique": None}])
 
 
-def test_predict_with_a_narrator_feeds_eval_on_the_first_users(folder, flare, adapter, tmp_path):
+def test_predict_with_a_narrator_feeds_eval_on_the_first_users(
+    folder, flare, adapter, tmp_path, capsys
+):
     runs = []
     for config in ("office", "office_no_critique"):
         out = tmp_path / f"hybrid-{config}.jsonl"
@@ -131,6 +133,8 @@ def test_predict_with_a_narrator_feeds_eval_on_the_first_users(folder, flare, ad
         )  # fmt: skip
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) == 6 and set(lines[0]["narratives"]) == {"purchase_reason"}
+        bars = capsys.readouterr().err
+        assert "FLARE ranks: 100%" in bars and "narrator writes purchase_reason: 100%" in bars
         runs.append(("hybrid", config, str(out)))
     table = run_table(folder, "test", runs, str(tmp_path / "eval"), WordCountEncoder(), first=6)
     assert "Scored on the first 6 of 300 test users" in table

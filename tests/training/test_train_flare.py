@@ -54,16 +54,19 @@ def test_same_seed_same_weights(folder, checkpoint, tmp_path):
     assert all(first[name].equal(second[name]) for name in first)
 
 
-def test_predict_then_evaluate(folder, checkpoint, tmp_path):
+def test_predict_then_evaluate(folder, checkpoint, tmp_path, capsys):
     runs = []
-    for config in ("office", "office_no_critique"):
+    for config, quiet in (("office", []), ("office_no_critique", ["--no-progress"])):
         out = tmp_path / f"{config}.jsonl"
         cli.main(
             ["predict", "--model", str(checkpoint), "--dataset_name", str(folder),
-             "--dataset_config", config, "--split", "test", "--out", str(out), "--device", "cpu"]
+             "--dataset_config", config, "--split", "test", "--out", str(out), "--device", "cpu",
+             *quiet]
         )  # fmt: skip
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) == 300 and len(lines[0]["ranked_items"]) == 93
+        # a bar over the users on stderr, unless asked not to
+        assert ("FLARE ranks: 100%" in capsys.readouterr().err) is not bool(quiet)
         runs.append(("flare", config, str(out)))
     table = run_table(folder, "test", runs, str(tmp_path / "eval"), encoder=WordCountEncoder())
     assert "flare" in table and "Recall@10" in table

@@ -62,7 +62,7 @@ def test_checkpoint_folder_and_card(trained):
     assert not [name for name in model.state_dict() if "lora" in name]  # merged
 
 
-def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
+def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path, capsys):
     out, _ = trained
     predictions = tmp_path / "fusion.jsonl"
     cli.main(
@@ -71,6 +71,7 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path):
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 2 and all("ranked_items" not in line for line in lines)
+    assert "fusion writes purchase_reason: 100%" in capsys.readouterr().err
     assert set(lines[0]["narratives"]) == {"purchase_reason", "user_summary_brief"}
     table = run_table(
         folder, "test", [("fusion", "office", str(predictions))], str(tmp_path / "eval"),

@@ -76,7 +76,9 @@ def test_checkpoint_folder_and_card(trained):
     assert not [name for name in model.state_dict() if "lora" in name]  # merged
 
 
-def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, trained, tmp_path):
+def test_predict_writes_rankings_and_narratives_about_the_top_item(
+    folder, trained, tmp_path, capsys
+):
     import datasets
 
     out, _ = trained
@@ -88,6 +90,8 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(folder, train
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 3 and all(len(line["ranked_items"]) == 10 for line in lines)
+    bars = capsys.readouterr().err
+    assert "LUMEN ranks: 100%" in bars and "LUMEN writes user_profile: 100%" in bars
     assert set(lines[0]["narratives"]) == {"purchase_reason", "user_profile"}
     rows = datasets.load_dataset(str(folder), "office", split="test").select(range(3))
     lumen = Lumen.from_pretrained(out)
