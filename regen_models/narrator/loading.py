@@ -7,8 +7,10 @@ local folder as its absolute path. Loading it onto another base is an error that
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 
 from regen_models import base
@@ -85,7 +87,8 @@ def add_lora(
         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
         task_type="CAUSAL_LM",
     )
-    peft_model = get_peft_model(model, config)
+    with _without_peft_deprecation_notice():
+        peft_model = get_peft_model(model, config)
     # peft would record the folder the weights came from (for "embedded", a cache path).
     peft_model.peft_config["default"].base_model_name_or_path = base_model_name(base_name)
     # The narrator never resizes the vocabulary, so an adapter needs no copy of the embedding
@@ -129,7 +132,19 @@ def load_adapter(adapter_dir: str | os.PathLike, base_name: str | None = None, *
             f"the base model {recorded!r} is not the one the adapter {adapter_dir} was trained "
             f"on: its shape is {found}, the adapter's base had {settings.base_signature}"
         )
-    model = PeftModel.from_pretrained(model, os.fspath(adapter_dir)).eval()
+    with _without_peft_deprecation_notice():
+        model = PeftModel.from_pretrained(model, os.fspath(adapter_dir)).eval()
     has_tokenizer = os.path.exists(os.path.join(adapter_dir, "tokenizer_config.json"))
     tokenizer = base.load_tokenizer(os.fspath(adapter_dir) if has_tokenizer else recorded)
     return model, tokenizer, settings
+
+
+@contextlib.contextmanager
+def _without_peft_deprecation_notice():
+    """peft reads `is_gradient_checkpointing`, which transformers 5 renamed, and each wrap
+    prints a FutureWarning that the user can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield

@@ -53,6 +53,8 @@ def adapter(tiny_gemma_base, tmp_path_factory):
     return out, model, tokenizer
 
 
+# peft's notice about a transformers rename is not shown (loading.py)
+@pytest.mark.filterwarnings("error:`is_gradient_checkpointing`:FutureWarning")
 def test_the_adapter_records_its_base_by_name(tiny_gemma_base, adapter, tmp_path, monkeypatch):
     out, _, _ = adapter
     recorded = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
@@ -72,6 +74,8 @@ def test_the_adapter_records_its_base_by_name(tiny_gemma_base, adapter, tmp_path
     assert (tmp_path / "saved" / "adapter_model.safetensors").exists()
 
 
+# peft's notice about a transformers rename is not shown (loading.py)
+@pytest.mark.filterwarnings("error:`is_gradient_checkpointing`:FutureWarning")
 def test_round_trip_gives_the_same_texts(adapter):
     out, model, tokenizer = adapter
     in_memory = Narrator(model, tokenizer, NarratorConfig.load(out))
