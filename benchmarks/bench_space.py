@@ -69,7 +69,7 @@ def train_tiny_flare(folder: Path, out: Path) -> Path:
     if not (out / "config.json").is_file():
         train_flare.run(
             ["--config", str(FLARE_TINY), "--dataset_name", str(folder), "--dataset_config",
-             "office", "--output_dir", str(out)]
+             "office", "--output_dir", str(out), "--overwrite_output_dir", "true"]
         )  # fmt: skip
     return out
 

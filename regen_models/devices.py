@@ -13,7 +13,9 @@ def pick_device(name: str | None = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise ValueError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r}: this machine has no CUDA device")
     if device.type == "cuda" and device.index is not None:

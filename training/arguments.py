@@ -210,18 +210,19 @@ RESUME_NEWEST = ("true", "last")
 
 
 def prepare_output_dir(training_args) -> str | None:
-    """The checkpoint to resume from, if any, once `--output_dir` is checked.
+    """The checkpoint to resume from, if any, once `--output_dir` is checked (nothing is
+    removed here: `trainer_utils.train` clears stale checkpoints right before training).
 
     A run never replaces a folder's earlier results by accident: a folder that is not empty is
-    refused unless `--resume_from_checkpoint` (a `checkpoint-N` folder, or `last` for the newest
-    in `--output_dir`) goes on from it or `--overwrite_output_dir` replaces it. Stale
-    `checkpoint-N` folders are removed then: the Trainer's rotation would keep an old run's
-    higher-numbered checkpoints and delete the new ones.
+    refused unless `--resume_from_checkpoint` goes on from its newest `checkpoint-N` (`last`, or
+    that folder's path) or `--overwrite_output_dir` replaces it.
     """
     out = Path(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output_dir {out}: a file, not a folder")
+    held = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
+    newest = get_last_checkpoint(out) if held else None
     if resume:
         if training_args.overwrite_output_dir:
             raise ValueError(
@@ -229,36 +230,49 @@ def prepare_output_dir(training_args) -> str | None:
                 "on from a checkpoint, the second starts again"
             )
         if str(resume).lower() in RESUME_NEWEST:
-            newest = get_last_checkpoint(out) if out.is_dir() else None
             if newest is None:
                 raise FileNotFoundError(
                     f"--resume_from_checkpoint {resume}: {out} holds no checkpoint-N folder"
                 )
-            return newest
+            resume = newest
         if not (Path(resume) / "trainer_state.json").is_file():
             raise FileNotFoundError(
-                f"--resume_from_checkpoint {resume}: not a Trainer checkpoint (no "
+                f"--resume_from_checkpoint {resume}: not a complete Trainer checkpoint (no "
                 "trainer_state.json); give a checkpoint-N folder, or `last` for the newest in "
                 "--output_dir"
             )
-        return str(resume)
-    held = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
-    if not training_args.overwrite_output_dir:
-        if held:
-            shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        # Checkpoints of another run, or newer ones of this run, would be taken for this run's
+        # (the Trainer keeps and reloads its best checkpoint by step number).
+        if held and (newest is None or not Path(resume).resolve() == Path(newest).resolve()):
+            where = "the newest" if newest else "a checkpoint-N folder"
             raise FileExistsError(
-                f"--output_dir {out} is not empty ({shown}): pass --overwrite_output_dir true to "
-                "train again into it, or --resume_from_checkpoint last to go on from its newest "
-                "checkpoint"
+                f"--resume_from_checkpoint {resume}: a run resumes in its own --output_dir from "
+                f"{where} there ({newest or out}); copy the checkpoint into an empty --output_dir "
+                "to go on from it elsewhere"
             )
-        return None
+        return str(resume)
+    if held and not training_args.overwrite_output_dir:
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        raise FileExistsError(
+            f"--output_dir {out} is not empty ({shown}): pass --overwrite_output_dir true to "
+            "train again into it, or --resume_from_checkpoint last to go on from its newest "
+            "checkpoint"
+        )
+    return None
+
+
+def clear_stale_checkpoints(training_args) -> None:
+    """With `--overwrite_output_dir`, remove the `checkpoint-N` folders of an earlier run: the
+    Trainer's rotation would keep its higher-numbered ones and delete the new ones."""
+    out = Path(training_args.output_dir)
+    if not (training_args.overwrite_output_dir and out.is_dir()):
+        return
+    stale = [path for path in out.iterdir() if re.fullmatch(r"checkpoint-\d+", path.name)]
     # Every process enters (its barriers must pair up); the first removes.
     with training_args.main_process_first(local=False, desc="clear --output_dir"):
         if training_args.process_index == 0:
-            for name in held:
-                if re.fullmatch(r"checkpoint-\d+", name):
-                    shutil.rmtree(out / name, ignore_errors=True)
-    return None
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def check_splits(rows, script_args) -> None:

@@ -253,7 +253,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         eval_collator=FlareCollator(**collate, critique_vectors=critique_vectors, train=False),
         callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)],
     )
-    train(trainer, resume_from)
+    train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
 
     if trainer.is_world_process_zero():

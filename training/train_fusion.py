@@ -277,7 +277,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         adapter_learning_rate=model_args.adapter_learning_rate,
         processing_class=tokenizer,
     )
-    train(trainer, resume_from)
+    train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
     metrics = loss_summary(trainer.state.log_history)

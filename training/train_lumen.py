@@ -263,7 +263,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         if training_args.eval_strategy != "no"
         else [],
     )
-    train(trainer, resume_from)
+    train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
     metrics = _final_metrics(trainer)

@@ -175,7 +175,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     )
 
     trainer = make_trainer(model, tokenizer, train_pairs, eval_pairs, training_args)
-    train(trainer, resume_from)
+    train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     metrics = loss_summary(trainer.state.log_history)
     if eval_pairs:
         metrics["eval_loss"] = final_eval_loss(trainer)

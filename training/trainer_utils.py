@@ -52,23 +52,82 @@ _CONFIG_BOOKKEEPING = {
     "dtype",
     "torch_dtype",
     "auto_map",
-    "_name_or_path",  # where the base model lay, which differs between machines
+    # where the base model lay, which differs between machines (its shape is compared)
+    "_name_or_path",
+    "base_model",
 }
 
 
-def train(trainer, resume_from: str | None) -> None:
+# The arguments of a run, written into each of its checkpoints: a resume must use the same.
+ARGUMENTS_FILE = "regen_arguments.json"
+# What may differ on resume: how long and where it runs, the data's location, how often it
+# validates (everything else of the script and model arguments must match).
+_MAY_CHANGE = {"dataset_name", "base_model", "max_eval_rows", "early_stopping_patience"}
+# The training arguments that decide the optimisation (the rest say how long, where, how shown).
+_OPTIMISATION = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "max_grad_norm",
+    "optim",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "seed",
+)
+
+
+def train(trainer, resume_from: str | None, arguments: dict) -> None:
     """`trainer.train()`, or going on from the checkpoint `resume_from` once it is known to
-    hold the model these arguments build: the same configuration and item vocabulary."""
+    hold the model these arguments build. `arguments` (`{"script": ..., "model": ...}`, with the
+    training arguments that decide the optimisation added here) are written into each
+    checkpoint, so that a resume with other ones is refused."""
+    from transformers import TrainerCallback
+
+    from training.arguments import clear_stale_checkpoints
+
+    record = {
+        **arguments,
+        "training": {key: getattr(trainer.args, key, None) for key in _OPTIMISATION},
+    }
+
+    class RecordArguments(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                (folder / ARGUMENTS_FILE).write_text(json.dumps(record, indent=1, default=str))
+
     if resume_from is not None:
-        check_resumable(resume_from, trainer.model)
+        check_resumable(resume_from, trainer.model, record)
         print(f"resuming from {resume_from}")
+    clear_stale_checkpoints(trainer.args)
+    trainer.add_callback(RecordArguments())
     trainer.train(resume_from_checkpoint=resume_from)
 
 
-def check_resumable(checkpoint: str | os.PathLike, model) -> None:
-    """Name what differs between `checkpoint` and `model` (loading its weights would fail deep
-    in torch, or silently train another model)."""
+def check_resumable(checkpoint: str | os.PathLike, model, arguments: dict | None = None) -> None:
+    """Name what differs between `checkpoint` and `model` or the run's `arguments` (loading its
+    weights would fail deep in torch, or silently train another model)."""
     where = f"--resume_from_checkpoint {os.fspath(checkpoint)}"
+    recorded = Path(checkpoint) / ARGUMENTS_FILE
+    if arguments is not None and recorded.is_file():
+        saved = json.loads(recorded.read_text())
+        now = json.loads(json.dumps(arguments, default=str))  # as it would be written
+        differ = []
+        for section, values in now.items():
+            before = saved.get(section, {})
+            for key, value in values.items():
+                if key in before and key not in _MAY_CHANGE and before[key] != value:
+                    differ.append((key, before[key], value))
+        if differ:
+            shown = "; ".join(
+                f"--{key} {there!r} there, {here!r} here" for key, there, here in differ[:4]
+            )
+            raise ValueError(
+                f"{where}: that run was trained with other arguments ({shown}); resume with "
+                "the arguments (and recipe) it was trained with"
+            )
     saved_config = Path(checkpoint) / "config.json"
     if saved_config.is_file() and hasattr(model.config, "to_json_string"):
         saved = _flat(json.loads(saved_config.read_text()))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from regen_models.devices import pick_device
 from regen_models.flare.data import (
     CritiqueTable,
     FlareCollator,
@@ -58,7 +59,7 @@ class FlareRanker:
             raise FileNotFoundError(f"{path} is not a FLARE checkpoint folder (no config.json)")
         model = FlareModel.from_pretrained(path)
         if device:
-            model.to(device)
+            model.to(pick_device(device))
         return cls(model, encoder)
 
     @property

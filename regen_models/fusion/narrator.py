@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from regen_models.devices import pick_device
 from regen_models.fusion.data import FusionCollator, FusionEncoder
 from regen_models.fusion.modeling_fusion import FusionForCausalLM
 from regen_models.narrator import formatting
@@ -40,7 +41,7 @@ class FusionNarrator:
 
         model = FusionForCausalLM.from_pretrained(os.fspath(path), dtype=dtype or torch.float32)
         if device:
-            model.to(device)
+            model.to(pick_device(device))
         return cls(model, AutoTokenizer.from_pretrained(os.fspath(path)))
 
     def save_pretrained(self, path: str | os.PathLike, **kwargs) -> None:

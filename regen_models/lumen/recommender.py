@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from regen_models.devices import pick_device
 from regen_models.items import VOCABULARY_FILE
 from regen_models.lumen.data import LumenCollator, LumenEncoder
 from regen_models.lumen.modeling_lumen import LumenForCausalLM
@@ -61,7 +62,7 @@ class Lumen:
 
         model = LumenForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
         if device:
-            model.to(device)
+            model.to(pick_device(device))
         return cls(model, AutoTokenizer.from_pretrained(path))
 
     def save_pretrained(self, path: str | os.PathLike, **kwargs) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from regen_models.devices import pick_device
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import NarratorConfig
 from regen_models.narrator.loading import load_adapter
@@ -40,7 +41,7 @@ class Narrator:
         """Load an adapter folder onto its base (`base`, when given, must be the recorded one)."""
         model, tokenizer, config = load_adapter(adapter_dir, base, dtype=dtype)
         if device:
-            model.to(device)
+            model.to(pick_device(device))
         return cls(model, tokenizer, config)
 
     @property

@@ -60,7 +60,23 @@ def test_resuming_another_model_names_the_difference(folder, tiny_gemma_base, tm
         "--base_model", str(tiny_gemma_base), "--output_dir", str(out), "--max_steps", "4",
     ]  # fmt: skip
     train_lumen.run(arguments)
-    with pytest.raises(ValueError, match="item_embedding_dim: 16 there, 8 here"):
+    with pytest.raises(ValueError, match="--item_embedding_dim 16 there, 8 here"):
         train_lumen.run(
             [*arguments, "--resume_from_checkpoint", "last", "--item_embedding_dim", "8"]
         )
+
+
+def test_resuming_the_narrator_with_another_adapter_is_refused(folder, tiny_gemma_base, tmp_path):
+    """Its checkpoints hold no config.json: the run's recorded arguments say what it was."""
+    arguments = [
+        "--config", str(REPO / "training" / "recipes" / "narrator" / "tiny.yaml"),
+        "--dataset_name", str(folder), "--dataset_config", "office",
+        "--base_model", str(tiny_gemma_base), "--output_dir", str(tmp_path / "narrator"),
+        "--save_strategy", "steps", "--save_steps", "3", "--max_steps", "3",
+    ]  # fmt: skip
+    train_narrator.run(arguments)
+    resume = [*arguments, "--max_steps", "6", "--resume_from_checkpoint", "last"]
+    with pytest.raises(ValueError, match="--lora_alpha 8 there, 16 here"):
+        train_narrator.run([*resume, "--lora_alpha", "16"])
+    with pytest.raises(ValueError, match="--dataset_config 'office' there, 'clothing' here"):
+        train_narrator.run([*resume, "--dataset_config", "clothing"])

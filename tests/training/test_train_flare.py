@@ -110,9 +110,32 @@ def test_a_trained_folder_is_resumed_or_replaced_never_clobbered(
     assert f"--output_dir {out} is not empty" in error and "--overwrite_output_dir true" in error
     assert "--resume_from_checkpoint last" in error
     error = regen_error(capsys, *train, "--resume_from_checkpoint", "last", "--hidden_size", "32")
-    assert "another model than these arguments build (hidden_size: 16 there, 32 here" in error
+    assert "trained with other arguments (--hidden_size 16 there, 32 here" in error
+    error = regen_error(
+        capsys, *train, "--resume_from_checkpoint", "last", "--learning_rate", "0.1"
+    )
+    assert "--learning_rate 0.001 there, 0.1 here" in error
     error = regen_error(capsys, *train, "--resume_from_checkpoint", out)
-    assert "not a Trainer checkpoint (no trainer_state.json)" in error
+    assert "not a complete Trainer checkpoint (no trainer_state.json)" in error
+    # only from the newest checkpoint of the folder itself: the Trainer would take the others'
+    # checkpoints for its own
+    error = regen_error(capsys, *train, "--resume_from_checkpoint", out / "checkpoint-2")
+    assert "a run resumes in its own --output_dir from the newest there" in error
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(out, elsewhere)
+    error = regen_error(capsys, *train, "--resume_from_checkpoint", elsewhere / "checkpoint-4")
+    assert "a run resumes in its own --output_dir" in error
+    shutil.copytree(out / "checkpoint-4", out / "checkpoint-9")
+    (out / "checkpoint-9" / "trainer_state.json").unlink()  # a save cut short
+    error = regen_error(capsys, *train, "--resume_from_checkpoint", "last")
+    assert "checkpoint-9: not a complete Trainer checkpoint" in error
+    shutil.rmtree(out / "checkpoint-9")
+    # an overwrite that fails on another argument leaves the folder as it was
+    error = regen_error(
+        capsys, *train, "--overwrite_output_dir", "true", "--dataset_test_split", "valid"
+    )
+    assert "--dataset_test_split 'valid'" in error
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     error = regen_error(
         capsys, *train, "--resume_from_checkpoint", "last", "--overwrite_output_dir", "true"
     )

@@ -67,7 +67,8 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path, c
     predictions = tmp_path / "fusion.jsonl"
     cli.main(
         ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
-         "office", "--split", "test", "--limit", "2", "--out", str(predictions)]
+         "office", "--split", "test", "--limit", "2", "--out", str(predictions),
+         "--device", "cpu"]
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 2 and all("ranked_items" not in line for line in lines)

@@ -86,7 +86,7 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(
     cli.main(
         ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
          "office", "--split", "test", "--limit", "3", "--top_k", "10", "--out", str(predictions),
-         "--max_new_tokens", "3"]
+         "--max_new_tokens", "3", "--device", "cpu"]
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 3 and all(len(line["ranked_items"]) == 10 for line in lines)
