@@ -179,6 +179,11 @@ def predict(args) -> str:
     check_user_config(args.dataset_config)
     check_local_folder(args.dataset_name, "dataset folder")
     args.device = str(pick_device(args.device))
+    if not args.progress:  # the libraries' bars too (loading weights, datasets)
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     rows = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.split)
     if args.limit is not None:
         rows = rows.select(range(min(args.limit, len(rows))))

@@ -66,7 +66,9 @@ def test_predict_then_evaluate(folder, checkpoint, tmp_path, capsys):
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) == 300 and len(lines[0]["ranked_items"]) == 93
         # a bar over the users on stderr, unless asked not to
-        assert ("FLARE ranks: 100%" in capsys.readouterr().err) is not bool(quiet)
+        bars = capsys.readouterr().err
+        assert ("FLARE ranks: 100%" in bars) is not bool(quiet)
+        assert ("Loading weights" in bars) is not bool(quiet)  # transformers' bar too
         runs.append(("flare", config, str(out)))
     table = run_table(folder, "test", runs, str(tmp_path / "eval"), encoder=WordCountEncoder())
     assert "flare" in table and "Recall@10" in table
