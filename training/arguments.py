@@ -243,7 +243,7 @@ def prepare_output_dir(training_args) -> str | None:
             )
         # Checkpoints of another run, or newer ones of this run, would be taken for this run's
         # (the Trainer keeps and reloads its best checkpoint by step number).
-        if held and (newest is None or not Path(resume).resolve() == Path(newest).resolve()):
+        if held and (newest is None or Path(resume).resolve() != Path(newest).resolve()):
             where = "the newest" if newest else "a checkpoint-N folder"
             raise FileExistsError(
                 f"--resume_from_checkpoint {resume}: a run resumes in its own --output_dir from "
