@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import torch
+# The `--device` help of the commands that run models (`regen predict`, `regen space`).
+DEVICE_HELP = (
+    "where the models run: auto (a CUDA GPU where there is one, else the CPU), cpu, cuda, "
+    "cuda:N or mps (default: %(default)s)"
+)
 
 
-def pick_device(name: str | None = "auto") -> torch.device:
+def pick_device(name: str | None = "auto"):
     """`auto` (or None): CUDA if this machine has it, else the CPU; otherwise a torch device
     name (`cpu`, `cuda`, `cuda:1`, `mps`), refused clearly where it is not there."""
+    import torch  # here, not at import: the CLI reads DEVICE_HELP without loading torch
+
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -19,7 +19,7 @@ from training.space.hub import download, repo_ids
 REGEN_ORG = os.environ.get("REGEN_ORG", "regen-benchmark")
 
 
-def hub_space():
+def hub_space(device: str = "auto"):
     dataset, checkpoints = repo_ids(REGEN_ORG)
     folder, found, notes = download(dataset, checkpoints)
     for note in notes:
@@ -28,16 +28,14 @@ def hub_space():
         folder,
         found,
         plots_dir=os.path.join(os.getcwd(), "plots"),
-        device=os.environ.get("REGEN_DEVICE", "auto"),
+        device=device,
     )
 
 
 def main() -> None:
     demo_dir = os.environ.get("REGEN_DEMO_DIR")
-    if demo_dir:
-        blocks, _ = demo_space(demo_dir, os.environ.get("REGEN_DEVICE", "auto"))
-    else:
-        blocks, _ = hub_space()
+    device = os.environ.get("REGEN_DEVICE", "auto")
+    blocks, _ = demo_space(demo_dir, device) if demo_dir else hub_space(device)
     # A Space listens on 0.0.0.0:7860; a laptop keeps the page on loopback.
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1" if demo_dir else "0.0.0.0")
     launch(blocks, host, int(os.environ.get("GRADIO_SERVER_PORT", "7860")))

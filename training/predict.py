@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
+from regen_models.devices import DEVICE_HELP
 from regen_models.predictions import write_predictions
 from regen_models.vocabulary_io import check_local_folder
 
@@ -236,12 +237,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="no progress bars (they go to stderr)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where the model runs: auto (a CUDA GPU where there is one, else the CPU), cpu, "
-        "cuda, cuda:N or mps (default: %(default)s)",
-    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     narration = parser.add_argument_group(
         "narratives (the hybrid system is a FLARE --model with a --narrator adapter; LUMEN and "
         "the fusion narrator write their own)"

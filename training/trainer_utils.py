@@ -106,12 +106,12 @@ def train(trainer, resume_from: str | None, arguments: dict) -> None:
     trainer.train(resume_from_checkpoint=resume_from)
 
 
-def check_resumable(checkpoint: str | os.PathLike, model, arguments: dict | None = None) -> None:
+def check_resumable(checkpoint: str | os.PathLike, model, arguments: dict) -> None:
     """Name what differs between `checkpoint` and `model` or the run's `arguments` (loading its
     weights would fail deep in torch, or silently train another model)."""
     where = f"--resume_from_checkpoint {os.fspath(checkpoint)}"
     recorded = Path(checkpoint) / ARGUMENTS_FILE
-    if arguments is not None and recorded.is_file():
+    if recorded.is_file():
         saved = json.loads(recorded.read_text())
         now = json.loads(json.dumps(arguments, default=str))  # as it would be written
         differ = []

@@ -121,6 +121,8 @@ def serve(
 
 
 def add_parser(subparsers) -> None:
+    from regen_models.devices import DEVICE_HELP
+
     parser = subparsers.add_parser(
         "space", help="serve the Gradio Space on this machine with the demo's checkpoints"
     )
@@ -129,12 +131,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="where the models run: auto (a CUDA GPU where there is one, else the CPU), cpu, "
-        "cuda, cuda:N or mps (default: %(default)s)",
-    )
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.set_defaults(
         func=lambda args: serve(args.demo_dir, args.host, args.port, device=args.device)
     )
