@@ -23,6 +23,12 @@
     # of the folder `movielens` built; "embedded:LAYER" pools a hidden layer of Gemma 3 270M
     python benchmarks/bench_flare.py content-signal --encoders minilm embedded:12 embedded:18
 
+    # trained checkpoints' scores plus the content affinity of each movie to the user's most
+    # recent ones, its weight chosen on validation (no training): does content hold next-item
+    # signal that the model has not learned?
+    python benchmarks/bench_flare.py content-rescore bench_out/flare/ml-all-id-seed42 \
+        bench_out/flare/ml-all-flare-seed42
+
     # paired bootstrap over test users: runs (several files = seeds, averaged per user) against
     # the first, e.g. FLARE against RecBole's SASRec (bench_recbole.py writes its predictions);
     # --drop-seen N first removes each user's N most recent history items from every ranking
@@ -419,15 +425,7 @@ def content_signal(args) -> None:
             **{f: vectors[:, [i]] for i, f in enumerate(CONTENT_FIELDS)},
         }
         for label, chosen in fields.items():
-            # Centred first (a language model's raw states all point much the same way), over
-            # the present texts only: a missing text keeps its zero vector and is left out.
-            present = np.abs(chosen).sum(-1, keepdims=True) > 0
-            centre = (chosen * present).sum(0) / np.maximum(present.sum(0), 1)
-            chosen = np.where(present, chosen - centre, 0.0)
-            chosen /= np.maximum(np.linalg.norm(chosen, axis=-1, keepdims=True), 1e-12)
-            items = chosen.sum(1) / np.maximum(present.sum(1), 1)
-            items = torch.as_tensor(items, dtype=torch.float32)
-            items = torch.nn.functional.normalize(items, dim=-1)
+            items = centred_item_vectors(chosen)
             scores = items[[h[-1] for h in histories]] @ items.T
             for row, history in enumerate(histories):
                 scores[row, history] = -torch.inf
@@ -441,6 +439,117 @@ def content_signal(args) -> None:
     for row in rows:
         print(f"| {row['encoder']} | {row['fields']} | {row['Recall@10']:.4f} | "
               f"{row['NDCG@10']:.4f} |")  # fmt: skip
+
+
+def centred_item_vectors(vectors):
+    """`[items, fields, dim]` content vectors -> `[items, dim]` unit vectors: each field's
+    vectors centred (a language model's raw states all point much the same way) over the present
+    texts only (a missing text keeps its zero vector and is left out), then the mean of an
+    item's fields."""
+    import numpy as np
+    import torch
+
+    present = np.abs(vectors).sum(-1, keepdims=True) > 0
+    centre = (vectors * present).sum(0) / np.maximum(present.sum(0), 1)
+    vectors = np.where(present, vectors - centre, 0.0)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    items = vectors.sum(1) / np.maximum(present.sum(1), 1)
+    return torch.nn.functional.normalize(torch.as_tensor(items, dtype=torch.float32), dim=-1)
+
+
+def content_rescore(args) -> None:
+    """Trained checkpoints' scores plus a content affinity: how close each movie's content lies
+    to the user's most recent movies (a recency-weighted mean of cosines). Both are standardised
+    per user; the affinity's weight (alpha) and recency decay (beta) are chosen on validation. A
+    content signal that the model has not learned would lift validation here, with no training."""
+    import datasets
+    import torch
+
+    from regen_models.flare.data import FlareCollator, build_examples
+    from regen_models.flare.ranking import FlareRanker
+    from regen_models.items import content_vectors
+    from regen_models.metrics import ranking_metrics, target_ranks
+
+    def standardised(scores):
+        return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
+
+    def model_scores(ranker, split):
+        config = ranker.model.config
+        examples = build_examples(
+            split,
+            ranker.vocabulary,
+            None,
+            predict=True,
+            max_length=config.max_sequence_length,
+            mask_id=config.mask_item_id,
+        )
+        collate = FlareCollator(
+            config.pad_item_id,
+            config.mask_item_id,
+            None,
+            train=False,
+            earlier_items=config.seen_item_bias,
+        )
+        scores = []
+        with torch.no_grad():
+            for start in range(0, len(examples), 256):
+                batch = collate(examples[start : start + 256])
+                batch.pop("targets", None)
+                scores.append(ranker.model(**batch).logits)
+        return torch.cat(scores)
+
+    splits = {
+        name: datasets.load_dataset(args.dataset, args.config, split=name)
+        for name in ("validation", "test")
+    }
+    grid = [(alpha, beta) for alpha in args.alphas for beta in args.betas]
+    rows = []
+    for run in args.runs:
+        ranker = FlareRanker.from_pretrained(run)
+        vocabulary = ranker.vocabulary
+        items = centred_item_vectors(content_vectors(vocabulary, None, progress=False))
+        found = {}
+        for name, split in splits.items():
+            histories = [vocabulary.indices([i["item_id"] for i in h]) for h in split["history"]]
+            targets = torch.as_tensor(vocabulary.indices([t["item_id"] for t in split["target"]]))
+            learned = standardised(model_scores(ranker, split).float())
+            recent = [history[-args.recent :] for history in histories]
+            affinity = {}
+            for beta in args.betas:
+                weighted = [
+                    torch.tensor([beta**age for age in range(len(r) - 1, -1, -1)])
+                    @ (items[r] @ items.T)
+                    for r in recent
+                ]
+                affinity[beta] = standardised(torch.stack(weighted))
+            for alpha, beta in grid:
+                scores = learned + alpha * affinity[beta]
+                for row, history in enumerate(histories):
+                    scores[row, history] = -torch.inf
+                metrics = ranking_metrics(target_ranks(scores, targets).numpy(), ks=(10,))
+                found[name, alpha, beta] = {k: metrics[k] for k in ("Recall@10", "NDCG@10")}
+        chosen = max(grid, key=lambda ab: found[("validation", *ab)]["NDCG@10"])
+        untouched = next(ab for ab in grid if ab[0] == 0)
+        row = {"run": run, "alpha": chosen[0], "beta": chosen[1]}
+        for name in splits:
+            row[f"{name} model"] = found[(name, *untouched)]
+            row[f"{name} rescored"] = found[(name, *chosen)]
+        rows.append(row)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "content_rescore.json").write_text(json.dumps(rows, indent=2))
+    print(
+        "\n| run | alpha, beta | validation NDCG@10: model, rescored | test Recall@10 / "
+        "NDCG@10: model | rescored |\n| --- | --- | ---: | ---: | ---: |"
+    )
+    for row in rows:
+        validation = (row["validation model"], row["validation rescored"])
+        test = [row["test model"], row["test rescored"]]
+        test = [f"{t['Recall@10']:.4f} / {t['NDCG@10']:.4f}" for t in test]
+        print(
+            f"| {row['run']} | {row['alpha']}, {row['beta']} | "
+            f"{validation[0]['NDCG@10']:.4f}, {validation[1]['NDCG@10']:.4f} | "
+            f"{test[0]} | {test[1]} |"
+        )
 
 
 def before_model(path: str, config, model):
@@ -609,6 +718,16 @@ def main() -> None:
     signal.add_argument("--config", default="office")
     signal.add_argument("--split", default="validation")
     signal.set_defaults(func=content_signal)
+    rescore = commands.add_parser(
+        "content-rescore", help="checkpoints' scores plus content affinity, chosen on validation"
+    )
+    rescore.add_argument("runs", nargs="+", help="FLARE checkpoint folders")
+    rescore.add_argument("--dataset", default=str(OUT / "movielens"))
+    rescore.add_argument("--config", default="office")
+    rescore.add_argument("--recent", type=int, default=10, help="how many recent movies count")
+    rescore.add_argument("--alphas", type=float, nargs="+", default=[0, 0.05, 0.1, 0.2, 0.3, 0.5])
+    rescore.add_argument("--betas", type=float, nargs="+", default=[0.0, 0.5, 0.8])
+    rescore.set_defaults(func=content_rescore)
     paired = commands.add_parser("compare", help="paired bootstrap of prediction files")
     paired.add_argument("runs", nargs="+", help="LABEL=FILE[,FILE...]; the first is the baseline")
     paired.add_argument("--dataset", default=str(OUT / "movielens"))
