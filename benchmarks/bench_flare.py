@@ -502,7 +502,8 @@ def content_rescore(args) -> None:
         name: datasets.load_dataset(args.dataset, args.config, split=name)
         for name in ("validation", "test")
     }
-    grid = [(alpha, beta) for alpha in args.alphas for beta in args.betas]
+    # alpha 0 (the model's own scores) is always a choice
+    grid = [(alpha, beta) for alpha in sorted({0.0, *args.alphas}) for beta in args.betas]
     rows = []
     for run in args.runs:
         ranker = FlareRanker.from_pretrained(run)
@@ -513,15 +514,22 @@ def content_rescore(args) -> None:
             histories = [vocabulary.indices([i["item_id"] for i in h]) for h in split["history"]]
             targets = torch.as_tensor(vocabulary.indices([t["item_id"] for t in split["target"]]))
             learned = standardised(model_scores(ranker, split).float())
-            recent = [history[-args.recent :] for history in histories]
+            # [users, recent]: the most recent items, age 0 the latest; shorter histories are
+            # padded with item 0 at weight 0
+            size = min(args.recent, max(map(len, histories)))
+            recent = torch.zeros(len(histories), size, dtype=torch.long)
+            ages = torch.zeros(len(histories), size)
+            real = torch.zeros(len(histories), size)
+            for row, history in enumerate(histories):
+                latest = history[-size:]
+                recent[row, size - len(latest) :] = torch.tensor(latest)
+                ages[row, size - len(latest) :] = torch.arange(len(latest) - 1, -1, -1)
+                real[row, size - len(latest) :] = 1.0
             affinity = {}
             for beta in args.betas:
-                weighted = [
-                    torch.tensor([beta**age for age in range(len(r) - 1, -1, -1)])
-                    @ (items[r] @ items.T)
-                    for r in recent
-                ]
-                affinity[beta] = standardised(torch.stack(weighted))
+                # The weighted mean of cosines is the cosine with the weighted sum of vectors.
+                profiles = torch.einsum("ur,urd->ud", real * beta**ages, items[recent])
+                affinity[beta] = standardised(profiles @ items.T)
             for alpha, beta in grid:
                 scores = learned + alpha * affinity[beta]
                 for row, history in enumerate(histories):
@@ -529,7 +537,7 @@ def content_rescore(args) -> None:
                 metrics = ranking_metrics(target_ranks(scores, targets).numpy(), ks=(10,))
                 found[name, alpha, beta] = {k: metrics[k] for k in ("Recall@10", "NDCG@10")}
         chosen = max(grid, key=lambda ab: found[("validation", *ab)]["NDCG@10"])
-        untouched = next(ab for ab in grid if ab[0] == 0)
+        untouched = grid[0]
         row = {"run": run, "alpha": chosen[0], "beta": chosen[1]}
         for name in splits:
             row[f"{name} model"] = found[(name, *untouched)]

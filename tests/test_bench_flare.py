@@ -131,3 +131,52 @@ def test_content_signal_ranks_the_validation_targets(
     assert all(0.0 <= row["Recall@10"] <= 1.0 for row in rows)
     assert all(0.0 <= row["NDCG@10"] <= row["Recall@10"] for row in rows)  # no NaN either
     assert f"| {tiny_gemma_base}:1 | all fields |" in capsys.readouterr().out
+
+
+def test_content_rescore_chooses_the_affinity_weight_on_validation(
+    bench, tmp_path, capsys, monkeypatch
+):
+    import torch
+
+    import regen_models.items
+    from regen_models.flare import FlareConfig, FlareModel
+    from regen_models.items import ItemVocabulary
+    from tests.conftest import WordCountEncoder, build_sample_folder
+
+    folder = build_sample_folder(tmp_path / "regen")
+    vocabulary = ItemVocabulary.from_dataset(folder, "office")
+    vectors = regen_models.items.content_vectors(
+        vocabulary, "words", encoder_model=WordCountEncoder(), progress=False
+    )
+    monkeypatch.setattr(regen_models.items, "content_vectors", lambda *a, **k: vectors)
+    torch.manual_seed(0)
+    config = FlareConfig(
+        num_items=len(vocabulary), content_dim=64, hidden_size=16, num_hidden_layers=1,
+        intermediate_size=32, max_sequence_length=8, num_latents=2,
+    )  # fmt: skip
+    model = FlareModel(config)
+    model.set_content_vectors(vectors)
+    model.item_vocabulary = vocabulary
+    model.save_pretrained(tmp_path / "flare")
+    monkeypatch.setattr(bench, "OUT", tmp_path / "out")
+
+    def rescore(alphas):
+        args = argparse.Namespace(
+            runs=[str(tmp_path / "flare")], dataset=str(folder), config="office", recent=6,
+            alphas=alphas, betas=[0.0, 0.5, 1.0],
+        )  # fmt: skip
+        bench.content_rescore(args)
+        return json.loads((tmp_path / "out" / "content_rescore.json").read_text())[0]
+
+    untouched = rescore([0.0])
+    assert untouched["alpha"] == 0.0
+    assert untouched["test rescored"] == untouched["test model"]
+    row = rescore([0.0, 0.5, 1000.0])
+    assert row["alpha"] in (0.0, 0.5, 1000.0)
+    assert row["validation model"] == untouched["validation model"]
+    # alpha 0 is among the choices: what validation chose cannot validate worse
+    assert row["validation rescored"]["NDCG@10"] >= row["validation model"]["NDCG@10"]
+    content_alone = rescore([1000.0])  # alpha 0 is a choice even when not given
+    assert content_alone["validation model"] == untouched["validation model"]
+    assert content_alone["alpha"] in (0.0, 1000.0)
+    assert "| alpha, beta |" in capsys.readouterr().out
