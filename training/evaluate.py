@@ -39,6 +39,7 @@ from regen_dataset.files import atomic_path, write_json, write_text
 from regen_dataset.schema import (
     NARRATIVE_KINDS,
     RATER_ATTRIBUTES,
+    check_user_config,
     config_category,
     config_has_critiques,
 )
@@ -410,7 +411,12 @@ def write_baselines(
 
     from regen_models import baselines
 
+    check_user_config(config)
     dataset = datasets.load_dataset(os.fspath(dataset_dir), config)
+    if split not in dataset:
+        raise ValueError(
+            f"--split {split!r}: config {config} of {dataset_dir} has {sorted(dataset)}"
+        )
     rows = dataset[split]
     user_ids = rows["user_id"]
     written = []
@@ -439,6 +445,7 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
     """Distribution of the auto-rater scores carried in the dataset, per group and attribute."""
     import datasets
 
+    check_user_config(config)
     dataset = datasets.load_dataset(os.fspath(dataset_dir), config)
     seen, counts = set(), defaultdict(lambda: np.zeros(8, dtype=np.int64))
     for split in dataset.values():

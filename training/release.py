@@ -287,10 +287,16 @@ def _base_model(folder: Path, kind: str, upload: Upload) -> str | None:
     if recorded == "embedded":
         return EMBEDDED_BASE
     if recorded and os.path.isabs(recorded):
-        upload.warnings.append(
-            f"its base model is the local folder {recorded}: only this machine can load it "
-            "(train on `embedded` or a Hub id to release it)"
-        )
+        if kind == "narrator":  # an adapter: loading it needs its base
+            upload.warnings.append(
+                f"its base model is the local folder {recorded}: only this machine can load it "
+                "(train on `embedded` or a Hub id to release it)"
+            )
+        else:  # the full weights: it loads anywhere, the card just cannot link its base
+            upload.warnings.append(
+                f"its card names no base model: it was fine-tuned from the local folder "
+                f"{recorded} (its weights are complete: it loads without that folder)"
+            )
         return None
     return recorded
 

@@ -2,7 +2,7 @@
 
     # the demo recipe on the office sample (the embedded Gemma 3 270M, LoRA, a factorised item
     # table; minutes on 2 CPU cores)
-    regen train lumen --dataset_name demo_out/regen --dataset_config office \
+    regen train lumen --dataset_name demo_out/regen-users --dataset_config office \
         --output_dir checkpoints/lumen-office --config training/recipes/lumen/cpu.yaml
 
     # the paper's setting (Gemma 2B, full fine-tuning, the full item table) on GPUs
@@ -233,6 +233,14 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
     lengths = max_new_tokens_of_references(
         train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )
+    if untaught := [kind for kind in script_args.kinds if kind not in lengths]:
+        raise ValueError(
+            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
+            f"({config_name}) has no reference narrative of the kinds {untaught}: LUMEN would "
+            "never learn to write them. Leave-one-out folders carry narratives in the test split "
+            "only: build the folder with `regen dataset build --protocol user_disjoint`, or "
+            "leave those kinds out of --kinds"
+        )
     model = LumenForCausalLM.from_base(
         language_model,
         tokenizer,

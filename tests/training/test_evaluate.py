@@ -108,6 +108,23 @@ def test_nearest_neighbour_is_never_the_user_themselves(tmp_path):
         assert record["narratives"]["user_profile"] != f"profile of {record['user_id']}"
 
 
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (["baselines", "--config", "office", "--split", "dev"],
+         "--split 'dev': config office of"),
+        (["baselines", "--config", "office_items"], "office_items is the catalog of office"),
+        (["rater", "--config", "office_items"], "office_items is the catalog of office"),
+    ],
+)  # fmt: skip
+def test_a_wrong_split_or_a_catalog_config_is_named(folder, tmp_path, capsys, command, expected):
+    with pytest.raises(SystemExit):
+        main(["eval", command[0], "--dataset", str(folder), *command[1:],
+              "--out", str(tmp_path / "out")])  # fmt: skip
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_eval_and_rater(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         evaluate.metrics.definitions, "load_encoder", lambda name: WordCountEncoder()

@@ -202,13 +202,32 @@ def test_every_repository_holds_exactly_the_planned_files(demo, released):
     )
     assert not any(path.endswith(".py") for path in narrator)  # peft loads it: no remote code
     # The tiny adapter's base is a local folder: published as it is, and said.
-    assert "its base model is the local folder" in result.stdout
+    assert result.stdout.count("its base model is the local folder") == 1
 
     metric = hub.repo_files[f"spaces/{ORG}/regen_metric"]
     assert {"regen_metric.py", "metric_definitions.py", "README.md"} <= set(metric)
     assert "__init__.py" not in metric
     space = hub.repo_files[f"spaces/{ORG}/regen-demo"]
     assert set(space) == {"README.md", "app.py", "requirements.txt"}  # no __pycache__
+
+
+@pytest.mark.parametrize("kind", ["narrator", "lumen", "fusion"])
+def test_a_local_base_is_a_problem_for_an_adapter_only(tmp_path, kind):
+    """An adapter needs its base to load; LUMEN and the fusion narrator carry full weights."""
+    from training.release import Upload, _base_model
+
+    base = str(tmp_path / "my-gemma")
+    name, key = (
+        ("adapter_config.json", "base_model_name_or_path")
+        if kind == "narrator"
+        else ("config.json", "base_model")
+    )
+    (tmp_path / name).write_text(json.dumps({key: base}))
+    upload = Upload("org/model", "model", tmp_path, {})
+    assert _base_model(tmp_path, kind, upload) is None  # no Hub id for the card to link
+    (warning,) = upload.warnings
+    assert base in warning
+    assert ("only this machine can load it" in warning) == (kind == "narrator")
 
 
 def test_no_local_path_is_published(demo, released):

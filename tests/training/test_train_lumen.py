@@ -150,6 +150,20 @@ def test_a_prompt_budget_over_the_context_is_a_clear_error(folder, tiny_gemma_ba
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_without_training_narratives_is_refused(tiny_gemma_base, tmp_path, capsys):
+    """A leave-one-out folder's train rows carry no narrative: LUMEN would train the item alone
+    and then write text it never learned."""
+    folder = build_sample_folder(tmp_path / "regen")
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["train", "lumen", "--config", TINY, "--dataset_name", str(folder),
+             "--base_model", str(tiny_gemma_base), "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    error = capsys.readouterr().err
+    assert "has no reference narrative of the kinds ['purchase_reason'" in error
+    assert "--protocol user_disjoint" in error
+
+
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "lumen-ddp"
