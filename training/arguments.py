@@ -27,12 +27,12 @@ class RecipeParser(TrlParser):
     names the recipe file and the nearest argument (TrlParser lists the key only)."""
 
     def __init__(self, dataclass_types, model: str, **kwargs):
-        self.recipes = {path.stem: path for path in sorted((RECIPES / model).glob("*.yaml"))}
+        self.model = model
         kwargs.setdefault(
             "epilog",
             f"--config RECIPE reads the arguments from a YAML recipe: a file, or a recipe of "
-            f"{RECIPES / model} by name ({', '.join(self.recipes)}); arguments on the command "
-            "line override the recipe's.",
+            f"{RECIPES / model} by name ({', '.join(shipped_recipes(model))}); arguments on the "
+            "command line override the recipe's.",
         )
         super().__init__(dataclass_types, **kwargs)
 
@@ -40,17 +40,9 @@ class RecipeParser(TrlParser):
         args = list(args) if args is not None else sys.argv[1:]
         if "--config" in args[:-1]:
             at = args.index("--config") + 1
-            if not os.path.exists(args[at]) and args[at] in self.recipes:
-                args[at] = str(self.recipes[args[at]])
+            args[at] = recipe_file(self.model, args[at], "--config")
         try:
             return super().parse_args_and_config(args, *more, **options)
-        except FileNotFoundError as error:
-            if "--config" not in args or error.filename != args[args.index("--config") + 1]:
-                raise
-            raise FileNotFoundError(
-                f"--config {error.filename}: no such recipe file (the shipped recipes, by name "
-                f"or path: {', '.join(self.recipes)})"
-            ) from None
         except ValueError as error:
             if not str(error).startswith("Unknown arguments from config file"):
                 raise
@@ -61,6 +53,26 @@ class RecipeParser(TrlParser):
         keys = re.findall(r"'--([^']+)'", message)
         named = with_nearest(keys, [action.dest for action in self._actions])
         return f"no argument is called {named}; `--help` lists them"
+
+
+def shipped_recipes(model: str) -> dict[str, Path]:
+    """The recipes of `training/recipes/MODEL/`, by name."""
+    return {path.stem: path for path in sorted((RECIPES / model).glob("*.yaml"))}
+
+
+def recipe_file(model: str, recipe: str, option: str = "--recipe") -> str:
+    """A recipe file's path: `recipe` itself where it exists, else the shipped recipe it names
+    (`tiny` or `tiny.yaml`)."""
+    if os.path.exists(recipe):
+        return recipe
+    shipped = shipped_recipes(model)
+    name = recipe.removesuffix(".yaml")
+    if name in shipped:
+        return str(shipped[name])
+    raise FileNotFoundError(
+        f"{option} {recipe}: no such recipe file (the shipped recipes, by name or path: "
+        f"{', '.join(shipped)})"
+    )
 
 
 def recipe_parser(model: str, dataclass_types) -> TrlParser:

@@ -159,12 +159,12 @@ def run_ablation(
     log=print,
 ) -> str:
     from regen_models.items import catalog_item_ids
+    from training.arguments import recipe_file
     from training.evaluate import SYNTHETIC_NOTE, _is_synthetic, evaluate_run, load_split
 
     if first is not None and first < 1:
         raise ValueError(f"--first must be a positive number of users, got {first}")
-    if not Path(recipe).exists():
-        raise FileNotFoundError(f"the recipe {recipe} does not exist")
+    recipe = recipe_file("fusion", recipe)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     synthetic = _is_synthetic(dataset)
@@ -231,7 +231,8 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--recipe",
         default=str(Path(__file__).parent / "recipes" / "fusion" / "cpu.yaml"),
-        help="the training recipe of all three variants",
+        help="the training recipe of all three variants: a file, or a shipped fusion recipe by "
+        "name (tiny, cpu, paper)",
     )
     parser.add_argument("--first", type=int, default=None, metavar="N", help="first N users")
     parser.add_argument("--base_model", "--base-model", default=None, help="overrides the recipe's")

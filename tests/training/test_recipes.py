@@ -65,5 +65,21 @@ def test_a_shipped_recipe_is_also_taken_by_name(name, tmp_path, monkeypatch):
     by_path = parser.parse_args_and_config(["--config", str(RECIPES / name / "tiny.yaml"), *argv])
     by_name = SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tiny", *argv])
     assert by_name == by_path
+    by_file_name = SCRIPTS[name].make_parser().parse_args_and_config(
+        ["--config", "tiny.yaml", *argv]
+    )
+    assert by_file_name == by_path
     with pytest.raises(FileNotFoundError, match="--config tny: no such recipe file .* tiny"):
         SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tny", *argv])
+
+
+def test_the_fusion_ablation_takes_a_shipped_recipe_by_name_too(monkeypatch, tmp_path):
+    from training.arguments import recipe_file
+
+    monkeypatch.chdir(tmp_path)
+    assert recipe_file("fusion", "tiny") == str(RECIPES / "fusion" / "tiny.yaml")
+    assert recipe_file("fusion", "cpu.yaml") == str(RECIPES / "fusion" / "cpu.yaml")
+    (tmp_path / "mine.yaml").write_text("learning_rate: 0.1\n")
+    assert recipe_file("fusion", "mine.yaml") == "mine.yaml"
+    with pytest.raises(FileNotFoundError, match="--recipe tny: no such recipe file .* tiny"):
+        recipe_file("fusion", "tny")
