@@ -246,7 +246,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--narrator", default=None, help="narrator adapter folder (`regen train narrator`)"
     )
     narration.add_argument(
-        "--base_model", "--base-model", default=None, help="the adapter's base (default: recorded)"
+        "--base_model",
+        "--base-model",
+        default=None,
+        help="the narrator adapter's base (default: the one it records; a local base that has "
+        "moved: its new folder)",
     )
     narration.add_argument(
         "--kinds",

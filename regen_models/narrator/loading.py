@@ -105,37 +105,51 @@ def recorded_base(adapter_dir: str | os.PathLike) -> str:
     return PeftConfig.from_pretrained(os.fspath(adapter_dir)).base_model_name_or_path
 
 
-def check_base(adapter_dir, recorded: str, asked: str) -> None:
-    if base_model_name(asked) != recorded:
-        raise BaseModelMismatchError(
-            f"the narrator adapter {adapter_dir} was trained on the base model {recorded!r}, "
-            f"not {asked!r}: load it with base={recorded!r} (or leave base out), or train an "
-            "adapter on that base"
-        )
+def base_to_load(adapter_dir, recorded: str, asked: str | None) -> str:
+    """The base to load the adapter onto: the one it records, or, where that was a local folder
+    that is no longer there, the folder `asked` names (its moved copy; the shape is checked
+    after loading)."""
+    moved = os.path.isabs(recorded) and not os.path.exists(recorded)
+    if asked is None:
+        if moved:
+            raise FileNotFoundError(
+                f"the narrator adapter {adapter_dir} was trained on the base model in the local "
+                f"folder {recorded}, which is not there any more: name the base's new folder "
+                "(`base=` in Python, `--base_model` on the command line)"
+            )
+        return recorded
+    if base_model_name(asked) == recorded:
+        return recorded
+    if moved and os.path.isdir(asked):
+        return os.path.realpath(asked)
+    raise BaseModelMismatchError(
+        f"the narrator adapter {adapter_dir} was trained on the base model {recorded!r}, not "
+        f"{asked!r}: load it onto that base (leave the base out, or name it: `base=` in Python, "
+        "`--base_model` on the command line), or train an adapter on this one"
+    )
 
 
 def load_adapter(adapter_dir: str | os.PathLike, base_name: str | None = None, *, dtype=None):
     """(peft model in eval mode, tokenizer, NarratorConfig) from an adapter folder.
 
-    `base_name` None loads the base the adapter records; any other name must be that one.
+    `base_name` None loads the base the adapter records; any other name must be that one, or the
+    new place of a recorded local folder that has moved.
     """
     from peft import PeftModel
 
     settings = NarratorConfig.load(adapter_dir)
-    recorded = recorded_base(adapter_dir)
-    if base_name is not None:
-        check_base(adapter_dir, recorded, base_name)
-    model, _ = base.load_causal_lm(recorded, dtype=dtype)
+    base_path = base_to_load(adapter_dir, recorded_base(adapter_dir), base_name)
+    model, _ = base.load_causal_lm(base_path, dtype=dtype)
     found = base_signature(model.config)
     if found != settings.base_signature:
         raise BaseModelMismatchError(
-            f"the base model {recorded!r} is not the one the adapter {adapter_dir} was trained "
+            f"the base model {base_path!r} is not the one the adapter {adapter_dir} was trained "
             f"on: its shape is {found}, the adapter's base had {settings.base_signature}"
         )
     with _without_peft_deprecation_notice():
         model = PeftModel.from_pretrained(model, os.fspath(adapter_dir)).eval()
     has_tokenizer = os.path.exists(os.path.join(adapter_dir, "tokenizer_config.json"))
-    tokenizer = base.load_tokenizer(os.fspath(adapter_dir) if has_tokenizer else recorded)
+    tokenizer = base.load_tokenizer(os.fspath(adapter_dir) if has_tokenizer else base_path)
     return model, tokenizer, settings
 
 

@@ -135,6 +135,29 @@ def test_another_base_than_asked_is_a_clear_error(adapter, tmp_path):
         Narrator.from_pretrained(copy)
 
 
+def test_an_adapter_follows_its_local_base_to_a_new_folder(tiny_gemma_base, tmp_path):
+    import shutil
+
+    moved_base = tmp_path / "moved-base"
+    shutil.copytree(tiny_gemma_base, tmp_path / "base")
+    out = tmp_path / "adapter"
+    _, tokenizer = save_adapter(tmp_path / "base", out)
+    before = Narrator.from_pretrained(out).generate(PROMPTS[:1], kind="purchase_reason")
+    (tmp_path / "base").rename(moved_base)
+    with pytest.raises(FileNotFoundError, match="which is not there any more: name the base's new"):
+        Narrator.from_pretrained(out)
+    assert (
+        Narrator.from_pretrained(out, base=str(moved_base)).generate(
+            PROMPTS[:1], kind="purchase_reason"
+        )
+        == before
+    )
+    # Another folder than the recorded one, while that one is there, is refused as before.
+    moved_base.rename(tmp_path / "base")
+    with pytest.raises(BaseModelMismatchError, match="trained on the base model"):
+        Narrator.from_pretrained(out, base=str(tiny_gemma_base))
+
+
 def test_a_folder_without_a_narrator_config_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"has no {NARRATOR_CONFIG_FILE}"):
         Narrator.from_pretrained(tmp_path)
