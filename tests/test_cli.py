@@ -162,3 +162,18 @@ def test_an_unreachable_hub_is_one_line(monkeypatch, capsys):
         main(["dataset", "push", "--repo-id", "org/x"])
     error = capsys.readouterr().err
     assert "the Hub could not be reached" in error and "Connection refused" in error
+
+
+@pytest.mark.parametrize("name", ["demo_out/nope", "nope"])
+def test_a_mistyped_dataset_folder_is_named_as_one(name, tmp_path, monkeypatch, capsys):
+    """datasets tries a missing folder as a Hub id and reports only the Hub (offline here)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit):
+        main(["eval", "baselines", "--dataset", name, "--config", "office", "--out", "preds"])
+    error = capsys.readouterr().err
+    assert error.startswith(f"regen: error: there is no local folder {name}, and as a Hub id:")
+    (tmp_path / name).mkdir(parents=True)  # a folder there: datasets' own error, untouched
+    with pytest.raises(SystemExit):
+        main(["eval", "baselines", "--dataset", name, "--config", "office", "--out", "preds"])
+    assert "there is no local folder" not in capsys.readouterr().err

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
 
 from training.nearest import with_nearest
@@ -127,11 +129,24 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except (ValueError, OSError) as error:
         # Bad input is the user's to fix: say what and where, without a traceback.
-        print(f"regen: error: {error}", file=sys.stderr)
+        print(f"regen: error: {explained(error)}", file=sys.stderr)
         raise SystemExit(1) from None
     except network_errors() as error:
         print(f"regen: error: the Hub could not be reached ({error!r})", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def explained(error: Exception) -> str:
+    """The error's message; for a dataset name that is no local folder, first that.
+
+    datasets looks such a name up on the Hub and says only that the Hub could not be reached or
+    has no such dataset: a mistyped local folder would read as a network problem."""
+    found = re.match(
+        r"(?:Couldn't reach|Dataset) '([^']+)' (?:on|doesn't exist on) the Hub", str(error)
+    )
+    if found and not os.path.exists(found.group(1)):
+        return f"there is no local folder {found.group(1)}, and as a Hub id: {error}"
+    return str(error)
 
 
 def network_errors() -> tuple[type[Exception], ...]:
