@@ -30,7 +30,7 @@ import pyarrow as pa
 from regen_dataset import CITATION, HOMEPAGE
 from regen_dataset.catalog import CatalogCollector, check_category
 from regen_dataset.files import process_alive
-from regen_dataset.release import ReadReport, read_release
+from regen_dataset.release import ReadReport, read_source
 from regen_dataset.schema import (
     CONFIG_NAMES,
     FEATURES,
@@ -137,7 +137,7 @@ class Regen(datasets.ArrowBasedBuilder):
             catalog, report = CatalogCollector(), ReadReport()
             for path in paths:
                 for index, batch in enumerate(
-                    read_release(path, skip_bad_lines=config.skip_bad_lines, report=report)
+                    read_source(path, skip_bad_lines=config.skip_bad_lines, report=report)
                 ):
                     if index == 0:
                         check_category(batch, config.category, path)

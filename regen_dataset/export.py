@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from regen_dataset.builder import config_description
 from regen_dataset.catalog import CatalogCollector, check_category
 from regen_dataset.files import process_alive, write_json, write_text
-from regen_dataset.release import ReadReport, read_release
+from regen_dataset.release import ReadReport, read_source
 from regen_dataset.schema import (
     CATEGORIES,
     FEATURES,
@@ -299,7 +299,7 @@ def _batches(paths: list[str], skip_bad_lines: bool, report: ReadReport):
     """(path, index within the file, batch) of canonical sequences, file after file."""
     for path in paths:
         for index, batch in enumerate(
-            read_release(path, skip_bad_lines=skip_bad_lines, report=report)
+            read_source(path, skip_bad_lines=skip_bad_lines, report=report)
         ):
             yield path, index, batch
 

@@ -270,6 +270,27 @@ def iter_users(path: str | os.PathLike, **kwargs) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
+def read_source(
+    path: str | os.PathLike, *, skip_bad_lines: bool = False, report: ReadReport
+) -> Iterator[pa.RecordBatch]:
+    """`read_release` of one file a build draws users from; a file without a user is an error.
+
+    A folder built from no user has only empty parquet files, which `load_dataset` cannot read.
+    """
+    users, skipped, examples = report.users, report.skipped_lines, len(report.skipped_examples)
+    yield from read_release(path, skip_bad_lines=skip_bad_lines, report=report)
+    if report.users > users:
+        return
+    skipped = report.skipped_lines - skipped
+    if not skipped:
+        raise ValueError(f"{os.fspath(path)}: no user to build from (it holds no non-blank line)")
+    example = report.skipped_examples[examples:][:1]
+    raise ValueError(
+        f"{os.fspath(path)}: no user to build from: all {skipped:,} of its lines were bad and "
+        "skipped (--skip-bad-lines)" + (f", e.g. {example[0]}" if example else "")
+    )
+
+
 class _UserLines:
     """Where each user of a read was found, to name both lines of a user given twice."""
 

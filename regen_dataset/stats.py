@@ -26,7 +26,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regen_dataset.files import atomic_path
-from regen_dataset.schema import CONFIG_NAMES, NARRATIVE_KINDS, SIMILAR_LEVELS, SPLIT_NAMES
+from regen_dataset.schema import (
+    CONFIG_NAMES,
+    NARRATIVE_KINDS,
+    SIMILAR_LEVELS,
+    SPLIT_NAMES,
+    check_user_config,
+)
 
 CRITIQUE_RATIOS = (
     "critique ratios: 'per interaction' = critiques / all interactions; 'per similar pair' = "
@@ -294,6 +300,8 @@ def describe_folder(folder: str | os.PathLike, configs: list[str], plot_path: st
     """Load each config with `load_dataset` and describe it; save a plot if asked."""
     import datasets
 
+    for config in configs:
+        check_user_config(config)
     stats = [
         config_stats(datasets.load_dataset(os.fspath(folder), config), config) for config in configs
     ]

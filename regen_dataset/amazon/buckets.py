@@ -202,10 +202,9 @@ def bucket_users(
     if not len(rows):
         return
 
-    item_ids = ids[rows]
-    kept[item_ids] = True
-    items = store.get(np.unique(item_ids))
-    item_ids = item_ids.tolist()
+    item_array = ids[rows]
+    items = store.get(np.unique(item_array))
+    item_ids = item_array.tolist()
     bounds = np.append(np.flatnonzero(first), len(rows)).tolist()
     table = table.take(rows)
     user_ids = table.column("user").to_pylist()
@@ -228,4 +227,13 @@ def bucket_users(
         ]
         report.users_kept += 1
         report.interactions_kept += end - start
+        # Counted before the yield: a caller that stops early still gets the right count.
+        report.items_kept += _mark_kept(kept, item_array[start:end])
         yield {"reviewer_id": user_ids[start], "purchase_history": history}
+
+
+def _mark_kept(kept: np.ndarray, item_ids: np.ndarray) -> int:
+    """Mark a kept user's items as kept; returns how many of them were not marked before."""
+    fresh = np.unique(item_ids[~kept[item_ids]])
+    kept[fresh] = True
+    return len(fresh)

@@ -145,7 +145,7 @@ def _read(
         report.seconds["metadata"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
-        kept = np.zeros(len(index), dtype=bool)  # items of kept interactions
+        kept = np.zeros(len(index), dtype=bool)  # items of kept users, counted as they go
         bar = tqdm(total=n_buckets, disable=not progress, desc="users", unit=" buckets")
         with bar:
             for bucket in range(n_buckets):
@@ -156,7 +156,6 @@ def _read(
                 yield from bucket_users(table, index, titled, store, kept, report)
                 bar.update()
                 bar.set_postfix(users=f"{report.users_kept:,}", refresh=False)
-        report.items_kept = int(kept.sum())
         report.seconds["sequences"] = round(time.perf_counter() - started, 2)
     finally:
         if store is not None:

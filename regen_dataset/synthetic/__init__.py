@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from regen_dataset.files import atomic_open
 from regen_dataset.schema import CRITIQUE_SENTINEL, RATER_ATTRIBUTES, similar_adjacent
-from regen_dataset.synthetic.catalog import Catalog, Item, leaf_paths
+from regen_dataset.synthetic.catalog import Catalog, Item, leaf_paths, synthetic_user_id
 from regen_dataset.synthetic.narratives import narratives, rater_scores
 from regen_dataset.synthetic.reviews import critique, review
 from regen_dataset.synthetic.shoppers import make_shopper, purchases
@@ -73,7 +73,8 @@ def _user_line(catalog: Catalog, user_index: int, seed: int) -> str:
         previous = item
     tail = narratives(catalog, bought, uses, shopper, rng)
     tail["metadata"] = rater_scores(bought, rng, _RATED_GROUPS)
-    head = json.dumps({"reviewer_id": f"SYN{user_index:09d}", "synthetic": True})[:-1]
+    reviewer_id = synthetic_user_id(catalog.category, user_index)
+    head = json.dumps({"reviewer_id": reviewer_id, "synthetic": True})[:-1]
     return f'{head}, "purchase_history": [{", ".join(entries)}], {json.dumps(tail)[1:]}'
 
 

@@ -428,6 +428,35 @@ def _base36(number: int) -> str:
     return out or "0"
 
 
+def category_slot(category: str) -> int:
+    """The category's place in `ROOTS`, which keeps its item and user ids apart from the others'.
+
+    New categories go at the end of `ROOTS`, so that no existing id changes.
+    """
+    if category not in ROOTS:
+        raise ValueError(f"unknown category {category!r}; expected one of {sorted(ROOTS)}")
+    return list(ROOTS).index(category)
+
+
+def synthetic_asin(category: str, index: int) -> str:
+    """An ASIN-like id ("B0" and 8 base-36 digits), distinct over every category and index.
+
+    Each category owns a block of 36**7 numbers, and multiplying by a number prime to 36
+    permutes all 36**8 of them, so no two ids collide.
+    """
+    if not 0 <= index < 36**7:
+        raise ValueError(f"item index {index} is outside 0..36**7 - 1")
+    number = (category_slot(category) * 36**7 + index) * 2654435761 % 36**8
+    return "B0" + _base36(number).rjust(8, "0")
+
+
+def synthetic_user_id(category: str, user_index: int) -> str:
+    """A user id: SYN, the category's slot, and the user's index in 8 digits at least."""
+    if user_index < 0:
+        raise ValueError(f"user index {user_index} is negative")
+    return f"SYN{category_slot(category)}{user_index:08d}"
+
+
 class WeightedPool:
     """Indices drawn in proportion to fixed weights (a cumulative table and a bisection)."""
 
@@ -554,7 +583,7 @@ class Catalog:
             lower_colour=colour.lower(),
             lower_material=material.lower(),
         )
-        asin = "B0" + _base36(index * 2654435761 % 36**8).rjust(8, "0")
+        asin = synthetic_asin(category, index)
         item_json = json.dumps(
             {
                 "asin": asin,

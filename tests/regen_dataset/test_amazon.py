@@ -1,4 +1,5 @@
 import gzip
+import itertools
 import json
 import os
 import re
@@ -167,6 +168,19 @@ def test_items_without_title_are_dropped_and_counted(tmp_path, real_reviews):
     assert kept_asins and not kept_asins & dropped
     assert report.items_kept == len(kept_asins)
     assert_accounted(report)
+
+
+def test_items_kept_counts_the_users_taken_when_the_caller_stops_early(tmp_path, real_reviews):
+    lines = regroup(real_reviews, 10)
+    reviews = write_lines(tmp_path / "r.json", lines)
+    write_meta(tmp_path / "m.json", sorted({line["asin"] for line in lines}))
+    report = AmazonReport()
+    users = list(itertools.islice(read_amazon(reviews, tmp_path / "m.json", report=report), 2))
+    taken = {e["item"]["asin"] for u in users for e in u["purchase_history"]}
+    assert report.users_kept == 2 and report.items_kept == len(taken) > 0
+    assert f"kept 2 users, {report.interactions_kept} interactions, {len(taken)} items" in (
+        report.summary()
+    )
 
 
 def test_metadata_of_unreviewed_and_duplicate_items(tmp_path, real_reviews):

@@ -52,13 +52,13 @@ def test_builder_user_disjoint(tmp_path):
 
 def test_builder_reads_the_file_once(tmp_path, monkeypatch):
     calls = []
-    real = builder_module.read_release
+    real = builder_module.read_source
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(builder_module, "read_release", counting)
+    monkeypatch.setattr(builder_module, "read_source", counting)
     builder = Regen(
         config_name="office",
         data_files=str(SAMPLES / "office_synthetic.jsonl"),
@@ -67,6 +67,20 @@ def test_builder_reads_the_file_once(tmp_path, monkeypatch):
     builder.download_and_prepare()
     assert len(calls) == 1 and builder.as_dataset()["validation"].num_rows == 300
     # The spooled splits are gone once the dataset is written.
+    assert not list((tmp_path / "cache").glob("regen-spool-*"))
+
+
+def test_builder_refuses_a_file_without_a_good_line(tmp_path):
+    source = tmp_path / "office.jsonl"
+    source.write_text("not json\n{oops\n")
+    builder = Regen(
+        config_name="office",
+        data_files=str(source),
+        skip_bad_lines=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(ValueError, match="no user to build from: all 2 of its lines were bad"):
+        builder.download_and_prepare()
     assert not list((tmp_path / "cache").glob("regen-spool-*"))
 
 

@@ -192,6 +192,22 @@ def test_skipped_lines_and_short_users_are_reported(tmp_path):
     )
 
 
+def test_a_source_without_a_good_line_is_refused(tmp_path):
+    """A folder of empty splits cannot be loaded: every line bad is an error, not a folder."""
+    good = write_lines(tmp_path / "office.jsonl", [user("U1", 5)])
+    bad = write_lines(tmp_path / "more.jsonl", ["not json", {"reviewer_id": "U2"}, "{oops"])
+    out = tmp_path / "regen"
+    with pytest.raises(ValueError) as error:
+        build_folder({"office": [str(good), str(bad)]}, out, skip_bad_lines=True, progress=False)
+    message = str(error.value)
+    assert message.startswith(f"{bad}: no user to build from: all 3 of its lines were bad")
+    assert f"e.g. {bad}, line 1" in message
+    empty = write_lines(tmp_path / "clothing.jsonl", ["", "  "])
+    with pytest.raises(ValueError, match="no user to build from .it holds no non-blank line"):
+        build_folder({"clothing": [str(empty)]}, out, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["clothing.jsonl", "more.jsonl", "office.jsonl"]
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])

@@ -17,6 +17,7 @@ from regen_dataset.stats import (
     gini,
     sentence_shape,
 )
+from training.cli import main
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 if not REAL.exists():
@@ -112,6 +113,19 @@ def test_report_states_the_two_critique_ratios_once(folder, tmp_path):
     assert "per interaction" in text and "per similar pair" in text
     assert "Gini of item counts 0.19" in text and "repeat purchases: 11.1%" in text
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_a_catalog_config_is_a_clear_error(folder, tmp_path, capsys):
+    with pytest.raises(ValueError, match="office_items is the catalog of office"):
+        describe_folder(folder, ["office_items"], None)
+    plot = tmp_path / "plot.png"
+    command = ["dataset", "report", "--folder", str(folder), "--config", "office_items"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--plot", str(plot)])
+    assert exit_info.value.code == 1 and not plot.exists()
+    error = capsys.readouterr().err
+    assert error.startswith("regen: error: office_items is the catalog of office")
+    assert "Traceback" not in error
 
 
 def test_configs_in_folder_keeps_split_configs_that_exist(folder, tmp_path):

@@ -17,6 +17,7 @@ from regen_dataset.synthetic.catalog import COLOURS, CONSUMABLES, USES
 from regen_dataset.synthetic.narratives import third_person
 from regen_dataset.synthetic.shoppers import LAST_DAY, fit, make_shopper, purchases
 from regen_dataset.synthetic.wording import article, say
+from tests.conftest import SAMPLES
 
 
 @cache
@@ -48,6 +49,28 @@ def test_catalog_depth_attributes_and_unique_ids():
         assert len({i.size for i in catalog.items}) >= 5
         unknown_price = sum(item.price == 0.0 for item in catalog.items) / len(catalog.items)
         assert 0.1 < unknown_price < 0.3  # the release writes 0.0 for unknown prices
+
+
+def test_categories_share_no_item_or_user_id():
+    """A prediction file of one category must not pass as one of another."""
+    office, clothing = Catalog("office", 2_000), Catalog("clothing", 2_000)
+    asins = [{item.asin for item in catalog.items} for catalog in (office, clothing)]
+    assert not asins[0] & asins[1]
+    assert all(re.fullmatch(r"B0[0-9A-Z]{8}", asin) for asin in asins[0] | asins[1])
+    user_ids = [{u["reviewer_id"] for u in users(category)} for category in ("office", "clothing")]
+    assert not user_ids[0] & user_ids[1]
+    assert all(re.fullmatch(r"SYN\d{9}", user_id) for user_id in user_ids[0] | user_ids[1])
+
+
+def test_shipped_samples_share_no_item_or_user_id():
+    ids = {}
+    for category in ("office", "clothing"):
+        with open(SAMPLES / f"{category}_synthetic.jsonl", encoding="utf-8") as handle:
+            lines = [json.loads(line) for line in handle]
+        ids[category] = {line["reviewer_id"] for line in lines} | {
+            e["item"]["asin"] for line in lines for e in line["purchase_history"]
+        }
+    assert len(ids["office"]) > 300 and not ids["office"] & ids["clothing"]
 
 
 @pytest.mark.parametrize("category", ["office", "clothing"])

@@ -111,6 +111,21 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
     assert office["test"][0]["narratives"]["user_profile"] == "Organised office worker"
 
 
+def test_max_users_counts_the_items_of_the_users_kept(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    out = tmp_path / "office.jsonl"
+    with FakeOpenAI(scripted_answer) as server:
+        main([*_generate(reviews, meta, out, server.base_url), "--no-rate", "--max-users", "1"])
+    (line,) = [json.loads(line) for line in out.read_text().splitlines()]
+    items = len({entry["item"]["asin"] for entry in line["purchase_history"]})
+    manifest = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())
+    assert manifest["source"]["preprocessing"]["items_kept"] == items > 0
+    assert f"kept 1 users, {len(line['purchase_history'])} interactions, {items} items" in (
+        capsys.readouterr().out
+    )
+
+
 # -- a remote service that fails: one line, no traceback, no key, no wasted retries -------------
 
 
