@@ -267,7 +267,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "upper-bound setting)",
     )
     narration.add_argument(
-        "--generation_batch_size", "--generation-batch-size", type=positive_int, default=8
+        "--generation_batch_size",
+        "--generation-batch-size",
+        type=positive_int,
+        default=8,
+        help="rows whose narratives are written together (the narrators and LUMEN; more is "
+        "faster on a GPU, and takes more memory)",
     )
     narration.add_argument(
         "--max_new_tokens",
