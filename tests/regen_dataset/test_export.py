@@ -208,6 +208,16 @@ def test_a_source_without_a_good_line_is_refused(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["clothing.jsonl", "more.jsonl", "office.jsonl"]
 
 
+def test_a_source_whose_users_are_all_too_short_is_refused(tmp_path):
+    short = write_lines(tmp_path / "office.jsonl", [user("U1", 2), user("U2", 1)])
+    with pytest.raises(ValueError) as error:
+        build_folder({"office": [str(short)]}, tmp_path / "regen", progress=False)
+    message = str(error.value)
+    assert message.startswith(f"office: no user of {short} makes a row")
+    assert "2 users with fewer than" in message and "cannot be loaded" in message
+    assert not (tmp_path / "regen").exists()
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
