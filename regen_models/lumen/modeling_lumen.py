@@ -152,6 +152,12 @@ class LumenForCausalLM(LumenPreTrainedModel):
         # The LM's stop tokens; LUMEN decodes with its own `generate`.
         self.generation_config = self.language_model.generation_config
         self.items = LumenItems(config)
+        if self.language_model.config.get_text_config().tie_word_embeddings:
+            # A tied head is saved once, as the embeddings: the Trainer reloading the best
+            # checkpoint would call it missing, where it only needs tying again.
+            head = self.language_model.get_output_embeddings()
+            name = next(n for n, m in self.language_model.named_modules() if m is head)
+            self._keys_to_ignore_on_save = [f"language_model.{name}.weight"]
         self.post_init()
 
     @classmethod
