@@ -38,12 +38,25 @@ def check_vocabulary(vocabulary, model_dir: str, dataset_name: str, config_name:
     )
 
 
+def note_unread_critiques(model_uses_critiques: bool, config_name: str) -> None:
+    """A model trained without critiques reads none on a config that has them: its file lands in
+    the table's block with critiques all the same, which is worth saying."""
+    from regen_dataset.schema import config_has_critiques
+
+    if config_has_critiques(config_name) and not model_uses_critiques:
+        print(
+            f"note: this model was trained without critiques: on {config_name} it reads the "
+            "histories alone, and its file is scored in the table's block with critiques"
+        )
+
+
 def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
     from regen_dataset.schema import config_has_critiques
     from regen_models.flare.ranking import FlareRanker
 
     ranker = FlareRanker.from_pretrained(model_dir, device=args.device)
     check_vocabulary(ranker.vocabulary, model_dir, dataset_name, config_name)
+    note_unread_critiques(ranker.uses_critiques, config_name)
     ranked = ranker.rank(
         rows,
         top_k=args.top_k,
@@ -63,6 +76,9 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
         model_dir, args.narrator, args.base_model, device=args.device
     )
     check_vocabulary(hybrid.ranker.vocabulary, model_dir, dataset_name, config_name)
+    note_unread_critiques(
+        hybrid.ranker.uses_critiques or hybrid.narrator.with_critiques, config_name
+    )
     outputs = hybrid(
         rows,
         kinds=args.kinds,
@@ -89,6 +105,7 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
 
     lumen = Lumen.from_pretrained(model_dir, device=args.device)
     check_vocabulary(lumen.vocabulary, model_dir, dataset_name, config_name)
+    note_unread_critiques(lumen.config.with_critiques, config_name)
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
     batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
     rankings = lumen.rank(

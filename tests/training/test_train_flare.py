@@ -166,7 +166,7 @@ def test_a_trained_folder_is_resumed_or_replaced_never_clobbered(
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
 
-def test_two_processes_with_accelerate(folder, tmp_path):
+def test_two_processes_with_accelerate(folder, tmp_path, capsys):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "flare-ddp"
     (out / "checkpoint-999").mkdir(parents=True)  # an earlier run's, replaced by this one
@@ -184,6 +184,10 @@ def test_two_processes_with_accelerate(folder, tmp_path):
     assert not (out / "checkpoint-999").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["use_critiques"] is False  # a _no_critique config trains without them
+    # Predicted on the config with critiques, it reads none, and says so.
+    cli.main(["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
+              "office", "--split", "test", "--out", str(tmp_path / "p.jsonl"), "--no-progress"])  # fmt: skip
+    assert "note: this model was trained without critiques" in capsys.readouterr().out
 
 
 def test_trains_on_data_without_any_critique(tmp_path):
