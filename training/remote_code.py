@@ -56,6 +56,7 @@ REMOTE_CODE = {
         files={
             "configuration_lumen": "regen_models.lumen.configuration_lumen",
             "modeling_lumen": "regen_models.lumen.modeling_lumen",
+            "decoding": "regen_models.decoding",
             "vocabulary_io": "regen_models.vocabulary_io",
         },
         aliases={"regen_models.items": "vocabulary_io"},
@@ -69,6 +70,7 @@ REMOTE_CODE = {
         files={
             "configuration_fusion": "regen_models.fusion.configuration_fusion",
             "modeling_fusion": "regen_models.fusion.modeling_fusion",
+            "decoding": "regen_models.decoding",
             "user_vectors": "regen_models.fusion.user_vectors",
             "vocabulary_io": "regen_models.vocabulary_io",
         },

@@ -30,6 +30,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from regen_models.decoding import run_decoder
 from regen_models.fusion.configuration_fusion import FusionConfig
 from regen_models.fusion.user_vectors import cached_gram, fold_in, mean_norm
 from regen_models.items import ItemVocabularyMixin
@@ -45,13 +46,11 @@ class FusionOutput(ModelOutput):
     logits: text logits of the text positions, `[batch, text length, vocab]` (`None` with
         `labels`: only the scored positions are projected).
     hidden_states: the LM's last hidden states over the whole sequence (soft block, then text).
-    past_key_values: the LM's cache, for decoding.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     hidden_states: torch.FloatTensor | None = None
-    past_key_values: object | None = None
 
 
 class FusionInputs(nn.Module):
@@ -358,14 +357,14 @@ class FusionForCausalLM(FusionPreTrainedModel):
         written: list[list[int]] = [[] for _ in range(batch)]
         cache = None
         for _ in range(max_new_tokens):
-            out = self.language_model.get_decoder()(
+            out, cache = run_decoder(
+                self.language_model.get_decoder(),
+                cache,
                 inputs_embeds=embeddings,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
                 use_cache=True,
             )
-            cache = out.past_key_values
             tokens = self.text_logits(out.last_hidden_state[:, -1]).float().argmax(dim=-1)
             done |= torch.isin(tokens, stops)
             for row in (~done).nonzero()[:, 0].tolist():

@@ -31,6 +31,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from regen_models.decoding import run_decoder
 from regen_models.items import ItemVocabularyMixin
 from regen_models.lumen.configuration_lumen import ITEM_TOKEN, SWITCH_TOKEN, LumenConfig
 
@@ -49,7 +50,7 @@ class LumenOutput(ModelOutput):
     item_logits: with `labels`, `[item positions, num_items]` in the order of the batch; without,
         `[batch, num_items]` for the last position (the next item after a switch token there).
     hidden_states: the LM's last hidden states, `[batch, length, hidden_size]`.
-    past_key_values: the LM's cache, for decoding.
+    cache: the LM's KV cache, for decoding (transformers' `past_key_values` before 5.24).
     """
 
     loss: torch.FloatTensor | None = None
@@ -58,7 +59,7 @@ class LumenOutput(ModelOutput):
     logits: torch.FloatTensor | None = None
     item_logits: torch.FloatTensor | None = None
     hidden_states: torch.FloatTensor | None = None
-    past_key_values: object | None = None
+    cache: object | None = None
 
 
 @dataclass
@@ -251,7 +252,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
         item_ids: torch.LongTensor | None = None,
         labels: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values=None,
+        cache=None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
         inputs_embeds: torch.FloatTensor | None = None,
@@ -269,11 +270,12 @@ class LumenForCausalLM(LumenPreTrainedModel):
         """
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, item_ids)
-        outputs = self.language_model.get_decoder()(
+        outputs, cache = run_decoder(
+            self.language_model.get_decoder(),
+            cache,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
         )
         hidden = outputs.last_hidden_state
@@ -283,7 +285,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
                 logits=self.text_logits(kept),
                 item_logits=self.item_logits(hidden[:, -1]),
                 hidden_states=hidden,
-                past_key_values=outputs.past_key_values,
+                cache=cache,
             )
         return self._joint_loss(hidden, input_ids, item_ids, labels)
 
@@ -398,14 +400,14 @@ class LumenForCausalLM(LumenPreTrainedModel):
         cache = None
         mask = attention_mask
         for _ in range(max_text_before_item + max_new_tokens + 3):  # text, switch, item, stop
-            out = self.language_model.get_decoder()(
+            out, cache = run_decoder(
+                self.language_model.get_decoder(),
+                cache,
                 inputs_embeds=embeddings,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
                 use_cache=True,
             )
-            cache = out.past_key_values
             hidden = out.last_hidden_state[:, -1]
             text_logits = self.text_logits(hidden).float()
             text_logits[:, config.item_token_id] = float("-inf")
