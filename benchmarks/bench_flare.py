@@ -465,38 +465,12 @@ def content_rescore(args) -> None:
     import datasets
     import torch
 
-    from regen_models.flare.data import FlareCollator, build_examples
     from regen_models.flare.ranking import FlareRanker
     from regen_models.items import content_vectors
     from regen_models.metrics import ranking_metrics, target_ranks
 
     def standardised(scores):
         return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
-
-    def model_scores(ranker, split):
-        config = ranker.model.config
-        examples = build_examples(
-            split,
-            ranker.vocabulary,
-            None,
-            predict=True,
-            max_length=config.max_sequence_length,
-            mask_id=config.mask_item_id,
-        )
-        collate = FlareCollator(
-            config.pad_item_id,
-            config.mask_item_id,
-            None,
-            train=False,
-            earlier_items=config.seen_item_bias,
-        )
-        scores = []
-        with torch.no_grad():
-            for start in range(0, len(examples), 256):
-                batch = collate(examples[start : start + 256])
-                batch.pop("targets", None)
-                scores.append(ranker.model(**batch).logits)
-        return torch.cat(scores)
 
     splits = {
         name: datasets.load_dataset(args.dataset, args.config, split=name)
@@ -513,7 +487,7 @@ def content_rescore(args) -> None:
         for name, split in splits.items():
             histories = [vocabulary.indices([i["item_id"] for i in h]) for h in split["history"]]
             targets = torch.as_tensor(vocabulary.indices([t["item_id"] for t in split["target"]]))
-            learned = standardised(model_scores(ranker, split).float())
+            learned = standardised(ranker.scores(split, with_critiques=False).float())
             # [users, recent]: the most recent items, age 0 the latest; shorter histories are
             # padded with item 0 at weight 0
             size = min(args.recent, max(map(len, histories)))

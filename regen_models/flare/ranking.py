@@ -4,6 +4,7 @@ system and the Space call.
     ranker = FlareRanker.from_pretrained("checkpoints/flare-office")
     ranked = ranker.rank(rows, top_k=10)  # rows of a split, or dicts with the same fields
     ranked[0].item_ids, ranked[0].scores
+    scores = ranker.scores(rows)  # [rows, items]: every item's score, in vocabulary order
 
 A row needs `user_id` and `history` (a list of interactions with `item_id` and `critique`), and
 may have `critique`, the text that steers towards the next item. Critique texts are embedded by
@@ -89,6 +90,32 @@ class FlareRanker:
         `with_critiques=False` (a `_no_critique` config) leaves every critique out, as does a
         model trained without them. `progress`: a bar over the rows.
         """
+        ids = self.vocabulary.item_ids
+        ranked = []
+        for batch in self._batches(rows, with_critiques, batch_size, progress, "FLARE ranks"):
+            scores, top = self.model.recommend(top_k=top_k, **batch)
+            for row_scores, row_items in zip(scores.tolist(), top.tolist(), strict=True):
+                ranked.append(RankedItems([ids[i] for i in row_items], row_scores))
+        return ranked
+
+    def scores(
+        self,
+        rows: Sequence[Mapping],
+        *,
+        with_critiques: bool = True,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """`[rows, items]` on the CPU: the model's score of every catalog item for each row, in
+        the order of `vocabulary.item_ids` (what `rank` takes its top items from)."""
+        scores = [torch.empty(0, len(self.vocabulary))]
+        for batch in self._batches(rows, with_critiques, batch_size, progress, "FLARE scores"):
+            scores.append(self.model(**batch).logits.cpu())
+        return torch.cat(scores)
+
+    def _batches(self, rows, with_critiques: bool, batch_size: int, progress: bool, what: str):
+        """The model's inputs for `rows`, `batch_size` rows at a time, on the model's device,
+        under `torch.no_grad`."""
         check_row_collection(rows)
         config = self.model.config
         is_split = hasattr(rows, "with_format")
@@ -101,7 +128,7 @@ class FlareRanker:
                 texts, self.encoder(), config.encoder_name or DEFAULT_ENCODER
             )
             if note := truncation_note(critiques):
-                warnings.warn(note, stacklevel=2)
+                warnings.warn(note, stacklevel=3)
         examples = build_examples(
             rows,
             self.vocabulary,
@@ -117,21 +144,13 @@ class FlareRanker:
             train=False,
             earlier_items=config.seen_item_bias,
         )
-        ids = self.vocabulary.item_ids
         device = next(self.model.parameters()).device
-        ranked = []
         with torch.no_grad():
-            spans = batch_spans(
-                len(examples), batch_size, progress=progress, description="FLARE ranks"
-            )
-            for start, stop in spans:
+            for start, stop in batch_spans(len(examples), batch_size, progress=progress,
+                                           description=what):  # fmt: skip
                 batch = collate(examples[start:stop])
                 batch.pop("targets", None)
-                batch = {key: value.to(device) for key, value in batch.items()}
-                scores, top = self.model.recommend(top_k=top_k, **batch)
-                for row_scores, row_items in zip(scores.tolist(), top.tolist(), strict=True):
-                    ranked.append(RankedItems([ids[i] for i in row_items], row_scores))
-        return ranked
+                yield {key: value.to(device) for key, value in batch.items()}
 
 
 def _check_rows(rows: Sequence[Mapping]) -> None:

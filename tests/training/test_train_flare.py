@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from regen_dataset.export import build_folder
 from tests.conftest import REPO, WordCountEncoder, build_sample_folder
@@ -230,6 +231,15 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     assert all(
         len(r.item_ids) == 5 and r.scores == sorted(r.scores, reverse=True) for r in from_dicts
     )
+    # Every item's score, in vocabulary order: the ranking's top items and their scores.
+    scores = ranker.scores(test, batch_size=3)
+    assert scores.shape == (8, len(ranker.vocabulary))
+    top = scores.topk(5)
+    assert [[ranker.vocabulary.item_ids[i] for i in row] for row in top.indices.tolist()] == [
+        r.item_ids for r in from_split
+    ]
+    torch.testing.assert_close(top.values, torch.tensor([r.scores for r in from_split]))
+    assert ranker.scores([]).shape == (0, len(ranker.vocabulary))
 
     # A user's own history names items only: no critique key, the same as None.
     bare = [
