@@ -146,8 +146,8 @@ class FlareRanker:
         )
         device = next(self.model.parameters()).device
         with torch.no_grad():
-            for start, stop in batch_spans(len(examples), batch_size, progress=progress,
-                                           description=what):  # fmt: skip
+            spans = batch_spans(len(examples), batch_size, progress=progress, description=what)
+            for start, stop in spans:
                 batch = collate(examples[start:stop])
                 batch.pop("targets", None)
                 yield {key: value.to(device) for key, value in batch.items()}
