@@ -41,7 +41,9 @@ from regen_dataset.schema import (
     config_category,
     config_has_critiques,
 )
-from regen_dataset.splits import PROTOCOLS, drop_critiques, split_batch
+from regen_dataset.splits import PROTOCOLS, SplitReport, drop_critiques, split_batch
+
+logger = datasets.logging.get_logger(__name__)
 
 _DESCRIPTION = (
     "REGEN: Amazon Reviews 2018 (Office, Clothing) enriched with LLM-written critiques, "
@@ -135,13 +137,14 @@ class Regen(datasets.ArrowBasedBuilder):
         spool = _Spool(Path(self._cache_dir_root))
         try:
             catalog, report = CatalogCollector(), ReadReport()
+            split_report = SplitReport(protocol)
             for path in paths:
                 for index, batch in enumerate(
                     read_source(path, skip_bad_lines=config.skip_bad_lines, report=report)
                 ):
                     if index == 0:
                         check_category(batch, config.category, path)
-                    rows = split_batch(batch, protocol, seed=config.seed)
+                    rows = split_batch(batch, protocol, report=split_report, seed=config.seed)
                     if config.is_catalog:
                         for split_rows in rows.values():
                             catalog.add(split_rows)
@@ -150,6 +153,8 @@ class Regen(datasets.ArrowBasedBuilder):
                         if not config.with_critiques:
                             split_rows = drop_critiques(split_rows)
                         spool.write(split, split_rows)
+            split_report.refuse_no_rows(config.category, paths)
+            _log_skips(report, split_report)
             if config.is_catalog:
                 for batch in catalog.table().to_batches():
                     spool.write(ITEMS_SPLIT, batch)
@@ -172,6 +177,12 @@ class Regen(datasets.ArrowBasedBuilder):
         directory = os.path.dirname(spooled)
         if not os.listdir(directory):
             os.rmdir(directory)
+
+
+def _log_skips(read: ReadReport, split: SplitReport) -> None:
+    """What the read left out, as a warning (shown by `datasets`' default verbosity)."""
+    if read.skipped_lines or split.too_short:
+        logger.warning(f"{read.summary()}\n{split.summary()}")
 
 
 class _Spool:

@@ -284,11 +284,7 @@ def _build_category(
         for pool in pools.values():
             pool.shutdown(wait=True)
         bar.close()
-    if not sum(split_report.rows.values()):
-        raise ValueError(
-            f"{category}: no user of {', '.join(map(str, paths))} makes a row "
-            f"({split_report.summary()}): a folder of empty splits cannot be loaded"
-        )
+    split_report.refuse_no_rows(category, paths)
     for config in configs:
         directory, config_writers = staging / "data" / config, writers[config].items()
         report.files[config] = {s: _name_shards(directory, s, w.close()) for s, w in config_writers}

@@ -170,6 +170,8 @@ class ReadReport:
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
     unknown_price: int = 0
     critique_sentinels: int = 0
+    # Where each user was read: a user repeated in a later file of the same read is caught too.
+    user_lines: _UserLines = field(default_factory=lambda: _UserLines(), repr=False, compare=False)
 
     def add_skip(self, error: LineError) -> None:
         self.skipped_lines += 1
@@ -181,7 +183,7 @@ class ReadReport:
         self.add_skip(error)
 
     def to_dict(self) -> dict:
-        out = {key: getattr(self, key) for key in self.__dataclass_fields__}
+        out = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "user_lines"}
         out["found"] = dict(sorted(self.found.items()))
         out["unknown_fields"] = dict(sorted(self.unknown_fields.items()))
         return out
@@ -237,14 +239,15 @@ def read_release(
 ) -> Iterator[pa.RecordBatch]:
     """Stream release JSONL files (optionally gzipped) as record batches of canonical sequences.
 
-    A user may appear once across all `paths`: a second line for the same `reviewer_id` is an
-    error naming both lines (with `skip_bad_lines`, the later line is skipped and counted).
+    A user may appear once across all `paths`, and across all reads sharing `report`: a second
+    line for the same `reviewer_id` is an error naming both lines (with `skip_bad_lines`, the
+    later line is skipped and counted).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     report = report if report is not None else ReadReport()
     sentinels = CRITIQUE_SENTINELS | {_sentinel_key(s) for s in extra_critique_sentinels}
-    users = _UserLines()
+    users = report.user_lines
     for path in map(os.fspath, paths):
         report.files.append(path)
         blocks = read_blocks(

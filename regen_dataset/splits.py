@@ -60,6 +60,14 @@ class SplitReport:
             "interactions left out"
         )
 
+    def refuse_no_rows(self, category: str, paths: list) -> None:
+        """A ValueError if no user made a row: a folder of empty splits cannot be loaded."""
+        if not sum(self.rows.values()):
+            raise ValueError(
+                f"{category}: no user of {', '.join(map(str, paths))} makes a row "
+                f"({self.summary()}): a folder of empty splits cannot be loaded"
+            )
+
 
 def split_batch(
     sequences: pa.RecordBatch,

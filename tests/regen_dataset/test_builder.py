@@ -4,8 +4,9 @@ import pytest
 from regen_dataset import builder as builder_module
 from regen_dataset.builder import Regen
 from regen_dataset.export import build_folder
+from regen_dataset.release import ReleaseFormatError
 from regen_dataset.schema import CONFIG_NAMES, FEATURES, ITEM_FEATURES, ITEMS_CONFIG_NAMES
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, user, write_lines
 
 
 @pytest.mark.parametrize("config", ["office", "clothing_no_critique"])
@@ -126,3 +127,33 @@ def test_protocol_is_visible_when_loaded(tmp_path, protocol):
         config_name="office", protocol=protocol, data_files=source, cache_dir=str(tmp_path / "c")
     )
     assert f"protocol: {protocol}" in builder.info.description
+
+
+def test_builder_refuses_users_all_too_short_and_warns_of_skips(tmp_path, caplog):
+    short = write_lines(tmp_path / "office.jsonl", [user("U1", 2), user("U2", 1)])
+    builder = Regen(config_name="office", data_files=str(short), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(ValueError, match=r"office: no user of .*office.jsonl makes a row"):
+        builder.download_and_prepare()
+    assert not list((tmp_path / "c").glob("regen-spool-*"))
+    mixed = write_lines(tmp_path / "more.jsonl", [user("U3", 5), "not json", user("U4", 2)])
+    builder = Regen(
+        config_name="office",
+        data_files=str(mixed),
+        skip_bad_lines=True,
+        cache_dir=str(tmp_path / "c2"),
+    )
+    builder.download_and_prepare()
+    assert builder.as_dataset()["test"]["user_id"] == ["U3"]
+    assert "skipped 1 bad lines" in caplog.text and "1 users with fewer than 4" in caplog.text
+
+
+def test_builder_refuses_a_user_in_two_files(tmp_path):
+    first = write_lines(tmp_path / "a.jsonl", [user("U0", 5), user("U1", 5)])
+    second = write_lines(tmp_path / "b.jsonl", [user("U2", 5), user("U1", 5)])
+    builder = Regen(
+        config_name="office", data_files=[str(first), str(second)], cache_dir=str(tmp_path)
+    )
+    with pytest.raises(
+        ReleaseFormatError, match=r"user 'U1' was already read at .*a.jsonl, line 2"
+    ):
+        builder.download_and_prepare()

@@ -255,3 +255,16 @@ def test_the_synthetic_mark_comes_from_the_rows_not_the_file_name(tmp_path):
             progress=False,
         )
     assert not (tmp_path / "c").exists()
+
+
+def test_a_user_in_two_files_of_a_category_is_caught(tmp_path):
+    first = write_lines(tmp_path / "office.jsonl", [user("U0", 5), user("U1", 5)])
+    second = write_lines(tmp_path / "more.jsonl", [user("U2", 5), user("U0", 5)])
+    sources = {"office": [str(first), str(second)]}
+    with pytest.raises(ReleaseFormatError) as error:
+        build_folder(sources, tmp_path / "regen", progress=False)
+    assert (error.value.path, error.value.line) == (str(second), 2)
+    assert f"already read at {first}, line 1" in str(error.value)
+    report = build_folder(sources, tmp_path / "regen", skip_bad_lines=True, progress=False)
+    assert report.read["office"]["duplicate_users"] == 1
+    assert report.rows["office"]["test"] == 3
