@@ -9,7 +9,7 @@ import sys
 
 
 def add_parser(subparsers) -> None:
-    dataset = subparsers.add_parser("dataset", help="build, inspect and publish REGEN datasets")
+    dataset = subparsers.add_parser("dataset")
     commands = dataset.add_subparsers(dest="dataset_command", required=True)
 
     build = commands.add_parser(

@@ -23,15 +23,28 @@ import sys
 from training.nearest import with_nearest
 
 # Each command's parser is built by its module. A module's imports (datasets, torch,
-# transformers) take seconds, so `regen COMMAND` imports that command's module only.
+# transformers) take seconds, so `regen COMMAND` imports that command's module only, and the
+# overview (`regen --help`) none: it lists each command with the line below.
 COMMANDS = {
-    "dataset": "regen_dataset.cli",
-    "train": __name__,
-    "predict": "training.predict",
-    "eval": "training.evaluate",
-    "demo": "training.demo",
-    "space": "training.space",
-    "release": "training.release",
+    "dataset": ("regen_dataset.cli", "build, inspect and publish REGEN datasets"),
+    "train": (__name__, "train a model (the arguments of training/train_MODEL.py)"),
+    "predict": (
+        "training.predict",
+        "write the prediction file of a checkpoint for a dataset split",
+    ),
+    "eval": (
+        "training.evaluate",
+        "evaluate predictions: the paper's tables, baselines, rater plots",
+    ),
+    "demo": ("training.demo", "build, load and describe REGEN from the shipped samples"),
+    "space": (
+        "training.space",
+        "serve the Gradio Space on this machine with the demo's checkpoints",
+    ),
+    "release": (
+        "training.release",
+        "push the dataset, checkpoints, metric and Space to the Hub, each to its own repo",
+    ),
 }
 # `regen train MODEL ARGS` runs `training/train_MODEL.py ARGS` (the same TrlParser arguments).
 TRAINERS = {
@@ -91,16 +104,18 @@ def _misspelled_options(parser: argparse.ArgumentParser, words: list[str]) -> st
 
 
 def make_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """`regen`'s parser; with `argv` naming a command, that command's only (all of them for
-    `regen --help` or a word that is no command)."""
+    """`regen`'s parser; with `argv` naming a command, that command's parser, else (`regen --help`,
+    a word that is no command) the list of commands."""
     parser = RegenParser(
         prog="regen",
         description="REGEN: datasets, models and evaluation for conversational recommenders",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     given = argv[0] if argv and argv[0] in COMMANDS else None
-    for name, module in COMMANDS.items():
-        if given in (None, name):
+    for name, (module, summary) in COMMANDS.items():
+        if given is None:
+            subparsers.add_parser(name, help=summary)
+        elif given == name:
             importlib.import_module(module).add_parser(subparsers)
     return parser
 
@@ -109,7 +124,6 @@ def add_parser(subparsers) -> None:
     """`regen train MODEL ARGS`."""
     train = subparsers.add_parser(
         "train",
-        help="train a model (the arguments of training/train_MODEL.py)",
         description="Train a model: `regen train MODEL ARGS` runs training/train_MODEL.py ARGS.",
         epilog="`regen train MODEL --help` lists the arguments of MODEL's script.",
     )

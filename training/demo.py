@@ -35,9 +35,7 @@ TEXT_KINDS = ("purchase_reason", "product_endorsement")
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="build, load and describe REGEN from the shipped samples"
-    )
+    parser = subparsers.add_parser("demo")
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument(
         "--text-users",

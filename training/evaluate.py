@@ -524,7 +524,6 @@ def _plot_rater(counts, path: str, title: str | None) -> None:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate predictions: the paper's tables, baselines, rater plots",
         description="Score prediction files against a folder built by `regen dataset build`. "
         "A file is refused, with its line, when it names a user that is not in the split, "
         "misses one, or ranks an item outside the category's catalog. Tables of a folder "

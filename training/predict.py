@@ -304,7 +304,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict",
-        help="write the prediction file of a checkpoint for a dataset split",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -587,7 +587,6 @@ def _human(size: int) -> str:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "release",
-        help="push the dataset, checkpoints, metric and Space to the Hub, each to its own repo",
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

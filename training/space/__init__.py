@@ -123,9 +123,7 @@ def serve(
 def add_parser(subparsers) -> None:
     from regen_models.devices import DEVICE_HELP
 
-    parser = subparsers.add_parser(
-        "space", help="serve the Gradio Space on this machine with the demo's checkpoints"
-    )
+    parser = subparsers.add_parser("space")
     parser.add_argument(
         "--demo-dir", "--demo_dir", default="demo_out", help="what `make demo` wrote"
     )
