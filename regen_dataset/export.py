@@ -20,6 +20,7 @@ interrupted build leaves nothing half-written behind.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -77,6 +78,7 @@ class BuildReport:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> split -> rows
     num_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # config -> `_fingerprint`
     synthetic: bool = False
     seconds: float = 0.0
 
@@ -233,6 +235,10 @@ def build_folder(
                 f"{users - synthetic_users:,} real ones; build them into separate folders"
             )
         report.synthetic = users > 0 and synthetic_users == users
+        report.fingerprints = {
+            config: _fingerprint(staging / "data" / config, files)
+            for config, files in report.files.items()
+        }
         report.seconds = round(time.perf_counter() - started, 2)
         write_json(staging / "build_report.json", report.to_dict())
         (staging / "README.md").write_text(render_card(report), encoding="utf-8")
@@ -336,6 +342,24 @@ def _name_shards(directory: Path, split: str, shards: list[str]) -> list[str]:
         os.replace(path, directory / name)
         names.append(name)
     return names
+
+
+def _fingerprint(directory: Path, files: dict[str, list[str]]) -> str:
+    """A hash of a config's parquet shards (names and bytes).
+
+    It goes into the config's description on the card because `load_dataset` keys its cache of a
+    local folder on the folder's name and the card's YAML alone: without it, a folder rebuilt (or
+    built elsewhere under the same name) with other rows of the same sizes is read from the cache
+    of the old one.
+    """
+    digest = hashlib.sha256()
+    for split, names in files.items():
+        for name in names:
+            digest.update(f"{split}/{name}\0".encode())
+            with open(directory / name, "rb") as shard:
+                while block := shard.read(1 << 22):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def _write_rows(writers: dict, rows: dict[str, pa.RecordBatch], without_critiques: bool) -> None:
@@ -478,13 +502,12 @@ def _distinct_rows(report: BuildReport) -> int:
 
 
 def _config_entries(report: BuildReport) -> list[dict]:
-    """The card's `configs` block: data files, and a description that names the protocol."""
+    """The card's `configs` block: data files, and a description that names the protocol and
+    the data's fingerprint."""
     return [
         {
             "config_name": config,
-            "description": config_description(
-                config, report.protocol, _source_has_critiques(report, config_category(config))
-            ),
+            "description": _described(report, config),
             "data_files": [
                 {"split": split, "path": f"data/{config}/{split}-*.parquet"}
                 for split in report.rows[config]
@@ -493,6 +516,13 @@ def _config_entries(report: BuildReport) -> list[dict]:
         }
         for index, config in enumerate(report.rows)
     ]
+
+
+def _described(report: BuildReport, config: str) -> str:
+    category = config_category(config)
+    text = config_description(config, report.protocol, _source_has_critiques(report, category))
+    fingerprint = report.fingerprints.get(config)  # none in reports of older builds
+    return f"{text} Data fingerprint {fingerprint}." if fingerprint else text
 
 
 def _dataset_info(report: BuildReport) -> list[dict]:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import datasets
 import pytest
 import yaml
 
@@ -123,6 +124,27 @@ def test_load_dataset_in_a_fresh_process(sample_folder):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")
+
+
+def test_a_folder_rebuilt_with_other_rows_of_the_same_size_is_not_read_from_the_cache(tmp_path):
+    """`load_dataset` keys its cache of a local folder on the folder's name and the card's YAML:
+    the card carries each config's data fingerprint so that the rows on disk are what loads."""
+    lines = [user(f"U{i}", 5) for i in range(4)]
+    swapped = [user(f"U{i}", 5) for i in (1, 0, 3, 2)]  # the same rows and sizes, other order
+    cache = str(tmp_path / "cache")
+    loaded, cards = {}, {}
+    for name, rows in (("first", lines), ("second", swapped), ("again", lines)):
+        (tmp_path / name).mkdir()
+        source = write_lines(tmp_path / name / "office.jsonl", rows)
+        report = build_folder({"office": [str(source)]}, tmp_path / name / "regen", progress=False)
+        folder = tmp_path / name / "regen"
+        loaded[name] = datasets.load_dataset(str(folder), "office", split="test", cache_dir=cache)
+        cards[name] = (report.fingerprints["office"], (folder / "README.md").read_text())
+    assert loaded["first"]["user_id"] == ["U0", "U1", "U2", "U3"]
+    assert loaded["second"]["user_id"] == ["U1", "U0", "U3", "U2"]
+    # The same rows give the same fingerprint: a rebuild of the same data reuses the cache.
+    assert loaded["again"].cache_files == loaded["first"].cache_files
+    assert all(fingerprint in card for fingerprint, card in cards.values())
 
 
 def test_existing_folder_needs_overwrite(tmp_path):
