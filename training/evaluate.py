@@ -230,10 +230,15 @@ def _save_figure(fig, path: str) -> None:
     plt.close(fig)
 
 
+def _build_report(dataset_dir) -> dict:
+    """The folder's `build_report.json` ({} for a folder without one, or a Hub id)."""
+    report = Path(dataset_dir) / "build_report.json"
+    return json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
+
+
 def _is_synthetic(dataset_dir) -> bool:
     """The folder's own mark: `regen dataset build` records whether its rows are synthetic."""
-    report = Path(dataset_dir) / "build_report.json"
-    return report.exists() and bool(json.loads(report.read_text()).get("synthetic"))
+    return bool(_build_report(dataset_dir).get("synthetic"))
 
 
 def run_table(
@@ -290,6 +295,8 @@ def run_table(
     write_text(os.path.join(out, "table.md"), table + "\n")
     payload = {
         "dataset": os.fspath(dataset_dir),
+        # What the data is, wherever the folder lies: what a later call to this --out compares.
+        "fingerprints": _build_report(dataset_dir).get("fingerprints"),
         "split": split,
         "synthetic": synthetic,
         "first_users": first,
@@ -356,8 +363,7 @@ def _earlier_runs(
             f"{path} is not a results file of `regen eval` ({error}); move it away or use "
             "another --out"
         ) from None
-    same_dataset = os.path.realpath(earlier_dataset) == os.path.realpath(os.fspath(dataset_dir))
-    if not same_dataset or earlier.get("split") != split:
+    if not _same_dataset(earlier, dataset_dir) or earlier.get("split") != split:
         raise ValueError(
             f"{path} holds results of {earlier_dataset} ({earlier.get('split')}), not of "
             f"{os.fspath(dataset_dir)} ({split}); use another --out"
@@ -386,6 +392,16 @@ def _earlier_runs(
             + ", ".join(f"{run['model']} / {run['config']}" for run in kept)
         )
     return kept
+
+
+def _same_dataset(earlier: dict, dataset_dir) -> bool:
+    """Whether a results file's dataset is `dataset_dir`: the same data fingerprints where both
+    builds record them (the same folder named from elsewhere, or a copy; not a rebuild with other
+    rows), else the same path."""
+    fingerprints = _build_report(dataset_dir).get("fingerprints")
+    if fingerprints and earlier.get("fingerprints"):
+        return fingerprints == earlier["fingerprints"]
+    return os.path.realpath(earlier["dataset"]) == os.path.realpath(os.fspath(dataset_dir))
 
 
 def _scored(first: int | None) -> str:

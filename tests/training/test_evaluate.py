@@ -318,6 +318,28 @@ def test_repeated_runs_are_refused_and_earlier_results_kept(folder, tmp_path):
         evaluate.run_table(folder, "test", [random], str(tmp_path / "other"))
 
 
+def test_an_out_folder_keeps_one_dataset_by_its_data_not_its_path(folder, tmp_path, monkeypatch):
+    popular, random, _ = _baseline_runs(folder, tmp_path)
+    out = str(tmp_path / "eval")
+    evaluate.run_table(folder, "test", [popular], out)
+    # The same folder named from elsewhere (or a copy of it) is the same dataset.
+    monkeypatch.chdir(folder.parent)
+    evaluate.run_table("regen", "test", [random], out)
+    copy = _copy(folder, tmp_path / "copy")
+    evaluate.run_table(copy, "test", [random], out, overwrite=True)
+    # Another folder under the same name is not, whatever the path that names it.
+    lines = (SAMPLES / "office_synthetic.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "fewer").mkdir()
+    (tmp_path / "fewer" / "office.jsonl").write_text("".join(lines[:100]))
+    other = tmp_path / "fewer" / "regen"
+    build_folder({"office": [str(tmp_path / "fewer" / "office.jsonl")]}, other, progress=False)
+    monkeypatch.chdir(tmp_path / "fewer")
+    with pytest.raises(
+        ValueError, match=r"holds results of \S*copy/regen \(test\), not of regen \(test\)"
+    ):
+        evaluate.run_table("regen", "test", [random], out, overwrite=True)
+
+
 @pytest.mark.parametrize("synthetic", [True, False])
 def test_every_table_says_synthetic_from_the_folder_mark_alone(
     folder, tmp_path, capsys, monkeypatch, synthetic
