@@ -1,6 +1,7 @@
 """The prediction format every REGEN model writes and the evaluation harness reads.
 
-One JSON object per line, one line per user of the evaluated split:
+One JSON object per line (UTF-8; the file may be gzipped), one line per user of the evaluated
+split:
 
     {"user_id": "A1B2", "ranked_items": ["B00X...", ...],
      "narratives": {"product_endorsement": "..."}}
@@ -17,9 +18,10 @@ zeros for a file scored against the wrong catalog, would mislead.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from regen_dataset.files import atomic_open
@@ -30,6 +32,7 @@ MIN_RANKED = 10
 
 class PredictionFormatError(ValueError):
     def __init__(self, path: str, line: int | None, message: str):
+        self.line, self.problem = line, message
         where = f"{path}, line {line}" if line else path
         super().__init__(f"{where}: {message}")
 
@@ -127,91 +130,110 @@ class Predictions:
 
 
 def read_predictions(path: str | os.PathLike) -> Predictions:
+    """A prediction file (UTF-8, optionally gzipped), checked line by line."""
     path = os.fspath(path)
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as handle:
+        return _parse(path, _decoded(path, handle))
+
+
+def _decoded(path: str, handle) -> Iterator[tuple[int, str]]:
+    for number, line in enumerate(handle, start=1):
+        try:
+            yield number, line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise PredictionFormatError(path, number, f"not UTF-8 text ({error})") from None
+
+
+def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
+    """The predictions of (line number, text) pairs; what breaks a rule raises at its line."""
     out = Predictions(path=path)
     seen: dict[str, int] = {}
     kinds: tuple[str, ...] | None = None
     has_ranking: bool | None = None
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise PredictionFormatError(path, number, f"malformed JSON ({error})") from None
-            if not isinstance(record, dict):
-                raise PredictionFormatError(path, number, "expected a JSON object")
-            user_id = record.get("user_id")
-            if not isinstance(user_id, str) or not user_id:
-                raise PredictionFormatError(
-                    path, number, "field user_id: expected a non-empty string"
-                )
-            if user_id in seen:
-                raise PredictionFormatError(
-                    path, number, f"user {user_id!r} already predicted on line {seen[user_id]}"
-                )
-            seen[user_id] = number
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise PredictionFormatError(path, number, f"malformed JSON ({error})") from None
+        if not isinstance(record, dict):
+            raise PredictionFormatError(path, number, "expected a JSON object")
+        user_id = record.get("user_id")
+        if not isinstance(user_id, str) or not user_id:
+            raise PredictionFormatError(path, number, "field user_id: expected a non-empty string")
+        if user_id in seen:
+            raise PredictionFormatError(
+                path, number, f"user {user_id!r} already predicted on line {seen[user_id]}"
+            )
+        seen[user_id] = number
 
-            ranked = record.get("ranked_items")
-            if has_ranking is None:
-                has_ranking = ranked is not None
-                out.ranked_items = [] if has_ranking else None
-            if (ranked is not None) != has_ranking:
+        ranked = record.get("ranked_items")
+        if has_ranking is None:
+            has_ranking, first_line = ranked is not None, number
+            out.ranked_items = [] if has_ranking else None
+        if (ranked is not None) != has_ranking:
+            raise PredictionFormatError(
+                path,
+                number,
+                f"field ranked_items: {'present' if ranked is not None else 'absent'} here, "
+                f"{'present' if has_ranking else 'absent'} on line {first_line}: a file ranks "
+                "items on every line or on none",
+            )
+        if ranked is not None:
+            if not isinstance(ranked, list) or not all(isinstance(i, str) for i in ranked):
                 raise PredictionFormatError(
-                    path, number, "field ranked_items: present on some lines only"
+                    path, number, "field ranked_items: expected a list of item id strings"
                 )
-            if ranked is not None:
-                if not isinstance(ranked, list) or not all(isinstance(i, str) for i in ranked):
-                    raise PredictionFormatError(
-                        path, number, "field ranked_items: expected a list of item id strings"
-                    )
-                if len(ranked) < MIN_RANKED:
-                    raise PredictionFormatError(
-                        path,
-                        number,
-                        f"field ranked_items: {len(ranked)} items, at least {MIN_RANKED} needed",
-                    )
-                if len(set(ranked)) != len(ranked):
-                    repeated = _first_repeat(ranked)
-                    raise PredictionFormatError(
-                        path,
-                        number,
-                        f"field ranked_items: an item id is repeated ({repeated!r}); "
-                        "a ranking lists each item once",
-                    )
-                out.ranked_items.append(ranked)
-
-            narratives = record.get("narratives") or {}
-            if not isinstance(narratives, dict):
-                raise PredictionFormatError(path, number, "field narratives: expected an object")
-            unknown = sorted(set(narratives) - set(NARRATIVE_KINDS))
-            if unknown:
+            if len(ranked) < MIN_RANKED:
                 raise PredictionFormatError(
                     path,
                     number,
-                    f"field narratives: unknown kind {unknown[0]!r}; "
-                    f"expected some of {NARRATIVE_KINDS}",
+                    f"field ranked_items: {len(ranked)} items, at least {MIN_RANKED} needed",
                 )
-            line_kinds = tuple(kind for kind in NARRATIVE_KINDS if kind in narratives)
-            if kinds is None:
-                kinds = line_kinds
-                out.narratives = {kind: [] for kind in kinds}
-            if line_kinds != kinds:
+            if len(set(ranked)) != len(ranked):
+                repeated = _first_repeat(ranked)
                 raise PredictionFormatError(
                     path,
                     number,
-                    f"field narratives: kinds {list(line_kinds)} differ from "
-                    f"the first line's {list(kinds)}",
+                    f"field ranked_items: an item id is repeated ({repeated!r}); "
+                    "a ranking lists each item once",
                 )
-            for kind in kinds:
-                if not isinstance(narratives[kind], str):
-                    raise PredictionFormatError(
-                        path, number, f"field narratives.{kind}: expected a string"
-                    )
-                out.narratives[kind].append(narratives[kind])
-            out.user_ids.append(user_id)
-            out.lines.append(number)
+            out.ranked_items.append(ranked)
+
+        narratives = record.get("narratives") or {}
+        if not isinstance(narratives, dict):
+            raise PredictionFormatError(path, number, "field narratives: expected an object")
+        unknown = sorted(set(narratives) - set(NARRATIVE_KINDS))
+        if unknown:
+            raise PredictionFormatError(
+                path,
+                number,
+                f"field narratives: unknown kind {unknown[0]!r}; "
+                f"expected some of {NARRATIVE_KINDS}",
+            )
+        line_kinds = tuple(kind for kind in NARRATIVE_KINDS if kind in narratives)
+        if kinds is None:
+            kinds = line_kinds
+            out.narratives = {kind: [] for kind in kinds}
+        if line_kinds != kinds:
+            raise PredictionFormatError(
+                path,
+                number,
+                f"field narratives: kinds {list(line_kinds)} differ from "
+                f"the first line's {list(kinds)}",
+            )
+        for kind in kinds:
+            if not isinstance(narratives[kind], str):
+                raise PredictionFormatError(
+                    path, number, f"field narratives.{kind}: expected a string"
+                )
+            out.narratives[kind].append(narratives[kind])
+        out.user_ids.append(user_id)
+        out.lines.append(number)
+
     if not out.user_ids:
         raise PredictionFormatError(path, None, "no predictions in the file")
     if out.ranked_items is None and not out.narratives:
@@ -235,9 +257,10 @@ def write_predictions(
 ) -> None:
     """Write predictions atomically; `narratives` maps kind -> one text per user.
 
-    What `read_predictions` would refuse is refused here, before anything is written: a ranking
-    shorter than `MIN_RANKED`, an unknown narrative kind, a column of another length than
-    `user_ids`.
+    What `read_predictions` would refuse is refused here, before anything is written (the lines
+    go through the reader's checks): a column of another length than `user_ids`, a repeated
+    user, a ranking shorter than `MIN_RANKED` or with a repeated item, a text that is no string,
+    an unknown narrative kind.
     """
     user_ids = list(user_ids)
     narratives = narratives or {}
@@ -247,19 +270,18 @@ def write_predictions(
     for name, column in columns.items():
         if len(column) != len(user_ids):
             raise ValueError(f"{name}: {len(column)} entries for {len(user_ids)} users")
-    if unknown := sorted(set(narratives) - set(NARRATIVE_KINDS)):
-        raise ValueError(f"narratives: unknown kinds {unknown}; expected some of {NARRATIVE_KINDS}")
-    for row, ranked in enumerate(ranked_items if ranked_items is not None else []):
-        if len(ranked) < MIN_RANKED:
-            raise ValueError(
-                f"ranked_items of user {user_ids[row]}: {len(ranked)} items, at least "
-                f"{MIN_RANKED} needed (rank with top_k={MIN_RANKED} or more)"
-            )
+    lines = []
+    for row, user_id in enumerate(user_ids):
+        record: dict = {"user_id": user_id}
+        if ranked_items is not None:
+            record["ranked_items"] = list(ranked_items[row])
+        if narratives:
+            record["narratives"] = {kind: texts[row] for kind, texts in narratives.items()}
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        _parse(os.fspath(path), enumerate(lines, start=1))
+    except PredictionFormatError as error:
+        user = f"user {user_ids[error.line - 1]!r}: " if error.line else ""
+        raise ValueError(f"{os.fspath(path)} not written: {user}{error.problem}") from None
     with atomic_open(path) as handle:
-        for row, user_id in enumerate(user_ids):
-            record: dict = {"user_id": user_id}
-            if ranked_items is not None:
-                record["ranked_items"] = list(ranked_items[row])
-            if narratives:
-                record["narratives"] = {kind: texts[row] for kind, texts in narratives.items()}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.writelines(lines)

@@ -541,9 +541,10 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
         description="Score prediction files against a folder built by `regen dataset build`. "
-        "A file is refused, with its line, when it names a user that is not in the split, "
-        "misses one, or ranks an item outside the category's catalog. Tables of a folder "
-        "whose build marks it SYNTHETIC say so.",
+        "A file (JSON lines, gzipped or not) is refused, with its line, when it names a user "
+        "that is not in the split, misses or repeats one, ranks fewer than 10 items or an item "
+        "twice, or ranks an item outside the category's catalog. Tables of a folder whose build "
+        "marks it SYNTHETIC say so.",
     )
     parser.add_argument(
         "--dataset", default="regen", help="a folder built by `regen dataset build`"

@@ -1,3 +1,4 @@
+import gzip
 import json
 
 import pytest
@@ -66,7 +67,12 @@ def test_narratives_only(tmp_path):
         ),
         (
             [_line("U1"), {"user_id": "U2", "narratives": {"user_profile": "x"}}],
-            "line 2: field ranked_items: present on some lines only",
+            "line 2: field ranked_items: absent here, present on line 1",
+        ),
+        (
+            [{"user_id": "U0", "ranked_items": None, "narratives": {"user_profile": "x"}}]
+            + [_line("U1")],
+            "line 2: field ranked_items: present here, absent on line 1",
         ),
         ([_line("U1"), _line("U2", narratives={})], "line 2: field narratives: kinds"),
         (
@@ -130,16 +136,37 @@ def test_a_file_for_another_category_is_named_as_such(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "ranked, narratives, message",
+    "users, ranked, narratives, message",
     [
-        ([RANKED[:5]], None, "ranked_items of user U1: 5 items, at least 10 needed"),
-        (None, {"bogus": ["a"]}, r"narratives: unknown kinds \['bogus'\]"),
-        (None, {"user_profile": []}, "narratives.user_profile: 0 entries for 1 users"),
-        ([RANKED, RANKED], None, "ranked_items: 2 entries for 1 users"),
+        (["U1"], [RANKED[:5]], None, "user 'U1': field ranked_items: 5 items, at least 10"),
+        (["U1"], None, {"bogus": ["a"]}, "user 'U1': field narratives: unknown kind 'bogus'"),
+        (["U1"], None, {"user_profile": []}, "narratives.user_profile: 0 entries for 1 users"),
+        (["U1"], [RANKED, RANKED], None, "ranked_items: 2 entries for 1 users"),
+        (["U1", "U1"], [RANKED, RANKED], None, "user 'U1': user 'U1' already predicted on line 1"),
+        (["U1"], [RANKED + ["I3"]], None, r"an item id is repeated \('I3'\)"),
+        (
+            ["U1"],
+            None,
+            {"user_profile": [None]},
+            "field narratives.user_profile: expected a string",
+        ),
+        ([], None, None, "no predictions in the file"),
     ],
 )
-def test_what_the_reader_would_refuse_is_not_written(tmp_path, ranked, narratives, message):
+def test_what_the_reader_would_refuse_is_not_written(tmp_path, users, ranked, narratives, message):
     path = tmp_path / "p.jsonl"
     with pytest.raises(ValueError, match=message):
-        write_predictions(path, ["U1"], ranked, narratives)
+        write_predictions(path, users, ranked, narratives)
     assert not path.exists()
+
+
+def test_gzip_a_byte_order_mark_and_other_encodings(tmp_path):
+    text = "".join(json.dumps(_line(f"U{i}")) + "\r\n" for i in range(3))
+    (tmp_path / "p.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    assert read_predictions(tmp_path / "p.jsonl.gz").user_ids == ["U0", "U1", "U2"]
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_predictions(tmp_path / "bom.jsonl").user_ids == ["U0", "U1", "U2"]
+    latin = text.replace("p U1", "p \u00e9").encode("latin-1")
+    (tmp_path / "latin.jsonl").write_bytes(latin)
+    with pytest.raises(PredictionFormatError, match=r"latin.jsonl, line 2: not UTF-8 text"):
+        read_predictions(tmp_path / "latin.jsonl")
