@@ -282,7 +282,7 @@ def run_table(
     ]
     results = {(r["model"], r["config"]): r for r in records}
     synthetic = _is_synthetic(dataset_dir)
-    notes = table_notes(dataset_dir, split, list(results))
+    notes = table_notes(dataset_dir, split, list(results)) + _unscored_notes(results, split)
     caption = subset_caption(split, first, {r["config"]: r["split_users"] for r in records})
     table = results_table(results)
     if caption:
@@ -329,6 +329,11 @@ def subset_caption(split: str, first: int | None, split_users: dict[str, int | N
 def _refuse_repeated_runs(runs: list[tuple[str, str, str]]) -> None:
     first: dict[tuple[str, str], tuple[int, str]] = {}
     for number, (model, config, path) in enumerate(runs, start=1):
+        if not model.strip() or any(mark in model for mark in "|\n"):
+            raise ValueError(
+                f"run {number} ({path}): model name {model!r} cannot head a table column; "
+                "name it with some text and no '|' or line break"
+            )
         if (model, config) in first:
             earlier_number, earlier_path = first[(model, config)]
             raise ValueError(
@@ -417,6 +422,23 @@ def table_notes(dataset_dir, split: str, runs: Collection[tuple[str, str]]) -> l
         )
         configs_by_note.setdefault(neighbour_note(pool, split), []).append(config)
     return [f"{', '.join(configs)}: {note}" for note, configs in configs_by_note.items()]
+
+
+def _unscored_notes(results: dict[tuple[str, str], dict], split: str) -> list[str]:
+    """A footnote per narrative kind whose users lack reference texts (none has any in a
+    leave-one-out validation split): their cells are blank or cover part of the split."""
+    models: dict[tuple[str, str, int, int], list[str]] = {}
+    for (model, config), result in results.items():
+        for kind, scores in result["text"].items():
+            if scores["skipped"]:
+                key = (config, kind, scores["skipped"], result["users"])
+                models.setdefault(key, []).append(model)
+    return [
+        f"{config}, {KIND_TITLES[kind]}: {skipped:,} of {users:,} {split} users have no reference "
+        + ("text, so it is not scored" if skipped == users else "text; scored on the others")
+        + f" ({', '.join(names)})"
+        for (config, kind, skipped, users), names in models.items()
+    ]
 
 
 def write_baselines(

@@ -290,6 +290,9 @@ def test_repeated_runs_are_refused_and_earlier_results_kept(folder, tmp_path):
         "config 'office'",
     ):
         evaluate.run_table(folder, "test", twice, out)
+    for name in ("", "a|b"):
+        with pytest.raises(ValueError, match=f"run 1 .*model name {name!r} cannot head a table"):
+            evaluate.run_table(folder, "test", [(name, "office", popular[2])], out)
     evaluate.run_table(folder, "test", [popular], out)
     said = []
     table = evaluate.run_table(folder, "test", [random], out, log=said.append)
@@ -338,6 +341,21 @@ def test_an_out_folder_keeps_one_dataset_by_its_data_not_its_path(folder, tmp_pa
         ValueError, match=r"holds results of \S*copy/regen \(test\), not of regen \(test\)"
     ):
         evaluate.run_table("regen", "test", [random], out, overwrite=True)
+
+
+def test_a_kind_without_reference_texts_is_named_under_the_table(folder, tmp_path):
+    validation = evaluate.load_split(folder, "office", "validation")
+    assert all(row["user_profile"] is None for row in validation["narratives"])
+    path = tmp_path / "profiles.jsonl"
+    write_predictions(path, validation["user_id"], None, {"user_profile": ["x"] * 300})
+    runs = [("writer", "office", str(path))]
+    table = evaluate.run_table(
+        folder, "validation", runs, str(tmp_path / "eval"), encoder=WordCountEncoder()
+    )
+    assert table.endswith(
+        "- office, User profile: 300 of 300 validation users have no reference text, so it is "
+        "not scored (writer)"
+    )
 
 
 @pytest.mark.parametrize("synthetic", [True, False])
