@@ -65,8 +65,15 @@ def add_parser(subparsers) -> None:
     generate.add_argument("--out", required=True, help="release-format JSONL to write")
     generate.add_argument("--category", choices=("office", "clothing"), default="office")
     generate.add_argument("--min-length", type=int, default=5, help="shortest user sequence kept")
-    generate.add_argument("--max-users", type=int, default=None, help="stop after this many users")
-    generate.add_argument("--chunk-users", type=int, default=256, help="users per LLM round")
+    generate.add_argument(
+        "--max-users",
+        type=_positive_int,
+        default=None,
+        help="keep only the first N users (the others are counted in the manifest)",
+    )
+    generate.add_argument(
+        "--chunk-users", type=_positive_int, default=256, help="users per LLM round"
+    )
     generate.add_argument("--no-rate", action="store_true", help="skip the auto-rater")
     generate.add_argument("--skip-bad-lines", action="store_true")
     _add_llm_arguments(generate)
@@ -85,8 +92,10 @@ def add_parser(subparsers) -> None:
     )
     bias.add_argument("--data", required=True, help="release-format JSONL with critiques")
     bias.add_argument("--out", required=True, help="JSON report")
-    bias.add_argument("--samples", type=int, default=200, help="critiques to sample")
-    bias.add_argument("--max-users", type=int, default=20_000, help="users read from --data")
+    bias.add_argument("--samples", type=_positive_int, default=200, help="critiques to sample")
+    bias.add_argument(
+        "--max-users", type=_positive_int, default=20_000, help="users read from --data"
+    )
     _add_llm_arguments(bias)
     bias.set_defaults(func=_bias_check)
 
@@ -114,6 +123,28 @@ def add_parser(subparsers) -> None:
     movielens.set_defaults(func=_movielens)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _add_llm_arguments(parser) -> None:
     llm = parser.add_argument_group("LLM")
     from regen_dataset.inpaint.backends import BACKENDS
@@ -136,7 +167,20 @@ def _add_llm_arguments(parser) -> None:
         default=None,
         help="sqlite cache of LLM answers (default: OUT.cache.sqlite); rerun with it to resume",
     )
-    llm.add_argument("--concurrency", type=int, default=8, help="calls in flight")
+    llm.add_argument("--concurrency", type=_positive_int, default=8, help="calls in flight")
+    llm.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long one call may take before it is retried (default: 120)",
+    )
+    llm.add_argument(
+        "--retry-invalid",
+        action="store_true",
+        help="ask again for the answers in the cache that were invalid (bad JSON after the "
+        "repair, cut off at the token limit); by default a rerun reuses every cached answer",
+    )
     llm.add_argument(
         "--batch", action="store_true", help="the provider's batch API (cheaper, slower)"
     )
@@ -147,7 +191,9 @@ def _add_llm_arguments(parser) -> None:
         metavar=("IN", "OUT"),
         help="USD per 1M tokens, for the cost",
     )
-    llm.add_argument("--ensemble", type=int, default=7, help="auto-rater runs per rated group")
+    llm.add_argument(
+        "--ensemble", type=_positive_int, default=7, help="auto-rater runs per rated group"
+    )
     llm.add_argument(
         "--no-constrained-decoding",
         dest="constrained_decoding",
@@ -186,6 +232,7 @@ def _llm(args, out: str):
             args.backend,
             args.model,
             base_url=args.base_url,
+            timeout=args.timeout,
             constrained_decoding=args.constrained_decoding,
         )
     except ImportError as missing:  # an SDK that is not installed: the user's to fix
@@ -196,20 +243,37 @@ def _llm(args, out: str):
         concurrency=args.concurrency,
         prices=tuple(args.price) if args.price else None,
         seed=args.seed,
+        retry_invalid=args.retry_invalid,
     )
     return runner, runner.run_batch if args.batch else runner.run
 
 
 def _read_lines(path: str):
+    """The users of a release-format file as written; a line the release reader would refuse
+    (malformed, or without a field the pipeline needs) stops with its file, line and field."""
     import json
 
-    with open(path, encoding="utf-8") as handle:
+    from regen_dataset.release import diagnose_line
+
+    with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as error:
-                    raise ValueError(f"{path}, line {number}: malformed JSON ({error})") from None
+                error = diagnose_line(path, number, line)
+                if error is not None:
+                    raise error
+                yield json.loads(line)
+
+
+def _backend_record(runner, args) -> dict:
+    """The manifest's backend: never the credentials a base URL may carry."""
+    from regen_dataset.inpaint.backends import without_credentials
+
+    return {
+        "name": runner.backend.name,
+        "model": runner.backend.model,
+        "base_url": without_credentials(runner.backend.base_url),
+        "batch": args.batch,
+    }
 
 
 def _usage(runner) -> dict:
@@ -242,11 +306,7 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
     def describe() -> dict:  # called once every user is written, so the counts are final
         return {
             "source": {key: value() if callable(value) else value for key, value in source.items()},
-            "backend": {
-                "name": runner.backend.name,
-                "model": runner.backend.model,
-                "batch": args.batch,
-            },
+            "backend": _backend_record(runner, args),
             "config": vars(config),
             "rater_sampling": describe_sampling(runner.backend, config.ensemble, args.batch)
             if config.rate
@@ -268,8 +328,6 @@ def _inpaint_to_file(args, users, config, source: dict) -> None:
 
 @_reports_llm_failures
 def _generate(args) -> None:
-    import itertools
-
     from regen_dataset.amazon import AmazonReport, read_amazon
     from regen_dataset.inpaint.pipeline import InpaintConfig
 
@@ -278,16 +336,21 @@ def _generate(args) -> None:
         args.reviews,
         args.meta,
         min_length=args.min_length,
+        max_users=args.max_users,
         skip_bad_lines=args.skip_bad_lines,
         report=amazon_report,
         progress=True,
     )
-    if args.max_users:
-        users = itertools.islice(users, args.max_users)
     config = InpaintConfig(
         seed=args.seed, ensemble=args.ensemble, rate=not args.no_rate, chunk_users=args.chunk_users
     )
-    source = {"reviews": args.reviews, "meta": args.meta, "preprocessing": amazon_report.to_dict}
+    source = {
+        "reviews": args.reviews,
+        "meta": args.meta,
+        "category": args.category,
+        "max_users": args.max_users,
+        "preprocessing": amazon_report.to_dict,
+    }
     _inpaint_to_file(args, users, config, source)
     print(amazon_report.summary())
     print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
@@ -326,7 +389,8 @@ def _bias_check(args) -> None:
             f"{shares['relevance']:.0%} | {shares['rated']} |"
         )
     sampling = describe_sampling(runner.backend, args.ensemble, args.batch)
-    write_json(args.out, {**result, "rater_sampling": sampling, "usage": _usage(runner)})
+    record = {"backend": _backend_record(runner, args), "rater_sampling": sampling}
+    write_json(args.out, {**result, **record, "usage": _usage(runner)})
     print(runner.usage.summary())
 
 

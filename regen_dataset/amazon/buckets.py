@@ -167,10 +167,12 @@ def bucket_users(
     kept: np.ndarray,
     report: AmazonReport,
 ) -> Iterator[dict]:
-    """Pass 3 for one bucket: filter, sort, deduplicate, cap and yield its users."""
+    """Pass 3 for one bucket: filter, sort, deduplicate, cap and yield its users (no more than
+    `report.max_users` kept over all buckets)."""
     if not table.num_rows:
         return
-    report.users_read += pc.count_distinct(table.column("user")).as_py()
+    users_read = pc.count_distinct(table.column("user")).as_py()
+    report.users_read += users_read
     ids, _ = index.ids(table.column("asin"))  # every reviewed ASIN is in the index
     rows = np.flatnonzero(titled[ids])
     report.interactions_without_title += table.num_rows - len(rows)
@@ -182,6 +184,7 @@ def bucket_users(
     new_user = np.ones(len(rows), dtype=bool)
     if len(rows) > 1:
         new_user[1:] = pc.not_equal(users[1:], users[:-1]).to_numpy(zero_copy_only=False)
+    report.users_without_titled_items += users_read - int(new_user.sum())
     duplicate = ~new_user
     duplicate[1:] &= ids[rows[1:]] == ids[rows[:-1]]
     report.consecutive_duplicates += int(duplicate.sum())
@@ -192,11 +195,15 @@ def bucket_users(
     short = lengths < report.min_length
     report.users_too_short += int(short.sum())
     report.interactions_of_short_users += int(lengths[short].sum())
+    surplus = _over_max_users(~short, report)
+    report.users_over_max_users += int(surplus.sum())
+    report.interactions_of_users_over_max_users += int(lengths[surplus].sum())
+    taken = ~short & ~surplus
     over = np.maximum(lengths - report.max_length, 0)
-    report.interactions_over_max += int(over[~short].sum())
+    report.interactions_over_max += int(over[taken].sum())
     group = np.cumsum(new_user) - 1
     position = np.arange(len(rows)) - starts[group]
-    keep = ~short[group] & (position >= over[group])
+    keep = taken[group] & (position >= over[group])
     first = (position == over[group])[keep]  # each kept user's first kept row
     rows = rows[keep]
     if not len(rows):
@@ -230,6 +237,15 @@ def bucket_users(
         # Counted before the yield: a caller that stops early still gets the right count.
         report.items_kept += _mark_kept(kept, item_array[start:end])
         yield {"reviewer_id": user_ids[start], "purchase_history": history}
+
+
+def _over_max_users(long_enough: np.ndarray, report: AmazonReport) -> np.ndarray:
+    """Which of a bucket's users come after the first `report.max_users` of all buckets."""
+    surplus = np.zeros(len(long_enough), dtype=bool)
+    if report.max_users is not None:
+        room = max(report.max_users - report.users_kept, 0)
+        surplus[np.flatnonzero(long_enough)[room:]] = True
+    return surplus
 
 
 def _mark_kept(kept: np.ndarray, item_ids: np.ndarray) -> int:

@@ -32,6 +32,7 @@ def read_amazon(
     *,
     min_length: int = MIN_LENGTH,
     max_length: int = MAX_LENGTH,
+    max_users: int | None = None,
     skip_bad_lines: bool = False,
     workdir: str | os.PathLike | None = None,
     report: AmazonReport | None = None,
@@ -44,10 +45,14 @@ def read_amazon(
     `workdir` is where the temporary working folder goes (default: the system's temporary
     folder); it needs about 2/3 of the reviews' uncompressed size. `buckets` (default: from the
     reviews' size) sets how many users are held in memory at once; the output does not depend on
-    it. The report is filled in as the passes go; it is complete once the iterator is exhausted.
+    it. `max_users` keeps only the first users (in output order); the others are read and
+    counted all the same. The report is filled in as the passes go; it is complete once the
+    iterator is exhausted.
     """
     if not 1 <= min_length <= max_length:
         raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}")
+    if max_users is not None and max_users < 1:
+        raise ValueError(f"max_users must be at least 1, got {max_users}")
     reviews, meta = os.fspath(reviews), os.fspath(meta)
     for path in (reviews, meta):
         if not os.path.isfile(path):
@@ -55,6 +60,7 @@ def read_amazon(
     report = report if report is not None else AmazonReport()
     report.reviews_file, report.meta_file = reviews, meta
     report.min_length, report.max_length = min_length, max_length
+    report.max_users = max_users
     n_buckets = buckets if buckets is not None else default_buckets(reviews)
     if n_buckets < 1:
         raise ValueError(f"buckets must be at least 1, got {n_buckets}")

@@ -21,7 +21,9 @@ class AmazonReport:
 
     Reviews: `review_lines` = `bad_review_lines` + `interactions_without_title`
     + `consecutive_duplicates` + `interactions_over_max` + `interactions_of_short_users`
-    + `interactions_kept`.
+    + `interactions_of_users_over_max_users` + `interactions_kept`.
+    Users: `users_read` = `users_without_titled_items` + `users_too_short`
+    + `users_over_max_users` + `users_kept`.
     Metadata: `meta_lines` = `bad_meta_lines` + `meta_unreferenced` + `meta_without_title`
     + `meta_duplicates` + `items_with_title`.
     """
@@ -30,6 +32,7 @@ class AmazonReport:
     meta_file: str = ""
     min_length: int = MIN_LENGTH
     max_length: int = MAX_LENGTH
+    max_users: int | None = None  # users kept at most (the first ones in output order)
     buckets: int = 0
     # reviews
     review_lines: int = 0
@@ -49,10 +52,13 @@ class AmazonReport:
     # sequences
     users_read: int = 0
     interactions_without_title: int = 0  # the item has no titled metadata
+    users_without_titled_items: int = 0  # every interaction was dropped for that
     consecutive_duplicates: int = 0  # the same item as the interaction before
     interactions_over_max: int = 0  # older than the last `max_length`
     users_too_short: int = 0  # fewer than `min_length` interactions left
     interactions_of_short_users: int = 0
+    users_over_max_users: int = 0  # long enough, but `max_users` were kept before them
+    interactions_of_users_over_max_users: int = 0
     users_kept: int = 0
     interactions_kept: int = 0
     items_kept: int = 0
@@ -76,10 +82,17 @@ class AmazonReport:
         dropped = (
             f"dropped {self.interactions_without_title:,} interactions whose item has no title, "
             f"{self.consecutive_duplicates:,} consecutive duplicates, "
-            f"{self.interactions_over_max:,} beyond the last {self.max_length} of a user, and "
+            f"{self.interactions_over_max:,} beyond the last {self.max_length} of a user, "
+            f"{self.users_without_titled_items:,} users without a titled item, and "
             f"{self.users_too_short:,} users with fewer than {self.min_length} interactions "
             f"({self.interactions_of_short_users:,} interactions)"
         )
+        if self.max_users is not None:
+            dropped += (
+                f"; left out {self.users_over_max_users:,} users beyond the first "
+                f"{self.max_users:,} (--max-users; "
+                f"{self.interactions_of_users_over_max_users:,} interactions)"
+            )
         lines = [
             f"kept {self.users_kept:,} users, {self.interactions_kept:,} interactions, "
             f"{self.items_kept:,} items, from {self.review_lines:,} review lines of "

@@ -10,7 +10,9 @@
   on what will not (`BackendError`: 400, 401...), after which no further call of that run starts;
 - validates every answer with `validate(text)`; an answer it refuses (ValueError) gets up to
   `repair_attempts` follow-up calls that show the model its answer and the error. What is still
-  invalid comes back as None and is counted in `usage.invalid`: bad model output never raises;
+  invalid comes back as None and is counted in `usage.invalid`: bad model output never raises.
+  Such an answer stays in the cache, so a rerun costs nothing; with `retry_invalid` a rerun asks
+  again for a cached answer that is invalid, and its repairs (`usage.asked_again`);
 - counts calls, cache hits, retries, repairs, tokens and cost in `usage`; with `track_output`,
   `output_usage()` sums what every answer an output used cost, also when earlier (killed or
   failed) processes paid for it.
@@ -105,6 +107,7 @@ class Usage:
     retries: int = 0
     repaired: int = 0  # answers made valid by a repair call
     invalid: int = 0  # answers still invalid after the repairs (their results are None)
+    asked_again: int = 0  # cached invalid answers asked for again (`retry_invalid`)
     # Samples that a request for several candidates did not return (asked again one by one), and
     # such requests the server refused (400: it takes one candidate; then asked one by one).
     candidates_missing: int = 0
@@ -114,9 +117,10 @@ class Usage:
     cost_usd: float = 0.0
 
     def summary(self) -> str:
+        again = f" ({self.asked_again:,} cached invalid asked again)" if self.asked_again else ""
         return (
             f"{self.calls:,} calls, {self.cached:,} cached, {self.retries:,} retries, "
-            f"{self.repaired:,} repaired, {self.invalid:,} invalid; "
+            f"{self.repaired:,} repaired, {self.invalid:,} invalid{again}; "
             f"{self.input_tokens:,} input + {self.output_tokens:,} output tokens, "
             f"${self.cost_usd:,.4f}"
         )
@@ -284,6 +288,7 @@ class Runner:
         batch_price_factor: float = 0.5,  # OpenAI and Gemini bill batch jobs at half price
         progress: bool = True,
         seed: int = 0,
+        retry_invalid: bool = False,
     ):
         if concurrency < 1 or max_attempts < 1 or repair_attempts < 0:
             raise ValueError("need concurrency >= 1, max_attempts >= 1 and repair_attempts >= 0")
@@ -297,6 +302,7 @@ class Runner:
         self.prices = prices
         self.batch_price_factor = batch_price_factor
         self.progress = progress
+        self.retry_invalid = retry_invalid
         self.usage = Usage()
         self._random = random.Random(seed)
         # The error that ended the current run: calls waiting for a slot then raise it instead of
@@ -504,23 +510,16 @@ class Runner:
         semaphore: asyncio.Semaphore,
         fresh: set[str],
     ) -> T | None:
-        completion = await self._completion(request, key, cache, semaphore, fresh)
-        try:
-            return validate(completion.text)
-        except ValueError as err:
-            error = err
-        answer = completion.text
-        for attempt in range(1, self.repair_attempts + 1):
-            repair = repair_request(request, answer, error, attempt)
-            completion = await self._completion(
-                repair, repair.key(self.backend), cache, semaphore, fresh
+        # An answer of an earlier run (not one just collected from a batch job) that is invalid
+        # may be asked for again; what was called in this run is never asked twice.
+        earlier = self.retry_invalid and key not in fresh and cache.get(key) is not None
+        value, error = await self._valid_answer(request, key, validate, cache, semaphore, fresh)
+        if error is not None and earlier:
+            self.usage.asked_again += 1
+            value, error = await self._valid_answer(
+                request, key, validate, cache, semaphore, fresh, ask_again=True
             )
-            try:
-                value = validate(completion.text)
-            except ValueError as err:
-                answer, error = completion.text, err
-                continue
-            self.usage.repaired += 1
+        if error is None:
             return value
         self.usage.invalid += 1
         log.warning(
@@ -531,6 +530,39 @@ class Runner:
         )
         return None
 
+    async def _valid_answer(
+        self,
+        request: LLMRequest,
+        key: str,
+        validate: Callable[[str], T],
+        cache: CompletionCache,
+        semaphore: asyncio.Semaphore,
+        fresh: set[str],
+        *,
+        ask_again: bool = False,
+    ) -> tuple[T | None, ValueError | None]:
+        """(value, None) for an answer that is valid or repaired, else (None, the last error).
+        With `ask_again` the answer and its repairs are called for, whatever the cache holds."""
+        completion = await self._completion(request, key, cache, semaphore, fresh, ask_again)
+        try:
+            return validate(completion.text), None
+        except ValueError as err:
+            error = err
+        answer = completion.text
+        for attempt in range(1, self.repair_attempts + 1):
+            repair = repair_request(request, answer, error, attempt)
+            completion = await self._completion(
+                repair, repair.key(self.backend), cache, semaphore, fresh, ask_again
+            )
+            try:
+                value = validate(completion.text)
+            except ValueError as err:
+                answer, error = completion.text, err
+                continue
+            self.usage.repaired += 1
+            return value, None
+        return None, error
+
     async def _completion(
         self,
         request: LLMRequest,
@@ -538,10 +570,12 @@ class Runner:
         cache: CompletionCache,
         semaphore: asyncio.Semaphore,
         fresh: set[str],
+        ask_again: bool = False,
     ) -> Completion:
-        """The answer to `request`: from the cache, or from the backend (and then cached)."""
+        """The answer to `request`: from the cache, or from the backend (and then cached, in
+        place of the stored one where `ask_again`)."""
         self._used.append(key)
-        stored = cache.get(key)
+        stored = None if ask_again else cache.get(key)
         if stored is not None:
             if key not in fresh:  # answers just collected from a batch job were paid for here
                 self.usage.cached += 1

@@ -84,6 +84,7 @@ def assert_accounted(report: AmazonReport) -> None:
         + report.consecutive_duplicates
         + report.interactions_over_max
         + report.interactions_of_short_users
+        + report.interactions_of_users_over_max_users
         + report.interactions_kept
     )
     assert report.meta_lines == (
@@ -93,7 +94,12 @@ def assert_accounted(report: AmazonReport) -> None:
         + report.meta_duplicates
         + report.items_with_title
     )
-    assert report.users_read == report.users_too_short + report.users_kept
+    assert report.users_read == (
+        report.users_without_titled_items
+        + report.users_too_short
+        + report.users_over_max_users
+        + report.users_kept
+    )
 
 
 def test_sequences_from_real_reviews(tmp_path, real_reviews):
@@ -168,6 +174,35 @@ def test_items_without_title_are_dropped_and_counted(tmp_path, real_reviews):
     assert kept_asins and not kept_asins & dropped
     assert report.items_kept == len(kept_asins)
     assert_accounted(report)
+
+
+def test_users_without_a_titled_item_are_counted(tmp_path, real_reviews):
+    lines = distinct(real_reviews, 6, user="A") + distinct(real_reviews, 12, user="B")[6:]
+    reviews = write_lines(tmp_path / "r.json", lines)
+    write_meta(tmp_path / "m.json", [line["asin"] for line in lines[:6]])  # none of B's items
+    report = AmazonReport()
+    (user,) = read_all(reviews, tmp_path / "m.json", report=report)
+    assert user["reviewer_id"] == "A"
+    assert (report.users_read, report.users_without_titled_items) == (2, 1)
+    assert "1 users without a titled item" in report.summary()
+    assert_accounted(report)
+
+
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_max_users_keeps_the_first_users_and_counts_the_others(tmp_path, real_reviews, buckets):
+    lines = regroup(real_reviews, 20)
+    reviews = write_lines(tmp_path / "r.json", lines)
+    write_meta(tmp_path / "m.json", sorted({line["asin"] for line in lines}))
+    every = read_all(reviews, tmp_path / "m.json", buckets=buckets)
+    report = AmazonReport()
+    users = read_all(reviews, tmp_path / "m.json", report=report, buckets=buckets, max_users=2)
+    assert users == every[:2]
+    assert (report.max_users, report.users_read, report.users_kept) == (2, 20, 2)
+    assert report.users_over_max_users == 18 and report.interactions_of_users_over_max_users > 0
+    assert "left out 18 users beyond the first 2 (--max-users" in report.summary()
+    assert_accounted(report)
+    with pytest.raises(ValueError, match="max_users"):
+        read_amazon(reviews, tmp_path / "m.json", max_users=0)
 
 
 def test_items_kept_counts_the_users_taken_when_the_caller_stops_early(tmp_path, real_reviews):

@@ -23,6 +23,7 @@ from regen_dataset.inpaint.backends._common import (
     Completion,
     LLMError,
     RetryableError,
+    without_credentials,
 )
 from regen_dataset.inpaint.backends.gemini import GEMINI_KEY_ENV, GeminiBackend
 from regen_dataset.inpaint.backends.gemini_legacy import LegacyGeminiBackend
@@ -87,4 +88,5 @@ __all__ = [
     "OpenAIBackend",
     "RetryableError",
     "make_backend",
+    "without_credentials",
 ]

@@ -33,6 +33,7 @@ DEFAULT_MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash", "local"
 # Shapes of provider keys, scrubbed from error messages even when they are not ours.
 _KEY_SHAPES = re.compile(r"sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}")
 _MAX_MESSAGE = 400
+SERVICE_FAILED_HINT = "the service failed: run again later (answers so far are cached)"
 
 
 @dataclass(frozen=True)
@@ -184,16 +185,19 @@ class Backend(abc.ABC):
         raise NotImplementedError
 
     def _api_key(self) -> str | None:
+        """The key from the environment, without the whitespace around it: a key pasted with its
+        newline is no valid HTTP header, and the SDK reports that as a failed connection."""
         for variable in self.key_env:
-            if os.environ.get(variable):
-                return os.environ[variable]
+            key = os.environ.get(variable, "").strip()
+            if key:
+                return key
         return None
 
     def _redact(self, text: str) -> str:
         """`text` without any API key: ours (from the environment) or anything shaped like one."""
         for variable in self.key_env:
-            secret = os.environ.get(variable)
-            if secret and len(secret) >= 4:
+            secret = os.environ.get(variable, "").strip()
+            if len(secret) >= 4:
                 text = text.replace(secret, "<redacted>")
         text = _KEY_SHAPES.sub("<redacted>", text)
         return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "..."
@@ -212,6 +216,12 @@ class Backend(abc.ABC):
             return RetryableError(message, retry_after=retry_after, status=status)
         return BackendError(f"{text} (not retried){f'; {hint}' if hint else ''}", status=status)
 
+    def _unusable_answer(self, status: int, problem: str) -> RetryableError:
+        """The error for an answer whose status says success but whose body holds no answer (an
+        error object, a gateway's HTML page, a body cut off): retried, like a 5xx."""
+        text = self._redact(f"{self.describe()}: HTTP {status}: {problem}")
+        return RetryableError(f"{text}; {SERVICE_FAILED_HINT}", status=status)
+
     def _connection_failure(self, err: BaseException) -> LLMError:
         """The error for a connection that failed. A refused connection to this machine cannot
         succeed by waiting (nothing listens there), so it is not retried; elsewhere a server may
@@ -219,7 +229,7 @@ class Backend(abc.ABC):
         if _refused(err) and _is_loopback(self.base_url):
             return BackendError(
                 f"{self.describe()}: connection refused (not retried); check that a server is "
-                f"running at {self.base_url}, or the base URL (--base-url)"
+                f"running at {without_credentials(self.base_url)}, or the base URL (--base-url)"
             )
         return self._failure(None, f"connection failed ({type(err).__name__})")
 
@@ -234,11 +244,19 @@ class Backend(abc.ABC):
         if status == 429:
             return "rate limited: lower --concurrency or run again later"
         if status is None:
-            where = self.base_url or "the provider's API"
+            where = without_credentials(self.base_url) or "the provider's API"
             return f"check the network and that {where} answers"
         if status >= 500:
-            return "the service failed: run again later (answers so far are cached)"
+            return SERVICE_FAILED_HINT
         return ""
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`url` without the `user:password@` a server URL may carry, for messages and manifests."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def retry_after_from_headers(headers: Any) -> float | None:

@@ -15,6 +15,7 @@ from regen_dataset.inpaint.backends._common import (
     retry_after_from_headers,
     split_candidates,
     transport_errors,
+    without_credentials,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class GeminiSettings(Backend):
             raise BackendError("the Gemini API needs a key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
 
     def describe(self) -> str:
-        where = f" at {self.base_url}" if self.base_url else ""
+        where = f" at {without_credentials(self.base_url)}" if self.base_url else ""
         return f"gemini model {self.model!r}{where}"
 
 

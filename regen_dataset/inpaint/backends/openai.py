@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from regen_dataset.inpaint.backends._common import (
     LLMError,
     retry_after_from_headers,
     split_candidates,
+    without_credentials,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class OpenAIBackend(Backend):
         self.model = model or DEFAULT_MODELS["openai"]
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.timeout = timeout
+        _check_scheme(self.base_url)
         official = self.base_url is None or "api.openai.com" in self.base_url
         if official and not self._api_key():
             raise BackendError("the OpenAI API needs a key: set OPENAI_API_KEY in the environment")
@@ -55,7 +58,7 @@ class OpenAIBackend(Backend):
         self._max_tokens_field = "max_completion_tokens" if official else "max_tokens"
 
     def describe(self) -> str:
-        where = f" at {self.base_url}" if self.base_url else ""
+        where = f" at {without_credentials(self.base_url)}" if self.base_url else ""
         return f"openai model {self.model!r}{where}"
 
     def __repr__(self) -> str:
@@ -127,7 +130,7 @@ class OpenAIBackend(Backend):
         body = self._body(prompt, system, temperature, max_output_tokens, json_output, count=count)
         response = await self._create(body)
         usage = response.get("usage") or {}
-        texts = [(c.get("message") or {}).get("content") or "" for c in response["choices"]]
+        texts = [(c.get("message") or {}).get("content") or "" for c in _choices(response)]
         return split_candidates(
             texts,
             int(usage.get("prompt_tokens") or 0),
@@ -135,13 +138,26 @@ class OpenAIBackend(Backend):
         )
 
     async def _create(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat.completion object answering `body`, checked to hold choices: a gateway's HTML
+        page, a body cut off or an error object sent with 200 is a failed call, never an answer
+        (the Runner would cache it as an empty one)."""
         import openai
 
         try:
-            response = await self._client().chat.completions.create(**body)
+            raw = await self._client().chat.completions.with_raw_response.create(**body)
         except openai.APIError as err:
             raise self._error(err) from None
-        return response.model_dump()
+        response = raw.http_response
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            problem = f"the body is not JSON: {response.text[:100]!r}"
+            raise self._unusable_answer(response.status_code, problem) from None
+        try:
+            _choices(answer)
+        except ValueError as err:
+            raise self._unusable_answer(response.status_code, str(err)) from None
+        return answer
 
     def _error(self, err: Exception) -> LLMError:
         import openai
@@ -195,9 +211,18 @@ class OpenAIBackend(Backend):
                 completion_window="24h",
                 metadata={"source": "regen_dataset.inpaint"},
             )
+        except openai.NotFoundError as err:
+            raise self._no_batch_api(err) from None
         except openai.APIError as err:
             raise self._error(err) from None
         return batch.id
+
+    def _no_batch_api(self, err: Any) -> BackendError:
+        where = f"{err.request.method} {err.request.url.path}"
+        text = self._redact(f"{self.describe()}: HTTP 404 on {where}: {err.message}")
+        return BackendError(
+            f"{text} (not retried); the server has no batch API: run without --batch", status=404
+        )
 
     async def poll_batch(self, job_id: str) -> dict[str, Completion] | None:
         import openai
@@ -218,11 +243,11 @@ class OpenAIBackend(Backend):
             if not line.strip():
                 continue
             row = json.loads(line)
-            response = row.get("response") or {}
-            if response.get("status_code") == 200 and not row.get("error"):
-                results[row["custom_id"]] = _chat_completion(response["body"])
-            else:
+            completion = _batch_answer(row)
+            if completion is None:
                 failed += 1
+            else:
+                results[row["custom_id"]] = completion
         counts = batch.request_counts.failed if batch.request_counts else 0
         failed = max(failed, counts or 0)
         if batch.status != "completed" or failed:
@@ -239,10 +264,51 @@ class OpenAIBackend(Backend):
         return results
 
 
+def _check_scheme(base_url: str | None) -> None:
+    """Refuse a base URL without http:// or https://: the SDK would fail every call as a
+    connection that failed, and retry it."""
+    if base_url and urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        shown = base_url.rpartition("@")[2]  # never a user:password@ it may carry
+        raise ValueError(
+            f"the base URL {shown!r} needs a scheme: http://{shown} or https://{shown} "
+            "(--base-url or OPENAI_BASE_URL)"
+        )
+
+
+def _choices(body: Any) -> list[Mapping[str, Any]]:
+    """The choices of a chat.completion object; ValueError with the server's own words where it
+    has none (vLLM answers e.g. an overloaded model with 200 and {"object": "error", ...})."""
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    if choices and isinstance(choices, list) and all(isinstance(c, Mapping) for c in choices):
+        return choices
+    raise ValueError(f"an answer without choices: {_server_message(body)}")
+
+
+def _server_message(body: Any) -> str:
+    """What a body that is no chat.completion says: its error message, else its beginning."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    message = error.get("message") if isinstance(error, Mapping) else error
+    if not message and isinstance(body, Mapping):
+        message = body.get("message")
+    return str(message) if message else json.dumps(body, ensure_ascii=False)[:100]
+
+
+def _batch_answer(row: Mapping[str, Any]) -> Completion | None:
+    """The answer on one line of a batch job's output; None for a request that failed (also
+    one answered 200 without choices: it is then called directly)."""
+    response = row.get("response") or {}
+    if response.get("status_code") != 200 or row.get("error"):
+        return None
+    try:
+        return _chat_completion(response["body"])
+    except ValueError:
+        return None
+
+
 def _chat_completion(body: Mapping[str, Any]) -> Completion:
-    """A Completion from a chat.completion object (as the API returns it)."""
-    choices = body.get("choices") or [{}]
-    message = choices[0].get("message") or {}
+    """A Completion from a chat.completion object (as the API returns it); ValueError where it
+    holds no choices."""
+    message = _choices(body)[0].get("message") or {}
     usage = body.get("usage") or {}
     return Completion(
         text=message.get("content") or "",

@@ -22,7 +22,9 @@ GET /{version}/batches/{id}, with inline batch answers in the job's metadata.out
 Fault names: "429[:seconds]" (rate limit; OpenAI sends Retry-After, Gemini a RetryInfo detail),
 "quota" (OpenAI's 429 insufficient_quota), "400", "401", "500", "503", "slow" (answers after
 `slow_seconds`, longer than the client's timeout), "drop" (closes the connection without an answer)
-and "malformed" (a 200 answer whose text lost its last character).
+and "malformed" (a 200 answer whose text lost its last character). OpenAI only: 200 answers that
+hold no answer, "no-choices" (vLLM's `{"object": "error", ...}`), "html" (a gateway's page) and
+"cut" (a JSON body cut off); a server made with `batch_api=False` answers 404 to the Batch API.
 """
 
 from __future__ import annotations
@@ -273,8 +275,9 @@ def _handler_for(fake: FakeServer) -> type[BaseHTTPRequestHandler]:
 class FakeOpenAI(FakeServer):
     """Chat completions, files and the Batch API; `base_url` is `url + "/v1"`."""
 
-    def __init__(self, answer: Answer = echo_answer, **kwargs: Any):
+    def __init__(self, answer: Answer = echo_answer, *, batch_api: bool = True, **kwargs: Any):
         super().__init__(answer, **kwargs)
+        self.batch_api = batch_api  # False: no files or batches endpoints, as most servers
         self.files: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
 
@@ -318,6 +321,13 @@ class FakeOpenAI(FakeServer):
                 }
             }
             return self.json_reply(429, payload)
+        if fault == "no-choices":
+            payload = {"object": "error", "message": "model is overloaded", "code": 503}
+            return self.json_reply(200, payload)
+        if fault == "html":
+            return 200, {"Content-Type": "text/html"}, b"<html><body>Bad gateway</body></html>"
+        if fault == "cut":
+            return 200, {"Content-Type": "application/json"}, b'{"id": "chatcmpl-1", "choi'
         return super().fault(fault)
 
     def completion_body(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
@@ -351,6 +361,8 @@ class FakeOpenAI(FakeServer):
         return int(body.get("n") or 1)
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        if not self.batch_api:
+            return self.error(404, f"no route for {method} {path}")
         if method == "POST" and path == "/v1/files":
             return self._upload(headers, body)
         if method == "POST" and path == "/v1/batches":

@@ -439,6 +439,78 @@ def test_failures_say_what_to_check(openai_server):
         complete(backend, "hello")
 
 
+@pytest.mark.parametrize(
+    "fault, said",
+    [
+        ("no-choices", "an answer without choices: model is overloaded"),
+        ("html", "the body is not JSON: '<html><body>Bad gateway"),
+        ("cut", """the body is not JSON: '{"id": "chatcmpl-1", "choi'"""),
+    ],
+)
+@pytest.mark.parametrize("candidates", [1, 3])
+def test_openai_200_without_an_answer_is_a_failed_call(openai_server, fault, said, candidates):
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
+    openai_server.push_faults(fault)
+    with pytest.raises(RetryableError) as caught:
+        if candidates == 1:
+            complete(backend, "hello")
+        else:
+            call(backend, lambda b: b.complete_candidates("hello", candidates))
+    message = str(caught.value)
+    assert f"at {openai_server.base_url}: HTTP 200: {said}" in message
+    assert "run again later" in message and caught.value.status == 200
+
+
+def test_openai_batch_line_of_200_without_choices_is_a_failed_request(openai_server):
+    answered = openai_server.completion_body
+
+    def overloaded_for_prompt_1(request, texts):
+        if openai_server.prompt_of(request) == "prompt 1":
+            return {"object": "error", "message": "model is overloaded"}
+        return answered(request, texts)
+
+    openai_server.completion_body = overloaded_for_prompt_1
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
+    requests = [LLMRequest(f"prompt {i}") for i in range(3)]
+    job_id = call(backend, lambda b: b.submit_batch(requests))
+    answers = call(backend, lambda b: b.poll_batch(job_id))
+    assert set(answers) == {requests[0].key(backend), requests[2].key(backend)}
+
+
+def test_openai_batch_without_a_batch_api_says_so(monkeypatch):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with FakeOpenAI(batch_api=False) as server:
+        backend = make_backend("openai", "gpt-test", base_url=server.base_url)
+        with pytest.raises(BackendError) as caught:
+            call(backend, lambda b: b.submit_batch([LLMRequest("p")]))
+    message = str(caught.value)
+    assert "HTTP 404 on POST /v1/files" in message
+    assert "the server has no batch API: run without --batch" in message
+    assert "model name" not in message
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000/v1", "localhost:8000/v1", "user:pw@host/v1"])
+def test_openai_base_url_without_a_scheme_is_refused_at_once(monkeypatch, url):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with pytest.raises(ValueError, match="needs a scheme: http://") as caught:
+        make_backend("openai", "m", base_url=url)
+    assert "pw" not in str(caught.value)
+
+
+def test_openai_base_url_credentials_are_never_shown(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    backend = make_backend("openai", "m", base_url="http://user:hunter2@127.0.0.1:9/v1")
+    assert backend.describe() == "openai model 'm' at http://127.0.0.1:9/v1"
+
+
+def test_api_key_whitespace_is_stripped(openai_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", f"  {OPENAI_KEY}\n")  # pasted with its newline
+    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
+    assert complete(backend, "hi").text == echo_answer("hi")
+    assert openai_server.calls()[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+
+
 # -- Gemini through the legacy google-generativeai SDK --------------------------------------------
 
 

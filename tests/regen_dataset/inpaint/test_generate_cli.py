@@ -94,7 +94,13 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
         assert json.loads(bias.read_text())["history_swapped"]["rated"] == 5
     # per user at least: narratives, endorsement, and one rating request for each of 3 groups
     assert first_calls >= 12 * 5 and "sk-test-not-a-secret" not in out.read_text()
-    assert manifest["backend"] == {"name": "openai", "model": "gpt-4o-mini", "batch": False}
+    assert manifest["backend"] == {
+        "name": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.base_url,
+        "batch": False,
+    }
+    assert (manifest["source"]["category"], manifest["source"]["max_users"]) == ("office", None)
     assert "asking for 2 candidates (`n`)" in manifest["rater_sampling"]
     assert (
         manifest["prompts"]["version"] and manifest["source"]["preprocessing"]["users_kept"] == 12
@@ -120,7 +126,10 @@ def test_max_users_counts_the_items_of_the_users_kept(tmp_path, monkeypatch, cap
     (line,) = [json.loads(line) for line in out.read_text().splitlines()]
     items = len({entry["item"]["asin"] for entry in line["purchase_history"]})
     manifest = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())
-    assert manifest["source"]["preprocessing"]["items_kept"] == items > 0
+    preprocessing = manifest["source"]["preprocessing"]
+    assert preprocessing["items_kept"] == items > 0
+    assert manifest["source"]["max_users"] == preprocessing["max_users"] == 1
+    assert (preprocessing["users_read"], preprocessing["users_over_max_users"]) == (3, 2)
     assert f"kept 1 users, {len(line['purchase_history'])} interactions, {items} items" in (
         capsys.readouterr().out
     )
@@ -238,3 +247,129 @@ def test_a_missing_sdk_is_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(_generate(reviews, meta, tmp_path / "office.jsonl", url, backend="gemini-legacy"))
     assert "the gemini-legacy backend cannot start" in _one_error_line(capsys)
+
+
+# -- arguments refused at once -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--chunk-users", "0"),
+        ("--max-users", "0"),
+        ("--ensemble", "0"),
+        ("--ensemble", "-2"),
+        ("--concurrency", "0"),
+        ("--timeout", "0"),
+        ("--timeout", "-1"),
+    ],
+)
+def test_counts_below_one_are_refused_at_parsing(tmp_path, capsys, option, value):
+    reviews, meta = tmp_path / "r.json", tmp_path / "m.json"
+    with pytest.raises(SystemExit) as stopped:
+        main(
+            [
+                *_generate(reviews, meta, tmp_path / "o.jsonl", "http://127.0.0.1:9/v1"),
+                option,
+                value,
+            ]
+        )
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}: must be" in error and value in error
+
+
+def test_a_base_url_without_a_scheme_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=2)
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, tmp_path / "office.jsonl", "127.0.0.1:8000/v1"))
+    assert "needs a scheme: http://127.0.0.1:8000/v1" in _one_error_line(capsys)
+
+
+def test_batch_against_a_server_without_a_batch_api_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=2)
+    with FakeOpenAI(scripted_answer, batch_api=False) as server:
+        with pytest.raises(SystemExit):
+            main([*_generate(reviews, meta, tmp_path / "o.jsonl", server.base_url), "--batch"])
+    assert "the server has no batch API: run without --batch" in _one_error_line(capsys)
+
+
+def test_timeout_is_the_one_given(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=1)
+    out = tmp_path / "office.jsonl"
+    with FakeOpenAI(scripted_answer, slow_seconds=1.0) as server:
+        server.push_faults("slow")  # 1 s: too slow for --timeout 0.3, the call is retried
+        command = [*_generate(reviews, meta, out, server.base_url), "--no-rate"]
+        main([*command, "--timeout", "0.3"])
+    usage = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())["usage"]
+    assert usage["this_process"]["retries"] == 1
+
+
+# -- answers that are no answers, and invalid answers in the cache -------------------------------
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    from regen_dataset.inpaint.runner import Runner
+
+    monkeypatch.setattr(Runner, "_backoff", lambda self, attempt, retry_after: 0.0)
+
+
+@pytest.mark.parametrize("fault", ["no-choices", "html"])
+def test_rating_with_200_answers_that_hold_none_is_one_line(
+    tmp_path, monkeypatch, capsys, no_backoff, fault
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    data = tmp_path / "office.jsonl"
+    data.write_text((SAMPLES / "office_synthetic.jsonl").read_text().splitlines()[0] + "\n")
+    with FakeOpenAI(scripted_answer) as server:
+        server.fail_all = fault
+        llm = ["--backend", "openai", "--base-url", server.base_url, "--ensemble", "3"]
+        with pytest.raises(SystemExit):
+            main(["dataset", "rate", "--data", str(data), "--out", str(tmp_path / "r.jsonl"), *llm])
+        assert len(server.calls()) == 6  # retried like a 5xx
+    line = _one_error_line(capsys)
+    assert f"gave up after 6 attempts: openai model 'gpt-4o-mini' at {server.base_url}" in line
+    assert "HTTP 200" in line
+    assert ("model is overloaded" if fault == "no-choices" else "the body is not JSON") in line
+
+
+def test_a_line_without_purchase_history_names_file_line_and_field(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    first = (SAMPLES / "office_synthetic.jsonl").read_text().splitlines()[0]
+    data = tmp_path / "office.jsonl"
+    data.write_text(first + "\n" + json.dumps({"reviewer_id": "U2"}) + "\n")
+    with pytest.raises(SystemExit):
+        main(["dataset", "rate", "--data", str(data), "--out", str(tmp_path / "r.jsonl"),
+              "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"])  # fmt: skip
+    assert f"{data}, line 2, field purchase_history: " in _one_error_line(capsys)
+
+
+def test_retry_invalid_asks_again_for_cached_invalid_answers(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    reviews, meta = _raw_amazon_files(tmp_path, users=2)
+    out = tmp_path / "office.jsonl"
+    cut_off = True
+
+    def answer(prompt: str) -> str:  # endorsements cut off at the token limit, for now
+        text = scripted_answer(prompt)
+        return text[:20] if cut_off and "RECOMMENDED ITEM" in prompt else text
+
+    with FakeOpenAI(answer) as server:
+        command = [*_generate(reviews, meta, out, server.base_url), "--no-rate"]
+        main(command)
+        assert "endorsement 2" in capsys.readouterr().out
+        cut_off = False
+        calls = len(server.calls())
+        main(command)  # the default: every cached answer reused, for free
+        assert "endorsement 2" in capsys.readouterr().out and len(server.calls()) == calls
+        main([*command, "--retry-invalid"])
+        printed = capsys.readouterr().out
+        assert len(server.calls()) == calls + 2
+    assert "endorsement" not in printed and "2 cached invalid asked again" in printed
+    usage = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())["usage"]
+    assert usage["this_process"]["asked_again"] == 2
+    assert all(json.loads(line)["last_purchase"]["endorsement"] for line in out.open())

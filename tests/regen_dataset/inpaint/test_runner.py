@@ -704,3 +704,58 @@ def test_a_bad_key_on_a_request_for_candidates_ends_the_run(api, tmp_path, monke
     with pytest.raises(BackendError, match="(?i)api key"):
         runner.run(rating_requests("rate this", 3), parse)
     assert runner.usage.candidates_refused == 0 and len(api.server.calls()) == 1
+
+
+# -- a 200 answer that holds no answer -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["no-choices", "html", "cut"])
+@pytest.mark.parametrize("samples", [1, 3])  # a plain call; the rater's request for candidates
+def test_a_200_without_an_answer_is_retried_and_never_cached(openai_api, tmp_path, fault, samples):
+    cache = tmp_path / "cache.sqlite"
+    requests = rating_requests("rate this", samples)
+    openai_api.server.push_faults(fault)
+    runner = openai_api.runner(cache)
+    assert all(r["echo"] == "rate this" for r in runner.run(requests, parse))
+    assert runner.usage.retries == 1 and runner.usage.calls == 1
+
+    openai_api.server.fail_all = fault
+    doomed = rating_requests("doomed", samples)
+    runner = openai_api.runner(cache, max_attempts=2)
+    with pytest.raises(RetriesExhausted) as caught:
+        runner.run(doomed, parse)
+    message = str(caught.value)
+    assert f"at {openai_api.server.base_url}: HTTP 200: " in message
+    if fault == "no-choices":
+        assert "model is overloaded" in message
+    assert not cached_keys(cache) & {r.key(runner.backend) for r in doomed}
+
+
+# -- invalid answers in the cache ----------------------------------------------------------------
+
+
+def test_cached_invalid_answers_are_asked_again_only_when_told(api, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    broken = True
+    api.server.answer = lambda p: "{oops" if broken and "broken" in p else answer_like_a_model(p)
+    requests = [LLMRequest("fine"), LLMRequest("broken")]
+    assert api.runner(cache).run(requests, parse)[1] is None
+    calls = len(api.server.calls())  # 2 answers, 1 repair
+
+    again = api.runner(cache)  # by default a rerun is free, invalid answers included
+    assert again.run(requests, parse)[1] is None and len(api.server.calls()) == calls
+    assert again.usage.asked_again == 0
+
+    still = api.runner(cache, retry_invalid=True)  # asked again, repair included: still broken
+    assert still.run(requests, parse)[1] is None
+    assert (still.usage.asked_again, still.usage.calls, still.usage.invalid) == (1, 2, 1)
+
+    broken = False
+    retried = api.runner(cache, retry_invalid=True)
+    results = retried.run(requests, parse)
+    assert [r["echo"] for r in results] == ["fine", "broken"]
+    assert (retried.usage.asked_again, retried.usage.calls) == (1, 1)
+    assert "1 cached invalid asked again" in retried.usage.summary()
+
+    last = api.runner(cache, retry_invalid=True)  # the new answer replaced the invalid one
+    assert last.run(requests, parse) == results and last.usage.calls == 0
