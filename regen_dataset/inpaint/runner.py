@@ -178,6 +178,12 @@ class CompletionCache:
                 "CREATE TABLE IF NOT EXISTS batch_jobs (job_id TEXT PRIMARY KEY, backend TEXT, "
                 "model TEXT, keys TEXT NOT NULL, status TEXT NOT NULL, submitted REAL NOT NULL)"
             )
+            # What answers replaced by a new call (`retry_invalid`) cost: paid for all the same.
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS superseded (key TEXT NOT NULL, "
+                "input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, "
+                "price_factor REAL NOT NULL, calls INTEGER NOT NULL)"
+            )
             # The answers each output used, so that its manifest can sum what they cost, over
             # every process that paid for them.
             self.db.execute(
@@ -202,9 +208,12 @@ class CompletionCache:
         price_factor: float = 1.0,
         *,
         one_call: bool = False,
+        superseding: bool = False,
     ) -> None:
         """Store completions, paid at `price_factor` times the list price, and commit at once.
-        Each is one paid call, or with `one_call` all came from the first one's call."""
+        Each is one paid call, or with `one_call` all came from the first one's call. With
+        `superseding` they were asked for again, and what the answers they replace cost is kept.
+        """
         now = time.time()
         rows = [
             (key, backend.name, backend.model, c.text, c.input_tokens, c.output_tokens, now)
@@ -212,6 +221,12 @@ class CompletionCache:
             for position, (key, c) in enumerate(items)
         ]
         with self.db:
+            if superseding:
+                self.db.executemany(
+                    "INSERT INTO superseded SELECT key, input_tokens, output_tokens, "
+                    "price_factor, calls FROM completions WHERE key = ?",
+                    ((row[0],) for row in rows),
+                )
             self.db.executemany(
                 "INSERT OR REPLACE INTO completions (key, backend, model, text, input_tokens, "
                 "output_tokens, created, price_factor, calls) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -231,14 +246,17 @@ class CompletionCache:
 
     def output_usage(self, output: str, prices: tuple[float, float] | None) -> Usage:
         """What the answers `output` used cost when they were paid for, whichever process paid:
-        each answer once, at its own price factor (batch answers are cheaper)."""
+        each answer once, at its own price factor (batch answers are cheaper), and the answers
+        they replaced too."""
         per_input, per_output = prices or (0.0, 0.0)
         calls, input_tokens, output_tokens, cost = self.db.execute(
             "SELECT COALESCE(SUM(c.calls), 0), COALESCE(SUM(c.input_tokens), 0), "
             "COALESCE(SUM(c.output_tokens), 0), "
             "COALESCE(SUM(c.price_factor * (c.input_tokens * ? + c.output_tokens * ?)), 0) "
-            "FROM output_answers AS o JOIN completions AS c ON c.key = o.key "
-            "WHERE o.output = ?",
+            "FROM output_answers AS o JOIN (SELECT key, input_tokens, output_tokens, "
+            "price_factor, calls FROM completions UNION ALL SELECT key, input_tokens, "
+            "output_tokens, price_factor, calls FROM superseded) AS c "
+            "ON c.key = o.key WHERE o.output = ?",
             (per_input, per_output, output),
         ).fetchone()
         return Usage(
@@ -598,7 +616,7 @@ class Runner:
                     **seeded,
                 )
             )
-        cache.put([(key, completion)], self.backend)
+        cache.put([(key, completion)], self.backend, superseding=ask_again)
         self._account(completion)
         return completion
 

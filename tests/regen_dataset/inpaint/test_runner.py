@@ -759,3 +759,23 @@ def test_cached_invalid_answers_are_asked_again_only_when_told(api, tmp_path):
 
     last = api.runner(cache, retry_invalid=True)  # the new answer replaced the invalid one
     assert last.run(requests, parse) == results and last.usage.calls == 0
+
+
+def test_an_output_counts_the_invalid_answers_that_were_asked_for_again(api, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    broken = True
+    api.server.answer = lambda p: "{oops" if broken and "broken" in p else answer_like_a_model(p)
+    requests = [LLMRequest("fine"), LLMRequest("broken")]
+    first = api.runner(cache)
+    first.track_output("out.jsonl")
+    first.run(requests, parse)
+    broken = False
+    again = api.runner(cache, retry_invalid=True)
+    again.track_output("out.jsonl")
+    again.run(requests, parse)
+    # Every call was paid for: the first run's 3 (a repair included) and the new answer.
+    assert (first.usage.calls, again.usage.calls) == (3, 1)
+    paid = again.output_usage()
+    assert paid.calls == 4
+    both = first.usage.input_tokens + again.usage.input_tokens
+    assert paid.input_tokens == both
