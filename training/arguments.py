@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import EarlyStoppingCallback
+from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 from trl import ScriptArguments, SFTConfig, TrlParser
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
@@ -155,6 +156,25 @@ def overwrite_output_dir_field():
 _GPU_BF16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+class KeepsTheBestEvaluated:
+    """For training arguments that keep the best validated checkpoint: `load_best_model_at_end`
+    defaults to whether there are evaluations at all, so `--eval_strategy no` trains without
+    validation (no early stopping; the last weights are kept) with nothing else to set."""
+
+    def __post_init__(self):
+        if self.load_best_model_at_end is None:
+            no = IntervalStrategy.NO
+            self.load_best_model_at_end = IntervalStrategy(self.eval_strategy) != no
+        super().__post_init__()
+
+
+def early_stopping(training_args, patience: int) -> list:
+    """The early-stopping callback, where there are evaluations to stop on."""
+    if IntervalStrategy(training_args.eval_strategy) == IntervalStrategy.NO:
+        return []
+    return [EarlyStoppingCallback(patience)]
+
+
 @dataclass
 class RegenSFTConfig(SFTConfig):
     """TRL's `SFTConfig` with defaults that also suit a CPU: TRL trains in bf16 and checkpoints
@@ -174,9 +194,10 @@ class RegenSFTConfig(SFTConfig):
     logging_steps: float = 10
     bf16: bool | None = _GPU_BF16
     dataloader_pin_memory: bool = torch.cuda.is_available()
-    # `gradient_checkpointing` is the deprecated name of `activation_checkpointing`.
+    # `gradient_checkpointing` is the deprecated name of `activation_checkpointing`: with both
+    # unset, transformers resolves them to False; a recipe that sets the old name is honoured.
     gradient_checkpointing: bool | None = None
-    activation_checkpointing: bool | None = False
+    activation_checkpointing: bool | None = None
 
 
 @dataclass
@@ -204,8 +225,23 @@ def give_own_learning_rate(optimizer, parameters, learning_rate: float | None):
     return optimizer
 
 
+def refuse_trl_cuts(script_args, training_args) -> None:
+    """TRL's `--max_length` cuts an example's end, which is its completion (the narrative or the
+    item token), and `--packing` joins examples the collators keep apart: both are refused."""
+    if getattr(training_args, "max_length", None) is not None:
+        instead = (
+            "set the prompt budget with --max_prompt_tokens, which drops the oldest purchases"
+            if hasattr(script_args, "max_prompt_tokens")
+            else "this model's examples are not cut"
+        )
+        raise ValueError(f"--max_length is refused: TRL would cut the completions; {instead}")
+    if getattr(training_args, "packing", False):
+        raise ValueError("--packing is not supported: each example is collated on its own")
+
+
 def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
     """The data and output arguments every training script shares, before anything loads."""
+    refuse_trl_cuts(script_args, training_args)
     if not training_args.output_dir:
         raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
     if not script_args.dataset_name:

@@ -23,7 +23,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 from trl import TrlParser
 
 from regen_dataset.schema import config_category, config_has_critiques
@@ -45,9 +45,11 @@ from regen_models.items import (
 )
 from regen_models.metrics import ranking_metrics, target_ranks
 from training.arguments import (
+    KeepsTheBestEvaluated,
     RegenScriptArguments,
     check_paths,
     check_splits,
+    early_stopping,
     overwrite_output_dir_field,
     prepare_output_dir,
     recipe_parser,
@@ -107,7 +109,7 @@ class FlareModelArguments:
 
 
 @dataclass
-class FlareTrainingArguments(TrainingArguments):
+class FlareTrainingArguments(KeepsTheBestEvaluated, TrainingArguments):
     output_dir: str | None = field(default=None, metadata={"help": "the checkpoint folder"})
     overwrite_output_dir: bool = overwrite_output_dir_field()
     resume_from_checkpoint: str | None = resume_from_checkpoint_field()
@@ -115,7 +117,7 @@ class FlareTrainingArguments(TrainingArguments):
     save_strategy: str = "epoch"
     metric_for_best_model: str | None = "NDCG@10"
     greater_is_better: bool | None = True
-    load_best_model_at_end: bool = True
+    load_best_model_at_end: bool | None = None
     save_total_limit: int | None = 2
     remove_unused_columns: bool = False
     learning_rate: float = 1e-3
@@ -251,7 +253,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             seed=training_args.seed,
         ),
         eval_collator=FlareCollator(**collate, critique_vectors=critique_vectors, train=False),
-        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)],
+        callbacks=early_stopping(training_args, script_args.early_stopping_patience),
     )
     train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training

@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import EarlyStoppingCallback, set_seed
+from transformers import set_seed
 from trl import SFTTrainer, TrlParser
 
 from regen_dataset.schema import config_category, config_has_critiques
@@ -47,6 +47,7 @@ from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_of_references
 from regen_models.narrator.loading import base_model_name, load_base
 from training.arguments import (
+    KeepsTheBestEvaluated,
     LanguageModelArguments,
     NarrativeScriptArguments,
     TokenizedSFTConfig,
@@ -54,6 +55,7 @@ from training.arguments import (
     check_kinds,
     check_paths,
     check_splits,
+    early_stopping,
     give_own_learning_rate,
     prepare_output_dir,
     recipe_parser,
@@ -106,7 +108,7 @@ class LumenModelArguments(LanguageModelArguments):
 
 
 @dataclass
-class LumenTrainingArguments(TokenizedSFTConfig):
+class LumenTrainingArguments(KeepsTheBestEvaluated, TokenizedSFTConfig):
     learning_rate: float = 1e-4
     per_device_train_batch_size: int = 4
     per_device_eval_batch_size: int = 8
@@ -116,7 +118,7 @@ class LumenTrainingArguments(TokenizedSFTConfig):
     save_total_limit: int | None = 2
     metric_for_best_model: str | None = "NDCG@10"
     greater_is_better: bool | None = True
-    load_best_model_at_end: bool = True
+    load_best_model_at_end: bool | None = None
 
 
 class LumenTrainer(SFTTrainer):
@@ -267,9 +269,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
         eval_collator=LumenCollator(tokenizer.pad_token_id, "left"),
         item_learning_rate=model_args.item_learning_rate,
         processing_class=tokenizer,
-        callbacks=[EarlyStoppingCallback(script_args.early_stopping_patience)]
-        if training_args.eval_strategy != "no"
-        else [],
+        callbacks=early_stopping(training_args, script_args.early_stopping_patience),
     )
     train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     if lora is not None:

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from training import train_flare, train_fusion, train_lumen, train_narrator
 
@@ -27,6 +28,11 @@ def test_the_recipe_parses_with_its_script(recipe, tmp_path):
     parsed = script.make_parser().parse_args_and_config([*argv, "--use_cpu", "true"])
     training_args = parsed[-1]
     assert training_args.output_dir == str(tmp_path)
+    # Every key takes effect: none is parsed and then dropped (an alias overridden by a default).
+    for key, value in yaml.safe_load(recipe.read_text()).items():
+        holders = [arguments for arguments in parsed if hasattr(arguments, key)]
+        assert holders, key
+        assert all(getattr(arguments, key) == value for arguments in holders), key
 
 
 def test_every_script_has_the_three_recipes():
@@ -65,8 +71,8 @@ def test_a_shipped_recipe_is_also_taken_by_name(name, tmp_path, monkeypatch):
     by_path = parser.parse_args_and_config(["--config", str(RECIPES / name / "tiny.yaml"), *argv])
     by_name = SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tiny", *argv])
     assert by_name == by_path
-    by_file_name = SCRIPTS[name].make_parser().parse_args_and_config(
-        ["--config", "tiny.yaml", *argv]
+    by_file_name = (
+        SCRIPTS[name].make_parser().parse_args_and_config(["--config", "tiny.yaml", *argv])
     )
     assert by_file_name == by_path
     with pytest.raises(FileNotFoundError, match="--config tny: no such recipe file .* tiny"):
@@ -83,3 +89,29 @@ def test_the_fusion_ablation_takes_a_shipped_recipe_by_name_too(monkeypatch, tmp
     assert recipe_file("fusion", "mine.yaml") == "mine.yaml"
     with pytest.raises(FileNotFoundError, match="--recipe tny: no such recipe file .* tiny"):
         recipe_file("fusion", "tny")
+
+
+@pytest.mark.parametrize("name", ["fusion", "lumen", "narrator"])
+@pytest.mark.parametrize(
+    "option, refusal",
+    [
+        (["--max_length", "64"], "--max_length is refused: TRL would cut the completions"),
+        (["--packing", "true"], "--packing is not supported"),
+    ],
+)
+def test_trl_options_that_would_cut_or_join_examples_are_refused(name, option, refusal, tmp_path):
+    argv = ["--config", "tiny", "--dataset_name", str(tmp_path), "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        SCRIPTS[name].run([*argv, *option])
+
+
+@pytest.mark.parametrize("name", ["flare", "lumen"])
+def test_without_evaluations_the_last_weights_are_kept_without_early_stopping(name, tmp_path):
+    from training.arguments import early_stopping
+
+    argv = ["--config", "tiny", "--dataset_name", "data", "--output_dir", str(tmp_path)]
+    validated = SCRIPTS[name].make_parser().parse_args_and_config(argv)[-1]
+    assert validated.load_best_model_at_end and len(early_stopping(validated, 2)) == 1
+    argv += ["--eval_strategy", "no"]
+    unvalidated = SCRIPTS[name].make_parser().parse_args_and_config(argv)[-1]
+    assert not unvalidated.load_best_model_at_end and early_stopping(unvalidated, 2) == []
