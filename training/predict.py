@@ -26,6 +26,9 @@ from regen_models.devices import DEVICE_HELP
 from regen_models.predictions import write_predictions
 from regen_models.vocabulary_io import check_local_folder
 
+FLARE_RANKING_BATCH = 256
+LUMEN_RANKING_BATCH = 8
+
 
 def check_vocabulary(vocabulary, model_dir: str, dataset_name: str, config_name: str) -> None:
     """Refuse a checkpoint whose item vocabulary is not the dataset's (shifted item ids)."""
@@ -38,14 +41,16 @@ def check_vocabulary(vocabulary, model_dir: str, dataset_name: str, config_name:
     )
 
 
-def note_unread_critiques(model_uses_critiques: bool, config_name: str) -> None:
+def note_unread_critiques(
+    model_uses_critiques: bool, config_name: str, model: str = "this model"
+) -> None:
     """A model trained without critiques reads none on a config that has them: its file lands in
     the table's block with critiques all the same, which is worth saying."""
     from regen_dataset.schema import config_has_critiques
 
     if config_has_critiques(config_name) and not model_uses_critiques:
         print(
-            f"note: this model was trained without critiques: on {config_name} it reads the "
+            f"note: {model} was trained without critiques: on {config_name} it reads the "
             "histories alone, and its file is scored in the table's block with critiques"
         )
 
@@ -61,7 +66,7 @@ def predict_flare(model_dir: str, rows, dataset_name: str, config_name: str, arg
         rows,
         top_k=args.top_k,
         with_critiques=config_has_critiques(config_name),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or FLARE_RANKING_BATCH,
         progress=args.progress,
     )
     return {"ranked_items": [r.item_ids for r in ranked]}
@@ -76,15 +81,16 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
         model_dir, args.narrator, args.base_model, device=args.device
     )
     check_vocabulary(hybrid.ranker.vocabulary, model_dir, dataset_name, config_name)
-    note_unread_critiques(
-        hybrid.ranker.uses_critiques or hybrid.narrator.with_critiques, config_name
-    )
+    note_unread_critiques(hybrid.ranker.uses_critiques, config_name, "the FLARE checkpoint")
+    note_unread_critiques(hybrid.narrator.with_critiques, config_name, "the narrator")
     outputs = hybrid(
         rows,
         kinds=args.kinds,
         top_k=args.top_k,
         narrate_target=args.narrate_target,
-        with_critiques=config_has_critiques(config_name),
+        # None: each part reads critiques as it was trained to (a narrator trained without
+        # them never sees one); False keeps them out of both on a `_no_critique` config.
+        with_critiques=None if config_has_critiques(config_name) else False,
         batch_size=args.generation_batch_size,
         max_new_tokens=args.max_new_tokens,
         progress=args.progress,
@@ -107,11 +113,10 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
     check_vocabulary(lumen.vocabulary, model_dir, dataset_name, config_name)
     note_unread_critiques(lumen.config.with_critiques, config_name)
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
-    batch_size = min(args.batch_size, 8)  # prompts of up to a thousand tokens through an LM
     rankings = lumen.rank(
         rows,
         top_k=args.top_k,
-        batch_size=batch_size,
+        batch_size=args.batch_size or LUMEN_RANKING_BATCH,
         with_critiques=with_critiques,
         progress=args.progress,
     )
@@ -123,7 +128,7 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
                 rows,
                 kind,
                 item_ids=top_items,
-                batch_size=batch_size,
+                batch_size=args.generation_batch_size,
                 with_critiques=with_critiques,
                 max_new_tokens=args.max_new_tokens,
                 progress=args.progress,
@@ -244,8 +249,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch_size",
         "--batch-size",
         type=positive_int,
-        default=256,
-        help="users ranked at once (default: %(default)s)",
+        default=None,
+        help=f"users ranked at once (default: {FLARE_RANKING_BATCH} for FLARE, "
+        f"{LUMEN_RANKING_BATCH} for LUMEN, whose prompts of up to a thousand tokens run through "
+        "an LM)",
     )
     parser.add_argument(
         "--no_progress",

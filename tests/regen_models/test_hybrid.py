@@ -2,6 +2,7 @@
 `regen predict --narrator` feeding `regen eval --first N` (a tiny FLARE and a tiny random Gemma 3)."""
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -163,3 +164,31 @@ def test_predict_caps_the_narratives_at_max_new_tokens(
         )  # fmt: skip
     recorded = NarratorConfig.load(adapter).max_new_tokens["purchase_reason"]
     assert limits == [None, 2] and recorded != 2
+
+
+def test_predict_keeps_critiques_from_a_narrator_trained_without_them(
+    folder, flare, adapter, tmp_path, monkeypatch, capsys
+):
+    no_critiques = tmp_path / "adapter-no-critiques"
+    shutil.copytree(adapter, no_critiques)
+    config = NarratorConfig.load(no_critiques)
+    config.with_critiques = False
+    config.save(no_critiques)
+    prompts, generate = [], Narrator.generate
+
+    def recording(self, batch, **kwargs):
+        prompts.extend(batch)
+        return generate(self, batch, **kwargs)
+
+    monkeypatch.setattr(Narrator, "generate", recording)
+    assert any(row["critique"] for row in rows(folder, count=20))
+    cli.main(
+        ["predict", "--model", str(flare), "--narrator", str(no_critiques), "--dataset_name",
+         str(folder), "--dataset_config", "office", "--limit", "20", "--kinds",
+         "purchase_reason", "--out", str(tmp_path / "out.jsonl")]
+    )  # fmt: skip
+    assert len(prompts) == 20
+    assert not any("Critique" in prompt for prompt in prompts)
+    out = capsys.readouterr().out
+    assert "note: the narrator was trained without critiques" in out
+    assert "note: the FLARE checkpoint" not in out
