@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,26 @@ def tiny_gemma_base(tmp_path_factory) -> Path:
     from tests.tiny_gemma import save_tiny_gemma
 
     return save_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma") / "base")
+
+
+# Tests that write full checkpoints of the embedded Gemma (about 1 GB each, 2 GB at a time) run
+# one after the other on one worker (`--dist loadgroup`), so the suite's peak disk use is one of
+# them, not two.
+GEMMA_CHECKPOINTS = "embedded-gemma-checkpoints"
+
+
+def launch_on_two_cpu_processes(script: Path, arguments: list, env: dict | None = None):
+    """`script arguments` under `accelerate launch` on two CPU processes (gloo), as it runs on
+    two GPUs. accelerate's `--cpu` starts several processes only through MPI, so this takes its
+    torchrun path (`--multi_gpu`) and tells the Trainer `--use_cpu true`."""
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    result = subprocess.run(
+        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(script), *map(str, arguments), "--use_cpu", "true"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("training on 2 processes (gloo)") == 1, result.stdout[-3000:]
+    return result

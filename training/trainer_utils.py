@@ -102,6 +102,11 @@ def train(trainer, resume_from: str | None, arguments: dict) -> None:
         check_resumable(resume_from, trainer.model, record)
         print(f"resuming from {resume_from}")
     clear_stale_checkpoints(trainer.args)
+    if trainer.args.world_size > 1 and trainer.is_world_process_zero():
+        import torch.distributed
+
+        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else "?"
+        print(f"training on {trainer.args.world_size} processes ({backend})")
     trainer.add_callback(RecordArguments())
     trainer.train(resume_from_checkpoint=resume_from)
 

@@ -1,15 +1,12 @@
 """`regen train flare`, `regen predict` and `regen eval` end to end on the shipped sample."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from regen_dataset.export import build_folder
-from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder, launch_on_two_cpu_processes
 from training import cli
 from training.evaluate import run_table
 
@@ -171,16 +168,14 @@ def test_two_processes_with_accelerate(folder, tmp_path, capsys):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "flare-ddp"
     (out / "checkpoint-999").mkdir(parents=True)  # an earlier run's, replaced by this one
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    result = subprocess.run(
-        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(REPO / "training" / "train_flare.py"), "--config", TINY,
-         "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
-         "--output_dir", str(out), "--overwrite_output_dir", "true"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    launch_on_two_cpu_processes(
+        REPO / "training" / "train_flare.py",
+        [
+            "--config", TINY,
+            "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+            "--output_dir", str(out), "--overwrite_output_dir", "true"
+        ],
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
     assert not (out / "checkpoint-999").exists()
     config = json.loads((out / "config.json").read_text())

@@ -5,16 +5,13 @@ refused, two processes under `accelerate launch`, and `regen eval fusion-ablatio
 table and draws its plot."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from transformers import AutoModel
 
 from regen_models.fusion import FusionForCausalLM
-from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from tests.conftest import REPO, WordCountEncoder, build_sample_folder, launch_on_two_cpu_processes
 from training import cli, train_fusion
 from training.evaluate import run_table
 
@@ -125,18 +122,15 @@ def test_leave_one_out_folders_and_bad_signals_are_refused(
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "fusion-ddp"
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    result = subprocess.run(
-        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(REPO / "training" / "train_fusion.py"), "--config", TINY,
-         "--dataset_name", str(folder), "--dataset_config", "office",
-         "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_steps", "2",
-         "--per_device_train_batch_size", "2", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    result = launch_on_two_cpu_processes(
+        REPO / "training" / "train_fusion.py",
+        [
+            "--config", TINY,
+            "--dataset_name", str(folder), "--dataset_config", "office",
+            "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_steps", "2",
+            "--per_device_train_batch_size", "2", "--output_dir", str(out),
+        ],
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
     assert result.stdout.count("office: ") == 1  # printed by one process
 

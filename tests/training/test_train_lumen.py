@@ -5,16 +5,19 @@ them; two processes under `accelerate launch`; one smoke run on the embedded Gem
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 from transformers import AutoModel
 
 from regen_models.lumen import LumenForCausalLM
 from regen_models.lumen.recommender import Lumen
-from tests.conftest import REPO, WordCountEncoder, build_sample_folder
+from tests.conftest import (
+    GEMMA_CHECKPOINTS,
+    REPO,
+    WordCountEncoder,
+    build_sample_folder,
+    launch_on_two_cpu_processes,
+)
 from training import cli, train_lumen
 from training.evaluate import run_table
 
@@ -167,18 +170,15 @@ def test_a_folder_without_training_narratives_is_refused(tiny_gemma_base, tmp_pa
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "lumen-ddp"
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    result = subprocess.run(
-        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(REPO / "training" / "train_lumen.py"), "--config", TINY,
-         "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
-         "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_steps", "2",
-         "--save_steps", "2", "--per_device_train_batch_size", "2", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    result = launch_on_two_cpu_processes(
+        REPO / "training" / "train_lumen.py",
+        [
+            "--config", TINY,
+            "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+            "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_steps", "2",
+            "--save_steps", "2", "--per_device_train_batch_size", "2", "--output_dir", str(out),
+        ],
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["with_critiques"] is False  # a _no_critique config has no critique to read
@@ -186,6 +186,7 @@ def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
 
 
 @pytest.mark.smoke
+@pytest.mark.xdist_group(GEMMA_CHECKPOINTS)
 def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
     out = tmp_path / "lumen-embedded"
     metrics = train_lumen.run(

@@ -3,16 +3,13 @@ loss is on the completion only, the adapter folder loads, bad arguments fail bef
 loads, two processes under `accelerate launch`; one smoke run on the embedded Gemma."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from regen_models.narrator import Narrator, formatting
 from regen_models.narrator.loading import add_lora, load_base
 from regen_models.prompts import build_prompt
-from tests.conftest import REPO, build_sample_folder
+from tests.conftest import REPO, build_sample_folder, launch_on_two_cpu_processes
 from training import cli, train_narrator
 
 TINY = str(REPO / "training" / "recipes" / "narrator" / "tiny.yaml")
@@ -180,18 +177,15 @@ def test_a_folder_without_training_narratives_names_the_fix(tiny_gemma_base, tmp
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "narrator-ddp"
-    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    result = subprocess.run(
-        [accelerate, "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no",
-         str(REPO / "training" / "train_narrator.py"), "--config", TINY,
-         "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
-         "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_strategy", "no",
-         "--per_device_train_batch_size", "2", "--output_dir", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+    result = launch_on_two_cpu_processes(
+        REPO / "training" / "train_narrator.py",
+        [
+            "--config", TINY,
+            "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+            "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_strategy", "no",
+            "--per_device_train_batch_size", "2", "--output_dir", str(out),
+        ],
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_model.safetensors").exists()
     settings = json.loads((out / "narrator_config.json").read_text())
     assert (
