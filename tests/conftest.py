@@ -143,10 +143,17 @@ def tiny_gemma_base(tmp_path_factory) -> Path:
     return save_tiny_gemma(tmp_path_factory.mktemp("tiny-gemma") / "base")
 
 
-# Tests that write full checkpoints of the embedded Gemma (about 1 GB each, 2 GB at a time) run
-# one after the other on one worker (`--dist loadgroup`), so the suite's peak disk use is one of
-# them, not two.
-GEMMA_CHECKPOINTS = "embedded-gemma-checkpoints"
+@pytest.fixture
+def alone_among_gemma_checkpoint_writers(tmp_path_factory):
+    """Tests that write full checkpoints of the embedded Gemma (about 1 GB each, 2 GB at a
+    time) take turns across the xdist workers, so the suite's peak disk use is one of them, not
+    two. (xdist's `loadgroup` would do it, but it does not group under pytest 9.2.)"""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent  # every worker's basetemp is under it
+    with open(shared / "embedded-gemma-checkpoints.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def launch_on_two_cpu_processes(script: Path, arguments: list, env: dict | None = None):

@@ -48,6 +48,7 @@ def test_synthesize(tmp_path, capsys):
 
 
 @pytest.mark.smoke
+@pytest.mark.usefixtures("alone_among_gemma_checkpoint_writers")
 def test_demo_runs_from_the_console_script(tmp_path):
     regen = os.path.join(os.path.dirname(sys.executable), "regen")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}

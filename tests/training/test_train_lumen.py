@@ -12,7 +12,6 @@ from transformers import AutoModel
 from regen_models.lumen import LumenForCausalLM
 from regen_models.lumen.recommender import Lumen
 from tests.conftest import (
-    GEMMA_CHECKPOINTS,
     REPO,
     WordCountEncoder,
     build_sample_folder,
@@ -186,7 +185,7 @@ def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
 
 
 @pytest.mark.smoke
-@pytest.mark.xdist_group(GEMMA_CHECKPOINTS)
+@pytest.mark.usefixtures("alone_among_gemma_checkpoint_writers")
 def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
     out = tmp_path / "lumen-embedded"
     metrics = train_lumen.run(
