@@ -87,6 +87,24 @@ def check_local_folder(name_or_path, what: str = "checkpoint folder") -> None:
     raise FileNotFoundError(f"{path}: no such {what}")
 
 
+def local_snapshot(name_or_path, what: str = "checkpoint folder") -> str:
+    """A folder holding `name_or_path`'s files: the folder itself, or the Hub repository of that
+    id downloaded into the Hub cache (offline, `HF_HUB_OFFLINE=1`: found there)."""
+    path = os.fspath(name_or_path)
+    if os.path.isdir(path):
+        return path
+    check_local_folder(path, what)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(path)
+    except Exception as error:  # offline and not cached, no such repo, private, ...
+        raise FileNotFoundError(
+            f"{path}: no such {what} here, and no Hub repository of that id could be fetched "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
 def check_model_type(name_or_path, expected: str, hub: dict) -> None:
     """A checkpoint of another model (a LUMEN folder given to FLARE) is refused by name:
     transformers would load it with freshly initialised weights, or fail deep in the config."""
@@ -119,6 +137,22 @@ def check_all_weights_loaded(name_or_path, info: dict) -> None:
     raise ValueError(message)
 
 
+_PUSH_ARGUMENTS = ("repo_id", "commit_message", "create_pr", "private", "token", "revision")
+
+
+def _upload_folder(
+    folder, repo_id=None, private=None, token=None, commit_message=None, **commit
+) -> None:
+    """`save_pretrained(..., push_to_hub=True)`'s upload: the whole saved folder, one commit, to
+    `repo_id` (by default the folder's name, as transformers does)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id or Path(folder).name, private=private, exist_ok=True).repo_id
+    message = commit_message or "Upload model"
+    api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=message, **commit)
+
+
 class ItemVocabularyMixin:
     """For a `PreTrainedModel` whose item ids index an item vocabulary.
 
@@ -131,10 +165,21 @@ class ItemVocabularyMixin:
     item_vocabulary = None
     vocabulary_class = StoredItemVocabulary
 
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory,
+        *args,
+        is_main_process: bool = True,
+        push_to_hub: bool = False,
+        **kwargs,
+    ):
+        # transformers uploads before it returns: the push waits until the vocabulary is written.
+        hub = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs}
         super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
         if self.item_vocabulary is not None and is_main_process:
             self.item_vocabulary.save(save_directory)
+        if push_to_hub and is_main_process:
+            _upload_folder(save_directory, **hub)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -5,7 +5,8 @@ It implements the requests that `HfApi.create_repo` + `HfApi.upload_folder` (and
 `push_to_hub`) make, for model, dataset and Space repositories, keeps the files from commit to
 commit, and serves them back through `resolve/` URLs, so `from_pretrained(repo_id)` works against it:
     POST /api/repos/create                                  create the repo
-    GET  /api/[datasets/]ORG/NAME/tree/main?recursive=True  list the files (for deletions)
+    GET  /api/[models/|datasets/]ORG/NAME/revision/main     the commit of main (snapshot_download)
+    GET  /api/[datasets/]ORG/NAME/tree/REV?recursive=True   list the files (deletions, snapshots)
     POST /api/validate-yaml                                 check the README.md metadata
     POST /api/[models/|datasets/]ORG/NAME/preupload/main    "regular" or "lfs", file by file
     POST /[datasets/]ORG/NAME.git/info/lfs/objects/batch    where to upload the LFS files
@@ -40,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 TOKEN = "hf_test_token_not_a_secret"
 Answer = tuple[int, dict[str, Any]]  # HTTP status and JSON body
 LFS_SUFFIXES = (".parquet", ".safetensors", ".bin", ".pt")
+HEAD = "a" * 40  # the commit every repository's main is at
 
 
 def sha256(data: bytes) -> str:
@@ -76,7 +78,8 @@ class FakeHub:
         api = r"/api/(?P<kind>models/|datasets/|spaces/)?(?P<repo>[\w.-]+/[\w.-]+)"
         self.routes: list[tuple[str, str, Callable[..., Answer]]] = [
             ("POST", r"/api/repos/create", self.create_repo),
-            ("GET", rf"{api}/tree/main", self.tree),
+            ("GET", rf"{api}/revision/main", self.revision),
+            ("GET", rf"{api}/tree/(?:main|{HEAD})", self.tree),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
             ("POST", rf"{api}/preupload/main", self.preupload),
             ("POST", rf"/{repo}\.git/info/lfs/objects/batch", self.lfs_batch),
@@ -98,6 +101,12 @@ class FakeHub:
         self.created.append(payload)
         prefix = {"dataset": "datasets/", "space": "spaces/"}.get(payload.get("type"), "")
         return 200, {"url": f"{self.url}/{prefix}{payload['organization']}/{payload['name']}"}
+
+    def revision(self, body: bytes, repo: str, kind: str | None = None) -> Answer:
+        key = _repo_key(kind, repo)
+        if key not in self.repo_files:
+            return 404, {"error": f"fake Hub: no repository {key}"}
+        return 200, {"id": repo, "sha": HEAD}
 
     def tree(
         self, body: bytes, repo: str, kind: str | None = None
@@ -178,8 +187,8 @@ class FakeHub:
         files.update(commit.files)
         self.files.update(commit.files)
         return 200, {
-            "commitUrl": f"{self.url}/{'' if kind == 'models/' else kind or ''}{repo}/commit/{'a' * 40}",
-            "commitOid": "a" * 40,
+            "commitUrl": f"{self.url}/{'' if kind == 'models/' else kind or ''}{repo}/commit/{HEAD}",
+            "commitOid": HEAD,
         }
 
 
@@ -244,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return True
         self.send_response(200)
-        self.send_header("X-Repo-Commit", "a" * 40)
+        self.send_header("X-Repo-Commit", HEAD)
         self.send_header("ETag", f'"{sha256(data)}"')
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()

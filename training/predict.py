@@ -24,7 +24,7 @@ from pathlib import Path
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 from regen_models.devices import DEVICE_HELP
 from regen_models.predictions import write_predictions
-from regen_models.vocabulary_io import check_local_folder
+from regen_models.vocabulary_io import check_local_folder, local_snapshot
 
 FLARE_RANKING_BATCH = 256
 LUMEN_RANKING_BATCH = 8
@@ -192,6 +192,9 @@ def predict(args) -> str:
 
     from regen_models.devices import pick_device
 
+    args.model = local_snapshot(args.model)
+    if args.narrator:
+        args.narrator = local_snapshot(args.narrator, "narrator adapter folder")
     kind = model_type(args.model)
     if args.narrator and kind != "flare":
         raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
@@ -220,7 +223,9 @@ def predict(args) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+    parser.add_argument(
+        "--model", required=True, help="checkpoint folder (save_pretrained) or Hub repo id"
+    )
     # TRL's names (as `regen train`), each also with hyphens, as `regen train` takes them too.
     parser.add_argument(
         "--dataset_name", "--dataset-name", required=True, help="built REGEN folder or Hub id"
@@ -267,7 +272,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the fusion narrator write their own)"
     )
     narration.add_argument(
-        "--narrator", default=None, help="narrator adapter folder (`regen train narrator`)"
+        "--narrator",
+        default=None,
+        help="narrator adapter folder (`regen train narrator`) or Hub repo id",
     )
     narration.add_argument(
         "--base_model",

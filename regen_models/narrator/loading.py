@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from regen_models import base
 from regen_models.narrator.configuration_narrator import NarratorConfig, base_signature
+from regen_models.vocabulary_io import local_snapshot
 
 
 class BaseModelMismatchError(ValueError):
@@ -137,6 +138,7 @@ def load_adapter(adapter_dir: str | os.PathLike, base_name: str | None = None, *
     """
     from peft import PeftModel
 
+    adapter_dir = local_snapshot(adapter_dir, "narrator adapter folder")
     settings = NarratorConfig.load(adapter_dir)
     base_path = base_to_load(adapter_dir, recorded_base(adapter_dir), base_name)
     model, _ = base.load_causal_lm(base_path, dtype=dtype)

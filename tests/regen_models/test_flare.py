@@ -443,6 +443,11 @@ loaded = AutoModel.from_pretrained(sys.argv[1])
 assert loaded.item_vocabulary.item_ids == model.item_vocabulary.item_ids
 assert torch.equal(loaded.item_encoder.content_vectors, model.item_encoder.content_vectors)
 print("loaded", type(loaded).__name__, len(loaded.item_vocabulary))
+import tempfile
+with tempfile.TemporaryDirectory() as folder:
+    model.save_pretrained(folder, push_to_hub=True, repo_id=sys.argv[1] + "-saved")
+again = AutoModel.from_pretrained(sys.argv[1] + "-saved")
+assert again.item_vocabulary.item_ids == model.item_vocabulary.item_ids
 """
 
 
@@ -469,6 +474,8 @@ def test_push_to_hub_and_back_carries_vocabulary_and_content_vectors(tmp_path):
     assert result.returncode == 0, f"{hub.errors}\n{result.stdout}\n{result.stderr}"
     assert "loaded FlareModel 30" in result.stdout
     assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= hub.files.keys()
+    saved = hub.repo_files["test-org/flare-tiny-saved"]  # save_pretrained(push_to_hub=True)
+    assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= saved.keys()
     assert hub.created[0]["name"] == "flare-tiny" and hub.created[0].get("type") in (None, "model")
 
 

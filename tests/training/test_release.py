@@ -282,6 +282,28 @@ def test_model_cards(released):
     }  # fmt: skip
 
 
+def test_predict_takes_the_released_checkpoints_by_repo_id(demo, released, tmp_path):
+    """The cards' `regen predict --model ORG/... --narrator ORG/...` works as written."""
+    hub, _ = released
+    out = tmp_path / "hybrid.jsonl"
+    command = [*REGEN, "predict", "--model", f"{ORG}/regen-flare-office",
+               "--narrator", f"{ORG}/regen-narrator-office", "--dataset_name",
+               str(demo / "regen"), "--limit", "2", "--kinds", "purchase_reason",
+               "--no_progress", "--out", str(out)]  # fmt: skip
+    env = hub_env(tmp_path, hf_endpoint=hub.url)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 2 and lines[0]["narratives"]["purchase_reason"] is not None
+
+    command[command.index("--model") + 1] = f"{ORG}/regen-flare-clothing"  # never released
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert (
+        f"{ORG}/regen-flare-clothing: no such checkpoint folder here, and no Hub" in result.stderr
+    )
+
+
 def test_dry_run_lists_every_file_and_sends_nothing(demo, tmp_path):
     with FakeHub() as hub:
         result = release(demo, hub.url, tmp_path, "--dry-run")
