@@ -36,7 +36,8 @@ class ByCritique:
         ids = sorted(
             self.vocabulary.item_ids, key=lambda i: zlib.crc32(f"{i}{row['critique']}".encode())
         )
-        return Ranking(ids[:top_k], [1.0 / (n + 1) for n in range(top_k)])
+        ids = ids[:top_k]
+        return Ranking(ids, [1.0 / (n + 1) for n in range(len(ids))])
 
     def narrate(self, row, item_id, kind):
         yield "first"
@@ -314,3 +315,51 @@ def test_the_fusion_narrator_writes_about_flares_top_item_in_the_space(tiny_fusi
     assert conversation.last_turn.narratives["purchase_reason"] == expected
     views = list(app.critique(conversation, "something cheaper", name, "purchase_reason"))
     assert not views[-1].failed and conversation.last_turn.critique == "something cheaper"
+
+
+def test_a_critique_whose_recommendation_fails_is_taken_back(tiny_demo):
+    app, model = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    list(app.recommend(conversation, "Fake", None))
+    history, rejected = list(conversation.history), list(conversation.rejected)
+    model.fail = True
+    view = list(app.critique(conversation, "a black one", "Fake", None))[-1]
+    assert "the model broke" in error_of(view)
+    assert conversation.history == history and conversation.rejected == rejected
+    assert view.conversation is conversation and view.history.count("data-item=") == len(history)
+    model.fail = False
+    assert not list(app.critique(conversation, "a black one", "Fake", None))[-1].failed
+    assert len(conversation.history) == len(history) + 1  # the critiqued item, once
+    assert conversation.critique == "a black one"
+
+
+def test_an_item_added_to_a_dataset_user_drops_their_critique_and_next_item(tiny_demo):
+    app, model = fake_space(tiny_demo)
+    users = [user for _, user in app.data.user_choices("office")]
+    loaded = next(c for c in (app.load_user("office", u).conversation for u in users) if c.critique)
+    assert loaded.target and loaded.reference
+    view = app.add_item(loaded, "office", app.data.catalog("office").item_ids[5])
+    assert not view.failed
+    assert (loaded.critique, loaded.target, loaded.reference) == (None, None, {})
+    list(app.recommend(loaded, "Fake", None))
+    assert model.rows[-1]["critique"] is None
+
+
+def test_a_catalog_critiqued_away_is_a_message(tiny_demo):
+    app, _ = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    conversation.rejected = list(app.data.catalog("office").item_ids)
+    conversation.turns.append(conversation.record(["x"], [1.0]))
+    turns = len(conversation.turns)
+    message = error_of(list(app.recommend(conversation, "Fake", None))[-1])
+    assert "Every item of the catalog has been critiqued away" in message
+    assert len(conversation.turns) == turns
+
+
+def test_a_mistyped_user_id_keeps_the_conversation_on_the_page(tiny_demo):
+    app, _ = fake_space(tiny_demo)
+    user = app.data.user_choices("office")[0][1]
+    conversation = app.load_user("office", user).conversation
+    view = app.load_user("office", "nobdy", None, conversation)
+    assert view.failed and view.conversation is conversation
+    assert view.history.count("data-item=") == len(conversation.history)

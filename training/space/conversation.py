@@ -72,13 +72,16 @@ class Conversation:
             )
 
     def add_item(self, item: Mapping) -> None:
-        """A catalog item the visitor says they bought: it joins the history as the newest."""
+        """A catalog item the visitor says they bought: it joins the history as the newest.
+        A dataset user's critique, true next item and reference narratives answer the history
+        as it was: they go."""
         if self.turns:
             raise SpaceInputError(
                 "The conversation has started: reload the user or start an empty history to "
                 "compose a new one."
             )
         self.history.append(_interaction(item, critique=None))
+        self.critique, self.target, self.reference = None, None, {}
 
     def record(self, item_ids: list[str], scores: list[float]) -> Turn:
         turn = Turn(self.critique, item_ids, scores)

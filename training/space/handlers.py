@@ -7,6 +7,7 @@ traceback goes to the server's log only.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -56,11 +57,19 @@ class SpaceApp:
 
     # -- choosing a history ----------------------------------------------------------------
 
-    def load_user(self, domain: str, user_id: str | None, kind: str | None = None) -> View:
+    def load_user(
+        self,
+        domain: str,
+        user_id: str | None,
+        kind: str | None = None,
+        current: Conversation | None = None,
+    ) -> View:
+        """A test user's conversation; a user id that is not there leaves the `current`
+        conversation as it is, on the page too, with the message."""
         try:
             conversation = Conversation.from_row(domain, self.data.row(domain, user_id))
         except SpaceInputError as error:
-            return View(None, message=render.error_box(str(error)))
+            return replace(self._view(current, kind), message=render.error_box(str(error)))
         return self._view(conversation, kind)
 
     def empty_history(self, domain: str, kind: str | None = None) -> View:
@@ -103,6 +112,11 @@ class SpaceApp:
                 for item_id, score in zip(ranking.item_ids, ranking.scores, strict=True)
                 if item_id not in conversation.rejected
             ][:TOP_K]
+            if not kept:
+                raise SpaceInputError(
+                    "Every item of the catalog has been critiqued away: reload the user or "
+                    "start an empty history."
+                )
             turn = conversation.record([i for i, _ in kept], [s for _, s in kept])
             target = (conversation.target or {}).get("item_id")
             view = replace(
@@ -157,6 +171,7 @@ class SpaceApp:
             turn = conversation.last_turn
             if turn is None:
                 raise SpaceInputError("Ask for a recommendation first, then critique it.")
+            before = copy.deepcopy(conversation)
             conversation.add_critique(text, self.data.item(conversation.domain, turn.top_item))
         except SpaceInputError as error:
             # the conversation is unchanged: so is the page, but for the message
@@ -169,7 +184,15 @@ class SpaceApp:
                 message=render.error_box(str(error)),
             )
             return
-        yield from self.recommend(conversation, model_name, kind)
+        turns = len(conversation.turns)
+        view = None
+        for view in self.recommend(conversation, model_name, kind):
+            yield view
+        if len(conversation.turns) == turns:
+            # Nothing was recommended (the model failed): the critique is taken back, so that
+            # sending it again does not add the critiqued item to the history twice.
+            vars(conversation).update(vars(before))
+            yield replace(self._view(conversation, kind), message=view.message)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -104,8 +104,8 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
 
         domain.change(switch_domain, domain, [user, model])
         user.input(
-            lambda d, u, k: outputs(app.load_user(d, u, k)),
-            [domain, user, kind],
+            lambda c, d, u, k: outputs(app.load_user(d, u, k, c)),
+            [conversation, domain, user, kind],
             panels,
             api_name="load_user",
         )
