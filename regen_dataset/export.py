@@ -116,6 +116,15 @@ class BuildReport:
         return "\n".join(lines)
 
 
+def is_synthetic_build(folder: str | os.PathLike) -> bool:
+    """Whether `folder` is a build of synthetic rows, as its `build_report.json` records (False
+    for a folder without one, or a Hub id)."""
+    report = Path(folder) / "build_report.json"
+    if not report.is_file():
+        return False
+    return bool(json.loads(report.read_text(encoding="utf-8")).get("synthetic"))
+
+
 def _replace_paths(value, local: dict[str, str]):
     """`value` (JSON data) with every path of `local` replaced by its short form, longest first."""
     if isinstance(value, str):
@@ -561,6 +570,31 @@ def _size_category(rows: int) -> str:
 _OWNED_REMOTE_PATTERNS = ["data/*"]
 
 
+def check_data_files(folder: str | os.PathLike, report: BuildReport) -> None:
+    """The folder's `data/` holds exactly the parquet files its build report lists: a shard
+    that is missing (a copy cut short) or left from another build is refused before a push,
+    which would otherwise delete the Hub's copy of it or publish rows of two builds."""
+    if not report.files:  # a report of a build that did not list its files
+        return
+    data = Path(folder) / "data"
+    listed = {
+        f"{config}/{name}"
+        for config, splits in report.files.items()
+        for names in splits.values()
+        for name in names
+    }
+    found = {path.relative_to(data).as_posix() for path in data.rglob("*.parquet")}
+    missing, extra = sorted(listed - found), sorted(found - listed)
+    if missing or extra:
+        problems = [f"data/{name} is missing" for name in missing[:3]]
+        problems += [f"data/{name} is not in the build report" for name in extra[:3]]
+        more = len(missing) + len(extra) - len(problems)
+        raise ValueError(
+            f"{folder}: {'; '.join(problems)}{f' (and {more} more)' if more > 0 else ''}: the "
+            "folder is not what build_report.json says was built; rebuild it"
+        )
+
+
 def push_folder(
     folder: str | os.PathLike,
     repo_id: str,
@@ -589,6 +623,7 @@ def push_folder(
     if not report_path.is_file():
         raise FileNotFoundError(f"{report_path} is missing: rebuild the folder with the builder")
     report = BuildReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
+    check_data_files(folder, report)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     _remove_abandoned_staging(folder, kind="push")

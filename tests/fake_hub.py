@@ -8,6 +8,7 @@ commit, and serves them back through `resolve/` URLs, so `from_pretrained(repo_i
     GET  /api/[models/|datasets/]ORG/NAME/revision/main     the commit of main (snapshot_download)
     GET  /api/[datasets/]ORG/NAME/tree/REV?recursive=True   list the files (deletions, snapshots)
     POST /api/validate-yaml                                 check the README.md metadata
+    POST /api/spaces/ORG/NAME/variables                     set a Space's variable
     POST /api/[models/|datasets/]ORG/NAME/preupload/main    "regular" or "lfs", file by file
     POST /[datasets/]ORG/NAME.git/info/lfs/objects/batch    where to upload the LFS files
     PUT  /lfs/OID                                           the bytes of one LFS file
@@ -72,6 +73,7 @@ class FakeHub:
         self.files: dict[str, bytes] = {}  # every repository at the head of main, together
         self.repo_files: dict[str, dict[str, bytes]] = {}  # each repository at the head of main
         self.repos: set[str] = set()  # the repositories committed to
+        self.space_variables: dict[str, dict[str, str]] = {}  # "ORG/NAME" -> key -> value
         # A dataset or Space repo's paths have a "datasets/" or "spaces/" prefix; a model's none
         # (its API paths say "models/").
         repo = r"(?P<kind>datasets/|spaces/)?(?P<repo>[\w.-]+/[\w.-]+)"
@@ -81,6 +83,7 @@ class FakeHub:
             ("GET", rf"{api}/revision/main", self.revision),
             ("GET", rf"{api}/tree/(?:main|{HEAD})", self.tree),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
+            ("POST", r"/api/spaces/(?P<repo>[\w.-]+/[\w.-]+)/variables", self.space_variable),
             ("POST", rf"{api}/preupload/main", self.preupload),
             ("POST", rf"/{repo}\.git/info/lfs/objects/batch", self.lfs_batch),
             ("PUT", r"/lfs/(?P<oid>[0-9a-f]{64})", self.lfs_put),
@@ -116,6 +119,12 @@ class FakeHub:
             {"type": "file", "path": path, "size": len(data), "oid": sha256(data)[:40]}
             for path, data in sorted(files.items())
         ]
+
+    def space_variable(self, body: bytes, repo: str) -> Answer:
+        payload = json.loads(body)
+        variables = self.space_variables.setdefault(repo, {})
+        variables[payload["key"]] = payload["value"]
+        return 200, {key: {"value": value} for key, value in variables.items()}
 
     def validate_yaml(self, body: bytes) -> Answer:
         return 200, {"errors": [], "warnings": []}

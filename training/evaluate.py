@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regen_dataset.export import is_synthetic_build
 from regen_dataset.files import atomic_path, write_json, write_text
 from regen_dataset.schema import (
     NARRATIVE_KINDS,
@@ -236,11 +237,6 @@ def _build_report(dataset_dir) -> dict:
     return json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
 
 
-def _is_synthetic(dataset_dir) -> bool:
-    """The folder's own mark: `regen dataset build` records whether its rows are synthetic."""
-    return bool(_build_report(dataset_dir).get("synthetic"))
-
-
 def run_table(
     dataset_dir,
     split: str,
@@ -281,7 +277,7 @@ def run_table(
         for m, c, p in runs
     ]
     results = {(r["model"], r["config"]): r for r in records}
-    synthetic = _is_synthetic(dataset_dir)
+    synthetic = is_synthetic_build(dataset_dir)
     notes = table_notes(dataset_dir, split, list(results)) + _unscored_notes(results, split)
     caption = subset_caption(split, first, {r["config"]: r["split_users"] for r in records})
     table = results_table(results)
@@ -512,7 +508,7 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
             f"| {group} | {attribute} | {total:,} | {shares} | {histogram[6:].sum() / total:.0%} |"
         )
     table = "\n".join(lines)
-    synthetic = _is_synthetic(dataset_dir)
+    synthetic = is_synthetic_build(dataset_dir)
     if synthetic:
         table = SYNTHETIC_NOTE + "\n\n" + table
     os.makedirs(out, exist_ok=True)
@@ -659,7 +655,7 @@ def _baselines(args) -> None:
         print(f"--run {model} {config} {path}")
     for note in table_notes(args.dataset, args.split, [(m, c) for m, c, _ in runs]):
         print(f"note: {note}")
-    if _is_synthetic(args.dataset):
+    if is_synthetic_build(args.dataset):
         print(f"note: {SYNTHETIC_NOTE.strip('*')}")
 
 

@@ -158,16 +158,17 @@ def run_ablation(
     max_new_tokens: int | None = None,
     log=print,
 ) -> str:
+    from regen_dataset.export import is_synthetic_build
     from regen_models.items import catalog_item_ids
     from training.arguments import recipe_file
-    from training.evaluate import SYNTHETIC_NOTE, _is_synthetic, evaluate_run, load_split
+    from training.evaluate import SYNTHETIC_NOTE, evaluate_run, load_split
 
     if first is not None and first < 1:
         raise ValueError(f"--first must be a positive number of users, got {first}")
     recipe = recipe_file("fusion", recipe)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    synthetic = _is_synthetic(dataset)
+    synthetic = is_synthetic_build(dataset)
     payload: dict = {
         "dataset": os.fspath(dataset),
         "split": split,

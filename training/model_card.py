@@ -9,6 +9,7 @@ import re
 import yaml
 
 from regen_dataset import CITATION
+from regen_dataset.export import is_synthetic_build
 from regen_dataset.files import write_text
 
 PAPERS = (
@@ -20,6 +21,10 @@ PAPERS = (
 # The line of a card that names its training data; `card_training_data` reads it back.
 TRAINING_DATA_LINE = "Data: `{dataset}`, config `{config}`."
 _TRAINING_DATA = re.compile(r"^Data: `(?P<dataset>[^`]+)`, config `(?P<config>[^`]+)`\.$", re.M)
+SYNTHETIC_NOTE = (
+    "Trained on the SYNTHETIC samples shipped with the `regen` package: its figures only show "
+    "that the tooling works. Train on Google's REGEN files for real numbers."
+)
 LOAD_HEADING = "## How to load"
 LIMITATIONS_HEADING = "## Limitations"
 
@@ -43,8 +48,11 @@ def write_model_card(
     library_name: str = "transformers",
     base_model: str | None = None,
 ) -> None:
-    """Write `folder/README.md`: what the model is, how it was trained, its figures, how to load."""
+    """Write `folder/README.md`: what the model is, how it was trained, its figures, how to load.
+    A model trained on a synthetic build says so under its limitations."""
     local = os.path.exists(dataset_name)
+    if is_synthetic_build(dataset_name):
+        limitations = (SYNTHETIC_NOTE, *limitations)
     header = {
         "library_name": library_name,
         **({"base_model": base_model} if base_model else {}),

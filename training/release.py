@@ -65,6 +65,8 @@ KIND_TITLES = {
 }
 EMBEDDED_BASE = "google/gemma-3-270m"  # what the embedded base LM is a quantised copy of
 CODE_LICENSE = "apache-2.0"
+MODEL_WEIGHTS = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"}
+ADAPTER_WEIGHTS = {"adapter_model.safetensors", "adapter_model.bin"}
 
 
 class ReleaseError(ValueError):
@@ -82,6 +84,7 @@ class Upload:
     what: str = ""
     left_out: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # a Space's environment variables
 
     def size(self) -> int:
         return sum(_size(content) for content in self.files.values())
@@ -123,7 +126,7 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
     check_org(org)
     uploads = [plan_dataset(org, folder) for folder in sources.datasets]
     dataset_repos = {upload.source.resolve(): upload.repo_id for upload in uploads}
-    synthetic = any(_is_synthetic(folder) for folder in sources.datasets)
+    synthetic = any(export.is_synthetic_build(folder) for folder in sources.datasets)
     uploads += [
         plan_checkpoint(org, folder, dataset_repos, sources.evals, synthetic)
         for folder in sources.checkpoints
@@ -135,9 +138,11 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
     if sources.space is not None:
         models = [u.repo_id for u in uploads if u.repo_type == "model"]
         datasets = [u.repo_id for u in uploads if u.repo_type == "dataset"]
-        uploads.append(
-            plan_space(f"{org}/{SPACE_REPO}", sources.space, models, datasets, sources.space_wheel)
+        space = plan_space(
+            f"{org}/{SPACE_REPO}", sources.space, models, datasets, sources.space_wheel
         )
+        space.variables["REGEN_ORG"] = org  # where space/app.py finds the released repos
+        uploads.append(space)
     repos = [(u.repo_type, u.repo_id) for u in uploads]
     repeated = sorted({f"{kind} {repo}" for kind, repo in repos if repos.count((kind, repo)) > 1})
     if repeated:
@@ -158,6 +163,10 @@ def plan_dataset(org: str, folder: Path) -> Upload:
         raise FileNotFoundError(f"{report_path} is missing: rebuild the folder with the builder")
     repo_id = f"{org}/{folder.resolve().name}"
     report = export.BuildReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
+    try:
+        export.check_data_files(folder, report)
+    except ValueError as error:
+        raise ReleaseError(str(error)) from None
     files: dict[str, Path | bytes] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -166,11 +175,6 @@ def plan_dataset(org: str, folder: Path) -> Upload:
     files["README.md"] = export.render_card(report, repo_id=repo_id).encode()
     files["build_report.json"] = (json.dumps(report.to_dict(), indent=2) + "\n").encode()
     return Upload(repo_id, "dataset", folder, files, what="dataset")
-
-
-def _is_synthetic(folder: Path) -> bool:
-    report = json.loads((folder / "build_report.json").read_text(encoding="utf-8"))
-    return bool(report.get("synthetic"))
 
 
 # -- checkpoints -------------------------------------------------------------------------------
@@ -212,6 +216,12 @@ def plan_checkpoint(
             upload.left_out.append(f"{entry.name}/")  # the Trainer's intermediate checkpoints
         else:
             upload.files[entry.name] = entry
+    weights = ADAPTER_WEIGHTS if kind == "narrator" else MODEL_WEIGHTS
+    if not weights & upload.files.keys():
+        raise ReleaseError(
+            f"{folder} holds no weights ({' or '.join(sorted(weights))}): a training run that "
+            "did not finish? Train it again, or leave the folder out"
+        )
     if kind in REMOTE_CODE:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         config["auto_map"] = REMOTE_CODE[kind].auto_map
@@ -244,17 +254,18 @@ def plan_checkpoint(
             header["datasets"] = [dataset_repo]
         elif os.path.isabs(dataset):  # no local path in what is published
             replacements[dataset] = Path(dataset).name
-    evaluation = _evaluation(kind, trained_on[1] if trained_on else None, evals, dataset_repos)
+    evaluation = _evaluation(kind, trained_on, evals)
     if evaluation:
         for dataset in evaluation[1]:
             replacements.setdefault(dataset, _dataset_repo(dataset, dataset_repos) or dataset)
     limitations = []
-    if synthetic or (evaluation and evaluation[2]):
-        limitations.append(
-            "Trained and evaluated on the SYNTHETIC samples shipped with the `regen` package: "
-            "its figures only show that the tooling works. Train on Google's REGEN files for "
-            "real numbers."
-        )
+    synthetic = (
+        synthetic
+        or bool(evaluation and evaluation[2])
+        or bool(trained_on and export.is_synthetic_build(trained_on[0]))
+    )
+    if synthetic and model_card.SYNTHETIC_NOTE not in card:  # the card may say it already
+        limitations.append(model_card.SYNTHETIC_NOTE)
     if kind in REMOTE_CODE:
         limitations.append(
             "Loading with `trust_remote_code=True` runs the modeling files of this repository; "
@@ -316,15 +327,19 @@ def _dataset_repo(dataset: str, dataset_repos: dict[Path, str]) -> str | None:
 
 
 def _evaluation(
-    kind: str, config: str | None, evals: Sequence[Path], dataset_repos: dict[Path, str]
+    kind: str, trained_on: tuple[str, str] | None, evals: Sequence[Path]
 ) -> tuple[str, list[str], bool] | None:
     """(markdown of the `regen eval` tables with this checkpoint's runs, the datasets they name,
-    whether any is synthetic); a checkpoint's runs are those with its model name and config
-    (any config for the narrator, which serves the hybrid of both)."""
+    whether any is synthetic). A checkpoint's runs are those with its model name and config (any
+    config for the narrator, which serves the hybrid of both) on the dataset it was trained on:
+    a table of another dataset scores another checkpoint of that name."""
+    dataset_trained, config = trained_on or (None, None)
     model = EVAL_MODEL_NAMES.get(kind, kind)
     parts, datasets, synthetic = [], [], False
     for folder in evals:
         payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        if dataset_trained and not _same_dataset(dataset_trained, str(payload.get("dataset"))):
+            continue
         mine = [
             run
             for run in payload.get("runs", [])
@@ -347,6 +362,17 @@ def _evaluation(
             f"training-free baselines:\n\n{results_table(results)}\n\n{notes}"
         )
     return ("\n".join(parts), datasets, synthetic) if parts else None
+
+
+def _same_dataset(a: str, b: str) -> bool:
+    """Whether two names of a dataset, as given to two commands (paths from any directory, or
+    Hub ids), name one folder: the same folder where both exist here, else the same trailing
+    path parts."""
+    if os.path.exists(a) and os.path.exists(b):
+        return Path(a).resolve() == Path(b).resolve()
+    parts_a, parts_b = Path(a).parts, Path(b).parts
+    common = min(len(parts_a), len(parts_b))
+    return common > 0 and parts_a[-common:] == parts_b[-common:]
 
 
 def _load_snippet(kind: str, repo_id: str, base: str | None) -> str | None:
@@ -506,6 +532,7 @@ def describe(uploads: Iterable[Upload]) -> str:
         for path, content in sorted(upload.files.items()):
             origin = "generated" if isinstance(content, bytes) else "copied"
             lines.append(f"    {path}  {_human(_size(content))}  {origin}")
+        lines += [f"    variable {key}={value}" for key, value in upload.variables.items()]
         if upload.left_out:
             lines.append(f"    left out: {', '.join(upload.left_out)}")
         lines += [f"    warning: {warning}" for warning in upload.warnings]
@@ -541,6 +568,8 @@ def push_release(
                     exist_ok=True,
                     **({"space_sdk": _space_sdk(upload)} if upload.repo_type == "space" else {}),
                 )
+                for key, value in upload.variables.items():
+                    api.add_space_variable(upload.repo_id, key, value)
                 stale = set(api.list_repo_files(upload.repo_id, repo_type=upload.repo_type))
                 stale -= set(upload.files) | {".gitattributes"}
                 operations = [

@@ -178,3 +178,32 @@ def test_push_refuses_a_folder_that_is_not_built(
     monkeypatch.setattr(huggingface_hub, "HfApi", no_client)
     with pytest.raises(FileNotFoundError, match="not a built REGEN folder"):
         push_folder(tmp_path, REPO_ID, token=TOKEN, endpoint="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("change", ["shard_missing", "stray_shard"])
+def test_push_and_release_refuse_data_files_that_are_not_the_build_reports(
+    change: str, built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from training.release import ReleaseError, plan_dataset
+
+    folder = tmp_path / "regen"
+    shutil.copytree(built, folder)
+    shard = sorted((folder / "data" / "office").glob("train-*.parquet"))[0]
+    if change == "shard_missing":
+        shard.unlink()
+        expected = f"data/office/{shard.name} is missing"
+    else:
+        shutil.copy(shard, shard.with_name("train-00007-of-00008.parquet"))
+        expected = "data/office/train-00007-of-00008.parquet is not in the build report"
+
+    def no_client(*args: object, **kwargs: object) -> None:
+        raise AssertionError("push_folder made a Hub client for a folder it should refuse")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", no_client)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        push_folder(folder, REPO_ID, token=TOKEN, endpoint="http://127.0.0.1:9")
+    with pytest.raises(ReleaseError, match=re.escape(expected)):
+        plan_dataset("test-org", folder)
+    plan_dataset("test-org", built)  # the folder as built is fine

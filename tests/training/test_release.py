@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,7 @@ def test_every_repository_holds_exactly_the_planned_files(demo, released):
     assert set(hub.repo_files) == EXPECTED_REPOS
     created = {(c["organization"], c["name"], c.get("type", "model")) for c in hub.created}
     assert (ORG, "regen-demo", "space") in created and (ORG, "regen", "dataset") in created
+    assert hub.space_variables == {f"{ORG}/regen-demo": {"REGEN_ORG": ORG}}  # for space/app.py
 
     uploads = plan_release(
         ORG,
@@ -571,3 +573,54 @@ print(json.dumps({"items": model.item_vocabulary.item_ids, "logits": logits.toli
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["items"] == model.item_vocabulary.item_ids
     assert torch.allclose(torch.tensor(loaded["logits"]), expected, atol=1e-5)
+
+
+def test_a_checkpoint_of_synthetic_data_says_so_once_released_alone_or_not(
+    demo, released, tmp_path
+):
+    from training.model_card import SYNTHETIC_NOTE
+    from training.release import plan_checkpoint
+
+    hub, _ = released
+    flare = demo / "checkpoints" / "flare-office"
+    assert SYNTHETIC_NOTE in (flare / "README.md").read_text()  # written by the training run
+    assert (
+        hub.repo_files[f"{ORG}/regen-flare-office"]["README.md"].decode().count(SYNTHETIC_NOTE) == 1
+    )
+    alone = plan_release(ORG, Sources(checkpoints=[flare]))
+    assert alone[0].files["README.md"].decode().count(SYNTHETIC_NOTE) == 1
+    # A card written before training runs said so: the release reads the dataset's report.
+    older = tmp_path / "flare-office"
+    shutil.copytree(flare, older)
+    card = (older / "README.md").read_text().replace(f"- {SYNTHETIC_NOTE}\n", "")
+    (older / "README.md").write_text(card)
+    assert SYNTHETIC_NOTE not in card
+    upload = plan_checkpoint(ORG, older, {})
+    assert upload.files["README.md"].decode().count(SYNTHETIC_NOTE) == 1
+
+
+@pytest.mark.parametrize("kind", ["flare", "narrator"])
+def test_a_checkpoint_without_weights_is_refused(demo, tmp_path, kind):
+    from training.release import plan_checkpoint
+
+    folder = tmp_path / f"{kind}-office"
+    shutil.copytree(demo / "checkpoints" / f"{kind}-office", folder)
+    weights = "adapter_model.safetensors" if kind == "narrator" else "model.safetensors"
+    (folder / weights).unlink()
+    with pytest.raises(ReleaseError, match=f"{folder} holds no weights"):
+        plan_checkpoint(ORG, folder, {})
+
+
+def test_a_card_takes_eval_figures_of_its_own_training_dataset_only(demo, tmp_path):
+    from training.release import plan_checkpoint
+
+    other = tmp_path / "eval-other"
+    other.mkdir()
+    payload = json.loads((demo / "eval" / "results.json").read_text())
+    payload["dataset"] = str(tmp_path / "another-build")  # a FLARE of another dataset
+    (other / "results.json").write_text(json.dumps(payload))
+    flare = demo / "checkpoints" / "flare-office"
+    card = plan_checkpoint(ORG, flare, {}, [demo / "eval", other]).files["README.md"].decode()
+    assert card.count("`regen eval` on `") == 1 and "another-build" not in card
+    card = plan_checkpoint(ORG, flare, {}, [other]).files["README.md"].decode()
+    assert "## Evaluation" not in card
