@@ -15,13 +15,13 @@ import sys
 from training.space import build_space, demo_space, launch
 from training.space.hub import download, repo_ids
 
-# The organisation the release pushed to (`regen release --org ORG`).
+# The organisation the release pushed to: `regen release --org ORG` sets it on the Space.
 REGEN_ORG = os.environ.get("REGEN_ORG", "regen-benchmark")
 
 
 def hub_space(device: str = "auto"):
-    dataset, checkpoints = repo_ids(REGEN_ORG)
-    folder, found, notes = download(dataset, checkpoints)
+    datasets, checkpoints = repo_ids(REGEN_ORG)
+    folder, found, notes = download(datasets, checkpoints)
     for note in notes:
         print(f"regen space: {note}", file=sys.stderr)
     return build_space(

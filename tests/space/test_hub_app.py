@@ -4,6 +4,7 @@ fail leave their model out; the Space's README carries the Spaces header."""
 import importlib.util
 
 import gradio
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -11,10 +12,11 @@ from training.space.hub import download, repo_ids
 
 
 def test_repo_ids_follow_the_release_names_and_the_environment():
-    dataset, checkpoints = repo_ids(
+    datasets, checkpoints = repo_ids(
         "org", {"REGEN_FLARE_OFFICE_REPO": "me/my-flare", "REGEN_LUMEN_CLOTHING_REPO": ""}
     )
-    assert dataset == "org/regen"
+    assert datasets == ["org/regen-users", "org/regen"]  # test users no model trained on, first
+    assert repo_ids("org", {"REGEN_DATASET_REPO": "me/data"})[0] == ["me/data"]
     assert checkpoints["office"]["flare"] == "me/my-flare"
     assert checkpoints["office"]["narrator"] == "org/regen-narrator-office"
     assert "lumen" not in checkpoints["clothing"]  # an empty value leaves it out
@@ -51,12 +53,19 @@ def test_the_hub_path_downloads_by_repo_id_and_notes_what_is_missing(
     app_module = load_app_module()
     _, app = app_module.hub_space()
     assert ("regen-benchmark/regen-narrator-office", None) in asked
+    # regen-users is asked for first; without it, the leave-one-out build serves
+    assert asked[:2] == [
+        ("regen-benchmark/regen-users", "dataset"),
+        ("regen-benchmark/regen", "dataset"),
+    ]
     assert app.registry.names("office") == ["FLARE"]
     assert (
         "Hybrid (FLARE + narrator) (office): left out, no narrator checkpoint" in app.registry.notes
     )
     _, _, notes = download("regen-benchmark/regen", {"office": {"lumen": "x/y"}}, snapshot_download)
     assert notes == ["lumen (office): x/y could not be loaded (LookupError)"]
+    with pytest.raises(RuntimeError, match="needs a REGEN dataset: dataset a/b could not be"):
+        download(["a/b"], {}, snapshot_download)
 
 
 def test_the_space_readme_has_the_spaces_header():
