@@ -225,9 +225,14 @@ def give_own_learning_rate(optimizer, parameters, learning_rate: float | None):
     return optimizer
 
 
-def refuse_trl_cuts(script_args, training_args) -> None:
-    """TRL's `--max_length` cuts an example's end, which is its completion (the narrative or the
-    item token), and `--packing` joins examples the collators keep apart: both are refused."""
+def refuse_unsupported_trl_options(script_args, training_args) -> None:
+    """Options TRL's classes bring that these scripts must not take silently. `--max_length`
+    cuts an example's end, which is its completion (the narrative or the item token);
+    `--packing` joins examples the collators keep apart; the scripts read whole splits
+    (`--dataset_streaming`) and train no DPO-style reference model (`--ignore_bias_buffers`)."""
+    for option in ("dataset_streaming", "ignore_bias_buffers"):
+        if getattr(script_args, option, False):
+            raise ValueError(f"--{option} is not supported by the REGEN training scripts")
     if getattr(training_args, "max_length", None) is not None:
         instead = (
             "set the prompt budget with --max_prompt_tokens, which drops the oldest purchases"
@@ -241,7 +246,7 @@ def refuse_trl_cuts(script_args, training_args) -> None:
 
 def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
     """The data and output arguments every training script shares, before anything loads."""
-    refuse_trl_cuts(script_args, training_args)
+    refuse_unsupported_trl_options(script_args, training_args)
     if not training_args.output_dir:
         raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
     if not script_args.dataset_name:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 
 import yaml
 
@@ -39,7 +40,7 @@ def write_model_card(
     arguments: dict,
     metrics: dict[str, float],
     metrics_split: str,
-    recipe: str | None = None,
+    options: str | None = None,
     description: str = "",
     limitations: tuple[str, ...] = (),
     results_note: str = "full-catalog ranking",
@@ -63,7 +64,7 @@ def write_model_card(
     command = (
         f"regen train {model_name.lower()} --dataset_name {dataset_name} "
         f"--dataset_config {dataset_config} --output_dir {os.path.basename(os.fspath(folder))}"
-        + (f" --config {recipe}" if recipe else "")
+        + (f" {options}" if options else "")
     )
     lines = [
         "---",
@@ -146,9 +147,28 @@ def training_summary(args) -> dict:
     return {key: getattr(args, key) for key in TRAINING_SUMMARY_KEYS}
 
 
-def recipe_of(argv: list[str]) -> str | None:
-    """The `--config RECIPE.yaml` of a training command line, for its model card."""
-    return argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+# Options of a training command that its card's command writes itself (the data and the
+# folder) or that do not change what is trained.
+_OWN_OPTIONS = (
+    "dataset_name", "dataset_config", "output_dir", "overwrite_output_dir",
+    "resume_from_checkpoint",
+)  # fmt: skip
+
+
+def command_options(argv: list[str]) -> str | None:
+    """The options of a training command line that its model card repeats: the recipe
+    (`--config`) and every override, without the data and output options."""
+    kept, index = [], 0
+    while index < len(argv):
+        argument = argv[index]
+        name = argument.split("=", 1)[0]
+        index += 1
+        if name.startswith("--") and name[2:].replace("-", "_") in _OWN_OPTIONS:
+            if "=" not in argument and index < len(argv) and not argv[index].startswith("--"):
+                index += 1  # its value
+            continue
+        kept.append(argument)
+    return shlex.join(kept) or None
 
 
 def card_training_data(card: str) -> tuple[str, str] | None:

@@ -174,6 +174,11 @@ def positive_int(text: str) -> int:
 
 def model_type(model_dir: str) -> str:
     path = Path(model_dir) / "config.json"
+    if not path.exists() and (Path(model_dir) / "adapter_config.json").exists():
+        raise ValueError(
+            f"{model_dir} is a narrator adapter: pass it as --narrator, with a FLARE checkpoint "
+            "as --model (the hybrid system)"
+        )
     if not path.exists():
         raise FileNotFoundError(f"{model_dir} is not a checkpoint folder (no config.json)")
     try:

@@ -55,7 +55,7 @@ from training.arguments import (
     recipe_parser,
     resume_from_checkpoint_field,
 )
-from training.model_card import recipe_of, training_summary, write_model_card
+from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import first_rows, train
 
 
@@ -168,7 +168,7 @@ def make_parser() -> TrlParser:
     )
 
 
-def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
+def main(script_args, model_args, training_args, options: str | None = None) -> dict:
     check_paths(script_args, training_args)
     resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
@@ -273,7 +273,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             },
             metrics={key.removeprefix("eval_"): value for key, value in metrics.items()},
             metrics_split=script_args.dataset_test_split,
-            recipe=recipe,
+            options=options,
         )
         table = "\n".join(
             f"| {key.removeprefix('eval_')} | {value:.4f} |" for key, value in metrics.items()
@@ -288,7 +288,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
-    return main(script_args, model_args, training_args, recipe_of(argv))
+    return main(script_args, model_args, training_args, command_options(argv))
 
 
 if __name__ == "__main__":

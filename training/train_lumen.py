@@ -60,7 +60,7 @@ from training.arguments import (
     prepare_output_dir,
     recipe_parser,
 )
-from training.model_card import recipe_of, training_summary, write_model_card
+from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import first_rows, hub_id, loss_summary, train
 
 
@@ -193,7 +193,7 @@ def check_arguments(script_args, model_args, training_args) -> None:
         raise ValueError(f"--item_embedding_dim {model_args.item_embedding_dim}: must be positive")
 
 
-def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
+def main(script_args, model_args, training_args, options: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
     resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
@@ -297,7 +297,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             metrics={**table, **losses},
             metrics_split=script_args.dataset_test_split,
             results_note="full-catalog ranking; training losses",
-            recipe=recipe,
+            options=options,
             description=_card_description(model_args, script_args.kinds),
             load_snippet=LOAD_SNIPPET,
             base_model=hub_id(model_args.base_model),
@@ -372,7 +372,7 @@ def _card_description(model_args, kinds: list[str]) -> str:
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
-    return main(script_args, model_args, training_args, recipe_of(argv))
+    return main(script_args, model_args, training_args, command_options(argv))
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from training.arguments import (
     prepare_output_dir,
     recipe_parser,
 )
-from training.model_card import recipe_of, training_summary, write_model_card
+from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary, train
 
 
@@ -115,7 +115,7 @@ def check_arguments(script_args, model_args, training_args) -> None:
             )
 
 
-def main(script_args, model_args, training_args, recipe: str | None = None) -> dict:
+def main(script_args, model_args, training_args, options: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
     resume_from = prepare_output_dir(training_args)
     # Before any weight is drawn: the Trainer seeds only once the model exists.
@@ -206,7 +206,7 @@ def main(script_args, model_args, training_args, recipe: str | None = None) -> d
             metrics=metrics,
             metrics_split=script_args.dataset_test_split,
             results_note="training loss, and the loss on this split (completion tokens only)",
-            recipe=recipe,
+            options=options,
             description=_card_description(model_args.base_model, script_args.kinds),
             load_snippet=LOAD_SNIPPET,
             predict_command=(
@@ -321,7 +321,7 @@ def _target_modules(names: list[str]) -> list[str] | str:
 def run(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, model_args, training_args = make_parser().parse_args_and_config(argv)
-    return main(script_args, model_args, training_args, recipe_of(argv))
+    return main(script_args, model_args, training_args, command_options(argv))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def test_without_critiques_no_critique_reaches_ranking_or_prompt(folder, flare, 
     assert [o.scores for o in outputs] == [r.scores for r in with_them]  # FLARE still reads them
 
 
-def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
+def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path, capsys):
     hybrid = HybridSystem.from_pretrained(flare, adapter, device="cpu")
     with pytest.raises(ValueError, match="trained for .* not for 'user_summary_long'"):
         hybrid(rows(folder), kinds=["user_summary_long"])
@@ -119,6 +119,12 @@ def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path):
         HybridSystem(hybrid.ranker, narrator)
     with pytest.raises(ValueError, match="user u9 has an empty history"):
         hybrid([{"user_id": "u9", "history": [], "critique": None}])
+    with pytest.raises(SystemExit):
+        cli.main(
+            ["predict", "--model", str(adapter), "--dataset_name", str(folder),
+             "--out", str(tmp_path / "out.jsonl")]
+        )  # fmt: skip
+    assert "is a narrator adapter: pass it as --narrator" in capsys.readouterr().err
 
 
 def test_predict_with_a_narrator_feeds_eval_on_the_first_users(

@@ -115,3 +115,11 @@ def test_without_evaluations_the_last_weights_are_kept_without_early_stopping(na
     argv += ["--eval_strategy", "no"]
     unvalidated = SCRIPTS[name].make_parser().parse_args_and_config(argv)[-1]
     assert not unvalidated.load_best_model_at_end and early_stopping(unvalidated, 2) == []
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+@pytest.mark.parametrize("option", ["dataset_streaming", "ignore_bias_buffers"])
+def test_trl_script_options_the_scripts_do_not_act_on_are_refused(name, option, tmp_path):
+    argv = ["--config", "tiny", "--dataset_name", str(tmp_path), "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=f"--{option} is not supported"):
+        SCRIPTS[name].run([*argv, f"--{option}", "true"])

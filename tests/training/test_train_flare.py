@@ -23,7 +23,7 @@ def checkpoint(folder):
     out = folder.parent / "flare-office"
     cli.main(
         ["train", "flare", "--config", TINY, "--dataset_name", str(folder),
-         "--dataset_config", "office", "--output_dir", str(out)]
+         "--dataset_config", "office", "--output_dir", str(out), "--logging_steps", "7"]
     )  # fmt: skip
     return out
 
@@ -36,7 +36,22 @@ def test_checkpoint_folder_and_card(checkpoint):
     assert config["category"] == "office" and config["use_critiques"] is True
     card = (checkpoint / "README.md").read_text()
     assert "## Results (validation split" in card and "| NDCG@10 |" in card
-    assert f"--config {TINY}" in card and "AutoModel.from_pretrained" in card
+    assert "AutoModel.from_pretrained" in card
+    # the command repeats the recipe and the overrides of the run
+    assert (
+        f"--dataset_config office --output_dir flare-office --config {TINY} --logging_steps 7\n"
+        in card
+    )
+
+
+def test_a_card_command_keeps_the_overrides_and_leaves_out_data_and_folder():
+    from training.model_card import command_options
+
+    argv = ["--config", "cpu", "--dataset_name", "d", "--dataset-config=office", "--max_steps",
+            "2", "--output_dir", "o", "--overwrite_output_dir", "--kinds", "a", "b",
+            "--resume_from_checkpoint", "last", "--learning_rate=0.1"]  # fmt: skip
+    assert command_options(argv) == "--config cpu --max_steps 2 --kinds a b --learning_rate=0.1"
+    assert command_options(["--dataset_name", "d"]) is None
 
 
 def test_same_seed_same_weights(folder, checkpoint, tmp_path):
