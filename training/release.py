@@ -98,6 +98,7 @@ class Sources:
     metric: Path | None = None
     space: Path | None = None
     space_wheel: Path | None = None  # this package's wheel, shipped with the Space
+    scratch: Path | None = None  # a temporary folder of the release's own (the built wheel)
 
 
 def demo_sources(demo_dir: str | os.PathLike) -> Sources:
@@ -119,6 +120,20 @@ def demo_sources(demo_dir: str | os.PathLike) -> Sources:
 def check_org(org: str) -> None:
     if not org or "/" in org or org.strip() != org:
         raise ReleaseError(f"--org must be an organisation or user name, got {org!r}")
+
+
+def check_repo_id(repo_id: str, source: Path) -> None:
+    """A repository name the Hub takes, checked before anything is sent (a folder's name
+    becomes part of it)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ReleaseError(
+            f"{source} would go to {repo_id!r}, which is not a valid Hub repository name: "
+            f"{error} Rename the folder"
+        ) from None
 
 
 def plan_release(org: str, sources: Sources) -> list[Upload]:
@@ -143,6 +158,8 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
         )
         space.variables["REGEN_ORG"] = org  # where space/app.py finds the released repos
         uploads.append(space)
+    for upload in uploads:
+        check_repo_id(upload.repo_id, upload.source)
     repos = [(u.repo_type, u.repo_id) for u in uploads]
     repeated = sorted({f"{kind} {repo}" for kind, repo in repos if repos.count((kind, repo)) > 1})
     if repeated:
@@ -673,7 +690,8 @@ def sources_from_args(args) -> Sources:
     if sources.space is not None and args.space_wheel != "none":
         if args.space_wheel == "build":
             print(f"building the {PACKAGE_NAME} wheel for the Space ...", flush=True)
-            sources.space_wheel = build_wheel()
+            sources.scratch = Path(tempfile.mkdtemp(prefix="regen-wheel-"))
+            sources.space_wheel = build_wheel(out_dir=sources.scratch)
         else:
             sources.space_wheel = Path(args.space_wheel)
     return sources
@@ -681,10 +699,15 @@ def sources_from_args(args) -> Sources:
 
 def run_release(args) -> None:
     check_org(args.org)
-    uploads = plan_release(args.org, sources_from_args(args))
-    print(describe(uploads))
-    if args.dry_run:
-        print(f"\ndry run: {len(uploads)} repositories, nothing sent")
-        return
-    push_release(uploads, private=args.private, endpoint=args.endpoint)
-    print(f"\nreleased {len(uploads)} repositories under {args.org}")
+    sources = sources_from_args(args)
+    try:
+        uploads = plan_release(args.org, sources)
+        print(describe(uploads))
+        if args.dry_run:
+            print(f"\ndry run: {len(uploads)} repositories, nothing sent")
+            return
+        push_release(uploads, private=args.private, endpoint=args.endpoint)
+        print(f"\nreleased {len(uploads)} repositories under {args.org}")
+    finally:
+        if sources.scratch is not None:
+            shutil.rmtree(sources.scratch, ignore_errors=True)

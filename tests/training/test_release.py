@@ -624,3 +624,28 @@ def test_a_card_takes_eval_figures_of_its_own_training_dataset_only(demo, tmp_pa
     assert card.count("`regen eval` on `") == 1 and "another-build" not in card
     card = plan_checkpoint(ORG, flare, {}, [other]).files["README.md"].decode()
     assert "## Evaluation" not in card
+
+
+def test_a_folder_whose_name_makes_no_repo_name_is_refused_before_anything_is_sent(demo, tmp_path):
+    folder = tmp_path / "flare office"
+    shutil.copytree(demo / "checkpoints" / "flare-office", folder)
+    with pytest.raises(ReleaseError, match="is not a valid Hub repository name"):
+        plan_release(ORG, Sources(checkpoints=[folder]))
+
+
+def test_the_wheel_built_for_the_space_leaves_no_temporary_folder(demo, monkeypatch, capsys):
+    built_in = []
+
+    def build_wheel(out_dir):
+        built_in.append(out_dir)
+        wheel = out_dir / "regen_benchmark-0.1.0-py3-none-any.whl"
+        wheel.write_bytes(b"PK")
+        return wheel
+
+    monkeypatch.setattr(release_module, "build_wheel", build_wheel)
+    cli.main(
+        ["release", "--org", ORG, "--demo-dir", str(demo), "--space", str(demo.parent / "space"),
+         "--dry-run"]
+    )  # fmt: skip
+    assert "regen_benchmark-0.1.0-py3-none-any.whl" in capsys.readouterr().out
+    assert len(built_in) == 1 and not built_in[0].exists()
