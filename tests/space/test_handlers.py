@@ -143,6 +143,7 @@ def test_the_critique_box_empties_once_and_keeps_what_is_typed_while_the_narrati
         ("empty_history", "The history is empty"),
         ("long_critique", "The critique is 5,000 characters long"),
         ("blank_critique", "The critique is empty"),
+        ("invisible_critique", "The critique is empty"),
         ("critique_first", "Ask for a recommendation first"),
         ("unknown_item", "No item of the office catalog matches 'no-such-item'"),
         ("unknown_user", "There is no user 'nobody' in the office test split"),
@@ -156,9 +157,12 @@ def test_bad_input_gets_a_readable_message(tiny_demo, action, expected):
     loaded = app.load_user("office", user).conversation
     if action == "empty_history":
         view = list(app.recommend(app.empty_history("office").conversation, "Fake", None))[-1]
-    elif action in ("long_critique", "blank_critique"):
+    elif action in ("long_critique", "blank_critique", "invisible_critique"):
         list(app.recommend(loaded, "Fake", None))
-        text = "x" * 5000 if action == "long_critique" else "   "
+        text = {"long_critique": "x" * 5000, "blank_critique": "   "}.get(
+            action,
+            "\u200b\u200d \u2060",  # zero-width space and joiners only
+        )
         turns, purchases = len(loaded.turns), len(loaded.history)
         view = list(app.critique(loaded, text, "Fake", None))[-1]
         assert len(loaded.turns) == turns and len(loaded.history) == purchases
@@ -363,3 +367,17 @@ def test_a_mistyped_user_id_keeps_the_conversation_on_the_page(tiny_demo):
     view = app.load_user("office", "nobdy", None, conversation)
     assert view.failed and view.conversation is conversation
     assert view.history.count("data-item=") == len(conversation.history)
+
+
+def test_the_reference_beside_a_narrative_is_of_the_kind_shown(tiny_demo):
+    app, _ = fake_space(tiny_demo)  # the fake writes purchase_reason only
+    users = [user for _, user in app.data.user_choices("office")]
+    conversation = next(
+        c
+        for c in (app.load_user("office", u).conversation for u in users)
+        if {"purchase_reason", "user_profile"} <= set(c.reference)
+    )
+    view = list(app.recommend(conversation, "Fake", "user_profile"))[-1]
+    assert "showing purchase_reason" in view.message
+    assert "Reference purchase_reason" in view.reference
+    assert html.escape(conversation.reference["purchase_reason"]) in view.reference

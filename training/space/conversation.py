@@ -12,6 +12,7 @@ purchase. Items already critiqued are not recommended again.
 from __future__ import annotations
 
 import copy
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -104,15 +105,17 @@ class Conversation:
 
 
 def check_critique(text: str | None) -> str:
-    text = " ".join((text or "").split())
+    # Invisible format characters (zero-width spaces, joiners, direction marks) are no text.
+    visible = "".join(c for c in text or "" if unicodedata.category(c) != "Cf")
+    text = " ".join(visible.split())
     if not text:
         raise SpaceInputError(
             'The critique is empty: say what you would change, e.g. "I\'d prefer a black one".'
         )
     if len(text) > MAX_CRITIQUE_CHARACTERS:
         raise SpaceInputError(
-            f"The critique is {len(text):,} characters long; keep it under "
-            f"{MAX_CRITIQUE_CHARACTERS} (one or two sentences about the recommended item)."
+            f"The critique is {len(text):,} characters long; keep it to "
+            f"{MAX_CRITIQUE_CHARACTERS} at most (one or two sentences about the recommended item)."
         )
     return text
 

@@ -134,8 +134,10 @@ class SpaceApp:
                 return
             narrated = kind if kind in model.kinds else model.kinds[0]
             if narrated != kind:
+                # the reference beside it is of the kind shown
                 view = replace(
                     view,
+                    reference=self._view(conversation, narrated).reference,
                     message=render.note_box(
                         [f"{model_name} writes {', '.join(model.kinds)}: showing {narrated}."]
                     ),

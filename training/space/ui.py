@@ -96,13 +96,16 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
         panels = [conversation, history, ranking, narrative, reference, message]
 
         def switch_domain(chosen):
+            """Another domain's users and models; the conversation, of the domain left, ends."""
             names = app.registry.names(chosen)
             return (
                 gr.update(choices=app.data.user_choices(chosen), value=None),
                 gr.update(choices=names, value=names[0] if names else None),
+                None,
+                *[""] * (len(panels) - 1),
             )
 
-        domain.change(switch_domain, domain, [user, model])
+        domain.change(switch_domain, domain, [user, model, *panels])
         user.input(
             lambda c, d, u, k: outputs(app.load_user(d, u, k, c)),
             [conversation, domain, user, kind],
