@@ -192,7 +192,20 @@ def test_a_failing_model_and_a_missing_checkpoint_are_messages(tiny_demo, tmp_pa
     _, app = build_space(tiny_demo / "regen", discover(demo), plots_dir=tmp_path / "plots")
     shutil.rmtree(demo / "checkpoints" / "flare-office")  # gone after the Space started
     message = error_of(list(app.recommend(conversation, "FLARE", None))[-1])
-    assert "the flare checkpoint of FLARE is missing" in message
+    assert "the flare checkpoint of FLARE is missing: flare-office holds no" in message
+    assert str(tmp_path) not in message  # the server's folders stay in its log
+
+
+def test_a_failure_message_shows_no_server_folder(tiny_demo, monkeypatch):
+    app, model = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+
+    def broken(row, top_k):
+        raise OSError("cannot read /srv/cache/models--x/snapshots/abc/model.safetensors")
+
+    monkeypatch.setattr(model, "rank", broken)
+    message = error_of(list(app.recommend(conversation, "Fake", None))[-1])
+    assert message.endswith("Fake failed: OSError: cannot read model.safetensors</div>")
 
 
 def test_composed_history_from_the_catalog(tiny_demo):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,12 @@ from training.space.registry import Registry
 TOP_K = 10
 DEFAULT_KIND = "purchase_reason"
 LOG = logging.getLogger("regen.space")
+
+
+def without_folders(message: str) -> str:
+    """A message for the page, its absolute paths cut to their last part: where the server keeps
+    its files is for its log (which has the traceback), not for visitors."""
+    return re.sub(r"(?<![\w.~])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)", r"\1", message)
 
 
 @dataclass
@@ -155,7 +162,9 @@ class SpaceApp:
             LOG.exception("model %s failed", model_name)
             yield replace(
                 view,
-                message=render.error_box(f"{model_name} failed: {type(error).__name__}: {error}"),
+                message=render.error_box(
+                    f"{model_name} failed: {type(error).__name__}: {without_folders(str(error))}"
+                ),
             )
 
     def critique(

@@ -281,7 +281,8 @@ class Registry:
                 for role, path in entry.paths.items():
                     if not is_checkpoint(path):
                         raise FileNotFoundError(
-                            f"the {role} checkpoint of {name} is missing: {path} holds no "
+                            f"the {role} checkpoint of {name} is missing: "
+                            f"{Path(path).name} holds no "
                             f"{' or '.join(CHECKPOINT_FILES)}"
                         )
                 model = entry.spec.load(entry.paths, self.device)
