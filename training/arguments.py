@@ -245,7 +245,8 @@ def refuse_unsupported_trl_options(script_args, training_args) -> None:
 
 
 def check_paths(script_args, training_args, writes: str = "checkpoint") -> None:
-    """The data and output arguments every training script shares, before anything loads."""
+    """The data and output arguments every training script shares, and the TRL options none
+    acts on, checked before anything loads."""
     refuse_unsupported_trl_options(script_args, training_args)
     if not training_args.output_dir:
         raise ValueError(f"--output_dir is required: the folder the {writes} is written to")
