@@ -196,7 +196,6 @@ class SpaceApp:
             )
             return
         turns = len(conversation.turns)
-        view = None
         for view in self.recommend(conversation, model_name, kind):
             yield view
         if len(conversation.turns) == turns:
