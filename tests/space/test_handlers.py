@@ -394,3 +394,17 @@ def test_the_reference_beside_a_narrative_is_of_the_kind_shown(tiny_demo):
     assert "showing purchase_reason" in view.message
     assert "Reference purchase_reason" in view.reference
     assert html.escape(conversation.reference["purchase_reason"]) in view.reference
+
+
+def test_another_domain_ends_the_conversation_and_lists_its_users_and_models(tiny_space):
+    blocks, app = tiny_space
+    domain = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "domain")
+    switch = next(
+        f for f in blocks.fns.values() if (domain._id, "change") in [tuple(t) for t in f.targets]
+    )
+    user, model, state, *panels = switch.fn("clothing")
+    assert user["choices"] == app.data.user_choices("clothing") and user["value"] is None
+    assert model["choices"] == app.registry.names("clothing") and model["value"] is None
+    assert state is None and panels == [""] * 5
+    user, model, *_ = switch.fn("office")
+    assert model["value"] == app.registry.names("office")[0]
