@@ -3,9 +3,13 @@
 One JSON object per line (UTF-8; the file may be gzipped), one line per user of the evaluated
 split:
 
-    {"user_id": "A1B2", "ranked_items": ["B00X...", ...],
+    {"user_id": "A1B2", "config": "office", "split": "test", "ranked_items": ["B00X...", ...],
      "narratives": {"product_endorsement": "..."}}
 
+- `config`, `split`: the dataset config and split the predictions were made for. Optional, but
+  then absent from every line; where present, the same on every line, and `regen eval` refuses a
+  file scored against another config or split (under leave-one-out every user is in every split,
+  and a config and its `_no_critique` twin share users and catalog: nothing else would tell).
 - `ranked_items`: item ids of the category's catalog, best first, at least `MIN_RANKED` of them,
   no repeats. Optional, but then absent from every line (a narrator alone ranks nothing).
 - `narratives`: a generated text per narrative kind the model produces (`schema.NARRATIVE_KINDS`);
@@ -44,6 +48,21 @@ class Predictions:
     lines: list[int] = field(default_factory=list)  # the file's line number of each user
     ranked_items: list[list[str]] | None = None
     narratives: dict[str, list[str]] = field(default_factory=dict)  # kind -> text per user
+    config: str | None = None  # what the file says it was made for, when it says so
+    split: str | None = None
+
+    def check_made_for(self, config: str, split: str) -> None:
+        """Refuse a file that says it was made for another config or split than the one it is
+        about to be scored against."""
+        for name, theirs, ours in (("config", self.config, config), ("split", self.split, split)):
+            if theirs is not None and theirs != ours:
+                raise PredictionFormatError(
+                    self.path,
+                    self.lines[0],
+                    f"field {name}: the file was made for {self.config or config} "
+                    f"{self.split or split}, not {config} {split} (`regen predict "
+                    f"--dataset_config {config} --split {split}` writes one for it)",
+                )
 
     def for_users(
         self, user_ids: list[str], where: str = "the evaluated split", first: int | None = None
@@ -92,6 +111,8 @@ class Predictions:
             if self.ranked_items is None
             else [self.ranked_items[r] for r in order],
             narratives={kind: [texts[r] for r in order] for kind, texts in self.narratives.items()},
+            config=self.config,
+            split=self.split,
         )
 
     def check_catalog(self, item_ids: Collection[str], category: str) -> None:
@@ -152,6 +173,7 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
     seen: dict[str, int] = {}
     kinds: tuple[str, ...] | None = None
     has_ranking: bool | None = None
+    made_for: dict[str, str | None] | None = None  # config and split of the first line
     for number, line in lines:
         if not line.strip():
             continue
@@ -169,6 +191,24 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
                 path, number, f"user {user_id!r} already predicted on line {seen[user_id]}"
             )
         seen[user_id] = number
+
+        line_made_for = {name: record.get(name) for name in ("config", "split")}
+        for name, value in line_made_for.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise PredictionFormatError(
+                    path, number, f"field {name}: expected a non-empty string"
+                )
+        if made_for is None:
+            made_for = line_made_for
+            out.config, out.split = made_for["config"], made_for["split"]
+        elif line_made_for != made_for:
+            name = next(n for n in made_for if line_made_for[n] != made_for[n])
+            raise PredictionFormatError(
+                path,
+                number,
+                f"field {name}: {line_made_for[name]!r} here, {made_for[name]!r} on the first "
+                "line: a file is made for one config and split",
+            )
 
         ranked = record.get("ranked_items")
         if has_ranking is None:
@@ -203,8 +243,10 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
                 )
             out.ranked_items.append(ranked)
 
-        narratives = record.get("narratives") or {}
-        if not isinstance(narratives, dict):
+        narratives = record.get("narratives")
+        if narratives is None:
+            narratives = {}
+        elif not isinstance(narratives, dict):
             raise PredictionFormatError(path, number, "field narratives: expected an object")
         unknown = sorted(set(narratives) - set(NARRATIVE_KINDS))
         if unknown:
@@ -253,9 +295,16 @@ def _first_repeat(items: list[str]) -> str:
 
 
 def write_predictions(
-    path: str | os.PathLike, user_ids, ranked_items=None, narratives=None
+    path: str | os.PathLike,
+    user_ids,
+    ranked_items=None,
+    narratives=None,
+    *,
+    config: str | None = None,
+    split: str | None = None,
 ) -> None:
-    """Write predictions atomically; `narratives` maps kind -> one text per user.
+    """Write predictions atomically; `narratives` maps kind -> one text per user; `config` and
+    `split` (the dataset config and split they were made for) go on every line when given.
 
     What `read_predictions` would refuse is refused here, before anything is written (the lines
     go through the reader's checks): a column of another length than `user_ids`, a repeated
@@ -273,6 +322,10 @@ def write_predictions(
     lines = []
     for row, user_id in enumerate(user_ids):
         record: dict = {"user_id": user_id}
+        if config is not None:
+            record["config"] = config
+        if split is not None:
+            record["split"] = split
         if ranked_items is not None:
             record["ranked_items"] = list(ranked_items[row])
         if narratives:

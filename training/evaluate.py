@@ -87,6 +87,7 @@ def evaluate_run(
     """
     config = split_rows.info.config_name
     user_ids = split_rows["user_id"]
+    predictions.check_made_for(config, str(split_rows.split))
     predictions = predictions.for_users(user_ids, where=f"{config} {split_rows.split}", first=first)
     if first is not None:
         split_rows = split_rows.select(range(min(first, split_rows.num_rows)))
@@ -455,11 +456,14 @@ def write_baselines(
     user_ids = rows["user_id"]
     written = []
     path = os.path.join(out, "most_popular", f"{config}.jsonl")
-    write_predictions(path, user_ids, baselines.most_popular(dataset["train"], len(user_ids), k))
+    made_for = {"config": config, "split": split}
+    popular = baselines.most_popular(dataset["train"], len(user_ids), k)
+    write_predictions(path, user_ids, popular, **made_for)
     written.append(("most_popular", config, path))
     path = os.path.join(out, "random", f"{config}.jsonl")
     catalog = catalog_item_ids(dataset_dir, config)
-    write_predictions(path, user_ids, baselines.random_ranking(catalog, len(user_ids), k, seed))
+    ranked = baselines.random_ranking(catalog, len(user_ids), k, seed)
+    write_predictions(path, user_ids, ranked, **made_for)
     written.append(("random", config, path))
     # Borrow narratives from the train split when it has them (user-disjoint builds); under
     # leave-one-out only the evaluated split has them, so neighbours come from other users there.
@@ -468,7 +472,7 @@ def write_baselines(
     if kinds:
         narratives = baselines.nearest_neighbour_narratives(rows, pool, kinds, encoder)
         path = os.path.join(out, NEAREST_NEIGHBOUR, f"{config}.jsonl")
-        write_predictions(path, user_ids, narratives=narratives)
+        write_predictions(path, user_ids, narratives=narratives, **made_for)
         written.append((NEAREST_NEIGHBOUR, config, path))
     else:
         print(f"note: {config} {split} has no narratives: {NEAREST_NEIGHBOUR} has none to borrow")

@@ -58,7 +58,8 @@ def predict_variant(
         kind: narrator.write(rows, kind, batch_size=batch_size, max_new_tokens=max_new_tokens)
         for kind in narrator.kinds
     }
-    write_predictions(path, rows["user_id"], narratives=narratives)
+    made_for = {"config": rows.info.config_name, "split": str(rows.split)}
+    write_predictions(path, rows["user_id"], narratives=narratives, **made_for)
     return narratives
 
 

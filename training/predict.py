@@ -222,7 +222,14 @@ def predict(args) -> str:
     if args.narrator:
         kind = "hybrid (FLARE + narrator)"
     out = predictor(args.model, rows, args.dataset_name, args.dataset_config, args)
-    write_predictions(args.out, rows["user_id"], out.get("ranked_items"), out.get("narratives"))
+    write_predictions(
+        args.out,
+        rows["user_id"],
+        out.get("ranked_items"),
+        out.get("narratives"),
+        config=args.dataset_config,
+        split=args.split,
+    )
     print(f"{kind}: {len(rows):,} {args.split} users of {args.dataset_config} -> {args.out}")
     return args.out
 

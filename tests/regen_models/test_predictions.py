@@ -84,6 +84,16 @@ def test_narratives_only(tmp_path):
             "line 1: field narratives.user_profile: expected a string",
         ),
         ([{"user_id": "U1"}], "line 1: neither ranked_items nor narratives"),
+        ([_line("U1", narratives=[])], "line 1: field narratives: expected an object"),
+        ([_line("U1", split="")], "line 1: field split: expected a non-empty string"),
+        (
+            [_line("U1", split="test"), _line("U2", split="validation")],
+            "line 2: field split: 'validation' here, 'test' on the first line",
+        ),
+        (
+            [_line("U1", config="office"), _line("U2")],
+            "line 2: field config: None here, 'office' on the first line",
+        ),
         ([], "no predictions in the file"),
     ],
 )
@@ -170,3 +180,17 @@ def test_gzip_a_byte_order_mark_and_other_encodings(tmp_path):
     (tmp_path / "latin.jsonl").write_bytes(latin)
     with pytest.raises(PredictionFormatError, match=r"latin.jsonl, line 2: not UTF-8 text"):
         read_predictions(tmp_path / "latin.jsonl")
+
+
+def test_a_file_made_for_another_config_or_split_is_refused(tmp_path):
+    path = tmp_path / "p.jsonl"
+    write_predictions(path, ["U1"], [RANKED], config="office", split="validation")
+    predictions = read_predictions(path)
+    assert (predictions.config, predictions.split) == ("office", "validation")
+    predictions.check_made_for("office", "validation")
+    with pytest.raises(PredictionFormatError, match="made for office validation, not office test"):
+        predictions.check_made_for("office", "test")
+    with pytest.raises(PredictionFormatError, match="field config: the file was made for office"):
+        predictions.check_made_for("office_no_critique", "validation")
+    write_predictions(path, ["U1"], [RANKED])  # a file that does not say is scored as it is
+    read_predictions(path).check_made_for("office", "test")

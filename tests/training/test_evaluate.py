@@ -46,6 +46,20 @@ def test_an_oracle_scores_perfectly_and_a_partial_file_is_refused(folder, tmp_pa
         evaluate.evaluate_run(test, evaluate.read_predictions(path), catalog)
 
 
+def test_a_validation_file_is_not_scored_as_the_test_split(folder, tmp_path):
+    # under leave-one-out every user is in both splits: only the file's own stamp tells
+    validation = evaluate.load_split(folder, "office", "validation")
+    ranked = [[t["item_id"]] + [f"X{i}" for i in range(9)] for t in validation["target"]]
+    path = tmp_path / "validation.jsonl"
+    write_predictions(path, validation["user_id"], ranked, config="office", split="validation")
+    test = evaluate.load_split(folder, "office", "test")
+    with pytest.raises(PredictionFormatError, match="made for office validation, not office test"):
+        evaluate.evaluate_run(test, evaluate.read_predictions(path), [])
+    plain = evaluate.load_split(folder, "office_no_critique", "validation")
+    with pytest.raises(PredictionFormatError, match="not office_no_critique validation"):
+        evaluate.evaluate_run(plain, evaluate.read_predictions(path), [])
+
+
 def test_rows_without_a_reference_are_skipped_and_counted(folder, tmp_path):
     validation = evaluate.load_split(folder, "office", "validation")
     path = tmp_path / "p.jsonl"

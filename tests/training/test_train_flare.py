@@ -78,6 +78,7 @@ def test_predict_then_evaluate(folder, checkpoint, tmp_path, capsys):
         )  # fmt: skip
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(lines) == 300 and len(lines[0]["ranked_items"]) == 93
+        assert {(line["config"], line["split"]) for line in lines} == {(config, "test")}
         # a bar over the users on stderr, unless asked not to
         bars = capsys.readouterr().err
         assert ("FLARE ranks: 100%" in bars) is not bool(quiet)
