@@ -178,7 +178,7 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_object_without_repeated_keys)
         except ValueError as error:
             raise PredictionFormatError(path, number, f"malformed JSON ({error})") from None
         if not isinstance(record, dict):
@@ -283,6 +283,14 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
             path, 1, "neither ranked_items nor narratives: nothing to evaluate"
         )
     return out
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; a key given twice (where `json` would keep the last silently) is refused."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise ValueError(f"key {_first_repeat([key for key, _ in pairs])!r} given twice")
+    return record
 
 
 def _first_repeat(items: list[str]) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -54,6 +54,16 @@ TABLE_RANKING_METRICS = metrics.RANKING_METRICS  # the columns of the paper's ta
 SYNTHETIC_NOTE = "**SYNTHETIC data: these numbers only show that the tooling works.**"
 
 CONDITIONS = {False: "History -> ID + narrative", True: "History + critique -> ID + narrative"}
+# The narrative columns in the order of the paper's Table 4; the user profile, which it does not
+# report, last.
+TABLE_KINDS = (
+    "purchase_reason",
+    "user_summary_brief",
+    "product_endorsement",
+    "purchase_reason_explanation",
+    "user_summary_long",
+    "user_profile",
+)
 KIND_TITLES = {
     "purchase_reason": "Purchase reason",
     "purchase_reason_explanation": "Purchase reason expl.",
@@ -100,7 +110,8 @@ def evaluate_run(
         result["ranking"] = metrics.ranking_metrics(ranks)
     references = split_rows["narratives"]
     for kind, texts in predictions.narratives.items():
-        rows = [row for row, narrative in enumerate(references) if narrative[kind] is not None]
+        # A blank reference is no reference: it would score any text, and count in `n`.
+        rows = [row for row, narrative in enumerate(references) if (narrative[kind] or "").strip()]
         if not rows:
             result["text"][kind] = {"n": 0, "skipped": len(user_ids)}
             continue
@@ -119,7 +130,7 @@ def results_table(results: dict[tuple[str, str], dict]) -> str:
     }
     # A column per narrative kind and model that writes it; models that only rank get one column.
     columns = [(None, m) for m in models if not writes[m]] + [
-        (kind, m) for kind in NARRATIVE_KINDS for m in models if kind in writes[m]
+        (kind, m) for kind in TABLE_KINDS for m in models if kind in writes[m]
     ]
     header = (
         "| Condition | Metric | "
@@ -193,7 +204,7 @@ def plot_results(
         if configs:
             axis.legend(fontsize=7)
     written = [run for run, result in results.items() if result["text"]]
-    kinds = [k for k in NARRATIVE_KINDS if any(k in results[run]["text"] for run in written)]
+    kinds = [k for k in TABLE_KINDS if any(k in results[run]["text"] for run in written)]
     for axis, metric in zip(axes[1], metrics.TEXT_METRICS, strict=True):
         width = 0.8 / max(len(written), 1)
         for index, (model, config) in enumerate(written):
@@ -238,6 +249,16 @@ def _build_report(dataset_dir) -> dict:
     return json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
 
 
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+def encoder_name(encoder) -> str:
+    """What computes SemSim: the default sentence encoder, a name or path, or a model's class."""
+    if encoder is None:
+        return DEFAULT_ENCODER
+    return encoder if isinstance(encoder, str) else type(encoder).__name__
+
+
 def run_table(
     dataset_dir,
     split: str,
@@ -257,7 +278,8 @@ def run_table(
     if first is not None and first < 1:
         raise ValueError(f"--first must be a positive number of users, got {first}")
     _refuse_repeated_runs(runs)
-    earlier = _earlier_runs(out, dataset_dir, split, runs, overwrite, log, first)
+    semsim = encoder_name(encoder)
+    earlier = _earlier_runs(out, dataset_dir, split, runs, overwrite, log, first, semsim)
     results, splits, catalogs, cache = {}, {}, {}, {}
     for model, config, path in runs:
         if config not in splits:
@@ -280,6 +302,12 @@ def run_table(
     results = {(r["model"], r["config"]): r for r in records}
     synthetic = is_synthetic_build(dataset_dir)
     notes = table_notes(dataset_dir, split, list(results)) + _unscored_notes(results, split)
+    if any(result["text"] for result in results.values()):
+        notes.insert(
+            0,
+            f"SemSim: mean cosine of {semsim} embeddings (the paper used Gecko: absolute values "
+            "differ from its tables).",
+        )
     caption = subset_caption(split, first, {r["config"]: r["split_users"] for r in records})
     table = results_table(results)
     if caption:
@@ -297,6 +325,7 @@ def run_table(
         "split": split,
         "synthetic": synthetic,
         "first_users": first,
+        "semantic_similarity_encoder": semsim,
         "notes": ([SYNTHETIC_NOTE.strip("*")] if synthetic else [])
         + ([caption] if caption else [])
         + notes,
@@ -349,6 +378,7 @@ def _earlier_runs(
     overwrite: bool,
     log: Callable[[str], None],
     first: int | None = None,
+    semsim: str = DEFAULT_ENCODER,
 ) -> list[dict]:
     """The runs of `out/results.json` to keep beside this call's runs."""
     path = Path(out) / "results.json"
@@ -374,6 +404,11 @@ def _earlier_runs(
         raise ValueError(
             f"{path} scores {_scored(earlier.get('first_users'))} of the split, this call "
             f"{_scored(first)}: a table compares runs on the same users; use another --out"
+        )
+    if earlier.get("semantic_similarity_encoder", semsim) != semsim:
+        raise ValueError(
+            f"{path} holds SemSim figures of {earlier['semantic_similarity_encoder']}, this call "
+            f"computes them with {semsim}: use another --out"
         )
     new = {(model, config): run_path for model, config, run_path in runs}
     kept = []
@@ -486,6 +521,7 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
     check_user_config(config)
     dataset = datasets.load_dataset(os.fspath(dataset_dir), config)
     seen, counts = set(), defaultdict(lambda: np.zeros(8, dtype=np.int64))
+    outside: Counter = Counter()  # (group, attribute) -> scores off the 1-7 scale
     for split in dataset.values():
         for user_id, rater in zip(split["user_id"], split["rater"], strict=True):
             # Only rows whose target is the last purchase carry scores (leave-one-out: test).
@@ -496,8 +532,10 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
             for group, attributes in RATER_ATTRIBUTES.items():
                 for attribute in attributes:
                     score = (rater.get(group) or {}).get(attribute)
-                    if score is not None:
-                        counts[(group, attribute)][min(max(score, 0), 7)] += 1
+                    if score is not None and 1 <= score <= 7:
+                        counts[(group, attribute)][score] += 1
+                    elif score is not None:
+                        outside[(group, attribute)] += 1
     if not counts:
         raise ValueError(f"{dataset_dir} ({config}) carries no auto-rater scores")
     lines = [f"Auto-rater scores of {len(seen):,} users ({config}); share of users per score", ""]
@@ -511,6 +549,9 @@ def rater_report(dataset_dir, config: str, out: str) -> str:
         lines.append(
             f"| {group} | {attribute} | {total:,} | {shares} | {histogram[6:].sum() / total:.0%} |"
         )
+    if outside:
+        left_out = ", ".join(f"{g}/{a} {n:,}" for (g, a), n in outside.items())
+        lines += ["", f"Scores off the 1-7 scale, left out of the shares: {left_out}."]
     table = "\n".join(lines)
     synthetic = is_synthetic_build(dataset_dir)
     if synthetic:

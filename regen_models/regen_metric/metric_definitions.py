@@ -58,12 +58,14 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         )
     known = targets >= 0
     target_scores = scores.gather(1, targets.clamp(min=0).unsqueeze(1))
-    # Counts the target itself; NaN scores compare False, so they never outrank a target.
+    # Counts the target itself; a NaN score outranks the target, as `torch.topk` (which writes
+    # the prediction files) ranks NaN first: a broken scorer gets no credit from it.
     # Blocks of 16 users keep the comparison mask in cache: twice as fast as one big mask.
     ranks = torch.empty(len(targets), dtype=torch.int64)
     for start in range(0, len(targets), _RANK_BLOCK):
         block = slice(start, start + _RANK_BLOCK)
-        ranks[block] = (scores[block] >= target_scores[block]).sum(dim=1, dtype=torch.int32)
+        not_below = ~(scores[block] < target_scores[block])  # NaN is never below
+        ranks[block] = not_below.sum(dim=1, dtype=torch.int32)
     ranks = ranks.to(torch.float64)
     # ... and a NaN target is outranked by everything.
     ranks[target_scores.squeeze(1).isnan()] = scores.shape[1]

@@ -87,5 +87,6 @@ class RegenMetric(evaluate.Metric):
 
     def _compute(self, predictions, references, ks=(10,), encoder=None):
         if self.config_name == "ranking":
-            return ranking_metrics(ranks_from_lists(predictions, references), ks=tuple(ks))
+            ks = (ks,) if isinstance(ks, int) else tuple(ks)
+            return ranking_metrics(ranks_from_lists(predictions, references), ks=ks)
         return text_metrics(predictions, references, encoder)

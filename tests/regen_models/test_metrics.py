@@ -15,12 +15,13 @@ def test_ranks_by_hand_with_ties_and_unknown_targets():
             [0.1, 0.9, 0.5, 0.3],  # target 2 -> rank 2
             [0.5, 0.5, 0.1, 0.5],  # target 0 ties with two others -> rank 3 (ties count against)
             [1.0, 1.0, 1.0, 1.0],  # a constant scorer gets no credit -> rank 4
-            [0.2, float("nan"), 0.1, 0.0],  # NaN scores never outrank anything -> rank 1
+            [0.2, float("nan"), 0.1, 0.0],  # a NaN outranks the target, as topk has it -> 2
             [0.3, 0.2, 0.1, 0.0],  # target outside the catalog -> a miss
         ]
     )
     ranks = metrics.target_ranks(scores, torch.tensor([2, 0, 3, 0, -1]))
-    assert ranks.tolist() == [2.0, 3.0, 4.0, 1.0, math.inf]
+    assert ranks.tolist() == [2.0, 3.0, 4.0, 2.0, math.inf]
+    assert torch.topk(scores[3], 1).indices.item() == 1  # what a prediction file would rank first
     with pytest.raises(ValueError, match="outside a catalog of 4 items"):
         metrics.target_ranks(scores, torch.tensor([0, 0, 0, 0, 4]))
 

@@ -85,6 +85,7 @@ def test_narratives_only(tmp_path):
         ),
         ([{"user_id": "U1"}], "line 1: neither ranked_items nor narratives"),
         ([_line("U1", narratives=[])], "line 1: field narratives: expected an object"),
+        (['{"user_id": "U1", "user_id": "U2"}'], "line 1: malformed JSON .key 'user_id' given tw"),
         ([_line("U1", split="")], "line 1: field split: expected a non-empty string"),
         (
             [_line("U1", split="test"), _line("U2", split="validation")],

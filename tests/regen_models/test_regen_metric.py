@@ -34,6 +34,8 @@ def test_text_config_matches_the_harness():
 
 def test_ranking_config():
     module = evaluate.load(MODULE, "ranking")
+    one_cutoff = module.compute(predictions=[["B1", "B2"]], references=["B2"], ks=2)
+    assert one_cutoff["Recall@2"] == 1
     result = module.compute(
         predictions=[["B1", "B2", "B3"], ["B4", "B5", "B6"]], references=["B2", "B9"], ks=[1, 3]
     )

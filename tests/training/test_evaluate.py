@@ -72,6 +72,37 @@ def test_rows_without_a_reference_are_skipped_and_counted(folder, tmp_path):
     assert result["text"]["user_profile"] == {"n": 0, "skipped": 300}
 
 
+def test_a_blank_reference_is_no_reference(folder, tmp_path):
+    test = evaluate.load_split(folder, "office", "test")
+
+    def blank_first_two(row, index):
+        if index < 2:
+            row["narratives"]["user_profile"] = ["", "  "][index]
+        return row
+
+    blanked = test.map(blank_first_two, with_indices=True)
+    path = tmp_path / "p.jsonl"
+    profiles = [n["user_profile"] for n in test["narratives"]]
+    write_predictions(path, test["user_id"], narratives={"user_profile": profiles})
+    result = evaluate.evaluate_run(blanked, evaluate.read_predictions(path), [], WordCountEncoder())
+    assert result["text"]["user_profile"]["n"] == test.num_rows - 2
+    assert result["text"]["user_profile"]["skipped"] == 2
+
+
+def test_rater_scores_off_the_scale_are_reported_not_clamped(tmp_path, monkeypatch):
+    import datasets
+
+    scores = [5, 9, 0, 6]
+    rows = {
+        "user_id": [f"U{i}" for i in range(4)],
+        "rater": [{"user": {"veracity": score}} for score in scores],
+    }
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: {"test": rows})
+    table = evaluate.rater_report(tmp_path, "office", str(tmp_path / "out"))
+    assert "| user | veracity | 2 | 0% | 0% | 0% | 0% | 50% | 50% | 0% | 50% |" in table
+    assert "off the 1-7 scale, left out of the shares: user/veracity 2." in table
+
+
 def test_baselines_table_and_plots(folder, tmp_path):
     runs = []
     for config in ("office", "office_no_critique"):
@@ -100,7 +131,15 @@ def test_baselines_table_and_plots(folder, tmp_path):
     assert "| History + critique -> ID + narrative (office) | Recall@10 |" in table
     assert "| History -> ID + narrative (office_no_critique) | Recall@10 |" in table
     assert "most_popular (ranking)" in table and "Product endorsement: nearest_neighbour" in table
+    header = table.splitlines()[2]
+    columns = [f"{title}: nearest_neighbour" for title in ("Purchase reason", "User summary",
+               "Product endorsement", "Purchase reason expl.", "Long user summary")]  # fmt: skip
+    assert [header.index(c) for c in columns] == sorted(header.index(c) for c in columns)
+    assert "SemSim: mean cosine of WordCountEncoder embeddings" in table
     results = json.loads((out / "results.json").read_text())
+    assert results["semantic_similarity_encoder"] == "WordCountEncoder"
+    with pytest.raises(ValueError, match="SemSim figures of WordCountEncoder, this call computes"):
+        evaluate.run_table(folder, "test", runs[:1], str(out), encoder="other-encoder")
     assert len(results["runs"]) == 6 and results["synthetic"] is True
     random_office = results["runs"][1]
     assert 0 <= random_office["ranking"]["Recall@10"] <= 1
