@@ -43,7 +43,7 @@ from regen_models.items import (
     embedding_dimension,
     load_encoder,
 )
-from regen_models.metrics import ranking_metrics, target_ranks
+from regen_models.metrics import ranking_metrics
 from training.arguments import (
     KeepsTheBestEvaluated,
     RegenScriptArguments,
@@ -56,7 +56,7 @@ from training.arguments import (
     resume_from_checkpoint_field,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import first_rows, train
+from training.trainer_utils import first_rows, gathered_ranks, train
 
 
 @dataclass
@@ -152,7 +152,7 @@ class FlareTrainer(Trainer):
             for batch in loader:
                 targets = batch.pop("targets")
                 logits = model(**batch).logits
-                ranks.append(self.accelerator.gather_for_metrics(target_ranks(logits, targets)))
+                ranks.append(gathered_ranks(self.accelerator, logits, targets))
         found = ranking_metrics(torch.cat(ranks).cpu().numpy(), ks=(10,))
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in found.items()}
         self.log(dict(metrics))  # `log` adds the epoch to the dict it is given

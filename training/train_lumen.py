@@ -42,7 +42,7 @@ from regen_models.lumen.data import (
     add_item_tokens,
     training_examples,
 )
-from regen_models.metrics import ranking_metrics, target_ranks
+from regen_models.metrics import ranking_metrics
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_of_references
 from regen_models.narrator.loading import base_model_name, load_base
@@ -61,7 +61,7 @@ from training.arguments import (
     recipe_parser,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import first_rows, hub_id, loss_summary, train
+from training.trainer_utils import first_rows, gathered_ranks, hub_id, loss_summary, train
 
 
 @dataclass
@@ -164,7 +164,7 @@ class LumenTrainer(SFTTrainer):
             for batch in loader:
                 targets = batch.pop("targets")
                 logits = model.score_items(**batch)
-                ranks.append(self.accelerator.gather_for_metrics(target_ranks(logits, targets)))
+                ranks.append(gathered_ranks(self.accelerator, logits, targets))
         found = ranking_metrics(torch.cat(ranks).cpu().numpy(), ks=(10,))
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in found.items()}
         self.log(dict(metrics))

@@ -78,6 +78,18 @@ _OPTIMISATION = (
 )
 
 
+def gathered_ranks(accelerator, logits, targets):
+    """The targets' ranks of every process, for validation metrics. Float32 on the
+    accelerator's device: NCCL gathers no CPU tensor, MPS holds no float64; float32 keeps ranks
+    exact up to 2**24 items, and inf for a target outside the catalog."""
+    import torch
+
+    from regen_models.metrics import target_ranks
+
+    ranks = target_ranks(logits, targets).to(torch.float32).to(accelerator.device)
+    return accelerator.gather_for_metrics(ranks)
+
+
 def train(trainer, resume_from: str | None, arguments: dict) -> None:
     """`trainer.train()`, or going on from the checkpoint `resume_from` once it is known to
     hold the model these arguments build. `arguments` (`{"script": ..., "model": ...}`, with the
