@@ -124,6 +124,8 @@ class Prompt:
     user_id: str
     purchases_kept: int
     purchases_dropped: int
+    # The newest purchase alone was over the budget: it is shown by its title only.
+    newest_shortened: bool = False
 
     @property
     def cut(self) -> bool:
@@ -139,17 +141,24 @@ class PromptStats:
     purchases_dropped: int = 0
     pairs: Counter = field(default_factory=Counter)  # per kind
     missing_narrative: Counter = field(default_factory=Counter)  # per kind: rows skipped
+    newest_shortened: int = 0
 
     def add(self, prompt: Prompt) -> None:
         self.prompts += 1
         self.prompts_cut += prompt.cut
         self.purchases_dropped += prompt.purchases_dropped
+        self.newest_shortened += prompt.newest_shortened
 
     def summary(self) -> str:
         line = (
             f"{self.prompts:,} prompts, {self.prompts_cut:,} cut to the token budget "
             f"({self.purchases_dropped:,} oldest purchases dropped)"
         )
+        if self.newest_shortened:
+            line += (
+                f"; in {self.newest_shortened:,} the newest purchase alone was over the budget "
+                "and is shown by its title only"
+            )
         skipped = sum(self.missing_narrative.values())
         if skipped:
             per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(self.missing_narrative.items()))
@@ -184,10 +193,16 @@ def _item_lines(item: ItemTexts) -> list[str]:
     ]
 
 
-def purchase_block(purchase: Mapping, with_critiques: bool, item_marker: str | None = None) -> str:
+def purchase_block(
+    purchase: Mapping, with_critiques: bool, item_marker: str | None = None, brief: bool = False
+) -> str:
     """One purchase of the history as a START ... END block (opening with `ID: item_marker`
-    where a marker is given: LUMEN puts the item's own embedding there)."""
+    where a marker is given: LUMEN puts the item's own embedding there). `brief`: the title
+    only, for a newest purchase that is over the token budget in full."""
     lines = ["START", *([f"ID: {item_marker}"] if item_marker else [])]
+    if brief:
+        title = clip(ItemTexts.from_mapping(purchase).title, FIELD_CHARACTERS["title"])
+        return "\n".join([*lines, f"Title: {title or 'unknown'}", "END"])
     lines += _item_lines(ItemTexts.from_mapping(purchase))
     if purchase.get("rating") is not None:
         lines.append(f"Rating: {purchase['rating']} of 5")
@@ -269,13 +284,24 @@ def build_prompt(
     def render(kept: Sequence[str]) -> str:
         return "\n".join([HEADER, *kept, closing])
 
-    kept = _fit(blocks, render, count_tokens, max_tokens, user_id)
+    kept = _fit(blocks, render, count_tokens, max_tokens)
+    shortened = kept == 0
+    if shortened:
+        blocks[-1] = purchase_block(history[-1], with_critiques, item_marker, brief=True)
+        if count_tokens(render(blocks[-1:])) > max_tokens:
+            raise PromptBudgetError(
+                f"user {user_id or '(no id)'}: a budget of {max_tokens} prompt tokens does not "
+                "hold even the newest purchase by its title (the prompt without any purchase "
+                f"takes {count_tokens(render([]))}); raise the budget (--max_prompt_tokens)"
+            )
+        kept = 1
     return Prompt(
         text=render(blocks[len(blocks) - kept :]),
         kind=kind,
         user_id=user_id,
         purchases_kept=kept,
         purchases_dropped=len(blocks) - kept,
+        newest_shortened=shortened,
     )
 
 
@@ -284,9 +310,9 @@ def _fit(
     render: Callable[[Sequence[str]], str],
     count_tokens: TokenCounter | None,
     max_tokens: int | None,
-    user_id: str,
 ) -> int:
-    """How many of the newest blocks fit the budget (all of them without one)."""
+    """How many of the newest blocks fit the budget (all of them without one); 0 when not even
+    the newest does."""
     if count_tokens is None or max_tokens is None or count_tokens(render(blocks)) <= max_tokens:
         return len(blocks)
     # Estimate from per-block counts (tokenizing each block once), then check the exact count
@@ -301,12 +327,6 @@ def _fit(
         kept, used = kept + 1, used + cost
     while kept and count_tokens(render(blocks[len(blocks) - kept :])) > max_tokens:
         kept -= 1
-    if kept == 0:
-        raise PromptBudgetError(
-            f"user {user_id or '(no id)'}: a budget of {max_tokens} prompt tokens does not hold "
-            f"even the newest purchase (the prompt without any purchase takes {fixed}); raise "
-            "the budget (--max_prompt_tokens)"
-        )
     return kept
 
 

@@ -228,8 +228,8 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         summary = encoder.stats.summary()
         if encoder.over_budget:
             summary += (
-                f"; {encoder.over_budget:,} examples skipped: their newest purchase alone is "
-                f"over --max_prompt_tokens {script_args.max_prompt_tokens}"
+                f"; {encoder.over_budget:,} examples skipped: their newest purchase alone, by "
+                f"its title, is over --max_prompt_tokens {script_args.max_prompt_tokens}"
             )
         print(f"{config_name}: {len(train_examples):,} training examples; {summary}")
     lengths = max_new_tokens_of_references(

@@ -81,7 +81,7 @@ class LumenEncoder:
     with_critiques: bool
     max_prompt_tokens: int | None = None
     stats: PromptStats = field(default_factory=PromptStats)
-    over_budget: int = 0  # training examples skipped: not even the newest purchase fits
+    over_budget: int = 0  # training examples skipped: not even the newest purchase's title fits
 
     def __post_init__(self):
         self.item_token_id, self.switch_token_id = item_token_ids(self.tokenizer)
@@ -174,7 +174,8 @@ def training_examples(
     the item alone (counted in `encoder.stats.missing_narrative`). `history_prefixes` adds, per
     row, up to that many item-only examples predicting the latest purchases of its history from
     the purchases before them (the paper trains on subsequences). An example whose newest
-    purchase alone is over the token budget is skipped and counted in `encoder.over_budget`."""
+    purchase alone is over the token budget even by its title is skipped and counted in
+    `encoder.over_budget`."""
     turns = [None, *kinds]
     examples = []
 

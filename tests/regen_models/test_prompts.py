@@ -133,8 +133,20 @@ def test_a_long_history_is_cut_oldest_first_to_the_budget_and_counted():
     assert words(one_more.text) > budget
 
 
-def test_a_budget_too_small_for_one_purchase_is_a_clear_error():
+def test_a_newest_purchase_over_the_budget_is_shown_by_its_title_and_counted():
     row = split_row()
+    row["history"][-1] = purchase(9, description="long words " * 60)
+    newest_in_full = words(build_prompt(row["history"][-1:], row["target"], "user_profile",
+                                      count_tokens=words, max_tokens=10_000).text)  # fmt: skip
+    budget = newest_in_full - 20  # the newest purchase in full does not fit, its title does
+    prompt = build_prompt(row["history"], row["target"], "user_profile", user_id="U1",
+                          count_tokens=words, max_tokens=budget)  # fmt: skip
+    assert prompt.newest_shortened and prompt.purchases_kept == 1
+    assert words(prompt.text) <= budget
+    assert "Title number 9\nEND" in prompt.text and "long words" not in prompt.text
+    stats = PromptStats()
+    stats.add(prompt)
+    assert "in 1 the newest purchase alone was over the budget" in stats.summary()
     with pytest.raises(PromptBudgetError, match="user U1: a budget of 40 prompt tokens"):
         build_prompt(row["history"], row["target"], "user_profile", user_id="U1",
                      count_tokens=words, max_tokens=40)  # fmt: skip
