@@ -64,12 +64,13 @@ def predict_variant(
 
 
 def signal_shares(checkpoint: Path) -> dict:
-    """The CF and content shares of the projected norm for every item WALS saw."""
+    """The CF and content shares of the projected norm for every item WALS saw (in float32,
+    whatever dtype the checkpoint was saved in: numpy has no bfloat16)."""
     import torch
 
     from regen_models.fusion import FusionForCausalLM
 
-    model = FusionForCausalLM.from_pretrained(checkpoint)
+    model = FusionForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
     seen = model.inputs.cf_factors.abs().sum(dim=1) > 0
     items = torch.nonzero(seen)[:, 0]
     cf, content = model.signal_norms(items)

@@ -180,3 +180,23 @@ def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(folder, tiny_gem
     assert all(torch.equal(lm[name], base[name]) for name in base)
     assert model.config.signals == "cf" and not hasattr(model.inputs, "content_vectors")
     assert len(model.adapter.layers) == 3
+
+
+def test_the_ablation_analysis_reads_a_bfloat16_checkpoint(tmp_path):
+    """Fails if the analysis hands a bfloat16 tensor to numpy (a TypeError after all three
+    variants were trained, so that no table was written)."""
+    from tests.regen_models.test_fusion import tiny_fusion
+    from tests.tiny_gemma import tiny_tokenizer
+    from training.fusion_ablation import signal_shares
+
+    model = tiny_fusion(tiny_tokenizer(), signals="both", adapter="linear")
+    expected = signal_shares_of(model)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    shares = signal_shares(tmp_path / "bf16")
+    assert shares["items"] == 30 and 0 < shares["cf_share_mean"] < 1
+    assert shares["cf_share_mean"] == pytest.approx(expected, abs=0.02)
+
+
+def signal_shares_of(model) -> float:
+    cf, content = model.signal_norms(torch.arange(model.config.num_items))
+    return float((cf / (cf + content)).mean())
