@@ -61,7 +61,14 @@ from training.arguments import (
     recipe_parser,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import first_rows, gathered_ranks, hub_id, loss_summary, train
+from training.trainer_utils import (
+    first_rows,
+    gathered_ranks,
+    hub_id,
+    loss_summary,
+    train,
+    trainable_in_float32,
+)
 
 
 @dataclass
@@ -259,6 +266,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     ).to(getattr(torch, model_args.dtype))
     model.attach_item_vocabulary(vocabulary)
     lora = _add_lora(model, model_args) if model_args.use_lora else None
+    trainable_in_float32(model)
 
     trainer = LumenTrainer(
         model=model,

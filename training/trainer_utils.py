@@ -90,6 +90,22 @@ def gathered_ranks(accelerator, logits, targets):
     return accelerator.gather_for_metrics(ranks)
 
 
+def trainable_in_float32(model) -> int:
+    """Cast the trainable parameters of `model` to float32 in place (the frozen ones keep their
+    dtype); returns how many were cast. The Trainer keeps no float32 master copy: a bfloat16
+    weight near 0.05 takes no update below about 2e-4, so a learning rate of 1e-5 would mostly
+    round away. `--bf16 true` then computes in bfloat16 under autocast."""
+    import torch
+
+    cast = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.is_floating_point():
+            if parameter.dtype != torch.float32:
+                parameter.data = parameter.data.float()
+                cast += 1
+    return cast
+
+
 def train(trainer, resume_from: str | None, arguments: dict) -> None:
     """`trainer.train()`, or going on from the checkpoint `resume_from` once it is known to
     hold the model these arguments build. `arguments` (`{"script": ..., "model": ...}`, with the

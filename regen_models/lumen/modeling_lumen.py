@@ -106,6 +106,8 @@ class LumenItems(nn.Module):
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """`[n, num_items]` for hidden states `[n, hidden]`: one matrix product over the catalog
         (in the table's dimension: a factorised table is scored without expanding it)."""
+        # The table may be float32 beside a bfloat16 LM (trained in float32, see train_lumen).
+        hidden = hidden.to(self.embeddings.weight.dtype)
         if self.tied:
             query = hidden if self.projection is None else hidden @ self.projection.weight
             table = self.embeddings.weight

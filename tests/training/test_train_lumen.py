@@ -6,6 +6,7 @@ them; two processes under `accelerate launch`; one smoke run on the embedded Gem
 import json
 import math
 
+import datasets
 import pytest
 from transformers import AutoModel
 
@@ -205,3 +206,22 @@ def test_cpu_recipe_steps_on_the_embedded_gemma(folder, tmp_path):
     [written] = lumen.write(rows, "purchase_reason", item_ids=ranking.item_ids[:1],
                             max_new_tokens=8)  # fmt: skip
     assert written.item_id == ranking.item_ids[0] and isinstance(written.text, str)
+
+
+def test_a_bfloat16_lm_trains_its_item_table_in_float32(folder, tiny_gemma_base, tmp_path):
+    """The Trainer keeps no float32 master weights: trainable parameters are cast to float32,
+    the frozen LM keeps the dtype asked for."""
+    from safetensors import safe_open
+
+    out = tmp_path / "bf16"
+    train_lumen.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--dataset_config", "office",
+         "--base_model", str(tiny_gemma_base), "--output_dir", str(out), "--dtype", "bfloat16",
+         "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no"]
+    )  # fmt: skip
+    with safe_open(out / "model.safetensors", "pt") as weights:
+        dtypes = {name: weights.get_slice(name).get_dtype() for name in weights.keys()}
+    assert dtypes["items.embeddings.weight"] == "F32"
+    assert "BF16" in set(dtypes.values())  # the LM's frozen weights
+    test = datasets.load_dataset(str(folder), "office", split="test").select(range(2))
+    assert len(Lumen.from_pretrained(out).rank(list(test), top_k=10)[0].item_ids) == 10
