@@ -102,6 +102,10 @@ class Narrator:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = stops[0]
+        # The base's sampling defaults (Gemma's top_k=64, ...) mean nothing to greedy decoding,
+        # and transformers warns about each; options the caller gives are passed as given.
+        if not do_sample:
+            generate_kwargs = {"temperature": None, "top_p": None, "top_k": None, **generate_kwargs}
         texts: list[str] = []
         description = f"narrator writes {kind}" if kind else "narrator writes"
         for start, stop in batch_spans(
@@ -120,7 +124,6 @@ class Narrator:
                     do_sample=do_sample,
                     eos_token_id=stops,
                     pad_token_id=pad_id,
-                    **({} if do_sample else {"temperature": None, "top_p": None, "top_k": None}),
                     **generate_kwargs,
                 )
             new_tokens = output[:, input_ids.shape[1] :]

@@ -102,6 +102,25 @@ def test_batched_generation_matches_one_at_a_time(adapter):
     assert batched == alone
 
 
+def test_generation_options_given_with_greedy_decoding_are_passed_on(adapter):
+    out, _, _ = adapter
+    narrator = Narrator.from_pretrained(out)
+    calls, generate = [], narrator.model.generate
+
+    def recording(**kwargs):
+        calls.append(kwargs)
+        return generate(**kwargs)
+
+    narrator.model.generate = recording
+    [text] = narrator.generate(PROMPTS[:1], kind="user_profile", top_k=1, repetition_penalty=1.3)
+    assert isinstance(text, str)
+    # Greedy decoding clears the base's sampling defaults, but not what the caller asked for.
+    assert calls[0]["top_k"] == 1 and calls[0]["repetition_penalty"] == 1.3
+    assert calls[0]["top_p"] is None and calls[0]["temperature"] is None
+    narrator.generate(PROMPTS[:1], kind="user_profile", do_sample=True, top_p=0.5)
+    assert calls[1]["top_p"] == 0.5 and "top_k" not in calls[1]
+
+
 def test_max_new_tokens_per_kind_bounds_the_output(adapter):
     out, _, _ = adapter
     narrator = Narrator.from_pretrained(out)
