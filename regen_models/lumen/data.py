@@ -214,6 +214,13 @@ class LumenCollator:
     pad_token_id: int
     padding_side: str = "right"
 
+    @classmethod
+    def for_tokenizer(cls, tokenizer, padding_side: str = "right") -> LumenCollator:
+        """Padding with the tokenizer's pad token, or its end-of-sequence token where it has
+        none (Llama's and Mistral's tokenizers)."""
+        pad = tokenizer.pad_token_id
+        return cls(tokenizer.eos_token_id if pad is None else pad, padding_side)
+
     def __call__(self, examples: Sequence[LumenExample | Mapping]) -> dict[str, torch.Tensor]:
         examples = [e if isinstance(e, Mapping) else e.__dict__ for e in examples]
         width = max(len(e["input_ids"]) for e in examples)

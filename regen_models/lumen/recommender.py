@@ -51,8 +51,7 @@ class Lumen:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.vocabulary = model.item_vocabulary
-        pad = tokenizer.pad_token_id
-        self.collate = LumenCollator(tokenizer.eos_token_id if pad is None else pad, "left")
+        self.collate = LumenCollator.for_tokenizer(tokenizer, "left")
 
     @classmethod
     def from_pretrained(

@@ -404,3 +404,12 @@ def test_no_end_before_the_item(tokenizer, monkeypatch):
     assert len(out.prefix_ids[0]) == 2 and stop not in out.prefix_ids[0]
     assert bool(out.forced_switch[0]) and 0 <= int(out.items[0]) < NUM_ITEMS
     assert out.narrative_ids == [[]]
+
+
+def test_a_tokenizer_without_a_pad_token_pads_with_its_end_of_sequence():
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = None
+    collate = LumenCollator.for_tokenizer(tokenizer, "left")
+    example = {"input_ids": [5, 6, 7], "labels": None, "item_ids": [], "target": 0}
+    batch = collate([example, {**example, "input_ids": [8]}])
+    assert batch["input_ids"][1].tolist() == [tokenizer.eos_token_id] * 2 + [8]
