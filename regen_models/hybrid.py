@@ -68,6 +68,7 @@ class HybridSystem:
         narrate_target: bool = False,
         with_critiques: bool | None = None,
         batch_size: int = 8,
+        ranking_batch_size: int = 256,
         max_new_tokens: int | None = None,
         progress: bool = False,
     ) -> list[HybridOutput]:
@@ -77,8 +78,9 @@ class HybridSystem:
         an error. `with_critiques=False` (a `_no_critique` config) keeps every critique out of
         the ranking and the prompts; by default each part does as it was trained (FLARE's
         `use_critiques`, the narrator's `with_critiques`). Prompts longer than the narrator's
-        budget lose their oldest purchases; `self.prompt_stats` counts every cut. `progress`:
-        a bar over the rows for the ranking and for each kind.
+        budget lose their oldest purchases; `self.prompt_stats` counts every cut. FLARE ranks
+        `ranking_batch_size` rows at once, the narrator writes for `batch_size`. `progress`: a
+        bar over the rows for the ranking and for each kind.
         """
         check_row_collection(rows)
         if isinstance(kinds, str):
@@ -90,7 +92,7 @@ class HybridSystem:
             rows,
             top_k=top_k,
             with_critiques=with_critiques is not False,  # FLARE drops them if untrained on them
-            batch_size=max(batch_size, 64),
+            batch_size=ranking_batch_size,
             progress=progress,
         )
         if with_critiques is None:

@@ -79,6 +79,24 @@ def test_narrates_the_top_item_or_the_target(folder, flare, adapter):
     assert hybrid.prompt_stats.prompts == 8
 
 
+def test_flare_ranks_in_batches_of_the_ranking_batch_size(folder, flare, adapter):
+    hybrid = HybridSystem.from_pretrained(flare, adapter)
+    batches, recommend = [], hybrid.ranker.model.recommend
+
+    def recording(top_k=10, **inputs):
+        scores, top = recommend(top_k=top_k, **inputs)
+        batches.append(len(scores))
+        return scores, top
+
+    hybrid.ranker.model.recommend = recording
+    test = rows(folder, count=5)
+    hybrid(test, kinds=["user_profile"], batch_size=4, ranking_batch_size=2, max_new_tokens=1)
+    assert batches == [2, 2, 1]
+    batches.clear()
+    hybrid(test, kinds=["user_profile"], batch_size=1, max_new_tokens=1)
+    assert batches == [5]  # FLARE's own batch by default, whatever the narrator's
+
+
 def test_without_critiques_no_critique_reaches_ranking_or_prompt(folder, flare, adapter):
     hybrid = HybridSystem.from_pretrained(flare, adapter)
     spy = hybrid.narrator = Spy(hybrid.narrator)
