@@ -62,7 +62,26 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     ids += configured if isinstance(configured, list) else [configured]
     ids.append(tokenizer.eos_token_id)
     if uses_chat_template(tokenizer):
-        end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
-        if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
-            ids.append(end_of_turn)
+        ids.append(end_of_turn_id(tokenizer))
     return sorted({i for i in ids if i is not None})
+
+
+END_OF_TURN_MARKER = "Narrative ends here."
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The special token that the chat template closes the model's turn with (Gemma's
+    `<end_of_turn>`, ChatML's `<|im_end|>`, Llama 3's `<|eot_id|>`), or None where what follows
+    the model's text is no special token.
+
+    A narrator learns to write this token after a narrative (TRL renders the completion with the
+    template), so generation stops there rather than at `max_new_tokens`.
+    """
+    conversation = messages("Write.") + [{"role": "assistant", "content": END_OF_TURN_MARKER}]
+    text = tokenizer.apply_chat_template(conversation, tokenize=False)
+    _, found, after = text.partition(END_OF_TURN_MARKER)
+    ids = tokenizer(after.lstrip(), add_special_tokens=False)["input_ids"] if found else []
+    if not ids:
+        return None
+    added = tokenizer.added_tokens_decoder.get(ids[0])
+    return ids[0] if added is not None and added.special else None

@@ -16,7 +16,7 @@ from regen_models.narrator.configuration_narrator import (
 from regen_models.narrator.loading import add_lora, four_bit_problem, load_base
 from regen_models.prompts import build_prompt
 from tests.regen_models.test_prompts import purchase, split_row
-from tests.tiny_gemma import save_tiny_gemma
+from tests.tiny_gemma import save_tiny_gemma, tiny_gemma, tiny_tokenizer
 
 PROMPTS = [
     build_prompt(split_row(n)["history"], split_row(n)["target"], kind).text
@@ -191,6 +191,59 @@ def test_training_and_generation_see_the_same_context(tiny_gemma_base):
     assert whole[len(prompt) :] == "Because it is red.<end_of_turn>\n"
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
     assert end_of_turn in formatting.stop_token_ids(tokenizer)
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAMA3 = (
+    "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+    "{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def tokenizer_with_template(template: str, special_tokens: list[str]):
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": special_tokens})
+    tokenizer.chat_template = template
+    return tokenizer
+
+
+@pytest.mark.parametrize(
+    "template, special_tokens, end",
+    [
+        (CHATML, ["<|im_start|>", "<|im_end|>"], "<|im_end|>"),
+        (LLAMA3, ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"], "<|eot_id|>"),
+        ("{% for m in messages %}{{ m['content'] }}\n{% endfor %}", [], None),
+    ],
+    ids=["chatml", "llama3", "no-end-token"],
+)
+def test_the_end_of_a_turn_comes_from_the_chat_template(template, special_tokens, end):
+    tokenizer = tokenizer_with_template(template, special_tokens)
+    stops = tokenizer.convert_ids_to_tokens(formatting.stop_token_ids(tokenizer))
+    assert stops == ["<eos>"] + ([end] if end else [])
+
+
+def test_generation_stops_at_the_end_of_a_chatml_turn():
+    tokenizer = tokenizer_with_template(CHATML, ["<|im_start|>", "<|im_end|>"])
+    model = tiny_gemma(tokenizer).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id  # as a base model's says
+    config = NarratorConfig("base", {}, ["user_profile"], {"user_profile": 8}, None, True)
+    narrator = Narrator(model, tokenizer, config)
+    lengths, generate = [], model.generate
+
+    def recording(**kwargs):
+        output = generate(**kwargs)
+        lengths.append(output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    model.generate = recording
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    # A model that ends its turn at once: one new token, not eight.
+    narrator.generate(PROMPTS[:1], kind="user_profile", sequence_bias={(end,): 100.0})
+    assert lengths == [1]
 
 
 def test_max_new_tokens_come_from_the_reference_lengths():
