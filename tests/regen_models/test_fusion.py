@@ -235,6 +235,13 @@ def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
     batch = FusionCollator(tokenizer.pad_token_id)([example])
     loss = model(**batch).loss
     assert loss.requires_grad and float(loss.detach()) > 0
+    # The logits at text position t predict token t + 1: the loss is the cross-entropy of the
+    # completion tokens against the logits one position before each (fails if unshifted).
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :-1]
+    targets = batch["labels"][0, 1:]
+    scored = targets != -100
+    expected = torch.nn.functional.cross_entropy(logits[scored].float(), targets[scored])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
     # Greedy decoding picks the argmax of the same logits the forward pass gives.
     generation = FusionCollator(tokenizer.pad_token_id)(
         [encoder.generation_example(seq_row("A", [1, 2, 3]), "purchase_reason")]

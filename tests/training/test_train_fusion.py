@@ -165,9 +165,20 @@ def test_ablation_prints_its_table_and_draws_its_plot(folder, tiny_gemma_base, t
         }
 
 
-def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(folder, tiny_gemma_base, tmp_path):
+def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(
+    folder, tiny_gemma_base, tmp_path, monkeypatch
+):
     from transformers import AutoModelForCausalLM
 
+    started = {}
+    from_base = FusionForCausalLM.from_base.__func__
+
+    def recording_from_base(cls, *args, **kwargs):
+        model = from_base(cls, *args, **kwargs)
+        started.update({k: v.detach().clone() for k, v in model.adapter.state_dict().items()})
+        return model
+
+    monkeypatch.setattr(FusionForCausalLM, "from_base", classmethod(recording_from_base))
     out = tmp_path / "frozen"
     train_fusion.run(
         ["--config", TINY, "--dataset_name", str(folder), "--base_model", str(tiny_gemma_base),
@@ -178,6 +189,9 @@ def test_a_frozen_lm_keeps_its_weights_while_the_adapter_learns(folder, tiny_gem
     base = AutoModelForCausalLM.from_pretrained(tiny_gemma_base).state_dict()
     lm = model.language_model.state_dict()
     assert all(torch.equal(lm[name], base[name]) for name in base)
+    trained = model.adapter.state_dict()
+    assert started.keys() == trained.keys()
+    assert all(not torch.equal(trained[name], started[name]) for name in started)
     assert model.config.signals == "cf" and not hasattr(model.inputs, "content_vectors")
     assert len(model.adapter.layers) == 3
 
