@@ -31,30 +31,41 @@ def fold_in(
 
     the same solution `implicit`'s `recalculate_user` gives. `gram` is YᵀY when the caller has
     it already. A row without any item is an error.
+
+    The small `dim x dim` systems are solved in float64 on the CPU (Apple's MPS has no float64);
+    only the rows of the items in use leave the factors' device. The result is float32 on that
+    device.
     """
-    factors = factors.double()
+    device = factors.device
     dim = factors.shape[1]
     if gram is None:
-        gram = factors.T @ factors
-    base = gram.double() + regularization * torch.eye(dim, dtype=torch.float64, device=gram.device)
+        gram = gram_of(factors)
+    base = gram.to("cpu", torch.float64) + regularization * torch.eye(dim, dtype=torch.float64)
+    item_ids = item_ids.cpu()
     systems, targets = [], []
     for row in range(item_ids.shape[0]):
         ids = item_ids[row][item_ids[row] >= 0]
         if not len(ids):
             raise ValueError(f"row {row} has no interaction to fold a user vector in from")
         unique, counts = torch.unique(ids, return_counts=True)
-        vectors = factors[unique]
+        vectors = factors[unique.to(device)].to("cpu", torch.float64)
         confidence = alpha * counts.double()
         systems.append(base + vectors.T @ ((confidence - 1)[:, None] * vectors))
         targets.append(vectors.T @ confidence)
     solved = torch.linalg.solve(torch.stack(systems), torch.stack(targets))
-    return solved.to(torch.float32)
+    return solved.to(device=device, dtype=torch.float32)
+
+
+def gram_of(factors: torch.Tensor) -> torch.Tensor:
+    """YᵀY of `factors`, in float64 on the CPU."""
+    factors = factors.detach().to("cpu", torch.float64)
+    return factors.T @ factors
 
 
 def cached_gram(owner, factors: torch.Tensor) -> torch.Tensor:
-    """YᵀY of `factors`, computed once per buffer version and kept on `owner`."""
+    """`gram_of(factors)`, computed once per buffer version and kept on `owner`."""
     key = (factors.data_ptr(), factors._version, factors.device)
     if getattr(owner, "_gram_key", None) != key:
-        owner._gram = factors.double().T @ factors.double()
+        owner._gram = gram_of(factors)
         owner._gram_key = key
     return owner._gram

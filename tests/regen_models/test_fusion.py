@@ -120,6 +120,28 @@ def test_fold_in_is_the_als_user_step(factors):
         wals.fold_in(torch.from_numpy(found), torch.tensor([[-1, -1]]), 0.1, 5.0)
 
 
+def test_fold_in_solves_in_float64_on_the_cpu_and_returns_float32(factors, tokenizer):
+    """The float64 systems are built and solved on the CPU (MPS has no float64), from the same
+    numbers as a float64 computation of the whole thing: the result does not change."""
+    found, settings, _ = factors
+    table = torch.from_numpy(found)
+    ids = torch.tensor([[-1, 3, 3, 17], [4, 5, 6, 7]])
+    expected = []
+    for row in ids:
+        unique, counts = torch.unique(row[row >= 0], return_counts=True)
+        y, c = table.double()[unique], settings.alpha * counts.double()
+        system = table.double().T @ table.double() + settings.regularization * torch.eye(8)
+        system = system + y.T @ ((c - 1)[:, None] * y)
+        expected.append(torch.linalg.solve(system, y.T @ c))
+    folded = wals.fold_in(table, ids, settings.regularization, settings.alpha)
+    assert folded.dtype == torch.float32 and folded.device == table.device
+    assert torch.allclose(folded, torch.stack(expected).float(), atol=1e-6)
+    model = tiny_fusion(tokenizer, found, signals="cf")
+    gram = wals.cached_gram(model, model.inputs.cf_factors)
+    assert gram.dtype == torch.float64 and gram.device.type == "cpu"
+    assert torch.allclose(gram, table.double().T @ table.double())
+
+
 def test_item_factors_are_fitted_on_the_train_rows_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("REGEN_CACHE", str(tmp_path))
     vocabulary = tiny_vocabulary(NUM_ITEMS)
@@ -241,7 +263,7 @@ def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
     targets = batch["labels"][0, 1:]
     scored = targets != -100
     expected = torch.nn.functional.cross_entropy(logits[scored].float(), targets[scored])
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
     # Greedy decoding picks the argmax of the same logits the forward pass gives.
     generation = FusionCollator(tokenizer.pad_token_id)(
         [encoder.generation_example(seq_row("A", [1, 2, 3]), "purchase_reason")]
