@@ -178,8 +178,10 @@ class LumenForCausalLM(LumenPreTrainedModel):
         """LUMEN around a loaded causal LM, whose tokenizer has the LUMEN tokens
         (`regen_models.lumen.data.add_item_tokens`): the LM's embeddings grow to the tokenizer,
         the item table starts on the spread of the LM's token embeddings."""
-        if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
+        known = language_model.get_input_embeddings().num_embeddings
+        if len(tokenizer) > known:
             language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+            _draw_like_the_known_rows(language_model.get_input_embeddings().weight, known)
         spread = float(language_model.get_input_embeddings().weight.detach().float().std())
         config = LumenConfig(
             text_config=language_model.config,
@@ -464,6 +466,16 @@ class LumenForCausalLM(LumenPreTrainedModel):
 
 
 @torch.no_grad()
+def _draw_like_the_known_rows(weight: torch.Tensor, known: int) -> None:
+    """Rows `known:` of an embedding matrix drawn from the mean and spread of the rows before
+    them: the initializer's small random rows would start the switch token far from any token
+    the LM writes (on the embedded Gemma, at half their median norm)."""
+    with torch.no_grad():
+        rows = weight[:known].float()
+        new = rows.mean(0) + rows.std(0) * torch.randn(len(weight) - known, weight.shape[1])
+        weight[known:] = new.to(weight.dtype)
+
+
 def _hidden_norm(language_model, tokenizer) -> float:
     """The mean length of the LM's last hidden states on a short text: what an item vector of
     spread s is multiplied by when it is scored (a score's spread is length x s)."""

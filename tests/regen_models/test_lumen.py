@@ -413,3 +413,17 @@ def test_a_tokenizer_without_a_pad_token_pads_with_its_end_of_sequence():
     example = {"input_ids": [5, 6, 7], "labels": None, "item_ids": [], "target": 0}
     batch = collate([example, {**example, "input_ids": [8]}])
     assert batch["input_ids"][1].tolist() == [tokenizer.eos_token_id] * 2 + [8]
+
+
+def test_the_new_tokens_start_among_the_lms_token_embeddings():
+    """Rows drawn at the initializer's scale would start the switch token far from what the LM
+    writes (on the embedded Gemma: half the median norm); mean resizing starts it among them."""
+    tokenizer = tiny_tokenizer()
+    language_model = tiny_gemma(tokenizer)
+    with torch.no_grad():
+        language_model.get_input_embeddings().weight *= 50  # trained rows, far from init
+    add_item_tokens(tokenizer)
+    model = LumenForCausalLM.from_base(language_model, tokenizer, NUM_ITEMS)
+    norms = model.get_input_embeddings().weight.norm(dim=-1)
+    median = norms[: len(tokenizer) - 2].median()
+    assert 0.5 < norms[model.config.switch_token_id] / median < 2
