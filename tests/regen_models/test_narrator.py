@@ -94,12 +94,41 @@ def test_round_trip_gives_the_same_texts(adapter):
     assert plain.generate(PROMPTS, kind="purchase_reason", **words_only) != texts
 
 
+def own_tokens_only(tokenizer, prompts):
+    """A `prefix_allowed_tokens_fn` that lets each prompt's row write only tokens found in that
+    prompt and in no other, so that every prompt gets its own text: a random model otherwise
+    writes the same words whatever the prompt, and rows that changed places would go unseen."""
+    encoded = [set(formatting.encode_for_generation(tokenizer, p)) for p in prompts]
+    own = [ids - set().union(*(o for o in encoded if o is not ids)) for ids in encoded]
+
+    def allowed(batch_id, input_ids):
+        present = set(input_ids.tolist())
+        [tokens] = [tokens for tokens in own if tokens & present]  # the row's prompt
+        return sorted(tokens)
+
+    return allowed
+
+
 def test_batched_generation_matches_one_at_a_time(adapter):
     out, _, _ = adapter
     narrator = Narrator.from_pretrained(out)
-    batched = narrator.generate(PROMPTS, kind="user_profile", batch_size=3)
-    alone = [narrator.generate([prompt], kind="user_profile")[0] for prompt in PROMPTS]
-    assert batched == alone
+    logits, generate = [], narrator.model.generate
+
+    def recording(**kwargs):
+        output = generate(**kwargs, output_logits=True, return_dict_in_generate=True)
+        logits.extend(torch.stack(output.logits, dim=1))  # a [steps, vocab] tensor per row
+        return output.sequences
+
+    narrator.model.generate = recording
+    options = {"prefix_allowed_tokens_fn": own_tokens_only(narrator.tokenizer, PROMPTS)}
+    lengths = [len(formatting.encode_for_generation(narrator.tokenizer, p)) for p in PROMPTS]
+    assert len(set(lengths)) == 3  # so the batches are left-padded
+    # Two batches: the first pads one prompt to the other's length.
+    batched = narrator.generate(PROMPTS, kind="user_profile", batch_size=2, **options)
+    alone = [narrator.generate([p], kind="user_profile", **options)[0] for p in PROMPTS]
+    assert batched == alone and len(set(alone)) == 3
+    for row in range(3):  # what the model saw of each prompt, padding or not
+        torch.testing.assert_close(logits[row], logits[3 + row], rtol=1e-4, atol=1e-4)
 
 
 def test_generation_options_given_with_greedy_decoding_are_passed_on(adapter):
