@@ -67,6 +67,14 @@ class Narrator:
     def max_new_tokens(self, kind: str | None) -> int:
         if kind is None:
             return max(self.config.max_new_tokens.values(), default=DEFAULT_MAX_NEW_TOKENS)
+        if kind in self.config.kinds and kind not in self.config.max_new_tokens:
+            # An adapter trained before training refused kinds it had no narrative of.
+            raise ValueError(
+                f"this narrator lists {kind!r} among its kinds, but its training split had no "
+                f"narrative of that kind, so it never learnt to write one (its "
+                f"narrator_config.json records no max_new_tokens for {kind!r}): retrain it on a "
+                "split that has them"
+            )
         if kind not in self.config.max_new_tokens:
             raise ValueError(
                 f"this narrator was trained for {self.kinds}, not for {kind!r}: ask for one of "

@@ -163,6 +163,13 @@ def test_max_new_tokens_per_kind_bounds_the_output(adapter):
             narrator.generate(PROMPTS, kind="user_summary_long", max_new_tokens=length)
 
 
+def test_a_listed_kind_without_a_length_says_it_was_never_trained():
+    config = NarratorConfig("base", {}, ["purchase_reason", "user_profile"],
+                            {"purchase_reason": 12}, None, True)  # fmt: skip
+    with pytest.raises(ValueError, match="lists 'user_profile' among its kinds, but its training"):
+        Narrator(None, None, config).max_new_tokens("user_profile")
+
+
 def test_another_base_than_asked_is_a_clear_error(adapter, tmp_path):
     out, _, _ = adapter
     with pytest.raises(BaseModelMismatchError, match="trained on the base model .* not 'embedded'"):

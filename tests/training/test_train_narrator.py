@@ -174,6 +174,32 @@ def test_a_folder_without_training_narratives_names_the_fix(tiny_gemma_base, tmp
     assert "has no reference narrative" in error and "--protocol user_disjoint" in error
 
 
+def test_a_kind_without_training_narratives_is_refused(folder, tiny_gemma_base, tmp_path,
+                                                      monkeypatch):  # fmt: skip
+    import datasets
+
+    load_dataset = datasets.load_dataset
+
+    def without_user_profiles(*args, **kwargs):
+        rows = load_dataset(*args, **kwargs)
+        rows["train"] = rows["train"].map(
+            lambda row: {"narratives": {**row["narratives"], "user_profile": None}}
+        )
+        return rows
+
+    monkeypatch.setattr(datasets, "load_dataset", without_user_profiles)
+    with pytest.raises(ValueError) as error:
+        train_narrator.run(
+            ["--config", TINY, "--dataset_name", str(folder), "--dataset_config", "office",
+             "--base_model", str(tiny_gemma_base), "--output_dir", str(tmp_path / "out")]
+        )  # fmt: skip
+    assert (
+        f"the train split of {folder} (office) has no reference narrative of the kinds "
+        "['user_profile']: the narrator would never learn to write them"
+    ) in str(error.value)
+    assert not (tmp_path / "out" / "narrator_config.json").exists()
+
+
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
     """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
     out = tmp_path / "narrator-ddp"
