@@ -100,15 +100,20 @@ class FusionModelArguments(LanguageModelArguments):
         default=None, metadata={"help": "learning rate of the adapter (unset: --learning_rate)"}
     )
     user_token: bool = field(
-        default=True, metadata={"help": "open the soft tokens with a folded-in user token"}
+        default=False,
+        metadata={
+            "help": "open the soft tokens with one for the user (their folded-in WALS vector); "
+            "not in the paper, which has one soft token per interaction"
+        },
     )
     max_interactions: int = field(
         default=50, metadata={"help": "newest interactions kept per user (one soft token each)"}
     )
     wals_dim: int = field(default=128, metadata={"help": "WALS factor dimension (paper: 128)"})
-    wals_regularization: float = 0.05
+    wals_regularization: float = wals.REGULARIZATION
     wals_alpha: float = field(
-        default=10.0, metadata={"help": "WALS confidence of an interaction: alpha x its count"}
+        default=wals.ALPHA,
+        metadata={"help": "WALS confidence of an interaction: alpha x its count"},
     )
     wals_iterations: int = 15
     encoder_name: str | None = field(
@@ -217,7 +222,9 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     language_model, tokenizer = load_base(
         model_args.base_model, dtype=getattr(torch, model_args.dtype)
     )
-    encoder = FusionEncoder(tokenizer, vocabulary, model_args.max_interactions)
+    encoder = FusionEncoder(
+        tokenizer, vocabulary, model_args.max_interactions, model_args.user_token
+    )
     train_examples = encoder.training_examples(train_rows, script_args.kinds)
     eval_examples = encoder.training_examples(eval_rows, script_args.kinds) if eval_rows else None
     if main_process:
@@ -243,7 +250,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         cf_factors=cf_factors,
         content_vectors=content,
         signals=model_args.signals,
-        cf_user_norm=user_norm or 1.0,
+        cf_user_norm=user_norm,
         wals_regularization=model_args.wals_regularization,
         wals_alpha=model_args.wals_alpha,
         encoder_name=model_args.encoder_name,
@@ -316,27 +323,32 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     return metrics
 
 
-def wals_tables(train_rows, vocabulary, model_args, verbose: bool) -> tuple[np.ndarray, float]:
-    """(WALS item factors of the train split, mean norm of its users' folded-in vectors)."""
+def wals_tables(
+    train_split, vocabulary, model_args, verbose: bool
+) -> tuple[np.ndarray, float | None]:
+    """(WALS item factors of the train split; with a user token, the mean norm of its users'
+    vectors, folded in from the interactions the model reads: the newest `max_interactions`)."""
     settings = wals.WalsSettings(
         dim=model_args.wals_dim,
         regularization=model_args.wals_regularization,
         alpha=model_args.wals_alpha,
         iterations=model_args.wals_iterations,
     )
-    rows = train_rows.select_columns(["user_id", "history", "target"]).to_list()
-    factors, path = wals.item_factors(rows, vocabulary, settings)
-    sample = rows[:USER_NORM_SAMPLE]
-    ids = [vocabulary.indices(wals.sequence_item_ids(row)).tolist() for row in sample]
-    width = max(len(i) for i in ids)
-    padded = torch.tensor([[-1] * (width - len(i)) + i for i in ids])
-    users = wals.fold_in(torch.from_numpy(factors), padded, settings.regularization, settings.alpha)
-    user_norm = wals.mean_norm(users.numpy())
+    factors, path = wals.item_factors(train_split, vocabulary, settings)
+    user_norm = None
+    if model_args.user_token:
+        sample = wals.split_items(
+            first_rows(train_split, USER_NORM_SAMPLE), vocabulary, "train split"
+        )
+        sequences = [
+            sample.sequence(row, model_args.max_interactions) for row in range(len(sample))
+        ]
+        user_norm = wals.mean_user_norm(factors, sequences, settings.regularization, settings.alpha)
     if verbose:
         seen = int((np.abs(factors).sum(axis=1) > 0).sum())
         print(
-            f"WALS: {len(rows):,} training users, {seen:,} of {len(vocabulary):,} items seen, "
-            f"dimension {settings.dim} ({path})"
+            f"WALS: {len(train_split):,} training users, {seen:,} of {len(vocabulary):,} items "
+            f"seen, dimension {settings.dim} ({path})"
         )
     return factors, user_norm
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from regen_models.fusion.user_vectors import ALPHA, REGULARIZATION
+
 SIGNALS = ("cf", "content", "both")
 ADAPTERS = ("linear", "mlp")
 
@@ -38,11 +40,15 @@ class FusionConfig(PretrainedConfig):
             are divided by it, so that they have a norm of one on average, like the unit-norm
             content vectors, while an item's norm (which grows with its popularity) still
             differs from another's.
-        cf_user_norm (`float`): the same for the folded-in user vectors of the training users.
+        cf_user_norm (`float`, *optional*): the same for the folded-in user vectors of the
+            training users; needed by a user token with CF signals (`None` otherwise).
         wals_regularization, wals_alpha (`float`): the WALS fit's L2 weight and confidence
-            scale, which the fold-in of a new user's vector repeats.
+            scale (by default those of `wals.WalsSettings`), which the fold-in of a user's vector
+            repeats.
         user_token (`bool`): open the soft tokens with one for the user: their WALS vector,
             folded in from their interactions, beside the mean content vector of those items.
+            Off by default: the paper has one soft token per interaction and nothing else; the
+            text prompt says which setting the vectors follow.
         adapter (`str`): `linear` (one projection: what the paper analyses in its Figure 6) or
             `mlp` (a hidden layer and a GELU: the paper's benchmark adapter).
         adapter_hidden_size (`int`, *optional*): the MLP's hidden width (`None`: the LM's).
@@ -72,10 +78,10 @@ class FusionConfig(PretrainedConfig):
         content_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
         encoder_name: str | None = None,
         cf_item_norm: float = 1.0,
-        cf_user_norm: float = 1.0,
-        wals_regularization: float = 0.01,
-        wals_alpha: float = 1.0,
-        user_token: bool = True,
+        cf_user_norm: float | None = None,
+        wals_regularization: float = REGULARIZATION,
+        wals_alpha: float = ALPHA,
+        user_token: bool = False,
         adapter: str = "mlp",
         adapter_hidden_size: int | None = None,
         adapter_dropout: float = 0.0,
@@ -97,8 +103,13 @@ class FusionConfig(PretrainedConfig):
             raise ValueError(f"num_items must be at least 1, got {num_items}")
         if max_interactions < 1:
             raise ValueError(f"max_interactions must be at least 1, got {max_interactions}")
+        if user_token and signals in ("cf", "both") and cf_user_norm is None:
+            raise ValueError(
+                "a user token with CF signals needs cf_user_norm, the mean norm of the training "
+                "users' folded-in vectors (see training/train_fusion.py)"
+            )
         for name, value in (("cf_item_norm", cf_item_norm), ("cf_user_norm", cf_user_norm)):
-            if not value > 0:
+            if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         self.text_config = text_config
         self.num_items = num_items
@@ -108,7 +119,7 @@ class FusionConfig(PretrainedConfig):
         self.content_fields = list(content_fields)
         self.encoder_name = encoder_name
         self.cf_item_norm = float(cf_item_norm)
-        self.cf_user_norm = float(cf_user_norm)
+        self.cf_user_norm = None if cf_user_norm is None else float(cf_user_norm)
         self.wals_regularization = wals_regularization
         self.wals_alpha = wals_alpha
         self.user_token = user_token

@@ -5,10 +5,11 @@ interactions it reads as soft tokens, the reference narrative; and the collator 
                 then its target: the item the narrative is about (a user summary is written from
                 the whole sequence, target included). Only the ids enter: the items' vectors
                 come from the model's tables, so no review, rating or critique does.
-    prompt      "The vectors before this text are a shopper's purchases, ..." and the task line
-                of the kind (`regen_models/prompts.py`), as the tokenizer's chat turn where it
-                has a template; its begin-of-sequence token is dropped (the model reads it
-                before the soft tokens).
+    prompt      "The vectors before this text are a shopper's purchases, ..." (with a user
+                token: "The first vector ... stands for a shopper, the others for their
+                purchases, ...") and the task line of the kind (`regen_models/prompts.py`), as
+                the tokenizer's chat turn where it has a template; its begin-of-sequence token
+                is dropped (the model reads it before the soft tokens).
     completion  the reference narrative, then the end of the turn.
 
 An empty history or an item outside the vocabulary is an error that names the user.
@@ -33,12 +34,18 @@ SOFT_PROMPT_HEADER = (
     "The vectors before this text are a shopper's purchases, oldest first; the last one is the "
     "next item."
 )
+# With `user_token`, the first vector is the shopper's own.
+USER_TOKEN_HEADER = (
+    "The first vector before this text stands for a shopper, the others for their purchases, "
+    "oldest first; the last one is the next item."
+)
 
 
-def prompt_text(kind: str) -> str:
+def prompt_text(kind: str, user_token: bool = False) -> str:
     if kind not in KIND_REQUESTS:
         raise ValueError(f"unknown narrative kind {kind!r}; expected one of {list(KIND_REQUESTS)}")
-    return f"{SOFT_PROMPT_HEADER}\nTask: write {KIND_REQUESTS[kind]}."
+    header = USER_TOKEN_HEADER if user_token else SOFT_PROMPT_HEADER
+    return f"{header}\nTask: write {KIND_REQUESTS[kind]}."
 
 
 def item_content_table(
@@ -64,12 +71,14 @@ class FusionEncoder:
     tokenizer: object
     vocabulary: ItemVocabulary
     max_interactions: int = 50
+    user_token: bool = False  # the model opens its soft tokens with the user's (the prompt says so)
     skipped: Counter = field(default_factory=Counter)  # per kind: rows without a reference
     _prompts: dict = field(default_factory=dict, repr=False)
 
     def prompt_ids(self, kind: str) -> list[int]:
         if kind not in self._prompts:
-            ids = formatting.encode_for_generation(self.tokenizer, prompt_text(kind))
+            text = prompt_text(kind, self.user_token)
+            ids = formatting.encode_for_generation(self.tokenizer, text)
             bos = self.tokenizer.bos_token_id
             self._prompts[kind] = ids[1:] if ids and bos is not None and ids[0] == bos else ids
         return list(self._prompts[kind])

@@ -185,8 +185,9 @@ class FusionForCausalLM(FusionPreTrainedModel):
     ) -> FusionForCausalLM:
         """The fusion narrator around a loaded causal LM, with its tables filled: `cf_factors`
         `[num_items, cf_dim]` (trained WALS item factors) and/or `content_vectors`
-        `[num_items, content_dim]`, as the signals need. The item norm is measured here; the
-        user norm must be given (`cf_user_norm`, see `training/train_fusion.py`)."""
+        `[num_items, content_dim]`, as the signals need. The item norm is measured here; a user
+        token with CF signals needs the training users' mean norm, `cf_user_norm` (measured by
+        `training/train_fusion.py`): without it the config refuses."""
         embeddings = language_model.get_input_embeddings().weight.detach().float()
         config = FusionConfig(
             text_config=language_model.config,

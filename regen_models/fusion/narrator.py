@@ -27,8 +27,9 @@ class FusionNarrator:
             raise ValueError("a fusion checkpoint needs its item vocabulary to read rows")
         self.model = model.eval()
         self.tokenizer = tokenizer
+        config = model.config
         self.encoder = FusionEncoder(
-            tokenizer, model.item_vocabulary, model.config.max_interactions
+            tokenizer, model.item_vocabulary, config.max_interactions, config.user_token
         )
         pad = tokenizer.pad_token_id
         self.collator = FusionCollator(pad if pad is not None else tokenizer.eos_token_id)

@@ -7,6 +7,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+# The WALS fit's defaults (`wals.WalsSettings`), which a fold-in must repeat: its L2 weight, and
+# the confidence of an interaction (alpha x its count).
+REGULARIZATION = 0.05
+ALPHA = 10.0
+
 
 def mean_norm(vectors: np.ndarray | torch.Tensor) -> float:
     """The mean L2 norm of the non-zero rows (the zero rows are items WALS never saw)."""

@@ -16,6 +16,7 @@ from regen_models.prompts import EmptyHistoryError
 from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
 from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
+from training.train_fusion import FusionModelArguments
 
 NUM_ITEMS = 30
 
@@ -46,19 +47,30 @@ def training_rows(users: int = 60, seed: int = 0) -> list[dict]:
     return rows
 
 
+# The fit's default regularization and alpha: the ones a model's config folds users in with.
+SETTINGS = wals.WalsSettings(dim=8, iterations=10)
+
+
 @pytest.fixture(scope="module")
 def factors():
     rows = training_rows()
     matrix = wals.interaction_matrix(rows, tiny_vocabulary(NUM_ITEMS))
-    settings = wals.WalsSettings(dim=8, regularization=0.1, alpha=5.0, iterations=10)
-    return wals.fit_item_factors(matrix, settings), settings, matrix
+    return wals.fit_item_factors(matrix, SETTINGS), SETTINGS, matrix
 
 
 def tiny_fusion(tokenizer, factors=None, seed=0, **config) -> FusionForCausalLM:
+    """A fusion model on a tiny Gemma. Without `factors`, random CF vectors; with `user_token`,
+    the user norm measured as training measures it, on `training_rows()`."""
     rng = np.random.default_rng(seed)
     cf = factors if factors is not None else rng.normal(size=(NUM_ITEMS, 8)).astype(np.float32)
     content = rng.normal(size=(NUM_ITEMS, 12)).astype(np.float32)
     content /= np.linalg.norm(content, axis=1, keepdims=True)
+    if config.get("user_token") and config.get("signals", "both") != "content":
+        sequences = [[int(i[1:]) for i in wals.sequence_item_ids(r)] for r in training_rows()]
+        config.setdefault(
+            "cf_user_norm",
+            wals.mean_user_norm(cf, sequences, SETTINGS.regularization, SETTINGS.alpha),
+        )
     model = FusionForCausalLM.from_base(
         tiny_gemma(tokenizer, seed),
         tokenizer,
@@ -74,8 +86,11 @@ def tiny_fusion(tokenizer, factors=None, seed=0, **config) -> FusionForCausalLM:
 # -- WALS ------------------------------------------------------------------------------------
 
 
-def test_wals_factors_cluster_co_bought_items_and_zero_unseen_ones(factors):
-    found, _, _ = factors
+def test_wals_factors_cluster_co_bought_items_and_zero_unseen_ones():
+    # A milder confidence than the defaults: on 60 users the default fit overfits the rare items.
+    matrix = wals.interaction_matrix(training_rows(), tiny_vocabulary(NUM_ITEMS))
+    settings = wals.WalsSettings(dim=8, regularization=0.1, alpha=5.0, iterations=10)
+    found = wals.fit_item_factors(matrix, settings)
     assert found.shape == (NUM_ITEMS, 8) and found.dtype == np.float32
     unit = found / np.linalg.norm(found, axis=1, keepdims=True)
     similarity = unit @ unit.T
@@ -185,7 +200,61 @@ def test_signals_select_the_parts(tokenizer, signals, width):
     assert hasattr(model.inputs, "cf_factors") == (signals != "content")
     assert hasattr(model.inputs, "content_vectors") == (signals != "cf")
     vectors, mask = model.fused_vectors(torch.tensor([[-1, 2, 4]]))
-    assert vectors.shape == (1, 4, width) and mask.tolist() == [[True, False, True, True]]
+    assert vectors.shape == (1, 3, width) and mask.tolist() == [[False, True, True]]
+
+
+def test_no_user_token_by_default_and_the_prompt_says_what_the_vectors_are(tokenizer, factors):
+    """The paper has one soft token per interaction: a user token is an option, off by default,
+    and the prompt names the first vector as the shopper's only when there is one."""
+    found, _, _ = factors
+    assert FusionConfig().user_token is False
+    assert FusionModelArguments().user_token is False
+    items = torch.tensor([[-1, 2, 4, 6]])
+    plain = tiny_fusion(tokenizer, found, signals="both")
+    with_user = tiny_fusion(tokenizer, found, signals="both", user_token=True)
+    tokens, mask = plain.soft_tokens(items)
+    assert tokens.shape[1] == 5 and mask.sum() == 4  # BOS and three interactions
+    tokens, mask = with_user.soft_tokens(items)
+    assert tokens.shape[1] == 6 and mask.sum() == 5  # BOS, the user, three interactions
+    vectors, _ = with_user.fused_vectors(items)
+    folded = wals.fold_in(torch.from_numpy(found), items, SETTINGS.regularization, SETTINGS.alpha)
+    assert torch.allclose(vectors[:, 0, :8], folded / with_user.config.cf_user_norm, atol=1e-5)
+    texts = {}
+    for model in (plain, with_user):
+        encoder = FusionEncoder(
+            tokenizer, model.item_vocabulary, user_token=model.config.user_token
+        )
+        example = encoder.training_example(seq_row("A", [2, 4, 6], "A reason."), "purchase_reason")
+        batch = FusionCollator(tokenizer.pad_token_id)([example])
+        assert float(model(**batch).loss.detach()) > 0
+        texts[model.config.user_token] = tokenizer.decode(example["input_ids"])
+    assert "a shopper's purchases" in texts[False] and "stands for a shopper" not in texts[False]
+    assert "The first vector before this text stands for a shopper" in texts[True]
+    assert prompt_text("purchase_reason") in texts[False]
+    assert prompt_text("purchase_reason", user_token=True) in texts[True]
+
+
+def test_config_folds_users_in_with_the_fits_settings_and_needs_the_user_norm(tokenizer):
+    """Fails if the config's fold-in settings differ from the fit's defaults, or if a CF user
+    token goes without the training users' norm (it fell back to 1.0)."""
+    config = FusionConfig()
+    defaults = wals.WalsSettings()
+    assert (config.wals_regularization, config.wals_alpha) == (
+        defaults.regularization,
+        defaults.alpha,
+    )
+    arguments = FusionModelArguments()
+    assert (arguments.wals_regularization, arguments.wals_alpha) == (
+        defaults.regularization,
+        defaults.alpha,
+    )
+    with pytest.raises(ValueError, match="a user token with CF signals needs cf_user_norm"):
+        FusionConfig(user_token=True, signals="both")
+    with pytest.raises(ValueError, match="needs cf_user_norm"):
+        tiny_fusion(tokenizer, signals="cf", user_token=True, cf_user_norm=None)
+    assert FusionConfig(user_token=True, signals="content").cf_user_norm is None
+    with pytest.raises(ValueError, match="cf_user_norm must be positive, got 0"):
+        FusionConfig(cf_user_norm=0)
 
 
 def test_unknown_signals_or_adapter_are_clear_errors():
@@ -217,8 +286,8 @@ def test_mlp_adapter_and_soft_tokens_on_the_token_scale(tokenizer):
     linears = [m for m in model.adapter.layers if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(20, 24), (24, 32)]
     tokens, mask = model.soft_tokens(torch.arange(NUM_ITEMS)[None])
-    # BOS, the user token, then one per item; all on the scale of the LM's own embeddings.
-    assert tokens.shape == (1, NUM_ITEMS + 2, 32) and bool(mask.all())
+    # BOS, then one per item; all on the scale of the LM's own embeddings.
+    assert tokens.shape == (1, NUM_ITEMS + 1, 32) and bool(mask.all())
     words = model.get_input_embeddings()(torch.arange(100, 400))
     ratio = tokens[0, 1:].detach().norm(dim=-1).mean() / words.detach().norm(dim=-1).mean()
     assert 0.3 < float(ratio) < 3, float(ratio)

@@ -214,3 +214,66 @@ def test_the_ablation_analysis_reads_a_bfloat16_checkpoint(tmp_path):
 def signal_shares_of(model) -> float:
     cf, content = model.signal_norms(torch.arange(model.config.num_items))
     return float((cf / (cf + content)).mean())
+
+
+def test_wals_reads_item_ids_with_pyarrow_and_the_user_norm_from_what_the_model_reads(
+    folder, monkeypatch
+):
+    """Fails if the train split is turned into Python rows (about 1.8 KB per interaction with
+    its texts), or if the user norm is measured on whole sequences while the model folds users
+    in from the newest `max_interactions` only."""
+    import datasets
+    import numpy as np
+
+    from regen_models.fusion import wals
+    from regen_models.items import ItemVocabulary
+
+    split = datasets.load_dataset(str(folder), "office", split="train")
+    vocabulary = ItemVocabulary.from_dataset(str(folder), "office")
+    rows = split.to_list()
+    arguments = train_fusion.FusionModelArguments(
+        wals_dim=4, wals_iterations=2, user_token=True, max_interactions=3
+    )
+    settings = wals.WalsSettings(dim=4, iterations=2)
+    expected_factors, _ = wals.item_factors(rows, vocabulary, settings)
+    newest = [
+        vocabulary.indices(wals.sequence_item_ids(row)[-3:]).tolist()
+        for row in rows[: train_fusion.USER_NORM_SAMPLE]
+    ]
+    assert any(len(row["history"]) > 2 for row in rows)  # some sequences are cut
+    expected_norm = wals.mean_user_norm(
+        expected_factors, newest, settings.regularization, settings.alpha
+    )
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the train split was read row by row")
+
+    for name in ("to_list", "to_dict", "__iter__", "iter"):
+        monkeypatch.setattr(datasets.Dataset, name, refuse)
+    factors, user_norm = train_fusion.wals_tables(split, vocabulary, arguments, verbose=False)
+    assert np.array_equal(factors, expected_factors)
+    assert user_norm == pytest.approx(expected_norm, rel=1e-6)
+
+
+def test_the_arrow_reading_matches_the_rows_and_names_an_unknown_items_user():
+    import datasets
+
+    from regen_models.fusion import wals
+    from regen_models.items import UnknownItemError
+    from tests.regen_models.test_flare import tiny_vocabulary
+    from tests.regen_models.test_fusion import NUM_ITEMS, seq_row, training_rows
+
+    vocabulary = tiny_vocabulary(NUM_ITEMS)
+    rows = training_rows(12) + [seq_row("twice", [4, 4, 7])]
+    split = datasets.Dataset.from_list(rows)
+    from_arrow = wals.split_items(split, vocabulary).matrix(NUM_ITEMS)
+    from_rows = wals.interaction_matrix(rows, vocabulary)
+    assert (from_arrow != from_rows).nnz == 0 and from_arrow[12, 4] == 2
+    items = wals.split_items(split, vocabulary)
+    assert items.sequence(12) == [4, 4, 7] and items.sequence(12, max_interactions=2) == [4, 7]
+    bad = datasets.Dataset.from_list(training_rows(3) + [seq_row("X", [1, 99, 2])])
+    with pytest.raises(UnknownItemError, match="item 'I099' \\(train split user X\\)"):
+        wals.split_items(bad, vocabulary, "train split")
+    bad_target = datasets.Dataset.from_list(training_rows(3) + [seq_row("Y", [1, 98])])
+    with pytest.raises(UnknownItemError, match="item 'I098' \\(user Y\\)"):
+        wals.split_items(bad_target, vocabulary)
