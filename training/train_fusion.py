@@ -178,7 +178,8 @@ def check_arguments(script_args, model_args, training_args) -> None:
 
 def check_protocol(dataset_name: str) -> None:
     """Refuse a local folder built with leave-one-out splits: the paper's protocol keeps each
-    user in one split (a Hub dataset has no build report; its train split is checked later)."""
+    user in one split. (A Hub dataset has no build report: once loaded, `check_users_disjoint`
+    refuses splits that share users, and `check_taught` a train split without narratives.)"""
     report = Path(dataset_name) / "build_report.json"
     if not report.exists():
         return
@@ -188,6 +189,56 @@ def check_protocol(dataset_name: str) -> None:
             f"{dataset_name} was built with the {protocol} protocol; the fusion narrator trains "
             'and tests on different users, as "Beyond Retrieval" does: build the folder with '
             "`regen dataset build --protocol user_disjoint`"
+        )
+
+
+def check_users_disjoint(rows, script_args) -> None:
+    """Refuse splits that share users (a leave-one-out build, say one from the Hub, which has no
+    build report): the fusion narrator is tested on users it never trained on."""
+    import pyarrow.compute as pc
+
+    train_split = script_args.dataset_train_split
+    train_users = rows[train_split].data.column("user_id")
+    for split in rows:
+        if split == train_split:
+            continue
+        users = rows[split].data.column("user_id")
+        shared = pc.is_in(users, value_set=train_users.combine_chunks())
+        count = pc.sum(shared).as_py() or 0
+        if count:
+            example = users.filter(shared)[0].as_py()
+            raise ValueError(
+                f"{count:,} users of the {split} split of {script_args.dataset_name} "
+                f"({script_args.dataset_config}) are in its {train_split} split too (user "
+                f"{example}, ...); the fusion narrator trains and tests on different users, as "
+                '"Beyond Retrieval" does: build the folder with `regen dataset build --protocol '
+                "user_disjoint`"
+            )
+
+
+def split_examples(rows, tokenizer, vocabulary, script_args, model_args):
+    """(the examples of a split's rows and kinds, the encoder that made and counted them)."""
+    encoder = FusionEncoder(
+        tokenizer, vocabulary, model_args.max_interactions, model_args.user_token
+    )
+    return encoder.training_examples(rows, script_args.kinds), encoder
+
+
+def check_taught(stats, script_args) -> None:
+    """Refuse to train when a requested kind has no training example: the checkpoint would
+    list a kind it never learned (and know no length for it)."""
+    if untaught := [kind for kind in script_args.kinds if not stats.examples[kind]]:
+        rows = (
+            f"the first {script_args.max_train_rows:,} rows of "
+            if script_args.max_train_rows is not None
+            else ""
+        )
+        raise ValueError(
+            f"{rows}the {script_args.dataset_train_split} split of {script_args.dataset_name} "
+            f"({script_args.dataset_config}) has no reference narrative of the kinds {untaught}: "
+            "the fusion narrator would never learn to write them. Build the folder with "
+            "`regen dataset build --protocol user_disjoint` (every row carries all six "
+            "narratives), or leave those kinds out of --kinds"
         )
 
 
@@ -201,6 +252,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     config_name = script_args.dataset_config
     rows = datasets.load_dataset(script_args.dataset_name, config_name)
     check_splits(rows, script_args)
+    check_users_disjoint(rows, script_args)
     all_train = rows[script_args.dataset_train_split]
     train_rows = first_rows(all_train, script_args.max_train_rows)
     eval_rows = None
@@ -211,6 +263,24 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
     main_process = training_args.process_index == 0
 
+    language_model, tokenizer = load_base(
+        model_args.base_model, dtype=getattr(torch, model_args.dtype)
+    )
+    train_examples, train_encoder = split_examples(
+        train_rows, tokenizer, vocabulary, script_args, model_args
+    )
+    splits = [(script_args.dataset_train_split, train_encoder)]
+    eval_examples = None
+    if eval_rows:
+        eval_examples, eval_encoder = split_examples(
+            eval_rows, tokenizer, vocabulary, script_args, model_args
+        )
+        splits.append((script_args.dataset_test_split, eval_encoder))
+    if main_process:
+        for split, encoder in splits:
+            print(f"{config_name}: {split} split: {encoder.summary()}")
+    check_taught(train_encoder.stats, script_args)
+
     # The two frozen tables: WALS on every training interaction, content vectors of the catalog.
     cf_factors = user_norm = None
     if model_args.signals in ("cf", "both"):
@@ -218,28 +288,6 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     content = None
     if model_args.signals in ("content", "both"):
         content = item_content_table(vocabulary, model_args.encoder_name, progress=main_process)
-
-    language_model, tokenizer = load_base(
-        model_args.base_model, dtype=getattr(torch, model_args.dtype)
-    )
-    encoder = FusionEncoder(
-        tokenizer, vocabulary, model_args.max_interactions, model_args.user_token
-    )
-    train_examples = encoder.training_examples(train_rows, script_args.kinds)
-    eval_examples = encoder.training_examples(eval_rows, script_args.kinds) if eval_rows else None
-    if main_process:
-        skipped = sum(encoder.skipped.values())
-        print(
-            f"{config_name}: {len(train_examples):,} training examples"
-            + (f", {len(eval_examples):,} validation examples" if eval_examples else "")
-            + (f"; {skipped:,} (row, kind) pairs skipped without a reference" if skipped else "")
-        )
-    if not train_examples:
-        raise ValueError(
-            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
-            f"({config_name}) has no reference narrative of the kinds {script_args.kinds}: build "
-            "the folder with `regen dataset build --protocol user_disjoint`"
-        )
     lengths = max_new_tokens_of_references(
         train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )

@@ -1,10 +1,11 @@
 """The fusion narrator's examples: a fixed text prompt per narrative kind, the item ids of the
 interactions it reads as soft tokens, the reference narrative; and the collator that pads them.
 
-    item ids    the row's history (the newest `max_interactions - 1` purchases, oldest first),
-                then its target: the item the narrative is about (a user summary is written from
-                the whole sequence, target included). Only the ids enter: the items' vectors
-                come from the model's tables, so no review, rating or critique does.
+    item ids    the row's history (the newest `max_interactions - 1` purchases, oldest first;
+                the older ones are dropped and counted in `FusionStats`), then its target: the
+                item the narrative is about (a user summary is written from the whole
+                sequence, target included). Only the ids enter: the items' vectors come from
+                the model's tables, so no review, rating or critique does.
     prompt      "The vectors before this text are a shopper's purchases, ..." (with a user
                 token: "The first vector ... stands for a shopper, the others for their
                 purchases, ...") and the task line of the kind (`regen_models/prompts.py`), as
@@ -67,13 +68,51 @@ def item_content_table(
 
 
 @dataclass
+class FusionStats:
+    """Counters over the examples an encoder made, for the line a caller prints."""
+
+    examples: Counter = field(default_factory=Counter)  # per kind
+    missing_reference: Counter = field(default_factory=Counter)  # per kind: rows skipped
+    histories_cut: int = 0  # examples whose history lost its oldest purchases
+    purchases_dropped: int = 0
+
+    def summary(self, kept: int) -> str:
+        """One line; `kept`: the purchases a cut history keeps."""
+        kinds = sorted(set(self.examples) | set(self.missing_reference))
+        per_kind = ", ".join(f"{kind} {self.examples[kind]:,}" for kind in kinds)
+        line = f"{sum(self.examples.values()):,} examples ({per_kind})"
+        if self.histories_cut:
+            line += (
+                f"; {self.histories_cut:,} histories cut to the newest {kept} purchases "
+                f"({self.purchases_dropped:,} oldest purchases dropped)"
+            )
+        skipped = sum(self.missing_reference.values())
+        if skipped:
+            missing = ", ".join(
+                f"{kind} {count:,}" for kind, count in sorted(self.missing_reference.items())
+            )
+            line += f"; {skipped:,} rows skipped without a reference narrative ({missing})"
+        return line
+
+
+@dataclass
 class FusionEncoder:
+    """Rows to examples; `stats` counts what it made, cut and skipped."""
+
     tokenizer: object
     vocabulary: ItemVocabulary
     max_interactions: int = 50
     user_token: bool = False  # the model opens its soft tokens with the user's (the prompt says so)
-    skipped: Counter = field(default_factory=Counter)  # per kind: rows without a reference
+    stats: FusionStats = field(default_factory=FusionStats)
     _prompts: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def kept_history(self) -> int:
+        """The newest purchases kept of a history (the target takes the last soft token)."""
+        return self.max_interactions - 1
+
+    def summary(self) -> str:
+        return self.stats.summary(self.kept_history)
 
     def prompt_ids(self, kind: str) -> list[int]:
         if kind not in self._prompts:
@@ -93,23 +132,25 @@ class FusionEncoder:
             )
         if row.get("target") is None:
             raise ValueError(f"user {user} has no target: the item to write about is missing")
-        kept = (
-            history[len(history) - (self.max_interactions - 1) :]
-            if self.max_interactions > 1
-            else []
-        )
+        kept = history[len(history) - self.kept_history :] if self.kept_history else []
+        if len(kept) < len(history):
+            self.stats.histories_cut += 1
+            self.stats.purchases_dropped += len(history) - len(kept)
         ids = [purchase["item_id"] for purchase in kept] + [row["target"]["item_id"]]
         return self.vocabulary.indices(ids, where=f"user {user}").tolist()
 
     def generation_example(self, row: Mapping, kind: str) -> dict:
-        return {"input_ids": self.prompt_ids(kind), "item_ids": self.item_ids(row)}
+        example = {"input_ids": self.prompt_ids(kind), "item_ids": self.item_ids(row)}
+        self.stats.examples[kind] += 1
+        return example
 
     def training_example(self, row: Mapping, kind: str) -> dict | None:
         """The example of `row` and `kind`, or None (counted) when the row has no reference."""
         reference = ((row.get("narratives") or {}).get(kind) or "").strip()
         if not reference:
-            self.skipped[kind] += 1
+            self.stats.missing_reference[kind] += 1
             return None
+        self.stats.examples[kind] += 1
         prompt = self.prompt_ids(kind)
         completion = self.tokenizer(reference, add_special_tokens=False)["input_ids"]
         completion.append(end_token_id(self.tokenizer))

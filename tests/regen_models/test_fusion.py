@@ -357,6 +357,26 @@ def test_loss_is_on_the_completion_only_and_decoding_follows_it(tokenizer):
         )  # fmt: skip
 
 
+def test_older_purchases_cut_and_rows_without_a_reference_are_counted(tokenizer):
+    """Fails if the oldest purchases beyond max_interactions are dropped without a count."""
+    vocabulary = tiny_vocabulary(NUM_ITEMS)
+    encoder = FusionEncoder(tokenizer, vocabulary, max_interactions=5)
+    long = seq_row("L", list(range(12)), "A reason.")  # 11 purchases, then the target
+    example = encoder.training_example(long, "purchase_reason")
+    assert example["item_ids"] == [7, 8, 9, 10, 11]
+    assert encoder.training_example(seq_row("S", [1, 2, 3]), "user_summary_brief") is None
+    encoder.training_example(seq_row("S", [1, 2, 3]), "purchase_reason")
+    stats = encoder.stats
+    assert (stats.histories_cut, stats.purchases_dropped) == (1, 7)
+    assert stats.examples == {"purchase_reason": 2}
+    assert stats.missing_reference == {"user_summary_brief": 1}
+    assert encoder.summary() == (
+        "2 examples (purchase_reason 2, user_summary_brief 0); 1 histories cut to the newest "
+        "4 purchases (7 oldest purchases dropped); 1 rows skipped without a reference "
+        "narrative (user_summary_brief 1)"
+    )
+
+
 def test_bad_rows_are_clear_errors(tokenizer):
     model = tiny_fusion(tokenizer, signals="both")
     encoder = FusionEncoder(tokenizer, model.item_vocabulary)

@@ -132,7 +132,7 @@ def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
         ],
     )  # fmt: skip
     assert (out / "model.safetensors").exists() and (out / "item_vocabulary.parquet").exists()
-    assert result.stdout.count("office: ") == 1  # printed by one process
+    assert result.stdout.count("office: train split: ") == 1  # printed by one process
 
 
 def test_ablation_prints_its_table_and_draws_its_plot(folder, tiny_gemma_base, tmp_path, capsys,
@@ -277,3 +277,67 @@ def test_the_arrow_reading_matches_the_rows_and_names_an_unknown_items_user():
     bad_target = datasets.Dataset.from_list(training_rows(3) + [seq_row("Y", [1, 98])])
     with pytest.raises(UnknownItemError, match="item 'I098' \\(user Y\\)"):
         wals.split_items(bad_target, vocabulary)
+
+
+def without_narratives(folder, out, split: str, kind: str, rows: int | None = None):
+    """A copy of `folder` whose `split` rows (the first `rows`, or all) lack the `kind`."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.copytree(folder, out)
+    path = out / "data" / "office" / f"{split}-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    records = table.to_pylist()
+    for record in records[:rows]:
+        record["narratives"][kind] = None
+    pq.write_table(pa.Table.from_pylist(records, schema=table.schema), path)
+    return out
+
+
+def test_each_split_reports_its_examples_per_kind_and_an_untaught_kind_is_refused(
+    folder, tiny_gemma_base, tmp_path, capsys
+):
+    """Fails if the skip count mixes the splits or hides the kind, or if a requested kind
+    without a training reference trains into a checkpoint that lists it."""
+    partial = without_narratives(folder, tmp_path / "partial", "train", "user_profile", rows=3)
+    partial = without_narratives(partial, tmp_path / "partial2", "validation", "user_profile")
+    arguments = ["--config", TINY, "--base_model", str(tiny_gemma_base), "--dataset_config",
+                 "office", "--kinds", "purchase_reason", "user_profile", "--max_steps", "1",
+                 "--eval_steps", "1", "--max_eval_rows", "4"]  # fmt: skip
+    train_fusion.run([*arguments, "--dataset_name", str(partial), "--output_dir",
+                      str(tmp_path / "a")])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert (
+        "office: train split: 13 examples (purchase_reason 8, user_profile 5); 3 rows skipped "
+        "without a reference narrative (user_profile 3)"
+    ) in printed
+    assert (
+        "office: validation split: 4 examples (purchase_reason 4, user_profile 0); 4 rows "
+        "skipped without a reference narrative (user_profile 4)"
+    ) in printed
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (
+        set(config["max_new_tokens"]) == set(config["kinds"]) == {"purchase_reason", "user_profile"}
+    )
+
+    untaught = without_narratives(folder, tmp_path / "untaught", "train", "user_profile")
+    with pytest.raises(ValueError, match=(
+        r"the first 8 rows of the train split of .*untaught \(office\) has no reference "
+        r"narrative of the kinds \['user_profile'\]: the fusion narrator would never learn"
+    )):  # fmt: skip
+        train_fusion.run([*arguments, "--dataset_name", str(untaught), "--output_dir",
+                          str(tmp_path / "b")])  # fmt: skip
+    assert not (tmp_path / "b" / "config.json").exists()
+
+
+def test_splits_that_share_users_are_refused_without_a_build_report(tmp_path, tiny_gemma_base):
+    """A leave-one-out folder from the Hub has no build report: its splits are checked."""
+    loo = build_sample_folder(tmp_path / "loo")
+    (loo / "build_report.json").unlink()
+    with pytest.raises(ValueError, match=(
+        r"users of the validation split of .*loo \(office\) are in its train split too"
+    )):  # fmt: skip
+        train_fusion.run(["--config", TINY, "--dataset_name", str(loo), "--base_model",
+                          str(tiny_gemma_base), "--output_dir", str(tmp_path / "a")])  # fmt: skip
