@@ -17,7 +17,7 @@ review never enters), the completion the reference narrative. TRL's `SFTTrainer`
 on the completion only. One adapter serves every kind: the kind is in the prompt. The validation
 loss is logged during training. The output folder holds the adapter (peft), the tokenizer,
 `narrator_config.json` (base model, kinds, prompt budget, `max_new_tokens` per kind from the
-reference lengths) and a model card.
+reference lengths) and a model card; `--push_to_hub` uploads it once all of these are written.
 
 Leave-one-out folders built from Google's release carry narratives in the test split only, so
 train on a folder built with `--protocol user_disjoint` (each user in one split, all six
@@ -188,9 +188,13 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     if eval_pairs:
         metrics["eval_loss"] = final_eval_loss(trainer)
 
+    out = training_args.output_dir
+    # The adapter (peft) and the tokenizer. Every process takes part: FSDP and DeepSpeed ZeRO-3
+    # gather the weights here, and the Trainer writes on process zero. `_internal_call` keeps
+    # the Trainer from pushing (its own push_to_hub saves so): the Hub gets the folder once
+    # narrator_config.json and the card are in it (push_adapter).
+    trainer.save_model(out, _internal_call=True)
     if trainer.is_world_process_zero():
-        out = training_args.output_dir
-        trainer.save_model(out)  # the adapter (peft) and the tokenizer
         NarratorConfig(
             base_model=base_model_name(model_args.base_model),
             base_signature=signature,
@@ -225,9 +229,31 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             library_name="peft",
             base_model=hub_id(model_args.base_model),
         )
+        if training_args.push_to_hub:
+            push_adapter(trainer)
         table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
         print(f"\n| loss | value |\n| --- | ---: |\n{table}\nadapter: {out}")
     return metrics
+
+
+def push_adapter(trainer) -> None:
+    """The whole adapter folder (the adapter, the tokenizer, narrator_config.json and the card)
+    to the run's Hub repository in one commit, as `save_pretrained(push_to_hub=True)` uploads a
+    FLARE checkpoint. The Trainer's own push would upload before our files are written and
+    replace our card with TRL's."""
+    from regen_models.vocabulary_io import _upload_folder
+
+    args = trainer.args
+    _upload_folder(
+        args.output_dir,
+        repo_id=trainer.hub_model_id,  # created by the Trainer as it started
+        private=args.hub_private_repo,
+        token=args.hub_token,
+        commit_message="End of training",
+        revision=args.hub_revision,
+        ignore_patterns=["_*", "checkpoint-*"],  # as the Trainer's push leaves them out
+    )
+    print(f"pushed {args.output_dir} to the Hub: {trainer.hub_model_id}")
 
 
 class NarratorTrainer(SFTTrainer):

@@ -200,24 +200,96 @@ def test_a_kind_without_training_narratives_is_refused(folder, tiny_gemma_base, 
     assert not (tmp_path / "out" / "narrator_config.json").exists()
 
 
+TRAIN_PUSH_AND_LOAD = """
+import sys
+from regen_models.narrator import Narrator
+from training import train_narrator
+train_narrator.run(sys.argv[2:])
+narrator = Narrator.from_pretrained(sys.argv[1])
+print("loaded from the Hub:", narrator.kinds, sorted(narrator.config.max_new_tokens))
+"""
+
+
+def test_push_to_hub_uploads_an_adapter_that_loads(folder, tiny_gemma_base, tmp_path):
+    """Against the loopback Hub: --push_to_hub uploads the folder once narrator_config.json and
+    the card are in it, and `Narrator.from_pretrained(repo_id)` loads it."""
+    import subprocess
+    import sys
+
+    from tests.fake_hub import FakeHub, hub_env
+
+    repo = "test-org/narrator-office"
+    with FakeHub() as hub:
+        result = subprocess.run(
+            [sys.executable, "-c", TRAIN_PUSH_AND_LOAD, repo, "--config", TINY,
+             "--dataset_name", str(folder), "--dataset_config", "office",
+             "--base_model", str(tiny_gemma_base), "--max_steps", "1", "--eval_strategy", "no",
+             "--output_dir", str(tmp_path / "out"), "--push_to_hub", "true",
+             "--hub_model_id", repo],
+            cwd=REPO, env=hub_env(tmp_path, hf_endpoint=hub.url), capture_output=True,
+            text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, f"{hub.errors}\n{result.stderr[-3000:]}"
+    kinds = "['purchase_reason', 'user_profile']"
+    assert f"loaded from the Hub: {kinds} {kinds}" in result.stdout
+    files = hub.repo_files[repo]
+    assert {"adapter_config.json", "adapter_model.safetensors", "narrator_config.json",
+            "tokenizer.json"} <= files.keys()  # fmt: skip
+    assert "# Narrator on REGEN `office`" in files["README.md"].decode()  # our card, not TRL's
+    assert [commit.summary for commit in hub.commits if commit.repo == repo] == ["End of training"]
+
+
 def test_two_processes_with_accelerate(folder, tiny_gemma_base, tmp_path):
-    """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs."""
+    """The same script under `accelerate launch` on two CPU processes (gloo), as on GPUs: one
+    process writes the folder and pushes it."""
+    from tests.fake_hub import FakeHub, hub_env
+
     out = tmp_path / "narrator-ddp"
-    result = launch_on_two_cpu_processes(
-        REPO / "training" / "train_narrator.py",
-        [
-            "--config", TINY,
-            "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
-            "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_strategy", "no",
-            "--per_device_train_batch_size", "2", "--output_dir", str(out),
-        ],
-    )  # fmt: skip
+    with FakeHub() as hub:
+        result = launch_on_two_cpu_processes(
+            REPO / "training" / "train_narrator.py",
+            [
+                "--config", TINY,
+                "--dataset_name", str(folder), "--dataset_config", "office_no_critique",
+                "--base_model", str(tiny_gemma_base), "--max_steps", "2", "--eval_strategy", "no",
+                "--per_device_train_batch_size", "2", "--output_dir", str(out),
+                "--push_to_hub", "true", "--hub_model_id", "test-org/narrator-ddp",
+            ],
+            env=hub_env(tmp_path, hf_endpoint=hub.url),
+        )  # fmt: skip
     assert (out / "adapter_model.safetensors").exists()
     settings = json.loads((out / "narrator_config.json").read_text())
     assert (
         settings["with_critiques"] is False and settings["dataset_config"] == "office_no_critique"
     )
     assert result.stdout.count("train (office_no_critique):") == 1  # printed by one process
+    assert [commit.repo for commit in hub.commits] == ["test-org/narrator-ddp"]
+    assert "narrator_config.json" in hub.repo_files["test-org/narrator-ddp"]
+
+
+def test_every_process_saves_the_model_and_the_main_one_writes_our_files(
+    folder, tiny_gemma_base, tmp_path, monkeypatch
+):
+    """Under FSDP or DeepSpeed ZeRO-3, `save_model` gathers the weights from every process, so
+    each must call it; narrator_config.json and the card are the main process's to write. Here
+    the one process plays another than the main one."""
+    saved, save_model = [], train_narrator.NarratorTrainer.save_model
+
+    def recording(self, *args, **kwargs):
+        saved.append(args)
+        return save_model(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_narrator.NarratorTrainer, "save_model", recording)
+    monkeypatch.setattr(train_narrator.NarratorTrainer, "is_world_process_zero", lambda self: False)
+    out = tmp_path / "out"
+    train_narrator.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--dataset_config", "office",
+         "--base_model", str(tiny_gemma_base), "--max_steps", "1", "--eval_strategy", "no",
+         "--output_dir", str(out)]
+    )  # fmt: skip
+    assert saved == [(str(out),)]
+    assert not (out / "narrator_config.json").exists()
+    assert "# Narrator on REGEN" not in (out / "README.md").read_text()  # peft's card, not ours
 
 
 @pytest.mark.smoke
