@@ -24,7 +24,9 @@ purchases and target as soft tokens, the kind's fixed task prompt, the reference
 completion (`regen_models/fusion/data.py`). The loss is the completion's cross-entropy
 (`FusionTrainer.compute_loss`: TRL's own loss would call the LM without the soft tokens). The
 adapter always trains; the LM stays frozen (`--lm_tuning frozen`), gets LoRA (merged at the end)
-or is fully tuned. The output folder holds `config.json`, the weights (adapter, LM and both
+or is fully tuned. `--dtype` is the dtype of a frozen or LoRA-tuned base LM; whatever trains (the
+adapter, LoRA's weights, an LM tuned whole) is float32, with `--bf16` computing in bfloat16 under
+autocast. The output folder holds `config.json`, the weights (adapter, LM and both
 tables), the item vocabulary, the tokenizer and a model card; `AutoModel.from_pretrained` loads
 it after `import regen_models.fusion`.
 
@@ -263,9 +265,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
     main_process = training_args.process_index == 0
 
-    language_model, tokenizer = load_base(
-        model_args.base_model, dtype=getattr(torch, model_args.dtype)
-    )
+    language_model, tokenizer = load_base(model_args.base_model, dtype=lm_dtype(model_args))
     train_examples, train_encoder = split_examples(
         train_rows, tokenizer, vocabulary, script_args, model_args
     )
@@ -311,13 +311,9 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         category=config_category(config_name),
         kinds=list(script_args.kinds),
         max_new_tokens=lengths,
-    ).to(getattr(torch, model_args.dtype))
+    )
     model.attach_item_vocabulary(vocabulary)
-    lora = None
-    if model_args.lm_tuning == "frozen":
-        model.language_model.requires_grad_(False)
-    elif model_args.lm_tuning == "lora":
-        lora = _add_lora(model, model_args)
+    lora = prepare_for_training(model, model_args)
 
     def as_dataset(examples):
         keep = ("input_ids", "labels", "item_ids")
@@ -399,6 +395,28 @@ def wals_tables(
             f"seen, dimension {settings.dim} ({path})"
         )
     return factors, user_norm
+
+
+def lm_dtype(model_args) -> torch.dtype:
+    """The base LM's dtype: `--dtype` for a frozen or LoRA-tuned LM, float32 for one tuned
+    whole (it trains, so it keeps float32 weights for AdamW; `bf16: true` computes in bfloat16
+    under autocast)."""
+    return torch.float32 if model_args.lm_tuning == "full" else getattr(torch, model_args.dtype)
+
+
+def prepare_for_training(model: FusionForCausalLM, model_args):
+    """Freeze the LM, inject LoRA into it (returned, to merge at the end) or leave it whole.
+    Whatever trains is float32 (the adapter already is, like the CF table): in bfloat16, AdamW's
+    small updates would round away. A frozen base stays in `--dtype`."""
+    lora = None
+    if model_args.lm_tuning == "frozen":
+        model.language_model.requires_grad_(False)
+    elif model_args.lm_tuning == "lora":
+        lora = _add_lora(model, model_args)
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            parameter.data = parameter.data.float()
+    return lora
 
 
 def _add_lora(model: FusionForCausalLM, model_args):

@@ -341,3 +341,36 @@ def test_splits_that_share_users_are_refused_without_a_build_report(tmp_path, ti
     )):  # fmt: skip
         train_fusion.run(["--config", TINY, "--dataset_name", str(loo), "--base_model",
                           str(tiny_gemma_base), "--output_dir", str(tmp_path / "a")])  # fmt: skip
+
+
+def test_with_a_bfloat16_base_what_trains_stays_float32(
+    folder, tiny_gemma_base, tmp_path, monkeypatch
+):
+    """Fails if the whole model is cast to --dtype: the adapter, LoRA's weights and the CF table
+    in bfloat16, where AdamW's small updates round away (0.05 + 1e-4 == 0.05)."""
+    from safetensors import safe_open
+
+    dtypes = {}
+    compute_loss = train_fusion.FusionTrainer.compute_loss
+
+    def recording(self, model, inputs, *args, **kwargs):
+        dtypes.update({name: (p.dtype, p.requires_grad) for name, p in model.named_parameters()})
+        dtypes.update({name: (b.dtype, None) for name, b in model.named_buffers()})
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(train_fusion.FusionTrainer, "compute_loss", recording)
+    out = tmp_path / "bf16"
+    train_fusion.run(
+        ["--config", TINY, "--dataset_name", str(folder), "--base_model", str(tiny_gemma_base),
+         "--dtype", "bfloat16", "--max_steps", "2", "--eval_strategy", "no",
+         "--output_dir", str(out)]
+    )  # fmt: skip
+    trained = {name: dtype for name, (dtype, grad) in dtypes.items() if grad}
+    assert any("lora_A" in name for name in trained) and "adapter.layers.0.weight" in trained
+    assert set(trained.values()) == {torch.float32}
+    assert dtypes["inputs.cf_factors"][0] == torch.float32
+    assert dtypes["inputs.content_vectors"][0] == torch.float16  # frozen, half by design
+    frozen = {dtype for dtype, grad in dtypes.values() if grad is False}  # the LM's weights
+    assert frozen == {torch.bfloat16}
+    with safe_open(out / "model.safetensors", "pt") as weights:
+        assert str(weights.get_slice("adapter.layers.0.weight").get_dtype()) == "F32"
