@@ -149,7 +149,9 @@ class PromptStats:
         self.purchases_dropped += prompt.purchases_dropped
         self.newest_shortened += prompt.newest_shortened
 
-    def summary(self) -> str:
+    def summary(self, without_reference: str = "skipped") -> str:
+        """One line; `without_reference`: what became of a row without a reference narrative
+        of its kind."""
         line = (
             f"{self.prompts:,} prompts, {self.prompts_cut:,} cut to the token budget "
             f"({self.purchases_dropped:,} oldest purchases dropped)"
@@ -162,7 +164,9 @@ class PromptStats:
         skipped = sum(self.missing_narrative.values())
         if skipped:
             per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(self.missing_narrative.items()))
-            line += f"; {skipped:,} rows skipped without a reference narrative ({per_kind})"
+            line += (
+                f"; {skipped:,} rows {without_reference} without a reference narrative ({per_kind})"
+            )
         return line
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from regen_dataset.schema import NARRATIVE_KINDS, check_user_config
 from regen_models.devices import DEVICE_HELP
-from regen_models.predictions import write_predictions
+from regen_models.predictions import MIN_RANKED, write_predictions
 from regen_models.vocabulary_io import check_local_folder, local_snapshot
 
 FLARE_RANKING_BATCH = 256
@@ -92,6 +92,7 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
         # them never sees one); False keeps them out of both on a `_no_critique` config.
         with_critiques=None if config_has_critiques(config_name) else False,
         batch_size=args.generation_batch_size,
+        ranking_batch_size=args.batch_size or FLARE_RANKING_BATCH,
         max_new_tokens=args.max_new_tokens,
         progress=args.progress,
     )
@@ -111,6 +112,11 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
 
     lumen = Lumen.from_pretrained(model_dir, device=args.device)
     check_vocabulary(lumen.vocabulary, model_dir, dataset_name, config_name)
+    kinds = args.kinds or lumen.config.kinds
+    if untaught := [kind for kind in kinds if kind not in lumen.config.kinds]:
+        raise ValueError(
+            f"--kinds {untaught}: {model_dir} was trained to write {lumen.config.kinds} only"
+        )
     note_unread_critiques(lumen.config.with_critiques, config_name)
     with_critiques = lumen.config.with_critiques and config_has_critiques(config_name)
     rankings = lumen.rank(
@@ -134,8 +140,14 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
                 progress=args.progress,
             )
         ]
-        for kind in lumen.config.kinds
+        for kind in kinds
     }
+    print(f"LUMEN prompts: {lumen.prompt_stats.summary()}")
+    if lumen.forced_switches:
+        print(
+            f"note: in {lumen.forced_switches:,} of {len(rows) * len(kinds):,} narratives LUMEN "
+            "had not named an item after a few words of text: the item was called for"
+        )
     return {"ranked_items": [ranking.item_ids for ranking in rankings], "narratives": narratives}
 
 
@@ -163,6 +175,17 @@ PREDICTORS: dict[str, Callable] = {
     "lumen": predict_lumen,
     "fusion": predict_fusion,
 }
+
+
+def ranking_length(text: str) -> int:
+    """--top_k: a prediction file ranks at least the metrics' cutoff."""
+    number = int(text)
+    if number < MIN_RANKED:
+        raise argparse.ArgumentTypeError(
+            f"{number}: a prediction file ranks at least {MIN_RANKED} items per user (the "
+            "metrics' cutoff)"
+        )
+    return number
 
 
 def positive_int(text: str) -> int:
@@ -205,8 +228,8 @@ def predict(args) -> str:
         raise ValueError(f"--narrator pairs with a FLARE checkpoint; {args.model} holds {kind!r}")
     if args.narrator is None and args.narrate_target:
         raise ValueError("--narrate-target needs --narrator ADAPTER")
-    if args.narrator is None and args.kinds and kind != "fusion":
-        raise ValueError("--kinds needs --narrator ADAPTER (or a fusion checkpoint)")
+    if args.narrator is None and args.kinds and kind == "flare":
+        raise ValueError("--kinds needs --narrator ADAPTER (or a LUMEN or fusion checkpoint)")
     check_user_config(args.dataset_config)
     check_local_folder(args.dataset_name, "dataset folder")
     args.device = str(pick_device(args.device))
@@ -258,16 +281,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--top_k",
         "--top-k",
-        type=positive_int,
+        type=ranking_length,
         default=100,
-        help="items ranked per user (default: %(default)s)",
+        help=f"items ranked per user, {MIN_RANKED} at least (default: %(default)s)",
     )
     parser.add_argument(
         "--batch_size",
         "--batch-size",
         type=positive_int,
         default=None,
-        help=f"users ranked at once (default: {FLARE_RANKING_BATCH} for FLARE, "
+        help=f"users ranked at once (default: {FLARE_RANKING_BATCH} for FLARE, in the hybrid too, "
         f"{LUMEN_RANKING_BATCH} for LUMEN, whose prompts of up to a thousand tokens run through "
         "an LM)",
     )
@@ -300,7 +323,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         choices=NARRATIVE_KINDS,
-        help="narrative kinds to write (default: every kind the narrator was trained for)",
+        help="narrative kinds to write (default: every kind the narrator, LUMEN or the fusion "
+        "narrator was trained for)",
     )
     narration.add_argument(
         "--narrate_target",

@@ -230,15 +230,15 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     train_examples = training_examples(
         encoder, train_rows, script_args.kinds, history_prefixes=script_args.history_prefixes
     )
-    eval_examples = [encoder.ranking_example(row) for row in eval_rows]
     if training_args.process_index == 0:
-        summary = encoder.stats.summary()
+        summary = encoder.stats.summary(without_reference="trained on the item alone")
         if encoder.over_budget:
             summary += (
                 f"; {encoder.over_budget:,} examples skipped: their newest purchase alone, by "
                 f"its title, is over --max_prompt_tokens {script_args.max_prompt_tokens}"
             )
         print(f"{config_name}: {len(train_examples):,} training examples; {summary}")
+    eval_examples = [encoder.ranking_example(row) for row in eval_rows]
     lengths = max_new_tokens_of_references(
         train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )

@@ -20,10 +20,11 @@ import torch
 
 from regen_models.devices import pick_device
 from regen_models.items import VOCABULARY_FILE
-from regen_models.lumen.data import LumenCollator, LumenEncoder
+from regen_models.lumen.data import NARRATIVE_LABEL, LumenCollator, LumenEncoder
 from regen_models.lumen.modeling_lumen import LumenForCausalLM
 from regen_models.narrator import formatting
 from regen_models.progress import batch_spans
+from regen_models.prompts import PromptStats
 from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -51,6 +52,12 @@ class Lumen:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.vocabulary = model.item_vocabulary
+        # Every prompt of `rank` and `write` is counted here (how many were cut to the budget),
+        # and every narrative the model did not switch to an item for by itself.
+        self.prompt_stats = PromptStats()
+        self.forced_switches = 0
+        label = tokenizer(NARRATIVE_LABEL, add_special_tokens=False)["input_ids"]
+        self._label_tokens = len(label)
         self.collate = LumenCollator.for_tokenizer(tokenizer, "left")
 
     @classmethod
@@ -76,7 +83,9 @@ class Lumen:
 
     def encoder(self, with_critiques: bool | None = None) -> LumenEncoder:
         use = self.config.with_critiques if with_critiques is None else with_critiques
-        return LumenEncoder(self.tokenizer, self.vocabulary, use, self.config.max_prompt_tokens)
+        return LumenEncoder(
+            self.tokenizer, self.vocabulary, use, self.config.max_prompt_tokens, self.prompt_stats
+        )
 
     def _batches(self, examples, batch_size: int, progress: bool, description: str):
         device = next(self.model.parameters()).device
@@ -129,8 +138,9 @@ class Lumen:
         **sampling,
     ) -> list[LumenWriting]:
         """Per row, the item LUMEN names (or `item_ids[i]`, when given) and its narrative of
-        `kind` about that item. A `streamer` (one row only) gets the narrative's tokens as they
-        are written."""
+        `kind` about that item, of at most `max_new_tokens` tokens (default: the length recorded
+        for `kind`). A `streamer` (one row only) gets the narrative's tokens as they are
+        written."""
         if self.config.kinds and kind not in self.config.kinds:
             raise ValueError(
                 f"this LUMEN model was trained for {self.config.kinds}, not for {kind!r}"
@@ -153,6 +163,7 @@ class Lumen:
         limit = max_new_tokens
         if limit is None:
             limit = self.config.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS)
+        limit += self._label_tokens  # the model writes "Text: " before the narrative
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         ids = self.vocabulary.item_ids
         out = []
@@ -169,6 +180,7 @@ class Lumen:
                 streamer=streamer,
                 **sampling,
             )
+            self.forced_switches += int(generated.forced_switch.sum())
             for offset, narrative in enumerate(generated.narrative_ids):
                 text = self.tokenizer.decode(narrative, skip_special_tokens=True).strip()
                 out.append(

@@ -326,9 +326,11 @@ def test_bad_training_arguments_are_named(folder, tmp_path, capsys):
 def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys):
     predict = ["predict", "--model", checkpoint, "--dataset_name", folder]
     out = ["--out", tmp_path / "p.jsonl"]
-    for flag in ("--limit", "--top_k", "--batch_size"):
+    for flag in ("--limit", "--batch_size"):
         error = regen_error(capsys, *predict, *out, flag, "0")
         assert f"argument {flag}" in error and "expected a positive count, got 0" in error
+    error = regen_error(capsys, *predict, *out, "--top_k", "9")
+    assert "argument --top_k" in error and "9: a prediction file ranks at least 10 items" in error
     error = regen_error(capsys, *predict, *out, "--dataset_config", "office_items")
     assert "office_items is the catalog of office" in error
     error = regen_error(capsys, *predict, *out, "--device", "gpu")

@@ -93,9 +93,12 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 3 and all(len(line["ranked_items"]) == 10 for line in lines)
-    bars = capsys.readouterr().err
+    printed = capsys.readouterr()
+    bars = printed.err
     assert "LUMEN ranks: 100%" in bars and "LUMEN writes user_profile: 100%" in bars
     assert set(lines[0]["narratives"]) == {"purchase_reason", "user_profile"}
+    # every prompt counted: 3 rankings and 3 of each kind
+    assert "LUMEN prompts: 9 prompts" in printed.out
     rows = datasets.load_dataset(str(folder), "office", split="test").select(range(3))
     lumen = Lumen.from_pretrained(out)
     top = [line["ranked_items"][0] for line in lines]
@@ -107,6 +110,28 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(
         rows, "user_profile", item_ids=top, max_new_tokens=3
     )
     assert [w.text for w in again] == [w.text for w in written]
+    one_kind = tmp_path / "one-kind.jsonl"
+    cli.main(
+        ["predict", "--model", str(out), "--dataset_name", str(folder), "--limit", "3",
+         "--kinds", "user_profile", "--out", str(one_kind), "--max_new_tokens", "3",
+         "--no-progress"]
+    )  # fmt: skip
+    assert set(json.loads(one_kind.read_text().splitlines()[0])["narratives"]) == {"user_profile"}
+    for bad, message in ((["--kinds", "product_endorsement"], "trained to write"),
+                         (["--top_k", "5"], "ranks at least 10 items")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            cli.main(["predict", "--model", str(out), "--dataset_name", str(folder),
+                      "--out", str(tmp_path / "x.jsonl"), *bad])  # fmt: skip
+        assert message in capsys.readouterr().err
+    # --max_new_tokens counts the narrative's tokens, not the "Text: " label before it
+    limits = []
+    generate = lumen.model.generate
+    lumen.model.generate = lambda **kwargs: (
+        limits.append(kwargs["max_new_tokens"]) or generate(**kwargs)
+    )
+    lumen.write(rows, "user_profile", max_new_tokens=3)
+    label = lumen.tokenizer("\nText: ", add_special_tokens=False)["input_ids"]
+    assert limits == [3 + len(label)] and len(label) > 0
     with pytest.raises(ValueError, match="item_ids: 1 items for 3 rows"):
         lumen.write(rows, "user_profile", item_ids=top[:1], max_new_tokens=3)
     with pytest.raises(ValueError, match="a dict of columns"):
