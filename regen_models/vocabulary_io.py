@@ -140,7 +140,7 @@ def check_all_weights_loaded(name_or_path, info: dict) -> None:
 _PUSH_ARGUMENTS = ("repo_id", "commit_message", "create_pr", "private", "token", "revision")
 
 
-def _upload_folder(
+def upload_folder(
     folder, repo_id=None, private=None, token=None, commit_message=None, **commit
 ) -> None:
     """`save_pretrained(..., push_to_hub=True)`'s upload: the whole saved folder, one commit, to
@@ -179,7 +179,7 @@ class ItemVocabularyMixin:
         if self.item_vocabulary is not None and is_main_process:
             self.item_vocabulary.save(save_directory)
         if push_to_hub and is_main_process:
-            _upload_folder(save_directory, **hub)
+            upload_folder(save_directory, **hub)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

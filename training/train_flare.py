@@ -56,7 +56,13 @@ from training.arguments import (
     resume_from_checkpoint_field,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import first_rows, gathered_ranks, train
+from training.trainer_utils import (
+    first_rows,
+    gathered_ranks,
+    push_output_dir,
+    save_on_every_process,
+    train,
+)
 
 
 @dataclass
@@ -258,8 +264,8 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     metrics = trainer.evaluate()  # the best checkpoint, reloaded at the end of training
 
+    save_on_every_process(trainer, training_args.output_dir)  # the item vocabulary goes with it
     if trainer.is_world_process_zero():
-        trainer.save_model(training_args.output_dir)  # the item vocabulary goes with it
         write_model_card(
             training_args.output_dir,
             model_name="FLARE",
@@ -275,6 +281,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             metrics_split=script_args.dataset_test_split,
             options=options,
         )
+        push_output_dir(trainer)
         table = "\n".join(
             f"| {key.removeprefix('eval_')} | {value:.4f} |" for key, value in metrics.items()
         )

@@ -66,6 +66,8 @@ from training.trainer_utils import (
     gathered_ranks,
     hub_id,
     loss_summary,
+    push_output_dir,
+    save_on_every_process,
     train,
     trainable_in_float32,
 )
@@ -287,9 +289,9 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         trainer.state.log_history, ("loss", "text_loss", "item_loss"), with_eval=False
     )
 
+    out = training_args.output_dir
+    save_on_every_process(trainer, out)  # weights, item vocabulary and tokenizer
     if trainer.is_world_process_zero():
-        out = training_args.output_dir
-        trainer.save_model(out)  # weights, item vocabulary and tokenizer
         table = {key.removeprefix("eval_"): value for key, value in metrics.items()}
         write_model_card(
             out,
@@ -310,6 +312,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             load_snippet=LOAD_SNIPPET,
             base_model=hub_id(model_args.base_model),
         )
+        push_output_dir(trainer)
         rows_text = "\n".join(f"| {key} | {value:.4f} |" for key, value in table.items())
         print(
             f"\n{script_args.dataset_test_split} ({config_name}):\n| metric | value |\n"

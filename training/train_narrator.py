@@ -55,7 +55,15 @@ from training.arguments import (
     recipe_parser,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary, train
+from training.trainer_utils import (
+    final_eval_loss,
+    first_rows,
+    hub_id,
+    loss_summary,
+    push_output_dir,
+    save_on_every_process,
+    train,
+)
 
 
 @dataclass
@@ -189,11 +197,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         metrics["eval_loss"] = final_eval_loss(trainer)
 
     out = training_args.output_dir
-    # The adapter (peft) and the tokenizer. Every process takes part: FSDP and DeepSpeed ZeRO-3
-    # gather the weights here, and the Trainer writes on process zero. `_internal_call` keeps
-    # the Trainer from pushing (its own push_to_hub saves so): the Hub gets the folder once
-    # narrator_config.json and the card are in it (push_adapter).
-    trainer.save_model(out, _internal_call=True)
+    save_on_every_process(trainer, out)  # the adapter (peft) and the tokenizer
     if trainer.is_world_process_zero():
         NarratorConfig(
             base_model=base_model_name(model_args.base_model),
@@ -229,31 +233,10 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             library_name="peft",
             base_model=hub_id(model_args.base_model),
         )
-        if training_args.push_to_hub:
-            push_adapter(trainer)
+        push_output_dir(trainer)
         table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
         print(f"\n| loss | value |\n| --- | ---: |\n{table}\nadapter: {out}")
     return metrics
-
-
-def push_adapter(trainer) -> None:
-    """The whole adapter folder (the adapter, the tokenizer, narrator_config.json and the card)
-    to the run's Hub repository in one commit, as `save_pretrained(push_to_hub=True)` uploads a
-    FLARE checkpoint. The Trainer's own push would upload before our files are written and
-    replace our card with TRL's."""
-    from regen_models.vocabulary_io import _upload_folder
-
-    args = trainer.args
-    _upload_folder(
-        args.output_dir,
-        repo_id=trainer.hub_model_id,  # created by the Trainer as it started
-        private=args.hub_private_repo,
-        token=args.hub_token,
-        commit_message="End of training",
-        revision=args.hub_revision,
-        ignore_patterns=["_*", "checkpoint-*"],  # as the Trainer's push leaves them out
-    )
-    print(f"pushed {args.output_dir} to the Hub: {trainer.hub_model_id}")
 
 
 class NarratorTrainer(SFTTrainer):

@@ -106,6 +106,35 @@ def trainable_in_float32(model) -> int:
     return cast
 
 
+def save_on_every_process(trainer, out: str) -> None:
+    """The final model, saved by the Trainer. Every process takes part (FSDP and DeepSpeed ZeRO-3
+    gather the weights here; the Trainer writes on process zero). `_internal_call` keeps the
+    Trainer from pushing: the Hub gets the folder once our files are in it (`push_output_dir`)."""
+    trainer.save_model(out, _internal_call=True)
+
+
+def push_output_dir(trainer) -> None:
+    """With `--push_to_hub`: the whole output folder (the model, our config files and card) to
+    the run's Hub repository in one commit, as `save_pretrained(push_to_hub=True)` uploads a
+    checkpoint. The Trainer's own push would upload before our files are written and replace our
+    card with TRL's."""
+    from regen_models.vocabulary_io import upload_folder
+
+    args = trainer.args
+    if not args.push_to_hub:
+        return
+    upload_folder(
+        args.output_dir,
+        repo_id=trainer.hub_model_id,  # created by the Trainer as it started
+        private=args.hub_private_repo,
+        token=args.hub_token,
+        commit_message="End of training",
+        revision=args.hub_revision,
+        ignore_patterns=["_*", "checkpoint-*"],  # as the Trainer's push leaves them out
+    )
+    print(f"pushed {args.output_dir} to the Hub: {trainer.hub_model_id}")
+
+
 def train(trainer, resume_from: str | None, arguments: dict) -> None:
     """`trainer.train()`, or going on from the checkpoint `resume_from` once it is known to
     hold the model these arguments build. `arguments` (`{"script": ..., "model": ...}`, with the

@@ -365,3 +365,40 @@ def test_an_unknown_item_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(predict, "predict", unknown)
     error = regen_error(capsys, "predict", "--model", "m", "--dataset_name", "d", "--out", "o")
     assert error.startswith("regen: error: item 'ZZZ' (user u1, history position 0)")
+
+
+TRAIN_PUSH_AND_LOAD = """
+import sys
+from regen_models.flare.ranking import FlareRanker
+from training import train_flare
+train_flare.run(sys.argv[2:])
+ranker = FlareRanker.from_pretrained(sys.argv[1])
+print("loaded from the Hub:", len(ranker.vocabulary), "items")
+"""
+
+
+def test_push_to_hub_uploads_the_checkpoint_with_its_card_once(folder, tmp_path):
+    """Against the loopback Hub: --push_to_hub uploads the folder once the card is written (the
+    Trainer's own push would come first and put TRL's card there), and it loads by repo id."""
+    import subprocess
+    import sys
+
+    from tests.fake_hub import FakeHub, hub_env
+
+    repo = "test-org/flare-office"
+    with FakeHub() as hub:
+        result = subprocess.run(
+            [sys.executable, "-c", TRAIN_PUSH_AND_LOAD, repo, "--config", TINY,
+             "--dataset_name", str(folder), "--dataset_config", "office", "--max_steps", "2",
+             "--eval_strategy", "no", "--save_strategy", "no",
+             "--output_dir", str(tmp_path / "out"), "--push_to_hub", "true",
+             "--hub_model_id", repo],
+            cwd=REPO, env=hub_env(tmp_path, hf_endpoint=hub.url), capture_output=True,
+            text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, f"{hub.errors}\n{result.stderr[-3000:]}"
+    assert "loaded from the Hub: 93 items" in result.stdout
+    files = hub.repo_files[repo]
+    assert {"config.json", "model.safetensors", "item_vocabulary.parquet"} <= files.keys()
+    assert "# FLARE on REGEN `office`" in files["README.md"].decode()
+    assert [commit.summary for commit in hub.commits if commit.repo == repo] == ["End of training"]
