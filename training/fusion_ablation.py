@@ -13,8 +13,9 @@ CF + content model's adapter: its first layer W = [W_cf | W_content] maps an ite
 to W_cf x_cf + W_content x_content (+ a bias); for every item WALS saw, the share of the norm
 that comes from each part (‖W_cf x_cf‖ / (‖W_cf x_cf‖ + ‖W_content x_content‖)) is drawn as a
 histogram: the paper's Figure 6 (exact for the linear adapter the paper analyses; for the MLP it
-is the first layer's input to the nonlinearity). Written to `--out`: `table.md`,
-`results.json`, `figure6.png`, the checkpoints and the prediction files.
+is the first layer's input to the nonlinearity). The content part is the item's own vector: the
+reviews a history purchase adds to it belong to a user, not to the item. Written to `--out`:
+`table.md`, `results.json`, `figure6.png`, the checkpoints and the prediction files.
 """
 
 from __future__ import annotations

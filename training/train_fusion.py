@@ -19,16 +19,21 @@ Recommender Systems", section 4.2).
 The WALS item factors are fitted with `implicit` on the train split's interactions (cached per
 dataset config, `regen_models/fusion/wals.py`); validation and test users get their vectors by
 fold-in from their own purchases. The content vectors are the cached sentence embeddings of each
-item's texts. Each training row and narrative kind (`--kinds`) gives one example: the row's
-purchases and target as soft tokens, the kind's fixed task prompt, the reference narrative as the
-completion (`regen_models/fusion/data.py`). The loss is the completion's cross-entropy
-(`FusionTrainer.compute_loss`: TRL's own loss would call the LM without the soft tokens). The
-adapter always trains; the LM stays frozen (`--lm_tuning frozen`), gets LoRA (merged at the end)
-or is fully tuned. `--dtype` is the dtype of a frozen or LoRA-tuned base LM; whatever trains (the
-adapter, LoRA's weights, an LM tuned whole) is float32, with `--bf16` computing in bfloat16 under
-autocast. The output folder holds `config.json`, the weights (adapter, LM and both
-tables), the item vocabulary, the tokenizer and a model card; `AutoModel.from_pretrained` loads
-it after `import regen_models.fusion`.
+item's texts; as in the paper, a history purchase's content vector also holds the user's review
+of it (`--use_reviews`, on by default: the unit-norm mean of the item's and the review's
+embedding; the target's review is a label and never enters), each distinct review encoded once
+and cached under `$REGEN_CACHE/content/reviews/`. Each training row and narrative kind
+(`--kinds`) gives one example: the row's purchases and target as soft tokens, the kind's fixed
+task prompt, the reference narrative as the completion (`regen_models/fusion/data.py`); what
+each split gave, skipped and cut is printed per kind, and a requested kind without a training
+reference is refused. The loss is the completion's cross-entropy (`FusionTrainer.compute_loss`:
+TRL's own loss would call the LM without the soft tokens). The adapter always trains; the LM
+stays frozen (`--lm_tuning frozen`), gets LoRA (merged at the end) or is fully tuned. `--dtype`
+is the dtype of a frozen or LoRA-tuned base LM; whatever trains (the adapter, LoRA's weights, an
+LM tuned whole) is float32, with `--bf16` computing in bfloat16 under autocast. The output folder
+holds `config.json`, the weights (adapter, LM and both tables), the item vocabulary, the
+tokenizer and a model card; `AutoModel.from_pretrained` loads it after
+`import regen_models.fusion`.
 
 "Beyond Retrieval" trains and tests on different users: train on a folder built with
 `--protocol user_disjoint` (each user in one split, all six narratives on every row).
@@ -49,7 +54,12 @@ from trl import SFTTrainer, TrlParser
 from regen_dataset.schema import config_category
 from regen_models.fusion import ADAPTERS, SIGNALS, FusionForCausalLM, wals
 from regen_models.fusion.configuration_fusion import check_signals
-from regen_models.fusion.data import FusionCollator, FusionEncoder, item_content_table
+from regen_models.fusion.data import (
+    FusionCollator,
+    FusionEncoder,
+    ReviewVectors,
+    item_content_table,
+)
 from regen_models.items import DEFAULT_ENCODER, ItemVocabulary
 from regen_models.narrator import formatting
 from regen_models.narrator.configuration_narrator import max_new_tokens_of_references
@@ -121,6 +131,13 @@ class FusionModelArguments(LanguageModelArguments):
     encoder_name: str | None = field(
         default=None,
         metadata={"help": f"sentence encoder of the content vectors (unset: {DEFAULT_ENCODER})"},
+    )
+    use_reviews: bool = field(
+        default=True,
+        metadata={
+            "help": "add the user's review of each history purchase to its content vector, as "
+            "the paper does (the target's review is a label and never enters)"
+        },
     )
     lm_tuning: str = field(
         default="lora", metadata={"help": f"the LM: one of {LM_TUNING} (LoRA is merged at the end)"}
@@ -218,10 +235,10 @@ def check_users_disjoint(rows, script_args) -> None:
             )
 
 
-def split_examples(rows, tokenizer, vocabulary, script_args, model_args):
+def split_examples(rows, tokenizer, vocabulary, reviews, script_args, model_args):
     """(the examples of a split's rows and kinds, the encoder that made and counted them)."""
     encoder = FusionEncoder(
-        tokenizer, vocabulary, model_args.max_interactions, model_args.user_token
+        tokenizer, vocabulary, model_args.max_interactions, model_args.user_token, reviews
     )
     return encoder.training_examples(rows, script_args.kinds), encoder
 
@@ -266,14 +283,18 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     main_process = training_args.process_index == 0
 
     language_model, tokenizer = load_base(model_args.base_model, dtype=lm_dtype(model_args))
+    uses_content = model_args.signals in ("content", "both")
+    reviews = None
+    if uses_content and model_args.use_reviews:
+        reviews = ReviewVectors(model_args.encoder_name)
     train_examples, train_encoder = split_examples(
-        train_rows, tokenizer, vocabulary, script_args, model_args
+        train_rows, tokenizer, vocabulary, reviews, script_args, model_args
     )
     splits = [(script_args.dataset_train_split, train_encoder)]
     eval_examples = None
     if eval_rows:
         eval_examples, eval_encoder = split_examples(
-            eval_rows, tokenizer, vocabulary, script_args, model_args
+            eval_rows, tokenizer, vocabulary, reviews, script_args, model_args
         )
         splits.append((script_args.dataset_test_split, eval_encoder))
     if main_process:
@@ -281,13 +302,16 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             print(f"{config_name}: {split} split: {encoder.summary()}")
     check_taught(train_encoder.stats, script_args)
 
-    # The two frozen tables: WALS on every training interaction, content vectors of the catalog.
-    cf_factors = user_norm = None
-    if model_args.signals in ("cf", "both"):
-        cf_factors, user_norm = wals_tables(all_train, vocabulary, model_args, main_process)
-    content = None
-    if model_args.signals in ("content", "both"):
-        content = item_content_table(vocabulary, model_args.encoder_name, progress=main_process)
+    # The frozen tables (WALS on every training interaction, content vectors of the catalog)
+    # and the history reviews' vectors, computed by the main process and cached on disk first.
+    cf_factors = user_norm = content = None
+    with training_args.main_process_first(local=False, desc="fusion tables"):
+        if model_args.signals in ("cf", "both"):
+            cf_factors, user_norm = wals_tables(all_train, vocabulary, model_args, main_process)
+        if uses_content:
+            content = item_content_table(vocabulary, model_args.encoder_name, progress=main_process)
+        if reviews is not None:
+            reviews.encode(cache=True, progress=main_process)
     lengths = max_new_tokens_of_references(
         train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )
@@ -302,6 +326,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         wals_regularization=model_args.wals_regularization,
         wals_alpha=model_args.wals_alpha,
         encoder_name=model_args.encoder_name,
+        use_reviews=model_args.use_reviews,
         user_token=model_args.user_token,
         adapter=model_args.adapter,
         adapter_hidden_size=model_args.adapter_hidden_size,
@@ -316,15 +341,15 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     lora = prepare_for_training(model, model_args)
 
     def as_dataset(examples):
-        keep = ("input_ids", "labels", "item_ids")
-        return datasets.Dataset.from_list([{k: e[k] for k in keep} for e in examples])
+        keep = ("input_ids", "labels", "item_ids", "review_ids")
+        return datasets.Dataset.from_list([{k: e[k] for k in keep if k in e} for e in examples])
 
     trainer = FusionTrainer(
         model=model,
         args=training_args,
         train_dataset=as_dataset(train_examples),
         eval_dataset=as_dataset(eval_examples) if eval_examples else None,
-        data_collator=FusionCollator(_pad_id(tokenizer)),
+        data_collator=FusionCollator(_pad_id(tokenizer), reviews),
         adapter_learning_rate=model_args.adapter_learning_rate,
         processing_class=tokenizer,
     )

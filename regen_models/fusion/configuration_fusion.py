@@ -34,6 +34,10 @@ class FusionConfig(PretrainedConfig):
         cf_dim (`int`): dimension of the WALS factors (the paper: 128).
         content_dim (`int`): dimension of the sentence encoder's vectors.
         content_fields (`list[str]`): the item texts averaged into an item's content vector.
+        use_reviews (`bool`): add the user's review (its title and text, embedded as one text)
+            to each history interaction's content vector: the unit-norm mean of the item's
+            vector and the review's. The paper embeds an interaction's item metadata and review
+            together; the target's review is a label and never enters. Needs content signals.
         encoder_name (`str`, *optional*): the sentence encoder of the content vectors (`None`:
             the offline all-MiniLM-L6-v2).
         cf_item_norm (`float`): the mean L2 norm of the trained WALS item vectors. Item vectors
@@ -77,6 +81,7 @@ class FusionConfig(PretrainedConfig):
         content_dim: int = 384,
         content_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
         encoder_name: str | None = None,
+        use_reviews: bool = True,
         cf_item_norm: float = 1.0,
         cf_user_norm: float | None = None,
         wals_regularization: float = REGULARIZATION,
@@ -118,6 +123,7 @@ class FusionConfig(PretrainedConfig):
         self.content_dim = content_dim
         self.content_fields = list(content_fields)
         self.encoder_name = encoder_name
+        self.use_reviews = use_reviews
         self.cf_item_norm = float(cf_item_norm)
         self.cf_user_norm = None if cf_user_norm is None else float(cf_user_norm)
         self.wals_regularization = wals_regularization
@@ -146,6 +152,10 @@ class FusionConfig(PretrainedConfig):
     @property
     def uses_content(self) -> bool:
         return self.signals in ("content", "both")
+
+    @property
+    def reads_reviews(self) -> bool:
+        return self.uses_content and self.use_reviews
 
     @property
     def input_dim(self) -> int:

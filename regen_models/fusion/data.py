@@ -1,11 +1,16 @@
 """The fusion narrator's examples: a fixed text prompt per narrative kind, the item ids of the
-interactions it reads as soft tokens, the reference narrative; and the collator that pads them.
+interactions it reads as soft tokens (with the rows of their reviews' vectors), the reference
+narrative; and the collator that pads them.
 
     item ids    the row's history (the newest `max_interactions - 1` purchases, oldest first;
                 the older ones are dropped and counted in `FusionStats`), then its target: the
                 item the narrative is about (a user summary is written from the whole
-                sequence, target included). Only the ids enter: the items' vectors come from
-                the model's tables, so no review, rating or critique does.
+                sequence, target included). The items' vectors come from the model's tables.
+    review ids  with `reviews` (a model with `use_reviews`, as in the paper): the row in
+                `ReviewVectors` of the user's review of each history purchase (its title and
+                text as one text; -1 where there is none, counted), -1 for the target, whose
+                review is a label. The collator turns them into `review_vectors`. No rating
+                or critique enters.
     prompt      "The vectors before this text are a shopper's purchases, ..." (with a user
                 token: "The first vector ... stands for a shopper, the others for their
                 purchases, ...") and the task line of the kind (`regen_models/prompts.py`), as
@@ -18,6 +23,7 @@ An empty history or an item outside the vocabulary is an error that names the us
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +31,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from regen_models.base import cache_dir
 from regen_models.fusion.modeling_fusion import IGNORE_INDEX, NO_ITEM
-from regen_models.items import ItemVocabulary, content_vectors
+from regen_models.items import (
+    DEFAULT_ENCODER,
+    ItemVocabulary,
+    _cached,
+    content_vectors,
+    encode_texts,
+    load_encoder,
+)
 from regen_models.lumen.data import end_token_id
 from regen_models.narrator import formatting
 from regen_models.prompts import KIND_REQUESTS, EmptyHistoryError
@@ -67,6 +81,67 @@ def item_content_table(
     return (mean / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def review_text(interaction: Mapping) -> str:
+    """The user's review of an interaction as one text: its title, then its body ("" if none)."""
+    parts = [(interaction.get(name) or "").strip() for name in ("review_title", "review_text")]
+    return "\n".join(part for part in parts if part)
+
+
+@dataclass
+class ReviewVectors:
+    """Unit-norm sentence embeddings of review texts, float16 `table[row]`: each distinct text
+    gets a row (`index`) and is encoded once (`encode`), by the encoder of the item content
+    vectors. Texts are keyed by a digest, so that the table of a large train split does not
+    keep them all in memory."""
+
+    encoder: str | None = None
+    encoder_model: object = None
+    table: np.ndarray | None = None
+    _rows: dict = field(default_factory=dict, repr=False)  # text digest -> row
+    _pending: list = field(default_factory=list, repr=False)  # texts not encoded yet
+
+    def __contains__(self, text: str) -> bool:
+        return _digest(text) in self._rows
+
+    def index(self, text: str) -> int:
+        """The row of `text` (-1 for an empty one), new texts queued for `encode`."""
+        if not text:
+            return NO_ITEM
+        key = _digest(text)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = len(self._rows)
+            self._pending.append(text)
+        return row
+
+    def encode(self, *, cache: bool = False, progress: bool = False) -> None:
+        """Encode the queued texts onto the table. With `cache`, they are cached on disk as one
+        array, keyed by the encoder and the texts (a train split's reviews, say)."""
+        texts, self._pending = self._pending, []
+        if not texts:
+            return
+        name = self.encoder or DEFAULT_ENCODER
+
+        def compute(encoder_model):
+            self.encoder_model = encoder_model
+            vectors = encode_texts(texts, encoder_model, progress=progress, description="reviews")
+            return vectors.astype(np.float16)
+
+        if cache:
+            digest = hashlib.sha256(name.encode())
+            for text in texts:
+                digest.update(text.encode() + b"\0")
+            path = cache_dir() / "content" / "reviews" / f"{digest.hexdigest()[:32]}.npy"
+            vectors = _cached(path, (len(texts),), compute, self.encoder, self.encoder_model)
+        else:
+            vectors = compute(self.encoder_model or load_encoder(self.encoder))
+        self.table = vectors if self.table is None else np.concatenate([self.table, vectors])
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 @dataclass
 class FusionStats:
     """Counters over the examples an encoder made, for the line a caller prints."""
@@ -75,6 +150,7 @@ class FusionStats:
     missing_reference: Counter = field(default_factory=Counter)  # per kind: rows skipped
     histories_cut: int = 0  # examples whose history lost its oldest purchases
     purchases_dropped: int = 0
+    without_review: int = 0  # history interactions read without a review: the item alone
 
     def summary(self, kept: int) -> str:
         """One line; `kept`: the purchases a cut history keeps."""
@@ -85,6 +161,11 @@ class FusionStats:
             line += (
                 f"; {self.histories_cut:,} histories cut to the newest {kept} purchases "
                 f"({self.purchases_dropped:,} oldest purchases dropped)"
+            )
+        if self.without_review:
+            line += (
+                f"; {self.without_review:,} purchases without a review (their item's content "
+                "vector alone)"
             )
         skipped = sum(self.missing_reference.values())
         if skipped:
@@ -103,6 +184,7 @@ class FusionEncoder:
     vocabulary: ItemVocabulary
     max_interactions: int = 50
     user_token: bool = False  # the model opens its soft tokens with the user's (the prompt says so)
+    reviews: ReviewVectors | None = None  # a model with `use_reviews` reads the history's reviews
     stats: FusionStats = field(default_factory=FusionStats)
     _prompts: dict = field(default_factory=dict, repr=False)
 
@@ -122,7 +204,10 @@ class FusionEncoder:
             self._prompts[kind] = ids[1:] if ids and bos is not None and ids[0] == bos else ids
         return list(self._prompts[kind])
 
-    def item_ids(self, row: Mapping) -> list[int]:
+    def interactions(self, row: Mapping) -> dict[str, list[int]]:
+        """`item_ids` of the row's interactions (the newest history, then the target) and, with
+        `reviews`, the aligned `review_ids`: each history purchase's review (-1 for none), -1
+        for the target, whose review is a label."""
         user = row.get("user_id") or "(no id)"
         history = row.get("history") or []
         if not history:
@@ -137,10 +222,15 @@ class FusionEncoder:
             self.stats.histories_cut += 1
             self.stats.purchases_dropped += len(history) - len(kept)
         ids = [purchase["item_id"] for purchase in kept] + [row["target"]["item_id"]]
-        return self.vocabulary.indices(ids, where=f"user {user}").tolist()
+        found = {"item_ids": self.vocabulary.indices(ids, where=f"user {user}").tolist()}
+        if self.reviews is not None:
+            reviews = [self.reviews.index(review_text(purchase)) for purchase in kept]
+            self.stats.without_review += reviews.count(NO_ITEM)
+            found["review_ids"] = reviews + [NO_ITEM]
+        return found
 
     def generation_example(self, row: Mapping, kind: str) -> dict:
-        example = {"input_ids": self.prompt_ids(kind), "item_ids": self.item_ids(row)}
+        example = {"input_ids": self.prompt_ids(kind), **self.interactions(row)}
         self.stats.examples[kind] += 1
         return example
 
@@ -157,7 +247,7 @@ class FusionEncoder:
         return {
             "input_ids": prompt + completion,
             "labels": [IGNORE_INDEX] * len(prompt) + completion,
-            "item_ids": self.item_ids(row),
+            **self.interactions(row),
             "kind": kind,
         }
 
@@ -174,9 +264,11 @@ class FusionEncoder:
 @dataclass
 class FusionCollator:
     """Pads a batch: text left-padded (so that every row's last token is its last column, as
-    decoding needs), item ids left-padded with -1, labels -100 on the pads."""
+    decoding needs), item ids left-padded with -1, labels -100 on the pads; with `reviews`,
+    examples' `review_ids` become `review_vectors` (zero where none), aligned with the items."""
 
     pad_token_id: int
+    reviews: ReviewVectors | None = None
 
     def __call__(self, examples: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         width = max(len(e["input_ids"]) for e in examples)
@@ -198,4 +290,26 @@ class FusionCollator:
                 batch["labels"][row, width - length :] = torch.tensor(example["labels"])
             count = len(example["item_ids"])
             batch["item_ids"][row, items - count :] = torch.tensor(example["item_ids"])
+        if self.reviews is not None:
+            vectors = self.review_vectors(examples, items)
+            if vectors is not None:
+                batch["review_vectors"] = vectors
         return batch
+
+    def review_vectors(self, examples: Sequence[Mapping], items: int) -> torch.Tensor | None:
+        """`[batch, items, dim]`, left-padded like the items; None while no review exists."""
+        table = self.reviews.table
+        encoded = 0 if table is None else len(table)
+        if any(max(e["review_ids"]) >= encoded for e in examples):
+            raise ValueError("review texts were indexed but not encoded: call reviews.encode()")
+        if table is None:
+            return None
+        vectors = torch.zeros(len(examples), items, table.shape[1])
+        for row, example in enumerate(examples):
+            ids = np.asarray(example["review_ids"])
+            present = np.flatnonzero(ids >= 0)
+            offset = items - len(ids)
+            vectors[row, offset + present] = torch.from_numpy(
+                table[ids[present]].astype(np.float32)
+            )
+        return vectors

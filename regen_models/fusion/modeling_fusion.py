@@ -5,10 +5,14 @@ Data flows through the modules in the order they appear here:
 1. `FusionInputs`: each interaction's item is looked up in two frozen tables, its WALS vector
    (divided by the mean norm of the trained item vectors, so that it has a norm of one on
    average, like a content vector, while popular items keep their longer vectors) and its
-   content vector (the unit-norm sentence embedding of its texts); the vectors of the signals in
-   use are concatenated, CF part first. The optional user token gets the user's WALS vector,
-   folded in from their interactions (`user_vectors.fold_in`) and divided by the training users'
-   mean norm, beside the unit-norm mean of their items' content vectors.
+   content vector (the unit-norm sentence embedding of its texts). With `use_reviews`, a history
+   interaction's content vector is the unit-norm mean of its item's and of the user's review of
+   it (`review_vectors`, embedded by the caller with the same encoder; the paper embeds the
+   metadata and the review as one text); the target's review is a label and never enters. The
+   vectors of the signals in use are concatenated, CF part first. The optional user token (not
+   in the paper) gets the user's WALS vector, folded in from their interactions
+   (`user_vectors.fold_in`) and divided by the training users' mean norm, beside the unit-norm
+   mean of their interactions' content vectors.
 2. `FusionAdapter`: a linear projection or an MLP maps every fused vector to one soft token of
    the LM's hidden size; it is multiplied by the factor the LM's embedding layer applies to its
    own tokens (Gemma: the square root of the hidden size), so that it enters on their scale.
@@ -68,23 +72,34 @@ class FusionInputs(nn.Module):
                 torch.zeros(config.num_items, config.content_dim, dtype=torch.float16),
             )
 
-    def parts(self, item_ids: torch.Tensor, dtype) -> tuple[torch.Tensor | None, ...]:
-        """(normalised CF part, content part) of items `item_ids` (>= 0); None where unused."""
+    def parts(
+        self, item_ids: torch.Tensor, dtype, review_vectors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor | None, ...]:
+        """(normalised CF part, content part) of items `item_ids` (>= 0); None where unused.
+        With `review_vectors` (`[..., content_dim]`, zero where an interaction has no review),
+        an interaction's content part is the unit-norm mean of its item's vector and its
+        review's."""
         config = self.config
         cf = content = None
         if config.uses_cf:
             cf = (self.cf_factors[item_ids] / config.cf_item_norm).to(dtype)
         if config.uses_content:
             content = self.content_vectors[item_ids].to(dtype)
+            if review_vectors is not None:
+                content = F.normalize(content + review_vectors.to(dtype), dim=-1)
         return cf, content
 
-    def interactions(self, item_ids: torch.Tensor, dtype) -> torch.Tensor:
+    def interactions(
+        self, item_ids: torch.Tensor, dtype, review_vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`[..., input_dim]`: the fused vector of each item (pads map to item 0; mask them)."""
-        parts = self.parts(item_ids.clamp(min=0), dtype)
+        parts = self.parts(item_ids.clamp(min=0), dtype, review_vectors)
         return torch.cat([part for part in parts if part is not None], dim=-1)
 
-    def users(self, item_ids: torch.Tensor, dtype) -> torch.Tensor:
-        """`[batch, input_dim]`: the user token's fused vector from each row's items."""
+    def users(
+        self, item_ids: torch.Tensor, dtype, review_vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`[batch, input_dim]`: the user token's fused vector from each row's interactions."""
         config = self.config
         present = item_ids >= 0
         parts = []
@@ -95,7 +110,7 @@ class FusionInputs(nn.Module):
             )
             parts.append((users / config.cf_user_norm).to(dtype))
         if config.uses_content:
-            vectors = self.content_vectors[item_ids.clamp(min=0)].to(dtype)
+            _, vectors = self.parts(item_ids.clamp(min=0), dtype, review_vectors)
             mean = (vectors * present[..., None]).sum(1)
             parts.append(F.normalize(mean, dim=-1))
         return torch.cat(parts, dim=-1)
@@ -241,22 +256,28 @@ class FusionForCausalLM(FusionPreTrainedModel):
         layer = self.get_input_embeddings()
         return torch.as_tensor(getattr(layer, "embed_scale", 1.0)).to(layer.weight.dtype)
 
-    def fused_vectors(self, item_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_vectors(
+        self, item_ids: torch.Tensor, review_vectors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(`[batch, tokens, input_dim]`, mask `[batch, tokens]`): the fused vector of the user
-        token (if any) and of each interaction (`item_ids` `[batch, length]`, -1 pads)."""
-        self._check_items(item_ids)
+        token (if any) and of each interaction (`item_ids` `[batch, length]`, -1 pads;
+        `review_vectors` `[batch, length, content_dim]`, zero where none)."""
+        self._check_items(item_ids, review_vectors)
         dtype = self.adapter.first_layer.weight.dtype
-        vectors = self.inputs.interactions(item_ids, dtype)
+        vectors = self.inputs.interactions(item_ids, dtype, review_vectors)
         mask = item_ids >= 0
         if self.config.user_token:
-            vectors = torch.cat([self.inputs.users(item_ids, dtype)[:, None], vectors], dim=1)
+            user = self.inputs.users(item_ids, dtype, review_vectors)
+            vectors = torch.cat([user[:, None], vectors], dim=1)
             mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         return vectors, mask
 
-    def soft_tokens(self, item_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def soft_tokens(
+        self, item_ids: torch.Tensor, review_vectors: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(`[batch, tokens, hidden]`, mask): the soft-token block, left-padded, opening with
         the begin-of-sequence token's embedding where the LM has one."""
-        vectors, mask = self.fused_vectors(item_ids)
+        vectors, mask = self.fused_vectors(item_ids, review_vectors)
         layer = self.get_input_embeddings()
         tokens = self.adapter(vectors).to(layer.weight.dtype) * self.embed_scale
         prefix = self.config.prefix_token_id
@@ -269,9 +290,22 @@ class FusionForCausalLM(FusionPreTrainedModel):
         tokens = tokens.gather(1, order[..., None].expand_as(tokens))
         return tokens, mask.gather(1, order)
 
-    def _check_items(self, item_ids: torch.Tensor) -> None:
+    def _check_items(self, item_ids: torch.Tensor, review_vectors=None) -> None:
         if item_ids.dim() != 2:
             raise ValueError(f"item_ids must be [batch, length], got shape {tuple(item_ids.shape)}")
+        if review_vectors is not None:
+            config = self.config
+            if not config.reads_reviews:
+                raise ValueError(
+                    f"this model reads no reviews (signals {config.signals!r}, use_reviews "
+                    f"{config.use_reviews}): pass no review_vectors"
+                )
+            expected = (*item_ids.shape, config.content_dim)
+            if tuple(review_vectors.shape) != expected:
+                raise ValueError(
+                    f"review_vectors of shape {tuple(review_vectors.shape)}: expected {expected} "
+                    "(one content vector per item id)"
+                )
         empty = ~(item_ids >= 0).any(dim=1)
         if bool(empty.any()):
             row = int(empty.nonzero()[0, 0])
@@ -282,10 +316,10 @@ class FusionForCausalLM(FusionPreTrainedModel):
                 f"{self.config.num_items} items"
             )
 
-    def embed(self, input_ids, attention_mask, item_ids):
+    def embed(self, input_ids, attention_mask, item_ids, review_vectors=None):
         """(inputs_embeds, attention mask, position ids, soft block width) of the whole
         sequence: the soft-token block, then the text."""
-        tokens, soft_mask = self.soft_tokens(item_ids)
+        tokens, soft_mask = self.soft_tokens(item_ids, review_vectors)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         embeddings = torch.cat([tokens, self.get_input_embeddings()(input_ids)], dim=1)
@@ -307,6 +341,7 @@ class FusionForCausalLM(FusionPreTrainedModel):
         item_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        review_vectors: torch.FloatTensor | None = None,
         return_dict: bool | None = None,
     ) -> FusionOutput:
         """
@@ -314,8 +349,13 @@ class FusionForCausalLM(FusionPreTrainedModel):
         item_ids `[batch, interactions]`: item ids, oldest first, the item to write about last
             (left-padded with -1).
         labels `[batch, text length]`: the completion's tokens, -100 elsewhere.
+        review_vectors `[batch, interactions, content_dim]`: with `use_reviews`, the sentence
+            embedding of the user's review of each history interaction (zero for none, for the
+            target and for pads); None reads the items alone.
         """
-        embeddings, mask, positions, width = self.embed(input_ids, attention_mask, item_ids)
+        embeddings, mask, positions, width = self.embed(
+            input_ids, attention_mask, item_ids, review_vectors
+        )
         hidden = (
             self.language_model.get_decoder()(
                 inputs_embeds=embeddings, attention_mask=mask, position_ids=positions
@@ -344,6 +384,7 @@ class FusionForCausalLM(FusionPreTrainedModel):
         stop_token_ids: list[int],
         max_new_tokens: int = 64,
         streamer=None,
+        review_vectors: torch.Tensor | None = None,
     ) -> list[list[int]]:
         """Greedy decoding after each (left-padded) prompt and its soft tokens: the new token
         ids per row, up to (not including) a stop token. A `streamer` (transformers'
@@ -351,7 +392,9 @@ class FusionForCausalLM(FusionPreTrainedModel):
         batch = input_ids.shape[0]
         if streamer is not None and batch != 1:
             raise ValueError(f"a streamer follows one prompt, not a batch of {batch}")
-        embeddings, mask, positions, _ = self.embed(input_ids, attention_mask, item_ids)
+        embeddings, mask, positions, _ = self.embed(
+            input_ids, attention_mask, item_ids, review_vectors
+        )
         next_position = positions[:, -1] + 1
         stops = torch.tensor(sorted(set(stop_token_ids)), device=input_ids.device)
         done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)

@@ -2,6 +2,11 @@
 
 narrator = FusionNarrator.from_pretrained("checkpoints/fusion-office")
 texts = narrator.write(rows, "purchase_reason")   # rows: split rows (history and target)
+
+A checkpoint trained with `use_reviews` embeds the reviews of the rows' histories with its
+sentence encoder (`config.encoder_name`), loaded on the first call; `narrator.encoder.summary()`
+counts the examples written, the histories cut to `max_interactions` and the purchases without a
+review.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from regen_models.devices import pick_device
-from regen_models.fusion.data import FusionCollator, FusionEncoder
+from regen_models.fusion.data import FusionCollator, FusionEncoder, ReviewVectors
 from regen_models.fusion.modeling_fusion import FusionForCausalLM
 from regen_models.narrator import formatting
 from regen_models.progress import batch_spans
@@ -28,11 +33,18 @@ class FusionNarrator:
         self.model = model.eval()
         self.tokenizer = tokenizer
         config = model.config
+        # The reviews of the rows' histories, each distinct one encoded once per narrator.
+        self.reviews = ReviewVectors(config.encoder_name) if config.reads_reviews else None
         self.encoder = FusionEncoder(
-            tokenizer, model.item_vocabulary, config.max_interactions, config.user_token
+            tokenizer,
+            model.item_vocabulary,
+            config.max_interactions,
+            config.user_token,
+            self.reviews,
         )
         pad = tokenizer.pad_token_id
-        self.collator = FusionCollator(pad if pad is not None else tokenizer.eos_token_id)
+        pad = pad if pad is not None else tokenizer.eos_token_id
+        self.collator = FusionCollator(pad, self.reviews)
 
     @classmethod
     def from_pretrained(
@@ -85,14 +97,15 @@ class FusionNarrator:
         limit = trained_limit if max_new_tokens is None else max_new_tokens
         stops = formatting.stop_token_ids(self.tokenizer, self.model.generation_config)
         device = next(self.model.parameters()).device
-        rows = list(rows)
+        examples = [self.encoder.generation_example(row, kind) for row in rows]
+        if self.reviews is not None:
+            self.reviews.encode(progress=progress)
         texts: list[str] = []
         spans = batch_spans(
-            len(rows), batch_size, progress=progress, description=f"fusion writes {kind}"
+            len(examples), batch_size, progress=progress, description=f"fusion writes {kind}"
         )
         for start, stop in spans:
-            examples = [self.encoder.generation_example(r, kind) for r in rows[start:stop]]
-            batch = {k: v.to(device) for k, v in self.collator(examples).items()}
+            batch = {k: v.to(device) for k, v in self.collator(examples[start:stop]).items()}
             written = self.model.generate(
                 batch["input_ids"],
                 batch["item_ids"],
@@ -100,6 +113,7 @@ class FusionNarrator:
                 stop_token_ids=stops,
                 max_new_tokens=limit,
                 streamer=streamer,
+                review_vectors=batch.get("review_vectors"),
             )
             texts += [
                 self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in written

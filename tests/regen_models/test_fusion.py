@@ -10,9 +10,10 @@ from scipy import sparse
 from transformers import AutoModel
 
 from regen_models.fusion import FusionConfig, FusionForCausalLM, wals
-from regen_models.fusion.data import FusionCollator, FusionEncoder, prompt_text
+from regen_models.fusion.data import FusionCollator, FusionEncoder, ReviewVectors, prompt_text
 from regen_models.items import UnknownItemError
 from regen_models.prompts import EmptyHistoryError
+from tests.conftest import WordCountEncoder
 from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
 from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
@@ -375,6 +376,100 @@ def test_older_purchases_cut_and_rows_without_a_reference_are_counted(tokenizer)
         "4 purchases (7 oldest purchases dropped); 1 rows skipped without a reference "
         "narrative (user_summary_brief 1)"
     )
+
+
+def reviewed_row(user: str, items: list[int], reviews: list[str | None]) -> dict:
+    """`seq_row` whose interactions carry the given review texts (the last: the target's)."""
+    row = seq_row(user, items, "A reason.")
+    for entry, text in zip([*row["history"], row["target"]], reviews, strict=True):
+        entry.update(review_title=None, review_text=text)
+    return row
+
+
+def test_history_reviews_are_read_once_each_and_the_targets_never(tokenizer):
+    """Fails if an interaction's content omits the user's review (the paper embeds item
+    metadata and review together), if the target's review (a label) is read, or if a text
+    repeated across rows is encoded twice."""
+    reviews = ReviewVectors(encoder_model=WordCountEncoder())
+    encoder = FusionEncoder(tokenizer, tiny_vocabulary(NUM_ITEMS), 4, reviews=reviews)
+    rows = [
+        reviewed_row("A", [1, 2, 3, 4, 5], ["old one", "great pen", None, "great pen", "SECRET"]),
+        reviewed_row("B", [6, 7], ["great pen", "TARGET REVIEW"]),
+    ]
+    first = encoder.training_example(rows[0], "purchase_reason")
+    second = encoder.training_example(rows[1], "purchase_reason")
+    # The newest three purchases (the oldest review is cut with its purchase), then the target.
+    assert first["item_ids"] == [2, 3, 4, 5] and first["review_ids"] == [0, -1, 0, -1]
+    assert second["review_ids"] == [0, -1]
+    assert "great pen" in reviews  # neither target's review, nor the cut purchase's
+    assert not any(text in reviews for text in ("old one", "SECRET", "TARGET REVIEW"))
+    assert encoder.stats.without_review == 1
+    assert "1 purchases without a review" in encoder.summary()
+    reviews.encode()
+    assert reviews.encoder_model.texts == 1 and reviews.table.shape == (1, 64)
+    assert reviews.table.dtype == np.float16
+    # A text seen again is not encoded again; a new one is, onto the same table.
+    encoder.generation_example(reviewed_row("C", [8, 9], ["great pen", None]), "purchase_reason")
+    third = encoder.generation_example(
+        reviewed_row("D", [8, 9], ["a new one", None]), "purchase_reason"
+    )
+    reviews.encode()
+    assert third["review_ids"] == [1, -1] and reviews.encoder_model.texts == 2
+    assert reviews.table.shape == (2, 64)
+
+
+def test_review_vectors_are_cached_on_disk_by_their_texts(tmp_path, monkeypatch):
+    monkeypatch.setenv("REGEN_CACHE", str(tmp_path))
+    first = ReviewVectors(encoder_model=WordCountEncoder())
+    for text in ("great pen", "bad ink"):
+        first.index(text)
+    first.encode(cache=True)
+    again = ReviewVectors(encoder_model=WordCountEncoder())
+    for text in ("great pen", "bad ink"):
+        again.index(text)
+    again.encode(cache=True)
+    assert again.encoder_model.texts == 0 and np.array_equal(again.table, first.table)
+    assert list((tmp_path / "content" / "reviews").glob("*.npy"))
+    other = ReviewVectors(encoder_model=WordCountEncoder())
+    other.index("great pen")
+    other.encode(cache=True)
+    assert other.encoder_model.texts == 1
+
+
+def test_a_review_joins_its_interactions_content_vector(tokenizer):
+    model = tiny_fusion(tokenizer, signals="both")
+    assert model.config.use_reviews and model.config.reads_reviews
+    items = torch.tensor([[-1, 3, 4, 5]])
+    review = torch.nn.functional.normalize(torch.randn(12), dim=0)
+    reviews = torch.zeros(1, 4, 12)
+    reviews[0, 1] = review
+    vectors, _ = model.fused_vectors(items, reviews)
+    plain, _ = model.fused_vectors(items)
+    item = model.inputs.content_vectors[3].float()
+    expected = torch.nn.functional.normalize(item + review, dim=0)
+    assert torch.allclose(vectors[0, 1, 8:], expected, atol=1e-5)
+    assert torch.allclose(vectors[0, 1, :8], plain[0, 1, :8])  # CF part unchanged
+    assert torch.allclose(vectors[0, 2:], plain[0, 2:], atol=1e-3)  # no review: the item's
+    # The collator turns review ids into vectors aligned with the left-padded items.
+    table = ReviewVectors(table=np.stack([review.numpy(), -review.numpy()]).astype(np.float16))
+    examples = [
+        {"input_ids": [5, 6], "item_ids": [3, 4, 5], "review_ids": [1, -1, -1]},
+        {"input_ids": [5], "item_ids": [7, 8], "review_ids": [0, -1]},
+    ]
+    batch = FusionCollator(tokenizer.pad_token_id, table)(examples)
+    assert batch["review_vectors"].shape == (2, 3, 12)
+    assert torch.allclose(batch["review_vectors"][0, 0], -review, atol=1e-3)
+    assert torch.allclose(batch["review_vectors"][1, 1], review, atol=1e-3)
+    assert not batch["review_vectors"][1, 0].any() and not batch["review_vectors"][0, 1:].any()
+    assert model(**batch).logits.shape[0] == 2
+    with pytest.raises(ValueError, match="indexed but not encoded"):
+        FusionCollator(tokenizer.pad_token_id, table)([{**examples[0], "review_ids": [2, -1, -1]}])
+    with pytest.raises(ValueError, match="this model reads no reviews"):
+        tiny_fusion(tokenizer, signals="cf").fused_vectors(items, reviews)
+    with pytest.raises(ValueError, match="reads no reviews"):
+        tiny_fusion(tokenizer, use_reviews=False).fused_vectors(items, reviews)
+    with pytest.raises(ValueError, match="expected \\(1, 4, 12\\)"):
+        model.fused_vectors(items, reviews[:, :3])
 
 
 def test_bad_rows_are_clear_errors(tokenizer):

@@ -374,3 +374,26 @@ def test_with_a_bfloat16_base_what_trains_stays_float32(
     assert frozen == {torch.bfloat16}
     with safe_open(out / "model.safetensors", "pt") as weights:
         assert str(weights.get_slice("adapter.layers.0.weight").get_dtype()) == "F32"
+
+
+def test_the_narrator_embeds_the_history_reviews_and_never_the_targets(folder, trained):
+    import datasets
+
+    from regen_models.fusion.data import review_text
+    from regen_models.fusion.narrator import FusionNarrator
+
+    out, _ = trained
+    rows = datasets.load_dataset(str(folder), "office", split="test").select(range(3))
+    narrator = FusionNarrator.from_pretrained(out)
+    config = narrator.model.config
+    assert config.use_reviews and config.encoder_name is None and config.content_dim == 384
+    narrator.write(rows, "purchase_reason", max_new_tokens=1)
+    kept = config.max_interactions - 1
+    history = {review_text(p) for row in rows for p in row["history"][-kept:]} - {""}
+    targets = {review_text(row["target"]) for row in rows} - {""}
+    assert history and targets and not history & targets
+    assert narrator.reviews.table.shape == (len(history), 384)  # all of them, each once
+    assert all(text in narrator.reviews for text in history)
+    assert not any(text in narrator.reviews for text in targets)  # labels: never read
+    narrator.write(rows, "user_summary_brief", max_new_tokens=1)
+    assert narrator.reviews.table.shape == (len(history), 384)  # nothing encoded twice
