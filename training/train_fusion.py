@@ -247,15 +247,12 @@ def check_taught(stats, script_args) -> None:
     """Refuse to train when a requested kind has no training example: the checkpoint would
     list a kind it never learned (and know no length for it)."""
     if untaught := [kind for kind in script_args.kinds if not stats.examples[kind]]:
-        rows = (
-            f"the first {script_args.max_train_rows:,} rows of "
-            if script_args.max_train_rows is not None
-            else ""
-        )
+        rows = script_args.max_train_rows
+        read = f" in its first {rows:,} rows" if rows is not None else ""
         raise ValueError(
-            f"{rows}the {script_args.dataset_train_split} split of {script_args.dataset_name} "
-            f"({script_args.dataset_config}) has no reference narrative of the kinds {untaught}: "
-            "the fusion narrator would never learn to write them. Build the folder with "
+            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
+            f"({script_args.dataset_config}) has no reference narrative of the kinds {untaught}"
+            f"{read}: the fusion narrator would never learn to write them. Build the folder with "
             "`regen dataset build --protocol user_disjoint` (every row carries all six "
             "narratives), or leave those kinds out of --kinds"
         )

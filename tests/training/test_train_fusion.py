@@ -324,8 +324,8 @@ def test_each_split_reports_its_examples_per_kind_and_an_untaught_kind_is_refuse
 
     untaught = without_narratives(folder, tmp_path / "untaught", "train", "user_profile")
     with pytest.raises(ValueError, match=(
-        r"the first 8 rows of the train split of .*untaught \(office\) has no reference "
-        r"narrative of the kinds \['user_profile'\]: the fusion narrator would never learn"
+        r"the train split of .*untaught \(office\) has no reference narrative of the kinds "
+        r"\['user_profile'\] in its first 8 rows: the fusion narrator would never learn"
     )):  # fmt: skip
         train_fusion.run([*arguments, "--dataset_name", str(untaught), "--output_dir",
                           str(tmp_path / "b")])  # fmt: skip
