@@ -38,6 +38,8 @@ class FusionConfig(PretrainedConfig):
             to each history interaction's content vector: the unit-norm mean of the item's
             vector and the review's. The paper embeds an interaction's item metadata and review
             together; the target's review is a label and never enters. Needs content signals.
+            `regen train fusion` turns it on; off here, so that a checkpoint saved before the
+            option existed reads no reviews, as it was trained.
         encoder_name (`str`, *optional*): the sentence encoder of the content vectors (`None`:
             the offline all-MiniLM-L6-v2).
         cf_item_norm (`float`): the mean L2 norm of the trained WALS item vectors. Item vectors
@@ -81,7 +83,7 @@ class FusionConfig(PretrainedConfig):
         content_dim: int = 384,
         content_fields: tuple[str, ...] | list[str] = ("title", "categories", "description"),
         encoder_name: str | None = None,
-        use_reviews: bool = True,
+        use_reviews: bool = False,
         cf_item_norm: float = 1.0,
         cf_user_norm: float | None = None,
         wals_regularization: float = REGULARIZATION,

@@ -437,8 +437,9 @@ def test_review_vectors_are_cached_on_disk_by_their_texts(tmp_path, monkeypatch)
 
 
 def test_a_review_joins_its_interactions_content_vector(tokenizer):
-    model = tiny_fusion(tokenizer, signals="both")
-    assert model.config.use_reviews and model.config.reads_reviews
+    assert not FusionConfig().use_reviews  # a checkpoint saved without the field reads none
+    model = tiny_fusion(tokenizer, signals="both", use_reviews=True)
+    assert model.config.reads_reviews
     items = torch.tensor([[-1, 3, 4, 5]])
     review = torch.nn.functional.normalize(torch.randn(12), dim=0)
     reviews = torch.zeros(1, 4, 12)
@@ -465,9 +466,9 @@ def test_a_review_joins_its_interactions_content_vector(tokenizer):
     with pytest.raises(ValueError, match="indexed but not encoded"):
         FusionCollator(tokenizer.pad_token_id, table)([{**examples[0], "review_ids": [2, -1, -1]}])
     with pytest.raises(ValueError, match="this model reads no reviews"):
-        tiny_fusion(tokenizer, signals="cf").fused_vectors(items, reviews)
+        tiny_fusion(tokenizer, signals="cf", use_reviews=True).fused_vectors(items, reviews)
     with pytest.raises(ValueError, match="reads no reviews"):
-        tiny_fusion(tokenizer, use_reviews=False).fused_vectors(items, reviews)
+        tiny_fusion(tokenizer).fused_vectors(items, reviews)
     with pytest.raises(ValueError, match="expected \\(1, 4, 12\\)"):
         model.fused_vectors(items, reviews[:, :3])
 
