@@ -9,7 +9,8 @@ text prompt of the same history.
     python benchmarks/bench_fusion.py prompt-cost --users 8 --new-tokens 32
 
 (b) reads the first --users test users of the office sample. The soft-token input is the
-begin-of-sequence token, the user token, one token per purchase and the target, then the fixed
+begin-of-sequence token, one token per purchase and the target (and a user token first where the
+model has one: off by default), then the fixed
 task prompt; the text input is `build_prompt` of the same history and target (every purchase
 block, no token budget) in the chat template. Both are decoded by the same greedy loop for exactly
 --new-tokens tokens (no early stop), one user at a time, on the same LM (an untrained fusion
@@ -111,7 +112,7 @@ def prompt_cost(args) -> dict:
     splits = datasets.load_dataset(str(folder), "office")
     vocabulary = ItemVocabulary.from_dataset(str(folder), "office")
     settings = wals.WalsSettings(dim=32)
-    factors, _ = wals.item_factors(splits["train"].to_list(), vocabulary, settings)
+    factors, _ = wals.item_factors(splits["train"], vocabulary, settings)
     language_model, tokenizer = load_base(args.base_model or EMBEDDED)
     model = FusionForCausalLM.from_base(
         language_model,

@@ -224,7 +224,7 @@ def content_vectors(
         return np.stack(per_field, axis=1)
 
     path = content_cache_path(vocabulary, name, fields)
-    return _cached(path, (len(vocabulary), len(fields)), compute, encoder, encoder_model)
+    return cached_array(path, (len(vocabulary), len(fields)), compute, encoder, encoder_model)
 
 
 def content_token_vectors(
@@ -269,10 +269,10 @@ def content_token_vectors(
 
     path = content_cache_path(vocabulary, name, fields, tokens=tokens)
     shape = (len(vocabulary), len(fields), tokens)
-    return _cached(path, shape, compute, encoder, encoder_model)
+    return cached_array(path, shape, compute, encoder, encoder_model)
 
 
-def _cached(path: Path, shape: tuple[int, ...], compute, encoder, encoder_model) -> np.ndarray:
+def cached_array(path: Path, shape: tuple[int, ...], compute, encoder, encoder_model) -> np.ndarray:
     """The array at `path` if its leading dimensions are `shape`, else `compute(encoder_model)`
     (the encoder loaded by name if none is given), written there atomically."""
     if path.exists():

@@ -120,7 +120,11 @@ class LanguageModelArguments:
         metadata={"help": "'embedded' (Gemma 3 270M, offline), a Hub id or a local path"},
     )
     dtype: str = field(
-        default="float32", metadata={"help": "weights' dtype: float32, bfloat16 or float16"}
+        default="float32",
+        metadata={
+            "help": "dtype the base LM loads in: float32, bfloat16 or float16 (what trains is "
+            "kept in float32; --bf16 true computes under autocast)"
+        },
     )
     lora_r: int = 16
     lora_alpha: int = 32

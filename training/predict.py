@@ -160,14 +160,14 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
     check_vocabulary(narrator.vocabulary, model_dir, dataset_name, config_name)
     kinds = args.kinds or narrator.kinds
     batch_size, limit = args.generation_batch_size, args.max_new_tokens
-    return {
-        "narratives": {
-            kind: narrator.write(
-                rows, kind, batch_size=batch_size, max_new_tokens=limit, progress=args.progress
-            )
-            for kind in kinds
-        }
+    narratives = {
+        kind: narrator.write(
+            rows, kind, batch_size=batch_size, max_new_tokens=limit, progress=args.progress
+        )
+        for kind in kinds
     }
+    print(f"fusion narrator inputs: {narrator.encoder.summary()}")
+    return {"narratives": narratives}
 
 
 PREDICTORS: dict[str, Callable] = {

@@ -77,7 +77,15 @@ from training.arguments import (
     recipe_parser,
 )
 from training.model_card import command_options, training_summary, write_model_card
-from training.trainer_utils import final_eval_loss, first_rows, hub_id, loss_summary, train
+from training.trainer_utils import (
+    final_eval_loss,
+    first_rows,
+    hub_id,
+    loss_summary,
+    push_output_dir,
+    save_on_every_process,
+    train,
+)
 
 LM_TUNING = ("frozen", "lora", "full")
 # Training users whose folded-in vectors give the mean user norm (more add nothing but time).
@@ -357,10 +365,10 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     if eval_examples:
         metrics["eval_loss"] = final_eval_loss(trainer)
 
+    out = training_args.output_dir
+    model.language_model.requires_grad_(True)  # saved as a plain model, whatever trained
+    save_on_every_process(trainer, out)  # weights, tables, item vocabulary and tokenizer
     if trainer.is_world_process_zero():
-        out = training_args.output_dir
-        model.language_model.requires_grad_(True)  # saved as a plain model, whatever trained
-        trainer.save_model(out)  # weights, tables, item vocabulary and tokenizer
         write_model_card(
             out,
             model_name="Fusion",
@@ -384,6 +392,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             ),
             base_model=hub_id(model_args.base_model),
         )
+        push_output_dir(trainer)
         table = "\n".join(f"| {key} | {value:.4f} |" for key, value in metrics.items())
         print(f"\n| loss | value |\n| --- | ---: |\n{table}\ncheckpoint: {out}")
     return metrics

@@ -36,7 +36,7 @@ from regen_models.fusion.modeling_fusion import IGNORE_INDEX, NO_ITEM
 from regen_models.items import (
     DEFAULT_ENCODER,
     ItemVocabulary,
-    _cached,
+    cached_array,
     content_vectors,
     encode_texts,
     load_encoder,
@@ -132,7 +132,7 @@ class ReviewVectors:
             for text in texts:
                 digest.update(text.encode() + b"\0")
             path = cache_dir() / "content" / "reviews" / f"{digest.hexdigest()[:32]}.npy"
-            vectors = _cached(path, (len(texts),), compute, self.encoder, self.encoder_model)
+            vectors = cached_array(path, (len(texts),), compute, self.encoder, self.encoder_model)
         else:
             vectors = compute(self.encoder_model or load_encoder(self.encoder))
         self.table = vectors if self.table is None else np.concatenate([self.table, vectors])

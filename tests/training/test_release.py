@@ -532,7 +532,10 @@ def test_a_fusion_checkpoint_loads_with_its_shipped_code_where_this_package_cann
     from tests.tiny_gemma import tiny_tokenizer
     from training.release import plan_checkpoint
 
-    model = tiny_fusion(tiny_tokenizer(), signals="both", adapter="mlp", kinds=["purchase_reason"])
+    # with a user token: the shipped code folds the user in too
+    model = tiny_fusion(
+        tiny_tokenizer(), signals="both", adapter="mlp", kinds=["purchase_reason"], user_token=True
+    )
     saved = tmp_path / "fusion-office"
     model.save_pretrained(saved)
     write_model_card(

@@ -69,7 +69,9 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path, c
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 2 and all("ranked_items" not in line for line in lines)
-    assert "fusion writes purchase_reason: 100%" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "fusion writes purchase_reason: 100%" in printed.err
+    assert "fusion narrator inputs: 4 examples" in printed.out  # 2 users, 2 kinds
     assert set(lines[0]["narratives"]) == {"purchase_reason", "user_summary_brief"}
     table = run_table(
         folder, "test", [("fusion", "office", str(predictions))], str(tmp_path / "eval"),

@@ -116,8 +116,9 @@ class LumenModel:
 
 class FusionModel(FlareOnly):
     """FLARE ranks; the fusion narrator writes about the item from the soft tokens of the
-    history's and the item's collaborative-filtering and content vectors (ids only, so a typed
-    critique steers the ranking, not the text), token by token."""
+    history's and the item's collaborative-filtering and content vectors (item ids and the
+    history's reviews, no critique: a typed critique steers the ranking, not the text), token by
+    token."""
 
     def __init__(self, ranker, fusion):
         super().__init__(ranker)
