@@ -85,6 +85,7 @@ from training.trainer_utils import (
     push_output_dir,
     save_on_every_process,
     train,
+    trainable_in_float32,
 )
 
 LM_TUNING = ("frozen", "lora", "full")
@@ -444,9 +445,7 @@ def prepare_for_training(model: FusionForCausalLM, model_args):
         model.language_model.requires_grad_(False)
     elif model_args.lm_tuning == "lora":
         lora = _add_lora(model, model_args)
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            parameter.data = parameter.data.float()
+    trainable_in_float32(model)
     return lora
 
 
