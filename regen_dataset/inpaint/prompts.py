@@ -22,7 +22,9 @@ METHOD = (
     'and Narratives" (https://arxiv.org/abs/2503.11924) and "Beyond Retrieval: Generating '
     'Narratives in Conversational Recommender Systems"; prompts written for this project.'
 )
-PROMPT_VERSION = "regen-inpaint-2"  # 2: rater answer formats derived from the schema
+# 2: rater answer formats derived from the schema; 3: foresight scored as in the papers (7 = the
+# reason comes almost all from the post-purchase review, 1 = none of it).
+PROMPT_VERSION = "regen-inpaint-3"
 MAX_DESCRIPTION_CHARS = 600
 MAX_REVIEW_CHARS = 1200
 
@@ -100,7 +102,7 @@ the shopper below. Rate them:
 - veracity: is every claim true to the history (no invented facts or contradictions)?
 - grounding: how strongly does the history support each claim?
 - foresight: how much of the reason comes from the shopper's review of the last item, i.e. from
-  after the purchase (7 = none of it, 1 = almost all of it)?
+  after the purchase (7 = almost all of it, 1 = none of it)?
 - clarity: is the reason clear and specific, with specific evidence?
 - personalization: does it rest on the shopper's own words and choices rather than on product
   descriptions or generic assumptions?

@@ -215,3 +215,13 @@ def test_bias_check(tmp_path):
         assert result[condition]["rated"] == 4 and result[condition]["quality"] == 1.0
     with pytest.raises(ValueError, match="at least two users"):
         bias_check(rated[:1], _runner(ScriptedBackend(), tmp_path).run)
+
+
+def test_foresight_scale_runs_as_in_the_papers():
+    # The papers: a higher foresight score means more of the purchase reason came from the
+    # post-purchase review of the last item (scores 1-4 mean reliance on past history).
+    task = prompts.RATER_TASKS["last_purchase"]
+    line = " ".join(task.split("- foresight:", 1)[1].split("- clarity:", 1)[0].split())
+    assert "(7 = almost all of it, 1 = none of it)" in line
+    assert prompts.PROMPT_VERSION == "regen-inpaint-3"
+    assert prompts.manifest()["version"] == "regen-inpaint-3"
