@@ -350,6 +350,21 @@ def check_kinds(kinds: list[str], *, allow_none: bool = False) -> None:
         raise ValueError(f"--kinds {unknown or '(none)'}: expected some of {NARRATIVE_KINDS}")
 
 
+def refuse_untaught_kinds(script_args, taught, model_name: str) -> None:
+    """Refuse to train when a requested kind has no reference narrative in the training rows:
+    the checkpoint would list a kind it never learned (and know no length for it)."""
+    if untaught := [kind for kind in script_args.kinds if kind not in taught]:
+        rows = script_args.max_train_rows
+        read = f" in its first {rows:,} rows" if rows is not None else ""
+        raise ValueError(
+            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
+            f"({script_args.dataset_config}) has no reference narrative of the kinds {untaught}"
+            f"{read}: {model_name} would never learn to write them. Leave-one-out folders carry "
+            "narratives in the test split only: build the folder with `regen dataset build "
+            "--protocol user_disjoint`, or leave those kinds out of --kinds"
+        )
+
+
 def check_dtype(dtype: str) -> None:
     if dtype not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"--dtype {dtype!r}: expected float32, bfloat16 or float16")

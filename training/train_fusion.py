@@ -75,6 +75,7 @@ from training.arguments import (
     give_own_learning_rate,
     prepare_output_dir,
     recipe_parser,
+    refuse_untaught_kinds,
 )
 from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import (
@@ -207,7 +208,8 @@ def check_arguments(script_args, model_args, training_args) -> None:
 def check_protocol(dataset_name: str) -> None:
     """Refuse a local folder built with leave-one-out splits: the paper's protocol keeps each
     user in one split. (A Hub dataset has no build report: once loaded, `check_users_disjoint`
-    refuses splits that share users, and `check_taught` a train split without narratives.)"""
+    refuses splits that share users, and `refuse_untaught_kinds` a train split without
+    narratives.)"""
     report = Path(dataset_name) / "build_report.json"
     if not report.exists():
         return
@@ -252,21 +254,6 @@ def split_examples(rows, tokenizer, vocabulary, reviews, script_args, model_args
     return encoder.training_examples(rows, script_args.kinds), encoder
 
 
-def check_taught(stats, script_args) -> None:
-    """Refuse to train when a requested kind has no training example: the checkpoint would
-    list a kind it never learned (and know no length for it)."""
-    if untaught := [kind for kind in script_args.kinds if not stats.examples[kind]]:
-        rows = script_args.max_train_rows
-        read = f" in its first {rows:,} rows" if rows is not None else ""
-        raise ValueError(
-            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
-            f"({script_args.dataset_config}) has no reference narrative of the kinds {untaught}"
-            f"{read}: the fusion narrator would never learn to write them. Build the folder with "
-            "`regen dataset build --protocol user_disjoint` (every row carries all six "
-            "narratives), or leave those kinds out of --kinds"
-        )
-
-
 def main(script_args, model_args, training_args, options: str | None = None) -> dict:
     check_arguments(script_args, model_args, training_args)
     resume_from = prepare_output_dir(training_args)
@@ -306,7 +293,8 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     if main_process:
         for split, encoder in splits:
             print(f"{config_name}: {split} split: {encoder.summary()}")
-    check_taught(train_encoder.stats, script_args)
+    taught = [kind for kind, count in train_encoder.stats.examples.items() if count]
+    refuse_untaught_kinds(script_args, taught, "the fusion narrator")
 
     # The frozen tables (WALS on every training interaction, content vectors of the catalog)
     # and the history reviews' vectors, computed by the main process and cached on disk first.

@@ -59,6 +59,7 @@ from training.arguments import (
     give_own_learning_rate,
     prepare_output_dir,
     recipe_parser,
+    refuse_untaught_kinds,
 )
 from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import (
@@ -244,14 +245,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     lengths = max_new_tokens_of_references(
         train_rows, script_args.kinds, formatting.completion_token_counter(tokenizer)
     )
-    if untaught := [kind for kind in script_args.kinds if kind not in lengths]:
-        raise ValueError(
-            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
-            f"({config_name}) has no reference narrative of the kinds {untaught}: LUMEN would "
-            "never learn to write them. Leave-one-out folders carry narratives in the test split "
-            "only: build the folder with `regen dataset build --protocol user_disjoint`, or "
-            "leave those kinds out of --kinds"
-        )
+    refuse_untaught_kinds(script_args, lengths, "LUMEN")
     model = LumenForCausalLM.from_base(
         language_model,
         tokenizer,

@@ -53,6 +53,7 @@ from training.arguments import (
     check_splits,
     prepare_output_dir,
     recipe_parser,
+    refuse_untaught_kinds,
 )
 from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import (
@@ -172,14 +173,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     train_pairs = pairs_of(train_rows, script_args.dataset_train_split)
     eval_pairs = pairs_of(eval_rows, script_args.dataset_test_split) if eval_rows else None
     lengths = max_new_tokens_per_kind(train_pairs, formatting.completion_token_counter(tokenizer))
-    if untaught := [kind for kind in script_args.kinds if kind not in lengths]:
-        raise ValueError(
-            f"the {script_args.dataset_train_split} split of {script_args.dataset_name} "
-            f"({config_name}) has no reference narrative of the kinds {untaught}: the narrator "
-            "would never learn to write them. Leave-one-out folders carry narratives in the test "
-            "split only: build the folder with `regen dataset build --protocol user_disjoint`, or "
-            "leave those kinds out of --kinds"
-        )
+    refuse_untaught_kinds(script_args, lengths, "the narrator")
 
     model = add_lora(
         model,

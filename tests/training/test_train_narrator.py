@@ -195,7 +195,7 @@ def test_a_kind_without_training_narratives_is_refused(folder, tiny_gemma_base, 
         )  # fmt: skip
     assert (
         f"the train split of {folder} (office) has no reference narrative of the kinds "
-        "['user_profile']: the narrator would never learn to write them"
+        "['user_profile'] in its first 16 rows: the narrator would never learn to write them"
     ) in str(error.value)
     assert not (tmp_path / "out" / "narrator_config.json").exists()
 
