@@ -22,9 +22,11 @@ critiques that are placeholders ("<NO_CRITIQUE>", "none", ...) are read as null,
 counted. The reader is tolerant where the evidence is ambiguous (two names for the review time,
 critiques and narratives under their likely key names) and strict about what would silently
 change a result: a rating must be a whole number from 1 to 5, a time must be plausible unix
-seconds, a line holds one user and a user has one line. A history out of time order is sorted by
-time (ties keep the file's order) and counted. `ReadReport` says which optional fields a file
-actually carried and what was repaired or skipped.
+seconds, a line holds one user and a user has one line. A history keeps the file's order, the
+order Google generated the critiques and narratives on (a critique is about a pair of adjacent
+purchases, the last-purchase narratives and scores about the last line): a history whose times
+disagree with it is counted, never re-sorted, since sorting would move held-out text into inputs.
+`ReadReport` says which optional fields a file actually carried and what was repaired or skipped.
 
 The lines go through `regen_dataset.jsonl`: Arrow's C++ JSON parser with an explicit schema and
 vectorised checks on the fast path; Python looks at single lines only in a block that fails, to
@@ -164,7 +166,8 @@ class ReadReport:
     skipped_lines: int = 0
     skipped_examples: list[str] = field(default_factory=list)
     duplicate_users: int = 0  # of the skipped lines: a user already read
-    histories_sorted: int = 0  # users whose purchases were out of time order, sorted by time
+    # Users whose purchase times disagree with the file's order; the file's order is kept.
+    histories_out_of_time_order: int = 0
     synthetic_users: int = 0  # lines marked `"synthetic": true`
     found: Counter = field(default_factory=Counter)  # optional field -> non-null values
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
@@ -205,10 +208,10 @@ class ReadReport:
                 f"skipped {self.skipped_lines:,} bad lines{repeats}, "
                 f"e.g. {self.skipped_examples[0]}"
             )
-        if self.histories_sorted:
+        if self.histories_out_of_time_order:
             lines.append(
-                f"{self.histories_sorted:,} histories out of time order were sorted by time "
-                "(ties keep the file's order)"
+                f"{self.histories_out_of_time_order:,} histories have times out of the file's "
+                "order; the file's order is kept (the texts were generated on it)"
             )
         critiques = self.found.get("critique", 0)
         lines.append(
@@ -588,15 +591,19 @@ def _critiques(critique: pa.Array, sentinels: frozenset, report: ReadReport) -> 
     return pc.if_else(pa.array(mask), pa.scalar(None, _str), critique)
 
 
-def _time_order(times: np.ndarray, offsets: np.ndarray, report: ReadReport) -> pa.Array | None:
-    """The order that sorts each history by time (stable), or None when all are in order."""
+def _count_out_of_time_order(times: np.ndarray, offsets: np.ndarray, report: ReadReport) -> None:
+    """Count the histories whose times go backwards somewhere; their order is left as it is.
+
+    Re-sorting would leak: a critique is about the pair (previous purchase, this one) and the
+    last-purchase narratives and rater scores are about the file's last line, so moving purchases
+    would put text written about a held-out target into an input.
+    """
     earlier = times[1:] < times[:-1]
     earlier[offsets[1:-1] - 1] = False  # from one user's last purchase to the next one's first
     if not earlier.any():
-        return None
+        return
     owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    report.histories_sorted += len(np.unique(owner[1:][earlier]))
-    return pa.array(np.lexsort((np.arange(len(times)), times, owner)))
+    report.histories_out_of_time_order += len(np.unique(owner[1:][earlier]))
 
 
 def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> pa.RecordBatch:
@@ -671,9 +678,7 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> 
         rater_groups.append(pa.StructArray.from_arrays(columns, names=list(attributes)))
 
     item_narratives = pa.StructArray.from_arrays(item_narratives, names=list(ITEM_NARRATIVES))
-    order = _time_order(timestamp.to_numpy(), offsets, report)
-    if order is not None:  # narratives move with the purchase they are about
-        interactions, item_narratives = interactions.take(order), item_narratives.take(order)
+    _count_out_of_time_order(timestamp.to_numpy(), offsets, report)
 
     pa_offsets = pa.array(offsets)
     return pa.RecordBatch.from_arrays(

@@ -1,3 +1,5 @@
+import json
+
 import pyarrow as pa
 import pytest
 
@@ -99,19 +101,47 @@ def test_drop_critiques_changes_nothing_else(tmp_path):
         assert a == b
 
 
-def test_no_held_out_text_reaches_an_input():
-    """On every split of the sample, history never holds the target or anything after it."""
-    sequences = pa.concat_batches(list(read_release(SAMPLES / "clothing_synthetic.jsonl")))
+def test_no_held_out_text_reaches_an_input(tmp_path):
+    """On every split, inputs hold only what the file puts before the target, texts included.
+
+    The sample gets a user whose last line is dated before the one above it: the texts were
+    written on the file's order (a critique is about the pair of adjacent lines, the last-purchase
+    narratives and scores about the last line), so re-sorting by time would move them.
+    """
+    lines = [
+        json.loads(line)
+        for line in (SAMPLES / "clothing_synthetic.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    history = [
+        entry(f"I{i}", 1_400_000_000 + 86_400 * i, critique=f"I{i - 1} to I{i}" if i else None)
+        for i in range(6)
+    ]
+    history[5]["review"]["timestamp"] = 1_400_000_000 + 86_400 * 3 + 10
+    lines.append(user("disordered", 0, purchase_history=history, synthetic=True))
+    raw = {line["reviewer_id"]: line for line in lines}
+    sequences = pa.concat_batches(list(read_release(write_lines(tmp_path / "c.jsonl", lines))))
     full = {u["user_id"]: u for u in sequences.to_pylist()}
     for split, batch in split_batch(sequences).items():
         for row in batch.to_pylist():
+            entries = raw[row["user_id"]]["purchase_history"]
             sequence = full[row["user_id"]]["interactions"]
             position = len(row["history"])
+            assert _ids(row["history"]) == [e["item"]["asin"] for e in entries[:position]]
+            assert row["target"]["item_id"] == entries[position]["item"]["asin"]
+            for interaction, line_entry in zip(row["history"], entries, strict=False):
+                assert interaction["critique"] in (None, line_entry.get("critique"))
+            assert row["critique"] in (None, entries[position].get("critique"))
+            last = position == len(entries) - 1
+            reason = (raw[row["user_id"]].get("last_purchase") or {}).get("reason")
+            if not last:
+                assert row["narratives"]["purchase_reason"] != reason or reason is None
+                assert all(v is None for g in row["rater"].values() for v in g.values())
             target = dict(sequence[position], critique=None)
             assert row["history"] == sequence[:position] and row["target"] == target
-            assert row["critique"] == sequence[position]["critique"]
             expected = {"train": 3, "validation": 2, "test": 1}[split]
             assert len(sequence) - position == expected
+    assert any(row["user_id"] == "disordered" for row in batch.to_pylist())
 
 
 def test_unknown_protocol(tmp_path):
