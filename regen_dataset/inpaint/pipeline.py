@@ -196,7 +196,18 @@ def _rating_jobs(user: dict) -> Iterator[tuple[str, int | None, str]]:
 def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
     """Add `metadata` scores to each user: one ensemble of ratings per rateable group, stored
     under the release's rater groups (`schema.RATER_ATTRIBUTES`) that its prompt scores. A user's
-    critiques are rated one by one and stored as their mean."""
+    critiques are rated one by one and stored as their mean.
+
+    Every group this step rates is cleared first: a group that has nothing to rate, or whose
+    ratings all stay invalid (counted in `report.invalid`), ends null rather than keeping the
+    scores of an earlier rater while the manifest credits this one."""
+    for user in users:
+        metadata = user.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = user["metadata"] = {}
+        for stored_groups in prompts.RATING_PROMPT_GROUPS.values():
+            for stored in stored_groups:
+                metadata[stored] = None
     jobs = [(index, *job) for index, user in enumerate(users) for job in _rating_jobs(user)]
     ratings: dict[tuple[int, str], list[dict[str, int]]] = {}
     for group in prompts.RATING_PROMPT_GROUPS:
@@ -211,7 +222,7 @@ def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
             ratings.setdefault((index, group), []).append(scores)
     for (index, group), group_ratings in ratings.items():
         scores = rater.mean_scores(group_ratings)
-        metadata = users[index].setdefault("metadata", {})
+        metadata = users[index]["metadata"]
         for stored in prompts.RATING_PROMPT_GROUPS[group]:
             metadata[stored] = {
                 attribute: scores[attribute] for attribute in RATER_ATTRIBUTES[stored]

@@ -50,6 +50,15 @@ def _raw_amazon_files(tmp_path, users: int = 12):
     return review_path, meta_path
 
 
+def _every_score_two(prompt: str) -> str:
+    """The scripted answers, except that a rater gives 2 to every attribute, and refuses to rate
+    endorsements."""
+    if "Rate it:" in prompt:
+        return "I refuse to rate endorsements."
+    answer = json.loads(scripted_answer(prompt))
+    return json.dumps(dict.fromkeys(answer, 2) if "confidence" in answer else answer)
+
+
 def test_generate_then_build(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
     reviews, meta = _raw_amazon_files(tmp_path)
@@ -72,10 +81,17 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
         assert [json.loads(line) for line in out.read_text().splitlines()] == lines
         llm = ["--backend", "openai", "--base-url", server.base_url, "--ensemble", "2"]
         rated = tmp_path / "rated.jsonl"
-        main(["dataset", "rate", "--data", str(out), "--out", str(rated), *llm])
-        assert [json.loads(line)["metadata"] for line in rated.read_text().splitlines()] == [
-            user["metadata"] for user in lines
-        ]
+        with FakeOpenAI(_every_score_two) as rater_server:  # another rater: its own scores
+            rerate = ["--backend", "openai", "--base-url", rater_server.base_url]
+            main(["dataset", "rate", "--data", str(out), "--out", str(rated), *rerate])
+        before = [user["metadata"] for user in lines]
+        after = [json.loads(line)["metadata"] for line in rated.read_text().splitlines()]
+        assert any(s != 2 for m in before for g in m.values() if g for s in g.values())
+        for old, new in zip(before, after, strict=True):  # endorsements: the old scores go
+            assert old["endorsement"] and new["endorsement"] is None
+            rated_before = {g for g, s in old.items() if s and g != "endorsement"}
+            assert {g for g, s in new.items() if s} == rated_before
+            assert all(s == 2 for g in new.values() if g for s in g.values())
         bias = tmp_path / "bias.json"
         main(
             [

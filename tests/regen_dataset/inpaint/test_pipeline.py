@@ -149,7 +149,8 @@ def test_invalid_answers_are_counted_not_dropped(tmp_path):
     assert report.invalid["endorsement"] == 1
     assert "answers still invalid after repair" in report.summary()
     assert out[1]["purchase_history"][1]["critique"] == CRITIQUE_SENTINEL
-    assert "metadata" not in out[1] and runner.usage.invalid == 3
+    assert set(out[1]["metadata"]) == set(schema.RATER_ATTRIBUTES)  # every group rated ...
+    assert not any(out[1]["metadata"].values()) and runner.usage.invalid == 3  # ... ends null
 
 
 def test_category_levels_of_release_items():
@@ -225,3 +226,26 @@ def test_foresight_scale_runs_as_in_the_papers():
     assert "(7 = almost all of it, 1 = none of it)" in line
     assert prompts.PROMPT_VERSION == "regen-inpaint-3"
     assert prompts.manifest()["version"] == "regen-inpaint-3"
+
+
+def test_rescoring_clears_the_groups_it_rates(tmp_path):
+    class RaterFails(ScriptedBackend):
+        def answer(self, prompt):
+            return "not json" if "Rate it:" in prompt else scripted_answer(prompt)
+
+    user = _user("U0")
+    user["last_purchase"] = {"reason": "r", "explanation": "e", "endorsement": "You will love it."}
+    user["user"] = {"brief_summary": "b", "long_summary": "l", "profile": "p"}
+    old = {"veracity": 1, "personalization": 1, "persuasiveness": 1, "confidence": 1}
+    user["metadata"] = {
+        "endorsement": old,
+        "critique": {"quality": 2, "specificity": 2, "relevance": 2, "confidence": 2},
+    }
+    report = InpaintReport()
+    config = InpaintConfig(critiques=False, narratives=False, ensemble=2)
+    (out,) = inpaint([user], _runner(RaterFails(), tmp_path).run, config, report)
+    assert out["metadata"]["endorsement"] is None  # the new rater failed: no old scores kept
+    assert report.invalid["rating endorsement"] == 1
+    assert out["metadata"]["critique"] is None  # nothing left to rate: no critique in history
+    assert out["metadata"]["last_purchase"]["foresight"] == 5  # from the new answers
+    assert out["metadata"]["example"] == {"richness": 3, "confidence": 5}
