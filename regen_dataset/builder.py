@@ -153,13 +153,15 @@ class Regen(datasets.ArrowBasedBuilder):
                         if not config.with_critiques:
                             split_rows = drop_critiques(split_rows)
                         spool.write(split, split_rows)
-            split_report.refuse_no_rows(config.category, paths)
+            split_report.refuse_no_rows(
+                config.category, paths, () if config.is_catalog else [config.name]
+            )
             _log_skips(report, split_report)
             if config.is_catalog:
                 for batch in catalog.table().to_batches():
                     spool.write(ITEMS_SPLIT, batch)
             names = [ITEMS_SPLIT] if config.is_catalog else list(SPLIT_NAMES)
-            files = spool.finish(names, ITEM_FEATURES if config.is_catalog else FEATURES)
+            files = spool.finish(names)
         except BaseException:
             spool.remove()
             raise
@@ -201,16 +203,16 @@ class _Spool:
         self._options = pa.ipc.IpcWriteOptions(compression="zstd")
 
     def write(self, split: str, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
         if split not in self._writers:
             self._writers[split] = pa.ipc.new_file(
                 self.directory / f"{split}.arrow", batch.schema, options=self._options
             )
         self._writers[split].write_batch(batch)
 
-    def finish(self, splits: list[str], features: datasets.Features) -> dict[str, str]:
-        for split in splits:  # an empty split still gets a file, so that it loads
-            if split not in self._writers:
-                self.write(split, pa.RecordBatch.from_pylist([], schema=features.arrow_schema))
+    def finish(self, splits: list[str]) -> dict[str, str]:
+        """The spooled file of each split; every split has rows (`refuse_no_rows` saw to it)."""
         for writer in self._writers.values():
             writer.close()
         return {split: str(self.directory / f"{split}.arrow") for split in splits}

@@ -193,6 +193,8 @@ class _ShardedWriter:
         self.bytes = 0  # in memory (Arrow), as the card's `num_bytes` counts them
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:  # a row group of 0 rows first in a file makes `datasets` fail
+            return
         if self.writer is None:
             name = f"{self.split}.{len(self.paths):05d}.parquet.partial"
             self.paths.append(self.directory / name)
@@ -299,7 +301,7 @@ def _build_category(
         for pool in pools.values():
             pool.shutdown(wait=True)
         bar.close()
-    split_report.refuse_no_rows(category, paths)
+    split_report.refuse_no_rows(category, paths, configs)
     for config in configs:
         directory, config_writers = staging / "data" / config, writers[config].items()
         report.files[config] = {s: _name_shards(directory, s, w.close()) for s, w in config_writers}
@@ -340,11 +342,11 @@ def _remove_abandoned_staging(out: Path, kind: str = "building") -> None:
 
 
 def _name_shards(directory: Path, split: str, shards: list[str]) -> list[str]:
-    """Rename finished shards to `{split}-00000-of-0000N.parquet`."""
-    if not shards:  # an empty split still gets one (empty) shard, so that it loads
-        empty = directory / f"{split}.empty.parquet.partial"
-        pq.write_table(FEATURES.arrow_schema.empty_table(), empty)
-        shards = [str(empty)]
+    """Rename finished shards to `{split}-00000-of-0000N.parquet`.
+
+    Every split has rows here: `refuse_no_rows` stops a build with an empty split, which
+    `datasets` could not load.
+    """
     names = []
     for index, path in enumerate(shards):
         name = f"{split}-{index:05d}-of-{len(shards):05d}.parquet"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,12 +61,32 @@ class SplitReport:
             "interactions left out"
         )
 
-    def refuse_no_rows(self, category: str, paths: list) -> None:
-        """A ValueError if no user made a row: a folder of empty splits cannot be loaded."""
+    def refuse_no_rows(self, category: str, paths: list, configs: Iterable[str] = ()) -> None:
+        """A ValueError if no user made a row, or if a split of `configs` got no row.
+
+        `datasets` cannot load an empty split (a parquet file without rows fails with
+        "BatchSize must be greater than 0", a builder's split with "corresponds to no data"),
+        so a build that would write one is refused, naming the configs and the split.
+        """
+        sources = ", ".join(map(str, paths))
         if not sum(self.rows.values()):
             raise ValueError(
-                f"{category}: no user of {', '.join(map(str, paths))} makes a row "
+                f"{category}: no user of {sources} makes a row "
                 f"({self.summary()}): a folder of empty splits cannot be loaded"
+            )
+        configs = list(configs)
+        empty = [split for split in SPLIT_NAMES if not self.rows[split]]
+        if configs and empty:
+            raise ValueError(
+                f"{', '.join(configs)}: the {' and '.join(empty)} split"
+                f"{'s are' if len(empty) > 1 else ' is'} empty ({self.summary()}), and "
+                f"`datasets` cannot load an empty split: build from more users of {category} "
+                f"than {sources} hold"
+                + (
+                    f" (the {self.protocol} protocol puts each user in one split only)"
+                    if self.protocol == "user_disjoint"
+                    else ""
+                )
             )
 
 

@@ -129,6 +129,27 @@ def test_protocol_is_visible_when_loaded(tmp_path, protocol):
     assert f"protocol: {protocol}" in builder.info.description
 
 
+def test_builder_refuses_an_empty_split_naming_the_config_and_split(tmp_path):
+    source = write_lines(tmp_path / "office.jsonl", [user("U0", 5), user("U1", 5)])
+    builder = Regen(
+        config_name="office_no_critique",
+        data_files=str(source),
+        protocol="user_disjoint",
+        cache_dir=str(tmp_path / "c"),
+    )
+    with pytest.raises(ValueError, match=r"^office_no_critique: the validation and test splits"):
+        builder.download_and_prepare()
+    assert not list((tmp_path / "c").glob("regen-spool-*"))
+    items = Regen(
+        config_name="office_items",
+        data_files=str(source),
+        protocol="user_disjoint",
+        cache_dir=str(tmp_path / "c"),
+    )
+    items.download_and_prepare()  # the catalog has its one split
+    assert items.as_dataset()["train"].num_rows == 10
+
+
 def test_builder_refuses_users_all_too_short_and_warns_of_skips(tmp_path, caplog):
     short = write_lines(tmp_path / "office.jsonl", [user("U1", 2), user("U2", 1)])
     builder = Regen(config_name="office", data_files=str(short), cache_dir=str(tmp_path / "c"))

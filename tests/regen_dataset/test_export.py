@@ -240,6 +240,35 @@ def test_a_source_whose_users_are_all_too_short_is_refused(tmp_path):
     assert not (tmp_path / "regen").exists()
 
 
+def test_a_file_whose_users_are_all_too_short_leaves_no_empty_row_group(tmp_path):
+    """A batch of no row (a source file of short users) writes no row group: `datasets` fails
+    on a parquet file whose first row group has 0 rows ("BatchSize must be greater than 0")."""
+    import pyarrow.parquet as pq
+
+    short = write_lines(tmp_path / "office_a.jsonl", [user("S0", 3), user("S1", 2)])
+    long = write_lines(tmp_path / "office_b.jsonl", [user(f"U{i}", 6) for i in range(5)])
+    out = tmp_path / "regen"
+    build_folder({"office": [str(short), str(long)]}, out, progress=False)
+    for split in SPLIT_NAMES:
+        shard = pq.ParquetFile(out / "data" / "office" / f"{split}-00000-of-00001.parquet")
+        groups = [shard.metadata.row_group(i).num_rows for i in range(shard.num_row_groups)]
+        assert groups == [5], (split, groups)
+    loaded = datasets.load_dataset(str(out), "office", cache_dir=str(tmp_path / "cache"))
+    assert {split: loaded[split].num_rows for split in SPLIT_NAMES} == dict.fromkeys(SPLIT_NAMES, 5)
+
+
+def test_an_empty_split_is_refused_naming_the_configs_and_split(tmp_path):
+    """User-disjoint splits of two users leave a split empty, which `datasets` cannot load."""
+    source = write_lines(tmp_path / "office.jsonl", [user("U0", 5), user("U1", 5)])
+    out = tmp_path / "regen"
+    with pytest.raises(ValueError) as error:
+        build_folder({"office": [str(source)]}, out, protocol="user_disjoint", progress=False)
+    message = str(error.value)
+    assert message.startswith("office, office_no_critique: the validation and test splits")
+    assert "cannot load an empty split: build from more users" in message
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["office.jsonl"]
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
