@@ -169,9 +169,12 @@ def row_line_numbers(block: Block) -> np.ndarray:
     raw = np.frombuffer(block.data, dtype=np.uint8)
     ends = np.flatnonzero(raw == _NEWLINE)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    # A line that ends with "}" is not blank; only the others (rare) need a closer look.
+    # A line that ends with "}" (or "}\r") is not blank; only the others (rare) need a closer look.
     last = raw[np.maximum(ends - 1, 0)]
-    filled = (ends > starts) & (last == ord("}"))
+    before_cr = (
+        (last == ord("\r")) & (ends - 1 > starts) & (raw[np.maximum(ends - 2, 0)] == ord("}"))
+    )
+    filled = (ends > starts) & ((last == ord("}")) | before_cr)
     for index in np.flatnonzero((ends > starts) & ~filled).tolist():
         filled[index] = bool(bytes(block.data[starts[index] : ends[index]]).strip(BLANK_BYTES))
     return block.first_line + np.flatnonzero(filled)
@@ -221,10 +224,9 @@ def parse_block(
     except pa.ArrowInvalid:
         table = None
     if table is not None:
-        if table.num_rows == block.lines:  # no blank line: row i is line first_line + i
-            numbers = np.arange(block.first_line, block.first_line + block.lines)
-        else:
-            numbers = row_line_numbers(block)
+        # Counted exactly, never inferred from rows == lines: a blank line and a line holding two
+        # objects would cancel out, and every row after them would get the wrong line.
+        numbers = row_line_numbers(block)
         if len(numbers) == table.num_rows:
             bad = form.bad_rows(table)
             if not len(bad):

@@ -434,6 +434,22 @@ def test_two_objects_on_one_line_are_an_error(tmp_path):
     report = ReadReport()
     assert _read_ids(path, skip_bad_lines=True, report=report) == ["U0", "U3"]
     assert report.skipped_lines == 1 and report.users == 2
+    # A blank line in the same block makes the row count equal the line count again: the two
+    # objects must still be found, and a bad line after them still named by its own number.
+    text = [json.dumps(user(f"U{i}", 3)) for i in range(3)]
+    bad = user("U3", 3)
+    bad["purchase_history"][0]["review"]["rating"] = 9
+    raw = text[0] + text[1] + "\n\n" + text[2] + "\n" + json.dumps(bad) + "\n"
+    path = _write_raw(tmp_path / "blank.jsonl", raw)
+    with pytest.raises(ReleaseFormatError, match="more than one JSON value") as error:
+        _read_ids(path)
+    assert (error.value.line, error.value.field) == (1, "<json>")
+    report = ReadReport()
+    assert _read_ids(path, skip_bad_lines=True, report=report) == ["U2"]
+    assert [e.split(", field")[0] for e in report.skipped_examples] == [
+        f"{path}, line 1",
+        f"{path}, line 4",
+    ]
 
 
 def test_history_out_of_time_order_keeps_the_file_order_and_is_counted(tmp_path):
