@@ -83,10 +83,13 @@ class RegenConfig(datasets.BuilderConfig):
         protocol: str = "leave_one_out",
         seed: int = 0,
         skip_bad_lines: bool = False,
+        critique_sentinels: tuple[str, ...] = (),
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.protocol, self.seed, self.skip_bad_lines = protocol, seed, skip_bad_lines
+        # Placeholder critique texts read as "no critique", besides the built-in ones.
+        self.critique_sentinels = tuple(critique_sentinels)
 
     @property
     def category(self) -> str:
@@ -139,9 +142,13 @@ class Regen(datasets.ArrowBasedBuilder):
             catalog, report = CatalogCollector(), ReadReport()
             split_report = SplitReport(protocol)
             for path in paths:
-                for index, batch in enumerate(
-                    read_source(path, skip_bad_lines=config.skip_bad_lines, report=report)
-                ):
+                batches = read_source(
+                    path,
+                    skip_bad_lines=config.skip_bad_lines,
+                    report=report,
+                    extra_critique_sentinels=config.critique_sentinels,
+                )
+                for index, batch in enumerate(batches):
                     if index == 0:
                         check_category(batch, config.category, path)
                     rows = split_batch(batch, protocol, report=split_report, seed=config.seed)

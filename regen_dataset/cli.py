@@ -35,6 +35,14 @@ def add_parser(subparsers) -> None:
         "--skip-bad-lines", action="store_true", help="skip and count malformed lines"
     )
     build.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    build.add_argument(
+        "--critique-sentinel",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a placeholder critique text to read as no critique (compared ignoring case and "
+        "punctuation, whatever its length), besides the built-in ones; repeatable",
+    )
     build.set_defaults(func=_build)
 
     push = commands.add_parser("push", help="upload a built folder to the Hugging Face Hub")
@@ -404,6 +412,7 @@ def _build(args) -> None:
         skip_bad_lines=args.skip_bad_lines,
         overwrite=args.overwrite,
         seed=args.seed,
+        critique_sentinels=args.critique_sentinel,
     )
     print(report.summary())
     print(f'load it with: datasets.load_dataset("{args.out}", "{next(iter(report.rows))}")')

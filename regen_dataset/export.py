@@ -79,6 +79,7 @@ class BuildReport:
     num_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)  # config -> `_fingerprint`
+    critique_sentinels: list[str] = field(default_factory=list)  # read as "no critique" too
     synthetic: bool = False
     seconds: float = 0.0
 
@@ -222,21 +223,37 @@ def build_folder(
     skip_bad_lines: bool = False,
     overwrite: bool = False,
     seed: int = 0,
+    critique_sentinels: Iterable[str] = (),
     progress: bool = True,
 ) -> BuildReport:
-    """Build every config of every category in `sources` into the folder `out`."""
+    """Build every config of every category in `sources` into the folder `out`.
+
+    `critique_sentinels`: placeholder critique texts to read as "no critique", besides the
+    built-in ones (`release.CRITIQUE_SENTINELS`), whatever their length.
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
     started = time.perf_counter()
     _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
-    report = BuildReport(out=str(out), protocol=protocol, sources=sources)
+    critique_sentinels = list(critique_sentinels)
+    report = BuildReport(
+        out=str(out), protocol=protocol, sources=sources, critique_sentinels=critique_sentinels
+    )
     try:
         synthetic_users = 0
         for category, paths in sources.items():
             read_report = _build_category(
-                category, paths, staging, report, protocol, skip_bad_lines, seed, progress
+                category,
+                paths,
+                staging,
+                report,
+                protocol,
+                skip_bad_lines,
+                seed,
+                progress,
+                critique_sentinels,
             )
             synthetic_users += read_report.synthetic_users
         users = sum(read["users"] for read in report.read.values())
@@ -261,7 +278,7 @@ def build_folder(
 
 
 def _build_category(
-    category, paths, staging, report, protocol, skip_bad_lines, seed, progress
+    category, paths, staging, report, protocol, skip_bad_lines, seed, progress, critique_sentinels
 ) -> ReadReport:
     read_report, split_report = ReadReport(), SplitReport(protocol)
     configs = {category: False, f"{category}_no_critique": True}  # config -> drop critiques
@@ -278,7 +295,7 @@ def _build_category(
     pending: list[list[Future]] = []
     bar = tqdm(disable=not progress, desc=f"build {category}", unit=" users", unit_scale=True)
     try:
-        for path, index, batch in _batches(paths, skip_bad_lines, read_report):
+        for path, index, batch in _batches(paths, skip_bad_lines, read_report, critique_sentinels):
             if index == 0:
                 check_category(batch, category, path)
             rows = split_batch(batch, protocol, report=split_report, seed=seed)
@@ -313,12 +330,13 @@ def _build_category(
     return read_report
 
 
-def _batches(paths: list[str], skip_bad_lines: bool, report: ReadReport):
+def _batches(paths: list[str], skip_bad_lines: bool, report: ReadReport, sentinels=()):
     """(path, index within the file, batch) of canonical sequences, file after file."""
     for path in paths:
-        for index, batch in enumerate(
-            read_source(path, skip_bad_lines=skip_bad_lines, report=report)
-        ):
+        batches = read_source(
+            path, skip_bad_lines=skip_bad_lines, report=report, extra_critique_sentinels=sentinels
+        )
+        for index, batch in enumerate(batches):
             yield path, index, batch
 
 

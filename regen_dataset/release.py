@@ -242,6 +242,10 @@ def read_release(
 ) -> Iterator[pa.RecordBatch]:
     """Stream release JSONL files (optionally gzipped) as record batches of canonical sequences.
 
+    `extra_critique_sentinels` are more placeholder texts to read as "no critique" (compared
+    like the built-in ones, ignoring case and everything but letters and digits), whatever their
+    length: "No critique: items are not similar enough." is one.
+
     A user may appear once across all `paths`, and across all reads sharing `report`: a second
     line for the same `reviewer_id` is an error naming both lines (with `skip_bad_lines`, the
     later line is skipped and counted).
@@ -249,7 +253,9 @@ def read_release(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     report = report if report is not None else ReadReport()
-    sentinels = CRITIQUE_SENTINELS | {_sentinel_key(s) for s in extra_critique_sentinels}
+    sentinels = _Sentinels(
+        CRITIQUE_SENTINELS, frozenset(_sentinel_key(s) for s in extra_critique_sentinels)
+    )
     users = report.user_lines
     for path in map(os.fspath, paths):
         report.files.append(path)
@@ -277,14 +283,23 @@ def iter_users(path: str | os.PathLike, **kwargs) -> Iterator[dict]:
 
 
 def read_source(
-    path: str | os.PathLike, *, skip_bad_lines: bool = False, report: ReadReport
+    path: str | os.PathLike,
+    *,
+    skip_bad_lines: bool = False,
+    report: ReadReport,
+    extra_critique_sentinels: Iterable[str] = (),
 ) -> Iterator[pa.RecordBatch]:
     """`read_release` of one file a build draws users from; a file without a user is an error.
 
     A folder built from no user has only empty parquet files, which `load_dataset` cannot read.
     """
     users, skipped, examples = report.users, report.skipped_lines, len(report.skipped_examples)
-    yield from read_release(path, skip_bad_lines=skip_bad_lines, report=report)
+    yield from read_release(
+        path,
+        skip_bad_lines=skip_bad_lines,
+        report=report,
+        extra_critique_sentinels=extra_critique_sentinels,
+    )
     if report.users > users:
         return
     skipped = report.skipped_lines - skipped
@@ -567,24 +582,36 @@ def _categories(category: pa.Array) -> pa.Array:
     )
 
 
-_SENTINEL_MAX_CHARS = 32  # a critique this short might be a placeholder; longer ones never are
+_SENTINEL_MAX_CHARS = 32  # a critique this short might be a built-in placeholder
 
 
-def _critiques(critique: pa.Array, sentinels: frozenset, report: ReadReport) -> pa.Array:
-    """Critiques with sentinel placeholders replaced by null (only short strings are checked)."""
-    short = np.flatnonzero(
-        pc.fill_null(pc.less_equal(pc.utf8_length(critique), _SENTINEL_MAX_CHARS), False).to_numpy(
-            zero_copy_only=False
+@dataclass(frozen=True)
+class _Sentinels:
+    """Placeholder keys: built-in ones (checked on short critiques only, so that a real
+    critique is never compared) and those a caller named (checked on every critique)."""
+
+    builtin: frozenset
+    extra: frozenset = frozenset()
+
+
+def _critiques(critique: pa.Array, sentinels: _Sentinels, report: ReadReport) -> pa.Array:
+    """Critiques with sentinel placeholders replaced by null."""
+    candidates = pc.is_valid(critique)
+    if not sentinels.extra:  # built-in placeholders are short; longer texts are never compared
+        candidates = pc.and_(
+            candidates, pc.less_equal(pc.utf8_length(critique), _SENTINEL_MAX_CHARS)
         )
-    )
+    short = np.flatnonzero(pc.fill_null(candidates, False).to_numpy(zero_copy_only=False))
     if not len(short):
         return critique
-    keys = pc.utf8_lower(
-        pc.replace_substring_regex(critique.take(pa.array(short)), r"[^\p{L}\p{N}]", "")
+    texts = critique.take(pa.array(short))
+    keys = pc.utf8_lower(pc.replace_substring_regex(texts, r"[^\p{L}\p{N}]", ""))
+    builtin = pc.and_(
+        pc.is_in(keys, value_set=pa.array(sorted(sentinels.builtin), _str)),
+        pc.less_equal(pc.utf8_length(texts), _SENTINEL_MAX_CHARS),
     )
-    hits = short[
-        pc.is_in(keys, value_set=pa.array(sorted(sentinels))).to_numpy(zero_copy_only=False)
-    ]
+    named = pc.is_in(keys, value_set=pa.array(sorted(sentinels.extra), _str))
+    hits = short[pc.or_(builtin, named).to_numpy(zero_copy_only=False)]
     report.critique_sentinels += len(hits)
     mask = np.zeros(len(critique), dtype=bool)
     mask[hits] = True
@@ -606,7 +633,7 @@ def _count_out_of_time_order(times: np.ndarray, offsets: np.ndarray, report: Rea
     report.histories_out_of_time_order += len(np.unique(owner[1:][earlier]))
 
 
-def _to_sequences(table: pa.Table, report: ReadReport, sentinels: frozenset) -> pa.RecordBatch:
+def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) -> pa.RecordBatch:
     history = table.column("purchase_history").combine_chunks()
     lengths = pc.list_value_length(history).to_numpy()
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)

@@ -6,7 +6,7 @@ from regen_dataset.builder import Regen
 from regen_dataset.export import build_folder
 from regen_dataset.release import ReleaseFormatError
 from regen_dataset.schema import CONFIG_NAMES, FEATURES, ITEM_FEATURES, ITEMS_CONFIG_NAMES
-from tests.conftest import SAMPLES, user, write_lines
+from tests.conftest import SAMPLES, entry, user, write_lines
 
 
 @pytest.mark.parametrize("config", ["office", "clothing_no_critique"])
@@ -127,6 +127,23 @@ def test_protocol_is_visible_when_loaded(tmp_path, protocol):
         config_name="office", protocol=protocol, data_files=source, cache_dir=str(tmp_path / "c")
     )
     assert f"protocol: {protocol}" in builder.info.description
+
+
+def test_builder_reads_named_critique_sentinels_as_none(tmp_path):
+    placeholder = "No critique: items are not similar enough."
+    history = [
+        entry(f"I{i}", 1_400_000_000 + i, critique=placeholder if i else None) for i in range(5)
+    ]
+    source = write_lines(tmp_path / "office.jsonl", [user("U", 0, purchase_history=history)])
+    builder = Regen(
+        config_name="office",
+        data_files=str(source),
+        critique_sentinels=(placeholder,),
+        cache_dir=str(tmp_path / "c"),
+    )
+    builder.download_and_prepare()
+    (row,) = builder.as_dataset()["test"]
+    assert row["critique"] is None and all(i["critique"] is None for i in row["history"])
 
 
 def test_builder_refuses_an_empty_split_naming_the_config_and_split(tmp_path):

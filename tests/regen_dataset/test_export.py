@@ -12,7 +12,7 @@ import regen_dataset.export as export
 from regen_dataset.export import build_folder, find_sources
 from regen_dataset.release import ReleaseFormatError
 from regen_dataset.schema import CONFIG_NAMES, ITEMS_CONFIG_NAMES, SPLIT_NAMES
-from tests.conftest import SAMPLES, user, write_lines
+from tests.conftest import SAMPLES, entry, user, write_lines
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +267,32 @@ def test_an_empty_split_is_refused_naming_the_configs_and_split(tmp_path):
     assert message.startswith("office, office_no_critique: the validation and test splits")
     assert "cannot load an empty split: build from more users" in message
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["office.jsonl"]
+
+
+def test_critique_sentinels_reach_the_build_from_the_cli(tmp_path, capsys):
+    from regen_dataset.cli import main
+
+    placeholder = "No critique: items are not similar enough."
+    lines = [
+        user(
+            f"U{i}",
+            0,
+            purchase_history=[
+                entry(f"U{i}-{k}", 1_400_000_000 + k, critique=placeholder if k else None)
+                for k in range(5)
+            ],
+        )
+        for i in range(3)
+    ]
+    source = write_lines(tmp_path / "office.jsonl", lines)
+    out = tmp_path / "regen"
+    args = ["build", "--source", str(source), "--out", str(out)]
+    main([*args, "--critique-sentinel", placeholder, "--critique-sentinel", "n/a please"])
+    assert "12 sentinel placeholders read as none" in capsys.readouterr().out
+    recorded = json.loads((out / "build_report.json").read_text())
+    assert recorded["critique_sentinels"] == [placeholder, "n/a please"]
+    loaded = datasets.load_dataset(str(out), "office", cache_dir=str(tmp_path / "cache"))
+    assert all(c is None for row in loaded["test"] for c in [row["critique"]])
 
 
 def test_find_sources(tmp_path):

@@ -101,6 +101,22 @@ def test_extra_sentinel_and_gzip(tmp_path):
     assert u["interactions"][1]["critique"] is None
 
 
+def test_a_named_sentinel_is_read_as_none_whatever_its_length(tmp_path):
+    placeholder = "No critique: items are not similar enough."  # 42 characters
+    history = [entry(f"I{i}", T0 + i, critique=placeholder if i else None) for i in range(4)]
+    history[3]["critique"] = "No critique, items are NOT similar enough"  # same key
+    history.append(entry("I4", T0 + 4, critique="No critique is needed: I want it bigger please."))
+    path = write_lines(tmp_path / "office.jsonl", [user("U", 0, purchase_history=history)])
+    report = ReadReport()
+    (u,) = iter_users(path, extra_critique_sentinels=[placeholder], report=report)
+    assert [i["critique"] for i in u["interactions"]] == [None] * 4 + [
+        "No critique is needed: I want it bigger please."
+    ]
+    assert report.critique_sentinels == 3 and report.found["critique"] == 1
+    (plain,) = iter_users(path)  # without it, a long text is a critique
+    assert sum(i["critique"] is not None for i in plain["interactions"]) == 4
+
+
 def test_unknown_fields_are_reported(tmp_path):
     line = user("U", 2, brand_new={"x": 1})
     line["purchase_history"][-1]["item"]["colour"] = "red"
