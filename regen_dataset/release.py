@@ -17,15 +17,16 @@ specification. A line is one user:
      "metadata": {group: {attribute: auto-rater score}},          # see schema.RATER_ATTRIBUTES
      "synthetic": true}                           # only on lines this project generates
 
-Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 is read as unknown;
-critiques that are placeholders ("<NO_CRITIQUE>", "none", ...) are read as null, and both are
-counted. The reader is tolerant where the evidence is ambiguous (two names for the review time,
-critiques and narratives under their likely key names) and strict about what would silently
-change a result: a rating must be a whole number from 1 to 5, a time must be plausible unix
-seconds, a line holds one user and a user has one line. A history keeps the file's order, the
-order Google generated the critiques and narratives on (a critique is about a pair of adjacent
-purchases, the last-purchase narratives and scores about the last line): a history whose times
-disagree with it is counted, never re-sorted, since sorting would move held-out text into inputs.
+Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 and the description
+"missing" are read as unknown (null); critiques that are placeholders ("<NO_CRITIQUE>", "none", ...)
+are read as null; all three are counted. The reader is tolerant where the evidence is ambiguous (two
+names for the review time, critiques and narratives under their likely key names) and strict about
+what would silently change a result: a rating must be a whole number from 1 to 5, a time must be
+plausible unix seconds, a line holds one user and a user has one line. A history keeps the file's
+order, the order Google generated the critiques and narratives on (a critique is about a pair of
+adjacent purchases, the last-purchase narratives and scores about the last line): a history whose
+times disagree with it is counted, never re-sorted, since sorting would move held-out text into
+inputs.
 `ReadReport` says which optional fields a file actually carried and what was repaired or skipped.
 
 The lines go through `regen_dataset.jsonl`: Arrow's C++ JSON parser with an explicit schema and
@@ -82,6 +83,9 @@ CRITIQUE_SENTINELS = frozenset(
     {"", "none", "nocritique", "nocritiques", "na", "null", "nan", "sentinel", "placeholder"}
 )
 TIME_KEYS = ("timestamp", "unix_time")
+# What the release writes for an item without a description (about a quarter of the Clothing
+# items): read as null, like price 0.0, and counted.
+DESCRIPTION_PLACEHOLDER = "missing"
 # Rater scores are small integers; anything that does not fit an int32 is not a score.
 MAX_SCORE = 2**31 - 1
 
@@ -172,6 +176,8 @@ class ReadReport:
     found: Counter = field(default_factory=Counter)  # optional field -> non-null values
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
     unknown_price: int = 0
+    # Descriptions that are exactly "missing", the release's placeholder, read as null.
+    missing_descriptions: int = 0
     critique_sentinels: int = 0
     # Where each user was read: a user repeated in a later file of the same read is caught too.
     user_lines: _UserLines = field(default_factory=lambda: _UserLines(), repr=False, compare=False)
@@ -225,6 +231,9 @@ class ReadReport:
         if absent:
             lines.append("optional fields absent: " + ", ".join(absent))
         lines.append(f"prices unknown (0.0 or missing): {self.unknown_price:,}")
+        lines.append(
+            f'descriptions read as null (the placeholder "missing"): {self.missing_descriptions:,}'
+        )
         if self.unknown_fields:
             lines.append(
                 "fields not in the known format: " + ", ".join(sorted(self.unknown_fields))
@@ -646,6 +655,9 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) ->
     price = item.field("price")
     unknown_price = pc.fill_null(pc.equal(price, 0.0), True)
     report.unknown_price += pc.sum(unknown_price).as_py() or 0
+    description = item.field("description")
+    placeholder = pc.fill_null(pc.equal(description, DESCRIPTION_PLACEHOLDER), False)
+    report.missing_descriptions += pc.sum(placeholder).as_py() or 0
     timestamp = _integral(pc.coalesce(*[review.field(key) for key in TIME_KEYS]), pa.int64())
     for key in TIME_KEYS:
         report.found[f"review.{key}"] += n_entries - review.field(key).null_count
@@ -660,7 +672,7 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) ->
             item.field("asin"),
             item.field("title"),
             _categories(item.field("category")),
-            item.field("description"),
+            pc.if_else(placeholder, pa.scalar(None, _str), description),
             pc.if_else(unknown_price, pa.scalar(None, _num), price),
             _integral(review.field("rating"), pa.int32()),
             review.field("summary"),

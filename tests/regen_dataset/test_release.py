@@ -117,6 +117,25 @@ def test_a_named_sentinel_is_read_as_none_whatever_its_length(tmp_path):
     assert sum(i["critique"] is not None for i in plain["interactions"]) == 4
 
 
+def test_description_placeholder_missing_is_read_as_null_and_counted(tmp_path):
+    history = [entry(f"I{i}", T0 + i) for i in range(4)]
+    history[1]["item"]["description"] = "missing"  # the release's placeholder
+    history[2]["item"]["description"] = "missing zipper pull, otherwise fine"
+    history[3]["item"]["description"] = None
+    report = ReadReport()
+    path = write_lines(tmp_path / "clothing.jsonl", [user("U", 0, purchase_history=history)])
+    (u,) = iter_users(path, report=report)
+    assert [i["description"] for i in u["interactions"]] == [
+        "About I0",
+        None,
+        "missing zipper pull, otherwise fine",
+        None,
+    ]
+    assert report.missing_descriptions == 1
+    assert 'descriptions read as null (the placeholder "missing"): 1' in report.summary()
+    assert report.to_dict()["missing_descriptions"] == 1
+
+
 def test_unknown_fields_are_reported(tmp_path):
     line = user("U", 2, brand_new={"x": 1})
     line["purchase_history"][-1]["item"]["colour"] = "red"
