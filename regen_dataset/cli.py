@@ -405,8 +405,16 @@ def _bias_check(args) -> None:
 def _build(args) -> None:
     from regen_dataset.export import build_folder, find_sources
 
+    skipped: list[str] = []
+    sources = find_sources(args.source, skipped=skipped)
+    if skipped:
+        print(
+            f"skipped {len(skipped):,} temporary files of writers (perhaps half-written), e.g. "
+            f"{skipped[0]}",
+            file=sys.stderr,
+        )
     report = build_folder(
-        find_sources(args.source),
+        sources,
         args.out,
         protocol=args.protocol,
         skip_bad_lines=args.skip_bad_lines,

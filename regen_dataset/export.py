@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from regen_dataset.builder import config_description
 from regen_dataset.catalog import CatalogCollector, check_category
-from regen_dataset.files import process_alive, write_json, write_text
+from regen_dataset.files import is_partial, process_alive, write_json, write_text
 from regen_dataset.release import ReadReport, read_source
 from regen_dataset.schema import (
     CATEGORIES,
@@ -139,11 +139,13 @@ def _replace_paths(value, local: dict[str, str]):
     return value
 
 
-def find_sources(specs: Iterable[str]) -> dict[str, list[str]]:
+def find_sources(specs: Iterable[str], *, skipped: list[str] | None = None) -> dict[str, list[str]]:
     """Release files by category from `PATH`, `DIR` or `category=PATH` specs.
 
     A file's category comes from its name (`office.jsonl`, `clothing.jsonl.gz`, ...); a directory
-    is searched recursively for such files, as in both Kaggle archive layouts.
+    is searched recursively for such files, as in both Kaggle archive layouts. The temporary
+    files of writers found in a directory (`office.partial-4242.jsonl`, perhaps half-written by
+    a killed process) are never sources: they go to `skipped`, for the caller to report.
     """
     sources: dict[str, list[str]] = {}
     for spec in specs:
@@ -154,6 +156,10 @@ def find_sources(specs: Iterable[str]) -> dict[str, list[str]]:
                 for p in glob.glob(os.path.join(path, "**", "*.jsonl*"), recursive=True)
                 if re.search(r"\.jsonl(\.gz)?$", p)
             )
+            partial = [p for p in found if is_partial(p)]
+            if skipped is not None:
+                skipped.extend(partial)
+            found = [p for p in found if not is_partial(p)]
             if not found:
                 raise FileNotFoundError(f"no .jsonl or .jsonl.gz files under {path}")
         elif os.path.isfile(path):

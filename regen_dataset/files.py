@@ -19,6 +19,12 @@ from pathlib import Path
 _PARTIAL = re.compile(r"\.partial-(\d+)")
 
 
+def is_partial(path: str | os.PathLike) -> bool:
+    """Whether `path` is named like the temporary file of a writer (finished or killed): a
+    search for input files must never pick one up, since it may hold half a file."""
+    return bool(_PARTIAL.search(os.path.basename(os.fspath(path))))
+
+
 def _partial_name(path: str) -> str:
     root, extension = os.path.splitext(path)
     # Keep the extension last, so that writers that infer a format from it still do.

@@ -295,6 +295,24 @@ def test_critique_sentinels_reach_the_build_from_the_cli(tmp_path, capsys):
     assert all(c is None for row in loaded["test"] for c in [row["critique"]])
 
 
+def test_a_folder_source_skips_and_reports_temporary_files_of_writers(tmp_path, capsys):
+    from regen_dataset.cli import main
+
+    (tmp_path / "REGEN").mkdir()
+    office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    half = tmp_path / "REGEN" / "office.partial-99999.jsonl"  # a killed writer's temporary file
+    half.write_text('{"reviewer_id": "half a us')
+    skipped = []
+    assert find_sources([str(tmp_path / "REGEN")], skipped=skipped) == {"office": [str(office)]}
+    assert skipped == [str(half)]
+    main(["build", "--source", str(tmp_path / "REGEN"), "--out", str(tmp_path / "regen")])
+    printed = capsys.readouterr()
+    assert f"skipped 1 temporary files of writers (perhaps half-written), e.g. {half}" in (
+        printed.err
+    )
+    assert "office: train 3, validation 3, test 3" in printed.out
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
