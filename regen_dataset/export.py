@@ -49,7 +49,7 @@ from regen_dataset.schema import (
     config_category,
     items_config,
 )
-from regen_dataset.splits import SplitReport, drop_critiques, split_batch
+from regen_dataset.splits import DEFAULT_FRACTIONS, SplitReport, drop_critiques, split_batch
 
 SHARD_BYTES = 256 << 20  # roll to a new parquet file past this size on disk
 _PARQUET_OPTIONS = dict(
@@ -80,6 +80,9 @@ class BuildReport:
     files: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)  # config -> `_fingerprint`
     critique_sentinels: list[str] = field(default_factory=list)  # read as "no critique" too
+    # The user-disjoint assignment (None under leave-one-out, which draws nothing).
+    seed: int | None = None
+    fractions: list[float] | None = None  # train, validation, test shares of users
     synthetic: bool = False
     seconds: float = 0.0
 
@@ -101,12 +104,19 @@ class BuildReport:
         payload = {key: getattr(self, key) for key in self.__dataclass_fields__}
         return _replace_paths(json.loads(json.dumps(payload, default=str)), local)
 
+    def protocol_text(self) -> str:
+        """The protocol, with the seed and fractions of a user-disjoint assignment."""
+        if self.seed is None or not self.fractions:
+            return self.protocol
+        shares = "/".join(f"{share:g}" for share in self.fractions)
+        return f"{self.protocol}, seed {self.seed}, train/validation/test fractions {shares}"
+
     @classmethod
     def from_dict(cls, payload: dict) -> BuildReport:
         return cls(**{key: payload[key] for key in cls.__dataclass_fields__ if key in payload})
 
     def summary(self) -> str:
-        lines = [f"built {self.out} in {self.seconds:.1f}s ({self.protocol})"]
+        lines = [f"built {self.out} in {self.seconds:.1f}s ({self.protocol_text()})"]
         for category in self.read:
             lines.append(
                 f"[{category}] " + self.read[category]["summary"].replace("\n", f"\n[{category}] ")
@@ -229,6 +239,7 @@ def build_folder(
     skip_bad_lines: bool = False,
     overwrite: bool = False,
     seed: int = 0,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     critique_sentinels: Iterable[str] = (),
     progress: bool = True,
 ) -> BuildReport:
@@ -244,8 +255,14 @@ def build_folder(
     _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
     critique_sentinels = list(critique_sentinels)
+    disjoint = protocol == "user_disjoint"
     report = BuildReport(
-        out=str(out), protocol=protocol, sources=sources, critique_sentinels=critique_sentinels
+        out=str(out),
+        protocol=protocol,
+        sources=sources,
+        critique_sentinels=critique_sentinels,
+        seed=seed if disjoint else None,
+        fractions=[float(share) for share in fractions] if disjoint else None,
     )
     try:
         synthetic_users = 0
@@ -257,7 +274,7 @@ def build_folder(
                 report,
                 protocol,
                 skip_bad_lines,
-                seed,
+                (seed, tuple(fractions)),
                 progress,
                 critique_sentinels,
             )
@@ -284,8 +301,9 @@ def build_folder(
 
 
 def _build_category(
-    category, paths, staging, report, protocol, skip_bad_lines, seed, progress, critique_sentinels
+    category, paths, staging, report, protocol, skip_bad_lines, draw, progress, critique_sentinels
 ) -> ReadReport:
+    seed, fractions = draw
     read_report, split_report = ReadReport(), SplitReport(protocol)
     configs = {category: False, f"{category}_no_critique": True}  # config -> drop critiques
     catalog = CatalogCollector()
@@ -304,7 +322,7 @@ def _build_category(
         for path, index, batch in _batches(paths, skip_bad_lines, read_report, critique_sentinels):
             if index == 0:
                 check_category(batch, category, path)
-            rows = split_batch(batch, protocol, report=split_report, seed=seed)
+            rows = split_batch(batch, protocol, report=split_report, seed=seed, fractions=fractions)
             for split_rows in rows.values():
                 catalog.add(split_rows)
             pending.append(
@@ -481,7 +499,7 @@ def render_card(report: BuildReport, repo_id: str | None = None) -> str:
             "user or product; use it to try the tooling, never to report results.",
             "",
         ]
-    build += [f"Built with `regen dataset build` ({report.protocol} splits) from:", ""]
+    build += [f"Built with `regen dataset build` ({report.protocol_text()} splits) from:", ""]
     build += [
         f"- `{category}`: " + ", ".join(f"`{os.path.basename(p)}`" for p in paths)
         for category, paths in report.sources.items()

@@ -35,6 +35,7 @@ from regen_dataset.schema import FEATURES, NARRATIVE_KINDS, SPLIT_NAMES, USER_NA
 
 PROTOCOLS = ("leave_one_out", "user_disjoint")
 MIN_INTERACTIONS = {"leave_one_out": 4, "user_disjoint": 2}
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)  # user-disjoint: train, validation, test shares of users
 
 
 @dataclass
@@ -96,7 +97,7 @@ def split_batch(
     *,
     report: SplitReport | None = None,
     seed: int = 0,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
 ) -> dict[str, pa.RecordBatch]:
     """Split rows (schema `FEATURES`, critiques kept) for one batch of sequences."""
     if protocol not in PROTOCOLS:

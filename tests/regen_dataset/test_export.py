@@ -313,6 +313,26 @@ def test_a_folder_source_skips_and_reports_temporary_files_of_writers(tmp_path, 
     assert "office: train 3, validation 3, test 3" in printed.out
 
 
+def test_the_user_disjoint_seed_and_fractions_are_recorded(tmp_path):
+    source = str(SAMPLES / "office_synthetic.jsonl")
+    out = tmp_path / "disjoint"
+    build_folder(
+        {"office": [source]},
+        out,
+        protocol="user_disjoint",
+        seed=3,
+        fractions=(0.7, 0.2, 0.1),
+        progress=False,
+    )
+    recorded = json.loads((out / "build_report.json").read_text())
+    assert (recorded["seed"], recorded["fractions"]) == (3, [0.7, 0.2, 0.1])
+    assert 150 < recorded["rows"]["office"]["train"] < 270
+    card = (out / "README.md").read_text()
+    assert "user_disjoint, seed 3, train/validation/test fractions 0.7/0.2/0.1" in card
+    plain = build_folder({"office": [source]}, tmp_path / "loo", seed=3, progress=False)
+    assert (plain.seed, plain.fractions) == (None, None)  # leave-one-out draws nothing
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
