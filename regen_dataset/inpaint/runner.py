@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from regen_dataset.inpaint.backends import (
+    AnswerCutOff,
     Backend,
     BackendError,
     Completion,
@@ -112,12 +113,17 @@ class Usage:
     # such requests the server refused (400: it takes one candidate; then asked one by one).
     candidates_missing: int = 0
     candidates_refused: int = 0
+    # Answers that reached the output-token limit before any text (counted in `invalid` too):
+    # never cached, never repaired.
+    cut_off: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
 
     def summary(self) -> str:
         again = f" ({self.asked_again:,} cached invalid asked again)" if self.asked_again else ""
+        if self.cut_off:
+            again += f" ({self.cut_off:,} cut off at the output-token limit before any text)"
         return (
             f"{self.calls:,} calls, {self.cached:,} cached, {self.retries:,} retries, "
             f"{self.repaired:,} repaired, {self.invalid:,} invalid{again}; "
@@ -494,6 +500,9 @@ class Runner:
                     answers = await self._with_retries(
                         functools.partial(_candidates_or_refusal, ask)
                     )
+                except AnswerCutOff as cut:  # no candidate with text: asked one by one
+                    self._account(cut.completion)
+                    return
                 except _CandidatesRefused as refusal:
                     # A server that takes one candidate per request (llama.cpp answers 400): ask
                     # it for one sample at a time, with seeds, for the rest of this runner's life.
@@ -531,12 +540,16 @@ class Runner:
         # An answer of an earlier run (not one just collected from a batch job) that is invalid
         # may be asked for again; what was called in this run is never asked twice.
         earlier = self.retry_invalid and key not in fresh and cache.get(key) is not None
-        value, error = await self._valid_answer(request, key, validate, cache, semaphore, fresh)
-        if error is not None and earlier:
-            self.usage.asked_again += 1
-            value, error = await self._valid_answer(
-                request, key, validate, cache, semaphore, fresh, ask_again=True
-            )
+        try:
+            value, error = await self._valid_answer(request, key, validate, cache, semaphore, fresh)
+            if error is not None and earlier:
+                self.usage.asked_again += 1
+                value, error = await self._valid_answer(
+                    request, key, validate, cache, semaphore, fresh, ask_again=True
+                )
+        except AnswerCutOff as cut:
+            self.usage.cut_off += 1
+            error = ValueError(str(cut))
         if error is None:
             return value
         self.usage.invalid += 1
@@ -606,16 +619,20 @@ class Runner:
             seeded = (
                 {"seed": request.sample} if request.sample and self.backend.supports_seed else {}
             )
-            completion = await self._with_retries(
-                lambda: self.backend.complete(
-                    request.prompt,
-                    system=request.system,
-                    temperature=request.temperature,
-                    max_output_tokens=request.max_output_tokens,
-                    json_output=request.json_output,
-                    **seeded,
+            try:
+                completion = await self._with_retries(
+                    lambda: self.backend.complete(
+                        request.prompt,
+                        system=request.system,
+                        temperature=request.temperature,
+                        max_output_tokens=request.max_output_tokens,
+                        json_output=request.json_output,
+                        **seeded,
+                    )
                 )
-            )
+            except AnswerCutOff as cut:  # paid for, but no answer: not cached
+                self._account(cut.completion)
+                raise
         cache.put([(key, completion)], self.backend, superseding=ask_again)
         self._account(completion)
         return completion

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from regen_dataset.inpaint.backends._common import (
     DEFAULT_MODELS,
+    AnswerCutOff,
     Backend,
     BackendError,
     Completion,
@@ -52,14 +53,21 @@ def make_backend(
     base_url: str | None = None,
     timeout: float = 120.0,
     constrained_decoding: bool = True,
+    thinking_budget: int | str | None = "auto",
 ) -> Backend:
     """The backend called `name` (a key of `BACKENDS`) for `model` (its default if None).
     `base_url` points OpenAI at a compatible server, or Gemini at another endpoint;
-    `constrained_decoding=False` lets the local model write JSON answers unconstrained."""
+    `constrained_decoding=False` lets the local model write JSON answers unconstrained;
+    `thinking_budget` is Gemini's (see `gemini.default_thinking_budget`)."""
     name = name.lower()
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
-    options = dict(base_url=base_url, timeout=timeout, constrained_decoding=constrained_decoding)
+    options = dict(
+        base_url=base_url,
+        timeout=timeout,
+        constrained_decoding=constrained_decoding,
+        thinking_budget=thinking_budget,
+    )
     try:
         return BACKENDS[name].from_options(model, **options)
     except ImportError as missing:
@@ -78,6 +86,7 @@ __all__ = [
     "GEMINI_KEY_ENV",
     "NO_KEY_PLACEHOLDER",
     "OPENAI_KEY_ENV",
+    "AnswerCutOff",
     "Backend",
     "BackendError",
     "Completion",

@@ -76,6 +76,16 @@ class BackendError(LLMError):
     """A call that retrying will not fix: bad request, bad key, unknown model, no quota."""
 
 
+class AnswerCutOff(LLMError):
+    """An answer that reached the output-token limit before any text (a thinking model can spend
+    the whole budget thinking): nothing to validate or repair. It is never cached; the Runner
+    counts it as invalid (`usage.cut_off`). `completion` holds the tokens it was billed."""
+
+    def __init__(self, message: str, completion: Completion):
+        super().__init__(message)
+        self.completion = completion
+
+
 class Backend(abc.ABC):
     """One LLM behind `complete`; `submit_batch`/`poll_batch` where the provider has batch jobs."""
 
@@ -142,17 +152,22 @@ class Backend(abc.ABC):
         base_url: str | None = None,
         timeout: float = 120.0,
         constrained_decoding: bool = True,
+        thinking_budget: int | str | None = "auto",
     ) -> Backend:
         """The backend for `model` with those of the common options its constructor takes; a
-        `base_url` given to a backend that takes none is an error. `constrained_decoding` only
-        concerns backends that decode themselves (local)."""
+        `base_url` given to a backend that takes none is an error, and so is a thinking budget
+        other than "auto". `constrained_decoding` only concerns backends that decode themselves
+        (local); `thinking_budget` the Gemini API."""
         parameters = inspect.signature(cls.__init__).parameters
         if base_url and "base_url" not in parameters:
             raise ValueError(f"the {cls.name} backend takes no base_url (it runs in this process)")
+        if thinking_budget != "auto" and "thinking_budget" not in parameters:
+            raise ValueError(f"the {cls.name} backend takes no thinking budget")
         options = {
             "base_url": base_url,
             "timeout": timeout,
             "constrained_decoding": constrained_decoding,
+            "thinking_budget": thinking_budget,
         }
         return cls(model, **{key: value for key, value in options.items() if key in parameters})
 

@@ -1,13 +1,24 @@
 """Gemini through the `google-genai` client: generate_content, and batch mode with inline
-requests. `GeminiSettings` is what it shares with the legacy SDK's backend (`gemini_legacy.py`)."""
+requests. `GeminiSettings` is what it shares with the legacy SDK's backend (`gemini_legacy.py`).
+
+Gemini 2.5 models think before they answer, and their thinking tokens count against
+`maxOutputTokens`: a rating asked with 256 output tokens may end MAX_TOKENS before any text.
+`thinking_budget` sets `thinkingConfig.thinkingBudget`, and the output limit sent grows by it so
+that the answer keeps its own budget. By default ("auto", `default_thinking_budget`) thinking is off
+(0) on 2.5 Flash and Flash-Lite, and at its minimum (128) on 2.5 Pro, which cannot turn it off;
+None sends no thinking config (the model's own default). The budget is part of the cache key.
+An answer that still ends MAX_TOKENS without text is an `AnswerCutOff`: counted, never cached.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from regen_dataset.inpaint.backends._common import (
     DEFAULT_MODELS,
+    AnswerCutOff,
     Backend,
     BackendError,
     Completion,
@@ -24,6 +35,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GEMINI_KEY_ENV = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def default_thinking_budget(model: str) -> int | None:
+    """The thinking budget "auto" picks for `model`: 0 (off) for Gemini 2.5 Flash and Flash-Lite,
+    128 (the least it takes) for 2.5 Pro, None (send none) for other models."""
+    name = model.rpartition("/")[2].lower()
+    if name.startswith("gemini-2.5-flash"):
+        return 0
+    if name.startswith("gemini-2.5-pro"):
+        return 128
+    return None
 
 
 class GeminiSettings(Backend):
@@ -57,14 +79,36 @@ class GeminiBackend(GeminiSettings):
     supports_seed = True
 
     def __init__(
-        self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
+        self,
+        model: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        thinking_budget: int | str | None = "auto",
     ):
         from google import genai  # noqa: F401  (ImportError: make_backend tries the legacy SDK)
 
         super().__init__(model, base_url=base_url, timeout=timeout)
+        if thinking_budget == "auto":
+            thinking_budget = default_thinking_budget(self.model)
+        if thinking_budget is not None and (
+            isinstance(thinking_budget, bool)
+            or not isinstance(thinking_budget, int)
+            or thinking_budget < -1
+        ):
+            raise ValueError(
+                f"thinking_budget must be 'auto', None, -1 (dynamic) or a number of tokens >= 0, "
+                f"not {thinking_budget!r}"
+            )
+        self.thinking_budget = thinking_budget
+        if thinking_budget is not None:  # it changes the answers: part of the cache key
+            self.decoding = f"thinking_budget={thinking_budget}"
 
     def __repr__(self) -> str:
-        return f"GeminiBackend(model={self.model!r}, base_url={self.base_url!r})"
+        return (
+            f"GeminiBackend(model={self.model!r}, base_url={self.base_url!r}, "
+            f"thinking_budget={self.thinking_budget!r})"
+        )
 
     def _new_client(self) -> Any:
         from google import genai
@@ -96,13 +140,18 @@ class GeminiBackend(GeminiSettings):
     ) -> Any:
         from google.genai import types
 
+        budget = self.thinking_budget
         return types.GenerateContentConfig(
             system_instruction=system or None,
             temperature=temperature,
-            max_output_tokens=max_output_tokens,
+            # thinking tokens count against the limit: the answer keeps its own budget
+            max_output_tokens=max_output_tokens + (budget if budget and budget > 0 else 0),
             response_mime_type="application/json" if json_output else None,
             candidate_count=count if count > 1 else None,
             seed=seed,
+            thinking_config=None
+            if budget is None
+            else types.ThinkingConfig(thinking_budget=budget),
         )
 
     async def complete(
@@ -116,7 +165,11 @@ class GeminiBackend(GeminiSettings):
         seed: int | None = None,
     ) -> Completion:
         config = self._config(system, temperature, max_output_tokens, json_output, seed=seed)
-        return _gemini_completion(await self._generate(prompt, config))
+        response = await self._generate(prompt, config)
+        completion = _gemini_completion(response)
+        if not completion.text and _cut_off(response.candidates[0]):
+            raise self._cut_off_error(completion, max_output_tokens)
+        return completion
 
     async def complete_candidates(
         self,
@@ -132,22 +185,44 @@ class GeminiBackend(GeminiSettings):
         response = await self._generate(prompt, config)
         total = _gemini_completion(response)  # the token counts of the whole request
         texts = [
-            "".join(
-                part.text
-                for part in (candidate.content.parts if candidate.content else None) or []
-                if part.text and not part.thought
-            )
-            for candidate in response.candidates or []
-        ]
+            text
+            for candidate in response.candidates
+            if (text := _candidate_text(candidate)) or not _cut_off(candidate)
+        ]  # a candidate cut off before any text is no answer: the Runner asks again alone
+        if not texts:
+            raise self._cut_off_error(total, max_output_tokens)
         return split_candidates(texts, total.input_tokens, total.output_tokens)
 
+    def _cut_off_error(self, completion: Completion, max_output_tokens: int) -> AnswerCutOff:
+        budget = self.thinking_budget
+        thinking = (
+            "thinking is off"
+            if budget == 0
+            else f"thinking budget {budget}"
+            if budget is not None
+            else "thinking tokens count against it; set a thinking budget"
+        )
+        return AnswerCutOff(
+            f"{self.describe()}: the answer reached its {max_output_tokens} output tokens "
+            f"(MAX_TOKENS) before any text ({thinking})",
+            completion,
+        )
+
     async def _generate(self, prompt: str, config: Any) -> Any:
+        """The response to `prompt`, checked to hold candidates: a 200 whose body is no JSON (a
+        gateway's HTML page, a body cut off), an error object or no candidates is a failed call
+        that is retried, never an answer (the Runner would cache it as an empty one)."""
         try:
-            return await self._client().aio.models.generate_content(
+            response = await self._client().aio.models.generate_content(
                 model=self.model, contents=prompt, config=config
             )
+        except json.JSONDecodeError as err:  # the SDK raises errors for statuses other than 2xx
+            raise self._unusable_answer(200, f"the body is not JSON: {err.doc[:100]!r}") from None
         except Exception as err:
             self._raise_failure(err)
+        if not response.candidates:
+            raise self._unusable_answer(200, f"an answer without candidates{_why_none(response)}")
+        return response
 
     def _raise_failure(self, err: Exception) -> NoReturn:
         """Raise our error for an SDK or transport error `err`; anything else (a bug) as it is."""
@@ -216,10 +291,15 @@ class GeminiBackend(GeminiSettings):
         failed = 0
         for item in (destination.inlined_responses if destination else None) or []:
             key = (item.metadata or {}).get("key")
-            if key and item.response is not None and not item.error:
-                results[key] = _gemini_completion(item.response)
-            else:
-                failed += 1
+            response = item.response
+            # A request answered without candidates, or cut off before any text, is called
+            # directly afterwards (where it is retried, or counted as cut off).
+            if key and response is not None and not item.error and response.candidates:
+                completion = _gemini_completion(response)
+                if completion.text or not _cut_off(response.candidates[0]):
+                    results[key] = completion
+                    continue
+            failed += 1
         state = job.state.name if job.state is not None else "unknown"
         if state != "JOB_STATE_SUCCEEDED" or failed:
             reason = job.error.message if job.error and job.error.message else ""
@@ -233,6 +313,26 @@ class GeminiBackend(GeminiSettings):
                 self._redact(f"; {reason}") if reason else "",
             )
         return results
+
+
+def _candidate_text(candidate: Any) -> str:
+    parts = (candidate.content.parts if candidate.content else None) or []
+    return "".join(part.text for part in parts if part.text and not part.thought)
+
+
+def _cut_off(candidate: Any) -> bool:
+    """Whether `candidate` ended at the output-token limit."""
+    reason = candidate.finish_reason
+    return reason is not None and getattr(reason, "name", str(reason)) == "MAX_TOKENS"
+
+
+def _why_none(response: Any) -> str:
+    """What a response without candidates says about it: the prompt's block reason, else ""."""
+    feedback = response.prompt_feedback
+    reason = feedback.block_reason if feedback is not None else None
+    if reason is None:
+        return " (an error object or an empty body)"
+    return f" (prompt blocked: {getattr(reason, 'name', reason)})"
 
 
 def _gemini_completion(response: Any) -> Completion:

@@ -22,9 +22,12 @@ GET /{version}/batches/{id}, with inline batch answers in the job's metadata.out
 Fault names: "429[:seconds]" (rate limit; OpenAI sends Retry-After, Gemini a RetryInfo detail),
 "quota" (OpenAI's 429 insufficient_quota), "400", "401", "500", "503", "slow" (answers after
 `slow_seconds`, longer than the client's timeout), "drop" (closes the connection without an answer)
-and "malformed" (a 200 answer whose text lost its last character). OpenAI only: 200 answers that
-hold no answer, "no-choices" (vLLM's `{"object": "error", ...}`), "html" (a gateway's page) and
-"cut" (a JSON body cut off); a server made with `batch_api=False` answers 404 to the Batch API.
+and "malformed" (a 200 answer whose text lost its last character). 200 answers that hold no
+answer: "html" (a gateway's page) and "cut" (a JSON body cut off); OpenAI only: "no-choices"
+(vLLM's `{"object": "error", ...}`); Gemini only: "error-object" (`{"error": ...}`) and
+"no-candidates" (a blocked prompt). An OpenAI server made with `batch_api=False` answers 404 to
+the Batch API; a Gemini server with `think_past_the_limit` ends every request that sends no
+thinkingConfig with MAX_TOKENS and no text.
 """
 
 from __future__ import annotations
@@ -504,6 +507,9 @@ class FakeGemini(FakeServer):
     def __init__(self, answer: Answer = echo_answer, **kwargs: Any):
         super().__init__(answer, **kwargs)
         self.batches: dict[str, dict[str, Any]] = {}
+        # True: like Gemini 2.5 Flash, a request without a thinkingConfig thinks until
+        # maxOutputTokens and ends MAX_TOKENS without text.
+        self.think_past_the_limit = False
 
     @property
     def base_url(self) -> str:
@@ -537,7 +543,38 @@ class FakeGemini(FakeServer):
             ]
         return self.json_reply(status, {"error": error})
 
+    def fault(self, fault: str) -> Reply | None:
+        if fault == "html":
+            return 200, {"Content-Type": "text/html"}, b"<html><body>Bad gateway</body></html>"
+        if fault == "cut":
+            return 200, {"Content-Type": "application/json"}, b'{"candidates": [{"cont'
+        if fault == "error-object":
+            error = {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}
+            return self.json_reply(200, {"error": error})
+        if fault == "no-candidates":
+            payload = {
+                "promptFeedback": {"blockReason": "OTHER"},
+                "usageMetadata": {"promptTokenCount": 3, "totalTokenCount": 3},
+            }
+            return self.json_reply(200, payload)
+        return super().fault(fault)
+
     def response_body(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
+        if self.think_past_the_limit and not (request.get("generationConfig") or {}).get(
+            "thinkingConfig"
+        ):  # a thinking model left to its default spends the whole output budget thinking
+            limit = (request.get("generationConfig") or {}).get("maxOutputTokens") or 0
+            return {
+                "candidates": [
+                    {"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": index}
+                    for index in range(len(texts))
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": 3,
+                    "thoughtsTokenCount": limit,
+                    "totalTokenCount": 3 + limit,
+                },
+            }
         system = request.get("systemInstruction") or {}
         prompt_tokens = words(self.prompt_of(request)) + sum(
             words(part.get("text")) for part in system.get("parts", [])

@@ -14,6 +14,7 @@ import types
 import pytest
 
 from regen_dataset.inpaint.backends import (
+    AnswerCutOff,
     Backend,
     BackendError,
     Completion,
@@ -259,6 +260,81 @@ def test_gemini_errors_are_classified(gemini_server, fault, error, retry_after):
     if error is RetryableError:
         assert caught.value.retry_after == retry_after
     assert len(gemini_server.calls()) == 1  # the SDK itself does not retry
+
+
+@pytest.mark.parametrize(
+    "fault, said",
+    [
+        ("html", "the body is not JSON: '<html><body>Bad gateway"),
+        ("cut", """the body is not JSON: '{"candidates": [{"cont'"""),
+        ("error-object", "an answer without candidates (an error object or an empty body)"),
+        ("no-candidates", "an answer without candidates (prompt blocked: OTHER)"),
+    ],
+)
+@pytest.mark.parametrize("candidates", [1, 3])
+def test_gemini_200_without_an_answer_is_a_failed_call(gemini_server, fault, said, candidates):
+    backend = make_backend("gemini", "gemini-test", base_url=gemini_server.base_url)
+    gemini_server.push_faults(fault)
+    with pytest.raises(RetryableError) as caught:
+        if candidates == 1:
+            complete(backend, "hello")
+        else:
+            call(backend, lambda b: b.complete_candidates("hello", candidates))
+    message = str(caught.value)
+    assert f"gemini model 'gemini-test' at {gemini_server.base_url}: HTTP 200: {said}" in message
+    assert "run again later" in message and caught.value.status == 200
+
+
+@pytest.mark.parametrize(
+    "model, budget, sent_budget, sent_limit",
+    [
+        ("gemini-2.5-flash", "auto", 0, 77),  # thinking off
+        ("gemini-2.5-flash-lite", "auto", 0, 77),
+        ("gemini-2.5-pro", "auto", 128, 77 + 128),  # the least it takes, on top of the answer's
+        ("gemini-2.0-flash", "auto", None, 77),  # no thinking model: no thinkingConfig
+        ("gemini-2.5-flash", 512, 512, 77 + 512),
+        ("gemini-2.5-flash", None, None, 77),  # the model's own default
+    ],
+)
+def test_gemini_thinking_budget_leaves_the_answer_its_output_tokens(
+    gemini_server, model, budget, sent_budget, sent_limit
+):
+    backend = make_backend("gemini", model, base_url=gemini_server.base_url, thinking_budget=budget)
+    complete(backend, "rate this", max_output_tokens=77)
+    config = gemini_server.calls()[-1].json()["generationConfig"]
+    assert config["maxOutputTokens"] == sent_limit
+    if sent_budget is None:
+        assert "thinkingConfig" not in config and backend.decoding is None
+    else:
+        # protobuf JSON takes either spelling; this SDK version sends the snake_case one
+        sent = {key.replace("_b", "B"): value for key, value in config["thinkingConfig"].items()}
+        assert sent == {"thinkingBudget": sent_budget}
+        assert backend.decoding == f"thinking_budget={sent_budget}"  # in the cache key
+    assert f"thinking_budget={sent_budget!r}" in repr(backend)
+
+
+def test_a_thinking_budget_is_refused_where_it_means_nothing(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    with pytest.raises(ValueError, match="takes no thinking budget"):
+        make_backend("openai", "m", thinking_budget=0)
+
+
+@pytest.mark.parametrize("candidates", [1, 3])
+def test_gemini_answer_cut_off_before_any_text_is_no_answer(gemini_server, candidates):
+    gemini_server.think_past_the_limit = True
+    backend = make_backend(
+        "gemini", "gemini-2.5-flash", base_url=gemini_server.base_url, thinking_budget=None
+    )
+    with pytest.raises(AnswerCutOff) as caught:
+        if candidates == 1:
+            complete(backend, "rate this", max_output_tokens=256)
+        else:
+            call(backend, lambda b: b.complete_candidates("rate this", candidates))
+    assert "(MAX_TOKENS) before any text" in str(caught.value)
+    assert caught.value.completion.output_tokens > 0  # paid for all the same
+    # The default budget turns thinking off, and the answer comes.
+    backend = make_backend("gemini", "gemini-2.5-flash", base_url=gemini_server.base_url)
+    assert complete(backend, "rate this", max_output_tokens=256).text == echo_answer("rate this")
 
 
 def test_gemini_bad_key_fails_with_a_clean_message(gemini_server, monkeypatch):

@@ -731,6 +731,62 @@ def test_a_200_without_an_answer_is_retried_and_never_cached(openai_api, tmp_pat
     assert not cached_keys(cache) & {r.key(runner.backend) for r in doomed}
 
 
+@pytest.mark.parametrize("fault", ["html", "cut", "error-object", "no-candidates"])
+@pytest.mark.parametrize("samples", [1, 3])
+def test_a_gemini_200_without_an_answer_is_retried_and_never_cached(
+    monkeypatch, tmp_path, fault, samples
+):
+    pytest.importorskip("google.genai")
+    monkeypatch.setenv("GEMINI_API_KEY", KEYS["gemini"])
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with FakeGemini(api_key=KEYS["gemini"]) as server:
+        gemini = Api("gemini", server)
+        cache = tmp_path / "cache.sqlite"
+        server.push_faults(fault)
+        runner = gemini.runner(cache)
+        assert all(
+            r["echo"] == "rate this"
+            for r in runner.run(rating_requests("rate this", samples), parse)
+        )
+        assert runner.usage.retries == 1 and runner.usage.calls == 1
+
+        server.fail_all = fault
+        doomed = rating_requests("doomed", samples)
+        runner = gemini.runner(cache, max_attempts=2)
+        with pytest.raises(RetriesExhausted) as caught:
+            runner.run(doomed, parse)
+        assert f"at {server.base_url}: HTTP 200: " in str(caught.value)
+        assert not cached_keys(cache) & {r.key(runner.backend) for r in doomed}
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_a_gemini_answer_cut_off_before_any_text_is_counted_never_cached(
+    monkeypatch, tmp_path, samples
+):
+    pytest.importorskip("google.genai")
+    monkeypatch.setenv("GEMINI_API_KEY", KEYS["gemini"])
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with FakeGemini(api_key=KEYS["gemini"]) as server:
+        server.think_past_the_limit = True  # a thinking model left to its default
+        backend = make_backend(
+            "gemini", "gemini-2.5-flash", base_url=server.base_url, thinking_budget=None
+        )
+        cache = tmp_path / "cache.sqlite"
+        runner = Runner(backend, cache, progress=False, base_delay=0.001)
+        requests = rating_requests("rate this", samples)
+        assert runner.run(requests, parse) == [None] * samples
+        assert runner.usage.invalid == samples and runner.usage.cut_off == samples
+        assert runner.usage.repaired == 0 and "cut off at the output-token limit" in (
+            runner.usage.summary()
+        )
+        assert runner.usage.output_tokens > 0  # paid for all the same
+        assert not cached_keys(cache)  # no empty answer stands for one
+        # With the default budget (thinking off) the same requests are answered.
+        backend = make_backend("gemini", "gemini-2.5-flash", base_url=server.base_url)
+        runner = Runner(backend, cache, progress=False)
+        assert all(r["echo"] == "rate this" for r in runner.run(requests, parse))
+
+
 # -- invalid answers in the cache ----------------------------------------------------------------
 
 
