@@ -159,7 +159,11 @@ def find_sources(specs: Iterable[str], *, skipped: list[str] | None = None) -> d
     """
     sources: dict[str, list[str]] = {}
     for spec in specs:
-        category, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        # `CATEGORY=PATH` only where the part before the first "=" names a category: a path may
+        # hold "=" itself (`runs/seed=3/office.jsonl`, `office=runs/a=b/office.jsonl`).
+        category, _, path = spec.partition("=")
+        if category not in CATEGORIES:
+            category, path = "", spec
         if os.path.isdir(path):
             found = sorted(
                 p
@@ -175,7 +179,12 @@ def find_sources(specs: Iterable[str], *, skipped: list[str] | None = None) -> d
         elif os.path.isfile(path):
             found = [path]
         else:
-            raise FileNotFoundError(f"release source {path!r} does not exist")
+            hint = (
+                f" (a CATEGORY=PATH source names one of {CATEGORIES} before the '=')"
+                if "=" in spec
+                else ""
+            )
+            raise FileNotFoundError(f"release source {path!r} does not exist{hint}")
         for file in found:
             file_category = category or _category_from_name(file)
             if file_category not in CATEGORIES:

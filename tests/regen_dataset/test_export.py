@@ -333,6 +333,21 @@ def test_the_user_disjoint_seed_and_fractions_are_recorded(tmp_path):
     assert (plain.seed, plain.fractions) == (None, None)  # leave-one-out draws nothing
 
 
+def test_find_sources_takes_paths_holding_an_equals_sign(tmp_path):
+    folder = tmp_path / "seed=3"
+    folder.mkdir()
+    office = write_lines(folder / "office.jsonl", [user("U", 5)])
+    (tmp_path / "x=y").mkdir()
+    other = write_lines(tmp_path / "x=y" / "a=b.jsonl", [user("U", 5)])
+    assert find_sources([str(folder)]) == {"office": [str(office)]}
+    assert find_sources([str(office)]) == {"office": [str(office)]}
+    assert find_sources([f"clothing={other}"]) == {"clothing": [str(other)]}
+    with pytest.raises(ValueError, match="cannot tell the category"):
+        find_sources([str(other)])
+    with pytest.raises(FileNotFoundError, match="names one of .* before the '='"):
+        find_sources([f"shoes={office}"])
+
+
 def test_find_sources(tmp_path):
     (tmp_path / "REGEN").mkdir()
     office = write_lines(tmp_path / "REGEN" / "office.jsonl", [user("U", 5)])
