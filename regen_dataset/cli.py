@@ -261,15 +261,14 @@ def _read_lines(path: str):
     (malformed, or without a field the pipeline needs) stops with its file, line and field."""
     import json
 
+    from regen_dataset.jsonl import nonblank_lines
     from regen_dataset.release import diagnose_line
 
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                error = diagnose_line(path, number, line)
-                if error is not None:
-                    raise error
-                yield json.loads(line)
+    for number, line in nonblank_lines(path):  # plain or gzipped, like every release reader
+        error = diagnose_line(path, number, line)
+        if error is not None:
+            raise error
+        yield json.loads(line)
 
 
 def _backend_record(runner, args) -> dict:

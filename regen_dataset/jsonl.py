@@ -164,6 +164,12 @@ def line_blocks(path: str, block_bytes: int) -> Iterator[Block]:
             yield Block(memoryview(carry + b"\n"), line, 1, raw.tell())
 
 
+def nonblank_lines(path: str, block_bytes: int = 16 << 20) -> Iterator[tuple[int, bytes]]:
+    """(line number, text) of each non-blank line of a plain or gzipped file, one at a time."""
+    for block in line_blocks(path, block_bytes):
+        yield from zip(*_nonblank_lines(block), strict=True)
+
+
 def row_line_numbers(block: Block) -> np.ndarray:
     """The number of each non-blank line of a block, in order: the rows Arrow makes of it."""
     raw = np.frombuffer(block.data, dtype=np.uint8)
