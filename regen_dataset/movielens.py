@@ -79,6 +79,14 @@ def read_movies(kind: str, path: Path) -> dict[str, Movie]:
             if not row:
                 continue
             values = dict(zip(header, row, strict=False))
+            for column in ("item_id", "movie_title"):
+                if column not in values:
+                    raise MovieLensFormatError(
+                        path,
+                        reader.line_num,
+                        f"field {column} is missing: the row has {len(row)} of the header's "
+                        f"{len(header)} fields",
+                    )
             genres = values.get("class", "").split()
             movies[values["item_id"]] = Movie(
                 values["movie_title"].strip(), genres, values.get("release_year", "")

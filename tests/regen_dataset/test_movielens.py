@@ -76,6 +76,20 @@ def test_bad_files_name_the_line(tmp_path):
         list(release_lines(write_original(tmp_path / "b", [(1, 99, 4, 881250949)])))
     with pytest.raises(FileNotFoundError, match="no MovieLens-100k files"):
         list(release_lines(tmp_path / "c"))
+    atomic = tmp_path / "d"
+    atomic.mkdir()
+    (atomic / "ml-100k.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n5\t1\t4\t881250940\n"
+    )
+    (atomic / "ml-100k.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "1\tToy Story\t1995\tAnimation\n2\n"
+    )
+    with pytest.raises(
+        MovieLensFormatError,
+        match=r"ml-100k.item, line 3: field movie_title is missing: the row has 1 of the header's 4",
+    ):
+        list(release_lines(atomic))
 
 
 def test_builds_and_loads_like_regen(tmp_path, capsys):
