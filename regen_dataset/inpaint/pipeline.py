@@ -111,7 +111,14 @@ def add_critiques(users: list[dict], run: RunFn, config: InpaintConfig, report) 
         prompt = prompts.critique_prompt(
             history[position - 1]["item"], history[position]["item"], config.critique_options
         )
-        requests.append(LLMRequest(prompt, system=prompts.SYSTEM, max_output_tokens=512))
+        requests.append(
+            LLMRequest(
+                prompt,
+                system=prompts.SYSTEM,
+                max_output_tokens=512,
+                label=users[index].get("reviewer_id"),
+            )
+        )
     for (index, position), options in zip(
         pairs, run(requests, prompts.parse_critiques), strict=True
     ):
@@ -125,15 +132,22 @@ def add_critiques(users: list[dict], run: RunFn, config: InpaintConfig, report) 
 
 
 def add_narratives(users: list[dict], run: RunFn, report) -> None:
-    def request(prompt: str) -> LLMRequest:
-        return LLMRequest(prompt, system=prompts.SYSTEM, temperature=0.7, max_output_tokens=1536)
+    def request(prompt: str, user: dict) -> LLMRequest:
+        return LLMRequest(
+            prompt,
+            system=prompts.SYSTEM,
+            temperature=0.7,
+            max_output_tokens=1536,
+            label=user.get("reviewer_id"),
+        )
 
-    histories = [user["purchase_history"] for user in users]
     narratives = run(
-        [request(prompts.narratives_prompt(h)) for h in histories], prompts.parse_narratives
+        [request(prompts.narratives_prompt(u["purchase_history"]), u) for u in users],
+        prompts.parse_narratives,
     )
     endorsements = run(
-        [request(prompts.endorsement_prompt(h)) for h in histories], prompts.parse_endorsement
+        [request(prompts.endorsement_prompt(u["purchase_history"]), u) for u in users],
+        prompts.parse_endorsement,
     )
     for user, written, endorsement in zip(users, narratives, endorsements, strict=True):
         last = user.setdefault("last_purchase", {})
@@ -212,7 +226,11 @@ def rate(users: list[dict], run: RunFn, ensemble: int, report) -> None:
     ratings: dict[tuple[int, str], list[dict[str, int]]] = {}
     for group in prompts.RATING_PROMPT_GROUPS:
         group_jobs = [job for job in jobs if job[1] == group]
-        requests = [r for job in group_jobs for r in rater.rating_requests(job[3], ensemble)]
+        requests = [
+            r
+            for index, _, _, prompt in group_jobs
+            for r in rater.rating_requests(prompt, ensemble, users[index].get("reviewer_id"))
+        ]
         runs = run(requests, prompts.score_parser(group))
         for number, (index, _, _, _) in enumerate(group_jobs):
             scores = rater.aggregate(group, runs[number * ensemble : (number + 1) * ensemble])

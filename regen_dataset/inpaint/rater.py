@@ -26,11 +26,20 @@ ENSEMBLE = 7
 HIGH_SCORE = 6  # the REGEN paper's Figure 4 counts scores of 6 and 7 as high
 
 
-def rating_requests(prompt: str, ensemble: int = ENSEMBLE) -> list[LLMRequest]:
+def rating_requests(
+    prompt: str, ensemble: int = ENSEMBLE, label: str | None = None
+) -> list[LLMRequest]:
     """One request per ensemble run; `sample` keeps their cache entries apart, and lets the
-    Runner ask for them together (see `describe_sampling`)."""
+    Runner ask for them together (see `describe_sampling`). `label` names the user in reports."""
     return [
-        LLMRequest(prompt, system=SYSTEM, temperature=1.0, max_output_tokens=256, sample=run)
+        LLMRequest(
+            prompt,
+            system=SYSTEM,
+            temperature=1.0,
+            max_output_tokens=256,
+            sample=run,
+            label=label,
+        )
         for run in range(ensemble)
     ]
 

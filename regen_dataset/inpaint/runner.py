@@ -39,7 +39,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,12 +85,15 @@ class LLMRequest:
     max_output_tokens: int = 1024
     json_output: bool = True
     sample: int = 0  # distinguishes repeated samples of one prompt (e.g. a rater ensemble of 7)
+    # Whom the request is about (e.g. the user id), to name in reports; not part of the key.
+    label: str | None = field(default=None, compare=False)
 
     def key(self, backend: Backend) -> str:
         """The cache key: sha256 over the backend name, the model, the server (where it is not
         the provider's default: two OpenAI-compatible servers may serve different models under
-        one name) and every field."""
+        one name) and every field but `label`."""
         fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
+        del fields["label"]
         if backend.base_url:  # left out otherwise, so that caches of the default API stay valid
             fields["base_url"] = backend.base_url.rstrip("/")
         if backend.decoding:  # how a self-decoding backend constrains its answers
@@ -116,6 +119,10 @@ class Usage:
     # Answers that reached the output-token limit before any text (counted in `invalid` too):
     # never cached, never repaired.
     cut_off: int = 0
+    # Requests the service refused as bad requests (400, e.g. a history over the context
+    # length), skipped and counted in `invalid` too, and the labels (users) they were about.
+    rejected: int = 0
+    rejected_labels: list[str] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -124,6 +131,12 @@ class Usage:
         again = f" ({self.asked_again:,} cached invalid asked again)" if self.asked_again else ""
         if self.cut_off:
             again += f" ({self.cut_off:,} cut off at the output-token limit before any text)"
+        if self.rejected:
+            about = sorted(set(self.rejected_labels))
+            named = f" about {', '.join(about[:10])}{', ...' if len(about) > 10 else ''}"
+            again += (
+                f" ({self.rejected:,} refused as bad requests and skipped{named if about else ''})"
+            )
         return (
             f"{self.calls:,} calls, {self.cached:,} cached, {self.retries:,} retries, "
             f"{self.repaired:,} repaired, {self.invalid:,} invalid{again}; "
@@ -137,6 +150,31 @@ class RetriesExhausted(LLMError):
 
 
 LOCK_TIMEOUT_S = 60.0
+# A bad request (400) is skipped as one request's problem (e.g. a history over the context
+# length) until this many different prompts in a row got one: then the requests are not to
+# blame (a bad parameter, model or server) and the run stops.
+REJECTIONS_IN_A_ROW = 3
+
+
+class _Rejected(Exception):
+    """A request the service refused as a bad request of its own: skipped, not retried."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _request_specific(error: BackendError) -> bool:
+    """Whether a refusal may concern this request alone: a 400 that names no key, model or
+    parameter problem (those fail every request alike)."""
+    message = str(error).lower()
+    if error.status != 400 or "api key" in message or "api_key" in message:
+        return False
+    unknown_model = "model" in message and any(
+        word in message
+        for word in ("not found", "does not exist", "unknown model", "not supported")
+    )
+    return not unknown_model
 
 
 def _switch_to_wal(db: sqlite3.Connection) -> None:
@@ -335,6 +373,7 @@ class Runner:
         self.output: str | None = None  # see `track_output`
         self._one_candidate_only = False  # set when the server refuses several candidates
         self._used: list[str] = []  # keys of the answers used in this session
+        self._rejected_in_a_row: set[str] = set()  # prompts refused since the last answer
 
     # -- public, synchronous ----------------------------------------------------------------
 
@@ -406,6 +445,7 @@ class Runner:
         cache = CompletionCache(self.cache_path)
         self._fatal = None
         self._used = []
+        self._rejected_in_a_row = set()
         try:
             return await work(cache)
         finally:
@@ -550,6 +590,14 @@ class Runner:
         except AnswerCutOff as cut:
             self.usage.cut_off += 1
             error = ValueError(str(cut))
+        except _Rejected as rejected:
+            self.usage.rejected += 1
+            if request.label is not None:
+                self.usage.rejected_labels.append(request.label)
+            about = f" about {request.label}" if request.label is not None else ""
+            log.warning("request %s%s skipped: %s", key[:12], about, _short(str(rejected)))
+            self.usage.invalid += 1
+            return None
         if error is None:
             return value
         self.usage.invalid += 1
@@ -633,6 +681,20 @@ class Runner:
             except AnswerCutOff as cut:  # paid for, but no answer: not cached
                 self._account(cut.completion)
                 raise
+            except BackendError as err:
+                if not _request_specific(err):
+                    raise
+                self._rejected_in_a_row.add(request.prompt)
+                if len(self._rejected_in_a_row) >= REJECTIONS_IN_A_ROW:
+                    self._fatal = BackendError(
+                        f"{err} ({len(self._rejected_in_a_row)} different requests in a row "
+                        "were refused alike: the requests are not to blame)",
+                        status=err.status,
+                    )
+                    raise self._fatal from None
+                self._fatal = None  # one request's problem: the run goes on
+                raise _Rejected(err) from None
+            self._rejected_in_a_row.clear()
         cache.put([(key, completion)], self.backend, superseding=ask_again)
         self._account(completion)
         return completion
@@ -781,6 +843,7 @@ def repair_request(
         max_output_tokens=request.max_output_tokens,
         json_output=request.json_output,
         sample=request.sample,
+        label=request.label,
     )
 
 

@@ -233,10 +233,11 @@ def test_gives_up_after_max_attempts_with_a_clear_error(api, tmp_path):
 @pytest.mark.parametrize("fault", ["400", "401"])
 def test_fails_fast_on_errors_retrying_cannot_fix(api, tmp_path, fault):
     api.server.fail_all = fault
-    runner = api.runner(tmp_path / "cache.sqlite")
+    runner = api.runner(tmp_path / "cache.sqlite", concurrency=1)
     with pytest.raises(BackendError, match="not retried"):
-        runner.run([LLMRequest("bad")], parse)
-    assert len(api.server.calls()) == 1
+        runner.run(requests_for(5, "bad"), parse)
+    # A 400 may be one request's own (skipped) until several different ones get it alike.
+    assert len(api.server.calls()) == (3 if fault == "400" else 1)
     assert runner.usage.retries == 0
 
 
@@ -835,3 +836,49 @@ def test_an_output_counts_the_invalid_answers_that_were_asked_for_again(api, tmp
     assert paid.calls == 4
     both = first.usage.input_tokens + again.usage.input_tokens
     assert paid.input_tokens == both
+
+
+# -- a bad request of one request's own ------------------------------------------------------------
+
+
+class _RefusesLongPrompts(FakeOpenAI):
+    """Answers 400 (context length exceeded) to prompts holding "TOO LONG"."""
+
+    def handle(self, method, path, headers, body):
+        if self.is_completion(path) and b"TOO LONG" in body:
+            self.requests.append(None)
+            return self.error(400, "This model's maximum context length is 8192 tokens.")
+        return super().handle(method, path, headers, body)
+
+    def calls(self):
+        return [r for r in list(self.requests) if r is not None and self.is_completion(r.path)]
+
+
+def test_a_request_refused_as_too_long_is_skipped_and_named(monkeypatch, tmp_path):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+    cache = tmp_path / "cache.sqlite"
+    requests = [LLMRequest(f"user {i}", label=f"U{i}") for i in range(4)]
+    requests.insert(2, LLMRequest("user TOO LONG", label="U-long"))
+    with _RefusesLongPrompts(api_key=KEYS["openai"]) as server:
+        for _ in range(2):  # a resumed run skips it again rather than stopping
+            runner = Api("openai", server).runner(cache, concurrency=1)
+            results = runner.run(requests, parse)
+            assert results[2] is None and all(
+                r is not None for i, r in enumerate(results) if i != 2
+            )
+            assert runner.usage.rejected == 1 and runner.usage.invalid == 1
+            assert runner.usage.rejected_labels == ["U-long"]
+            assert "1 refused as bad requests and skipped about U-long" in runner.usage.summary()
+        assert len(server.calls()) == 4  # the answers of the first run were cached
+
+
+def test_the_same_bad_request_for_several_prompts_stops_the_run(monkeypatch, tmp_path):
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+    with _RefusesLongPrompts(api_key=KEYS["openai"]) as server:
+        runner = Api("openai", server).runner(tmp_path / "cache.sqlite", concurrency=1)
+        requests = [LLMRequest(f"user {i} TOO LONG") for i in range(6)]
+        with pytest.raises(BackendError, match="3 different requests in a row were refused"):
+            runner.run(requests, parse)
+        assert len(server.requests) == 3  # no request after the third refusal
