@@ -266,6 +266,17 @@ class Backend(abc.ABC):
         return ""
 
 
+def check_scheme(base_url: str | None, option: str) -> None:
+    """Refuse a base URL without http:// or https://: the SDK would fail every call as a
+    connection that failed and retry it, and a `user:password@` in it could not be told from the
+    host, so it would be shown. The message never holds what comes before an `@`."""
+    if base_url and urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        shown = base_url.rpartition("@")[2]
+        raise ValueError(
+            f"the base URL {shown!r} needs a scheme: http://{shown} or https://{shown} ({option})"
+        )
+
+
 def without_credentials(url: str | None) -> str | None:
     """`url` without the `user:password@` a server URL may carry, for messages and manifests."""
     if not url:

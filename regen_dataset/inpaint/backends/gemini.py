@@ -23,6 +23,7 @@ from regen_dataset.inpaint.backends._common import (
     BackendError,
     Completion,
     LLMError,
+    check_scheme,
     retry_after_from_headers,
     split_candidates,
     transport_errors,
@@ -58,6 +59,7 @@ class GeminiSettings(Backend):
         self, model: str | None = None, *, base_url: str | None = None, timeout: float = 120.0
     ):
         self.model = model or DEFAULT_MODELS["gemini"]
+        check_scheme(base_url, "--base-url")
         self.base_url = base_url
         self.timeout = timeout
         if not self._api_key():
@@ -106,7 +108,7 @@ class GeminiBackend(GeminiSettings):
 
     def __repr__(self) -> str:
         return (
-            f"GeminiBackend(model={self.model!r}, base_url={self.base_url!r}, "
+            f"GeminiBackend(model={self.model!r}, base_url={without_credentials(self.base_url)!r}, "
             f"thinking_budget={self.thinking_budget!r})"
         )
 

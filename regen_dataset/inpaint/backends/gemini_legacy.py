@@ -17,6 +17,7 @@ from regen_dataset.inpaint.backends._common import (
     LLMError,
     split_candidates,
     transport_errors,
+    without_credentials,
 )
 from regen_dataset.inpaint.backends.gemini import GeminiSettings, retry_delay_from_details
 
@@ -40,7 +41,8 @@ class LegacyGeminiBackend(GeminiSettings):
         self._legacy = legacy
 
     def __repr__(self) -> str:
-        return f"LegacyGeminiBackend(model={self.model!r}, base_url={self.base_url!r})"
+        shown = without_credentials(self.base_url)
+        return f"LegacyGeminiBackend(model={self.model!r}, base_url={shown!r})"
 
     async def complete(
         self,

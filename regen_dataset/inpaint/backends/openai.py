@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from regen_dataset.inpaint.backends._common import (
     BackendError,
     Completion,
     LLMError,
+    check_scheme,
     retry_after_from_headers,
     split_candidates,
     without_credentials,
@@ -49,7 +49,7 @@ class OpenAIBackend(Backend):
         self.model = model or DEFAULT_MODELS["openai"]
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.timeout = timeout
-        _check_scheme(self.base_url)
+        check_scheme(self.base_url, "--base-url or OPENAI_BASE_URL")
         official = self.base_url is None or "api.openai.com" in self.base_url
         if official and not self._api_key():
             raise BackendError("the OpenAI API needs a key: set OPENAI_API_KEY in the environment")
@@ -62,7 +62,8 @@ class OpenAIBackend(Backend):
         return f"openai model {self.model!r}{where}"
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+        shown = without_credentials(self.base_url)
+        return f"OpenAIBackend(model={self.model!r}, base_url={shown!r})"
 
     def _new_client(self) -> Any:
         from openai import AsyncOpenAI
@@ -262,17 +263,6 @@ class OpenAIBackend(Backend):
                 self._redact(f"; {errors[0]}") if errors and errors[0] else "",
             )
         return results
-
-
-def _check_scheme(base_url: str | None) -> None:
-    """Refuse a base URL without http:// or https://: the SDK would fail every call as a
-    connection that failed, and retry it."""
-    if base_url and urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-        shown = base_url.rpartition("@")[2]  # never a user:password@ it may carry
-        raise ValueError(
-            f"the base URL {shown!r} needs a scheme: http://{shown} or https://{shown} "
-            "(--base-url or OPENAI_BASE_URL)"
-        )
 
 
 def _choices(body: Any) -> list[Mapping[str, Any]]:

@@ -574,10 +574,20 @@ def test_openai_base_url_without_a_scheme_is_refused_at_once(monkeypatch, url):
     assert "pw" not in str(caught.value)
 
 
-def test_openai_base_url_credentials_are_never_shown(monkeypatch):
+@pytest.mark.parametrize("name", ["openai", "gemini", "gemini-legacy"])
+def test_openai_base_url_credentials_are_never_shown(monkeypatch, name):
+    if name != "openai":
+        pytest.importorskip("google.genai" if name == "gemini" else "google.generativeai")
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    backend = make_backend("openai", "m", base_url="http://user:hunter2@127.0.0.1:9/v1")
-    assert backend.describe() == "openai model 'm' at http://127.0.0.1:9/v1"
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    backend = make_backend(name, "m", base_url="http://user:hunter2@127.0.0.1:9/v1")
+    assert backend.describe().endswith("model 'm' at http://127.0.0.1:9/v1")
+    assert "hunter2" not in repr(backend) and "http://127.0.0.1:9/v1" in repr(backend)
+    # Without a scheme the credentials cannot be told from the host: refused, unshown.
+    for url in ("user:s3cret@127.0.0.1:1", "user:s3cret@example.com/v1"):
+        with pytest.raises(ValueError, match="needs a scheme") as caught:
+            make_backend(name, "m", base_url=url)
+        assert "s3cret" not in str(caught.value)
 
 
 def test_api_key_whitespace_is_stripped(openai_server, monkeypatch):
