@@ -52,6 +52,7 @@ from regen_dataset.inpaint.backends import (
     Completion,
     LLMError,
     RetryableError,
+    without_credentials,
 )
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ class LLMRequest:
         fields = {"backend": backend.name, "model": backend.model, **asdict(self)}
         del fields["label"]
         if backend.base_url:  # left out otherwise, so that caches of the default API stay valid
-            fields["base_url"] = backend.base_url.rstrip("/")
+            # without a user:password@, so that a changed password re-pays no call
+            fields["base_url"] = without_credentials(backend.base_url).rstrip("/")
         if backend.decoding:  # how a self-decoding backend constrains its answers
             fields["decoding"] = backend.decoding
         text = json.dumps(fields, sort_keys=True, ensure_ascii=False)

@@ -195,6 +195,20 @@ def test_two_compatible_servers_do_not_share_answers(tmp_path, monkeypatch):
     assert answers == ["same prompt", "other"]
 
 
+def test_a_changed_password_in_the_base_url_keeps_the_cache_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+    request = LLMRequest("p")
+    keys = {
+        request.key(make_backend("openai", "m", base_url=url))
+        for url in (
+            "https://alice:old-pass@vllm.example.org/v1",
+            "https://alice:new-pass@vllm.example.org/v1",
+            "https://vllm.example.org/v1/",
+        )
+    }
+    assert len(keys) == 1
+
+
 # -- retries -------------------------------------------------------------------------------------
 
 
