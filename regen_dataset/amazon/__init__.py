@@ -6,6 +6,9 @@ grouped by user and sorted by time (ties keep the file's line order); interactio
 no titled metadata are dropped, then consecutive duplicates (the same ASIN twice in a row); the last
 `max_length` (50) interactions are kept and users with fewer than `min_length` (5) are dropped.
 Every filter is counted in an `AmazonReport`: nothing is dropped without a number beside it.
+Items are not filtered: to match the paper's data, read the 5-core review file (e.g.
+`Office_Products_5.json.gz`, whose catalog of 27,887 Office items is the paper's), not the full
+one.
 
 The output is Google's release format (`reviewer_id`, `purchase_history[].item` and `.review`),
 so `regen_dataset.release.read_release` reads it unchanged and the inpainting pipeline can start
