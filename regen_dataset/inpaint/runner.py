@@ -701,7 +701,12 @@ class Runner:
         self._account(completion)
         return completion
 
-    async def _with_retries(self, call: Callable[[], Awaitable[R]]) -> R:
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[R]], *, retry_unanswered: bool = True
+    ) -> R:
+        """`call()`, retried with backoff on what waiting may fix. `retry_unanswered=False`: a
+        call that got no answer at all (a timeout, a dropped connection) is not sent again, for
+        calls that may have taken effect on the server all the same."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return await call()
@@ -709,6 +714,13 @@ class Runner:
                 self._fatal = err
                 raise
             except RetryableError as err:
+                if err.status is None and not retry_unanswered:
+                    self._fatal = BackendError(
+                        f"{err} (not retried: the server may have created the batch job all the "
+                        "same, and a second one would be paid twice; look for it in the "
+                        "provider's batch list, cancel it or wait for it, then run again)"
+                    )
+                    raise self._fatal from None
                 if attempt == self.max_attempts:
                     self._fatal = RetriesExhausted(f"gave up after {attempt} attempts: {err}")
                     raise self._fatal from None
@@ -760,7 +772,9 @@ class Runner:
         size = chunk_size or backend.batch_limit or len(todo) or 1
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
-            job_id = await self._with_retries(lambda chunk=chunk: backend.submit_batch(chunk))
+            job_id = await self._with_retries(
+                lambda chunk=chunk: backend.submit_batch(chunk), retry_unanswered=False
+            )
             keys = [request.key(backend) for request in chunk]
             cache.add_job(job_id, backend, keys)  # before polling: a restart resumes this job
             jobs[job_id] = keys

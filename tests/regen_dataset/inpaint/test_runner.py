@@ -896,3 +896,23 @@ def test_the_same_bad_request_for_several_prompts_stops_the_run(monkeypatch, tmp
         with pytest.raises(BackendError, match="3 different requests in a row were refused"):
             runner.run(requests, parse)
         assert len(server.requests) == 3  # no request after the third refusal
+
+
+def test_a_batch_submission_that_got_no_answer_is_not_sent_twice(monkeypatch, tmp_path):
+    """The job may exist on the server although the reply came too late: a second submission
+    would be a second paid job that nothing polls."""
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+
+    class SlowToAnswer(FakeOpenAI):
+        def _create_batch(self, body):
+            reply = super()._create_batch(body)  # the job exists on the server now
+            time.sleep(1.5)  # ... and the reply comes after the client's timeout
+            return reply
+
+    with SlowToAnswer(api_key=KEYS["openai"]) as server:
+        backend = make_backend("openai", "m", base_url=server.base_url, timeout=1.0)
+        runner = Runner(backend, tmp_path / "cache.sqlite", progress=False, base_delay=0.001)
+        with pytest.raises(BackendError, match="may have created the batch job all the same"):
+            runner.run_batch(requests_for(3), parse, poll_interval=0.01)
+        assert len(server.batches) == 1
