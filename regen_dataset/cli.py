@@ -193,6 +193,15 @@ def _add_llm_arguments(parser) -> None:
         "--batch", action="store_true", help="the provider's batch API (cheaper, slower)"
     )
     llm.add_argument(
+        "--thinking-budget",
+        type=_thinking_budget,
+        default="auto",
+        metavar="auto|model|N",
+        help="Gemini's thinking tokens per call: auto (off on 2.5 Flash and Flash-Lite, the "
+        "least on 2.5 Pro, added to the output limit so the answer keeps its own), model (the "
+        "model's own default), -1 (dynamic) or a number of tokens (default: auto)",
+    )
+    llm.add_argument(
         "--price",
         nargs=2,
         type=float,
@@ -242,6 +251,7 @@ def _llm(args, out: str):
             base_url=args.base_url,
             timeout=args.timeout,
             constrained_decoding=args.constrained_decoding,
+            thinking_budget=args.thinking_budget,
         )
     except ImportError as missing:  # an SDK that is not installed: the user's to fix
         raise ValueError(f"the {args.backend} backend cannot start: {missing}") from None
@@ -271,6 +281,17 @@ def _read_lines(path: str):
         yield json.loads(line)
 
 
+def _thinking_budget(text: str) -> int | str | None:
+    if text in ("auto", "model"):
+        return None if text == "model" else text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected auto, model, -1 or a number of tokens"
+        ) from None
+
+
 def _backend_record(runner, args) -> dict:
     """The manifest's backend: never the credentials a base URL may carry."""
     from regen_dataset.inpaint.backends import without_credentials
@@ -280,6 +301,7 @@ def _backend_record(runner, args) -> dict:
         "model": runner.backend.model,
         "base_url": without_credentials(runner.backend.base_url),
         "batch": args.batch,
+        "thinking_budget": getattr(runner.backend, "thinking_budget", None),
     }
 
 

@@ -115,6 +115,7 @@ def test_generate_then_build(tmp_path, monkeypatch, capsys):
         "model": "gpt-4o-mini",
         "base_url": server.base_url,
         "batch": False,
+        "thinking_budget": None,
     }
     assert (manifest["source"]["category"], manifest["source"]["max_users"]) == ("office", None)
     assert "asking for 2 candidates (`n`)" in manifest["rater_sampling"]
@@ -389,3 +390,23 @@ def test_retry_invalid_asks_again_for_cached_invalid_answers(tmp_path, monkeypat
     usage = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())["usage"]
     assert usage["this_process"]["asked_again"] == 2
     assert all(json.loads(line)["last_purchase"]["endorsement"] for line in out.open())
+
+
+def test_the_thinking_budget_reaches_gemini_and_the_manifest(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-test-not-a-secret")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    reviews, meta = _raw_amazon_files(tmp_path, users=3)
+    out = tmp_path / "office.jsonl"
+    with FakeGemini(api_key="gemini-test-not-a-secret") as server:
+        main(_generate(reviews, meta, out, server.base_url, backend="gemini")
+             + ["--model", "gemini-2.5-flash", "--thinking-budget", "64"])  # fmt: skip
+        configs = [call.json()["generationConfig"] for call in server.called("POST", "generate")]
+    budgets = {
+        value for config in configs for key, value in config["thinkingConfig"].items()
+    }  # protobuf JSON takes either spelling of the key
+    assert budgets == {64}
+    manifest = json.loads((tmp_path / "office.jsonl.manifest.json").read_text())
+    assert manifest["backend"]["thinking_budget"] == 64
+    with pytest.raises(SystemExit):
+        main(_generate(reviews, meta, out, server.base_url) + ["--thinking-budget", "lots"])
+    assert "expected auto, model, -1 or a number of tokens" in capsys.readouterr().err
