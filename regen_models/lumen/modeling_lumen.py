@@ -481,7 +481,8 @@ def _hidden_norm(language_model, tokenizer) -> float:
     spread s is multiplied by when it is scored (a score's spread is length x s)."""
     probe = tokenizer("A shopper's purchases, oldest first.", return_tensors="pt")["input_ids"]
     device = language_model.get_input_embeddings().weight.device
-    hidden = language_model.get_decoder()(input_ids=probe.to(device)).last_hidden_state
+    with torch.no_grad():
+        hidden = language_model.get_decoder()(input_ids=probe.to(device)).last_hidden_state
     return float(hidden.float().norm(dim=-1).mean())
 
 
