@@ -263,25 +263,33 @@ def test_gemini_errors_are_classified(gemini_server, fault, error, retry_after):
 
 
 @pytest.mark.parametrize(
-    "fault, said",
+    "backend, fault, said",
     [
-        ("html", "the body is not JSON: '<html><body>Bad gateway"),
-        ("cut", """the body is not JSON: '{"candidates": [{"cont'"""),
-        ("error-object", "an answer without candidates (an error object or an empty body)"),
-        ("no-candidates", "an answer without candidates (prompt blocked: OTHER)"),
+        ("gemini", "html", "the body is not JSON: '<html><body>Bad gateway"),
+        ("gemini", "cut", """the body is not JSON: '{"candidates": [{"cont'"""),
+        (
+            "gemini",
+            "error-object",
+            "an answer without candidates (an error object or an empty body)",
+        ),
+        ("gemini", "no-candidates", "an answer without candidates (prompt blocked: OTHER)"),
+        ("openai", "no-choices", "an answer without choices: model is overloaded"),
+        ("openai", "html", "the body is not JSON: '<html><body>Bad gateway"),
+        ("openai", "cut", """the body is not JSON: '{"id": "chatcmpl-1", "choi'"""),
     ],
 )
 @pytest.mark.parametrize("candidates", [1, 3])
-def test_gemini_200_without_an_answer_is_a_failed_call(gemini_server, fault, said, candidates):
-    backend = make_backend("gemini", "gemini-test", base_url=gemini_server.base_url)
-    gemini_server.push_faults(fault)
+def test_a_200_without_an_answer_is_a_failed_call(request, backend, fault, said, candidates):
+    server = request.getfixturevalue(f"{backend}_server")
+    model = make_backend(backend, f"{backend}-test", base_url=server.base_url)
+    server.push_faults(fault)
     with pytest.raises(RetryableError) as caught:
         if candidates == 1:
-            complete(backend, "hello")
+            complete(model, "hello")
         else:
-            call(backend, lambda b: b.complete_candidates("hello", candidates))
+            call(model, lambda b: b.complete_candidates("hello", candidates))
     message = str(caught.value)
-    assert f"gemini model 'gemini-test' at {gemini_server.base_url}: HTTP 200: {said}" in message
+    assert f"model '{backend}-test' at {server.base_url}: HTTP 200: {said}" in message
     assert "run again later" in message and caught.value.status == 200
 
 
@@ -513,28 +521,6 @@ def test_failures_say_what_to_check(openai_server):
     openai_server.push_faults("500")
     with pytest.raises(RetryableError, match="run again later"):
         complete(backend, "hello")
-
-
-@pytest.mark.parametrize(
-    "fault, said",
-    [
-        ("no-choices", "an answer without choices: model is overloaded"),
-        ("html", "the body is not JSON: '<html><body>Bad gateway"),
-        ("cut", """the body is not JSON: '{"id": "chatcmpl-1", "choi'"""),
-    ],
-)
-@pytest.mark.parametrize("candidates", [1, 3])
-def test_openai_200_without_an_answer_is_a_failed_call(openai_server, fault, said, candidates):
-    backend = make_backend("openai", "gpt-test", base_url=openai_server.base_url)
-    openai_server.push_faults(fault)
-    with pytest.raises(RetryableError) as caught:
-        if candidates == 1:
-            complete(backend, "hello")
-        else:
-            call(backend, lambda b: b.complete_candidates("hello", candidates))
-    message = str(caught.value)
-    assert f"at {openai_server.base_url}: HTTP 200: {said}" in message
-    assert "run again later" in message and caught.value.status == 200
 
 
 def test_openai_batch_line_of_200_without_choices_is_a_failed_request(openai_server):
