@@ -157,8 +157,9 @@ class FlareTrainer(Trainer):
         with torch.no_grad():
             for batch in loader:
                 targets = batch.pop("targets")
-                logits = model(**batch).logits
-                ranks.append(gathered_ranks(self.accelerator, logits, targets))
+                ranks.append(
+                    gathered_ranks(self.accelerator, full_precision_logits(model, batch), targets)
+                )
         found = ranking_metrics(torch.cat(ranks).cpu().numpy(), ks=(10,))
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in found.items()}
         self.log(dict(metrics))  # `log` adds the epoch to the dict it is given
@@ -166,6 +167,13 @@ class FlareTrainer(Trainer):
             self.args, self.state, self.control, metrics
         )
         return metrics
+
+
+def full_precision_logits(model, batch):
+    """The model's scores as `regen predict` computes them: the class's own forward, not the
+    autocast wrapper that accelerate puts on the instance under `--bf16` (whose rounding would
+    move the ranks that early stopping reads)."""
+    return type(model).forward(model, **batch).logits
 
 
 def make_parser() -> TrlParser:

@@ -208,6 +208,12 @@ class FlareCollator:
         self.earlier_items = earlier_items
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _generator(self) -> torch.Generator | None:
+        """The collator's own seeded draws in the main process; in a data-loader worker, which
+        holds a copy of it that would replay the same draws every epoch and in every worker,
+        torch's default generator, which the loader seeds per worker and per epoch."""
+        return None if torch.utils.data.get_worker_info() is not None else self.generator
+
     def __call__(self, examples: list[SequenceExample]) -> dict[str, torch.Tensor]:
         if self.train and self.prefix_crop_probability:
             examples = [self._crop(example) for example in examples]
@@ -247,11 +253,11 @@ class FlareCollator:
 
     def _crop(self, example: SequenceExample) -> SequenceExample:
         size = len(example.item_ids)
-        if size <= 2 or float(torch.rand(1, generator=self.generator)) >= (
+        if size <= 2 or float(torch.rand(1, generator=self._generator())) >= (
             self.prefix_crop_probability
         ):
             return example
-        end = int(torch.randint(2, size + 1, (1,), generator=self.generator))
+        end = int(torch.randint(2, size + 1, (1,), generator=self._generator()))
         item_ids = example.item_ids[:end]
         return SequenceExample(
             example.user_id,
@@ -262,13 +268,13 @@ class FlareCollator:
         )
 
     def _mask(self, item_ids: torch.Tensor, real: torch.Tensor):
-        draws = torch.rand(item_ids.shape, generator=self.generator)
+        draws = torch.rand(item_ids.shape, generator=self._generator())
         masked = (draws < self.mask_probability) & real
         # Every sequence predicts something: where nothing was drawn, mask the most recent item.
         nothing = ~masked.any(dim=1)
         masked[nothing, -1] = True
         if self.last_item_mask_probability:
-            last_only = torch.rand(len(item_ids), generator=self.generator)
+            last_only = torch.rand(len(item_ids), generator=self._generator())
             last_only = last_only < self.last_item_mask_probability
             masked[last_only] = False
             masked[last_only, -1] = True

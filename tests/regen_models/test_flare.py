@@ -503,3 +503,16 @@ def test_seen_item_bias_also_reaches_the_items_before_the_window():
     assert moved[0].nonzero().flatten().tolist() == [0, 1, 2, 3, 4, 5]
     assert torch.allclose((shifted - plain)[0, :6], torch.full((6,), -2.5))
     assert not moved[1].any()
+
+
+def test_masks_are_drawn_anew_in_every_data_loader_worker_and_epoch():
+    """A worker holds a copy of the collator: with the collator's own generator, every epoch and
+    every worker would replay the same masks and cuts."""
+    from torch.utils.data import DataLoader
+
+    examples = [SequenceExample(str(u), list(range(20)), [-1] * 20, 19) for u in range(32)]
+    collate = FlareCollator(30, 31, None, mask_probability=0.3, prefix_crop_probability=0.5)
+    loader = DataLoader(examples, batch_size=8, collate_fn=collate, num_workers=2)
+    epochs = [[batch["labels"] for batch in loader] for _ in range(2)]
+    assert not all(torch.equal(a, b) for a, b in zip(*epochs, strict=True))
+    assert not torch.equal(epochs[0][0], epochs[0][1])  # the two workers' first batches

@@ -402,3 +402,25 @@ def test_push_to_hub_uploads_the_checkpoint_with_its_card_once(folder, tmp_path)
     assert {"config.json", "model.safetensors", "item_vocabulary.parquet"} <= files.keys()
     assert "# FLARE on REGEN `office`" in files["README.md"].decode()
     assert [commit.summary for commit in hub.commits if commit.repo == repo] == ["End of training"]
+
+
+def test_validation_ranks_in_full_precision_under_bf16_autocast():
+    """accelerate wraps the model's forward in autocast under --bf16: validation, which early
+    stopping reads, must score as `regen predict` does, in float32."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from tests.regen_models.test_flare import tiny_model
+    from training.train_flare import full_precision_logits
+
+    model = tiny_model().eval()
+    batch = {"item_ids": torch.tensor([[1, 2, 3, 31], [4, 5, 6, 31]])}
+    try:
+        with torch.no_grad():
+            expected = model(**batch).logits
+            Accelerator(mixed_precision="bf16", cpu=True).prepare(model)
+            assert model(**batch).logits.dtype == torch.float32  # rounded in bf16, cast back
+            assert not torch.equal(model(**batch).logits, expected)
+            assert torch.equal(full_precision_logits(model, batch), expected)
+    finally:  # the state is process-wide: later tests of this worker train without bf16
+        AcceleratorState._reset_state(reset_partial_state=True)
