@@ -148,7 +148,7 @@ class FusionStats:
 
     examples: Counter = field(default_factory=Counter)  # per kind
     missing_reference: Counter = field(default_factory=Counter)  # per kind: rows skipped
-    histories_cut: int = 0  # examples whose history lost its oldest purchases
+    histories_cut: int = 0  # rows whose history lost its oldest purchases (once per row)
     purchases_dropped: int = 0
     without_review: int = 0  # history interactions read without a review: the item alone
 
@@ -187,6 +187,8 @@ class FusionEncoder:
     reviews: ReviewVectors | None = None  # a model with `use_reviews` reads the history's reviews
     stats: FusionStats = field(default_factory=FusionStats)
     _prompts: dict = field(default_factory=dict, repr=False)
+    # Users whose history is counted already: a row is read once per narrative kind.
+    _counted: set = field(default_factory=set, repr=False)
 
     @property
     def kept_history(self) -> int:
@@ -218,14 +220,18 @@ class FusionEncoder:
         if row.get("target") is None:
             raise ValueError(f"user {user} has no target: the item to write about is missing")
         kept = history[len(history) - self.kept_history :] if self.kept_history else []
-        if len(kept) < len(history):
+        count = row.get("user_id") not in self._counted
+        if count and row.get("user_id"):
+            self._counted.add(row["user_id"])
+        if count and len(kept) < len(history):
             self.stats.histories_cut += 1
             self.stats.purchases_dropped += len(history) - len(kept)
         ids = [purchase["item_id"] for purchase in kept] + [row["target"]["item_id"]]
         found = {"item_ids": self.vocabulary.indices(ids, where=f"user {user}").tolist()}
         if self.reviews is not None:
             reviews = [self.reviews.index(review_text(purchase)) for purchase in kept]
-            self.stats.without_review += reviews.count(NO_ITEM)
+            if count:
+                self.stats.without_review += reviews.count(NO_ITEM)
             found["review_ids"] = reviews + [NO_ITEM]
         return found
 

@@ -365,14 +365,16 @@ def test_older_purchases_cut_and_rows_without_a_reference_are_counted(tokenizer)
     long = seq_row("L", list(range(12)), "A reason.")  # 11 purchases, then the target
     example = encoder.training_example(long, "purchase_reason")
     assert example["item_ids"] == [7, 8, 9, 10, 11]
+    long["narratives"]["user_summary_brief"] = "A summary."
+    encoder.training_example(long, "user_summary_brief")  # the same row, another kind
     assert encoder.training_example(seq_row("S", [1, 2, 3]), "user_summary_brief") is None
     encoder.training_example(seq_row("S", [1, 2, 3]), "purchase_reason")
     stats = encoder.stats
-    assert (stats.histories_cut, stats.purchases_dropped) == (1, 7)
-    assert stats.examples == {"purchase_reason": 2}
+    assert (stats.histories_cut, stats.purchases_dropped) == (1, 7)  # once per row
+    assert stats.examples == {"purchase_reason": 2, "user_summary_brief": 1}
     assert stats.missing_reference == {"user_summary_brief": 1}
     assert encoder.summary() == (
-        "2 examples (purchase_reason 2, user_summary_brief 0); 1 histories cut to the newest "
+        "3 examples (purchase_reason 2, user_summary_brief 1); 1 histories cut to the newest "
         "4 purchases (7 oldest purchases dropped); 1 rows skipped without a reference "
         "narrative (user_summary_brief 1)"
     )
