@@ -322,6 +322,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         encoder_name=model_args.encoder_name,
         use_reviews=model_args.use_reviews,
         user_token=model_args.user_token,
+        prompt_names_user_token=model_args.user_token,
         adapter=model_args.adapter,
         adapter_hidden_size=model_args.adapter_hidden_size,
         adapter_dropout=model_args.adapter_dropout,

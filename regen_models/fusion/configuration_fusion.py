@@ -55,6 +55,9 @@ class FusionConfig(PretrainedConfig):
             folded in from their interactions, beside the mean content vector of those items.
             Off by default: the paper has one soft token per interaction and nothing else; the
             text prompt says which setting the vectors follow.
+        prompt_names_user_token (`bool`): the text prompt says that the first vector stands for
+            the user. Checkpoints saved before it existed (whose user token was on by default)
+            were trained on the prompt that does not say so, and keep reading that one.
         adapter (`str`): `linear` (one projection: what the paper analyses in its Figure 6) or
             `mlp` (a hidden layer and a GELU: the paper's benchmark adapter).
         adapter_hidden_size (`int`, *optional*): the MLP's hidden width (`None`: the LM's).
@@ -89,6 +92,7 @@ class FusionConfig(PretrainedConfig):
         wals_regularization: float = REGULARIZATION,
         wals_alpha: float = ALPHA,
         user_token: bool = False,
+        prompt_names_user_token: bool = False,
         adapter: str = "mlp",
         adapter_hidden_size: int | None = None,
         adapter_dropout: float = 0.0,
@@ -131,6 +135,7 @@ class FusionConfig(PretrainedConfig):
         self.wals_regularization = wals_regularization
         self.wals_alpha = wals_alpha
         self.user_token = user_token
+        self.prompt_names_user_token = prompt_names_user_token
         self.adapter = adapter
         self.adapter_hidden_size = adapter_hidden_size
         self.adapter_dropout = adapter_dropout

@@ -39,7 +39,7 @@ class FusionNarrator:
             tokenizer,
             model.item_vocabulary,
             config.max_interactions,
-            config.user_token,
+            config.user_token and config.prompt_names_user_token,
             self.reviews,
         )
         pad = tokenizer.pad_token_id

@@ -502,3 +502,20 @@ def test_round_trip_carries_adapter_tables_and_vocabulary(tokenizer, tmp_path):
     items = torch.tensor([[-1, 3, 4, 5]])
     ids = torch.tensor([[10, 11, 12]])
     assert torch.allclose(model(ids, items).logits, loaded(ids, items).logits, atol=1e-5)
+
+
+def test_a_checkpoint_from_before_the_user_token_prompt_keeps_the_prompt_it_learned(
+    tokenizer, factors
+):
+    """Checkpoints saved while the user token was on by default were trained on the prompt
+    that does not name it: their config lacks `prompt_names_user_token`, and they keep it."""
+    from regen_models.fusion.narrator import FusionNarrator
+
+    found, _, _ = factors
+    older = tiny_fusion(tokenizer, found, signals="both", user_token=True)
+    assert older.config.prompt_names_user_token is False  # as a config.json without the key
+    prompt = FusionNarrator(older, tokenizer).encoder.prompt_ids("purchase_reason")
+    assert "stands for a shopper" not in tokenizer.decode(prompt)
+    older.config.prompt_names_user_token = True  # as train_fusion saves one now
+    prompt = FusionNarrator(older, tokenizer).encoder.prompt_ids("purchase_reason")
+    assert "stands for a shopper" in tokenizer.decode(prompt)
