@@ -47,7 +47,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from transformers import set_seed
 from trl import SFTTrainer, TrlParser
 
@@ -79,6 +78,7 @@ from training.arguments import (
 )
 from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import (
+    base_dtype,
     final_eval_loss,
     first_rows,
     hub_id,
@@ -275,7 +275,10 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     vocabulary = ItemVocabulary.from_dataset(script_args.dataset_name, config_name)
     main_process = training_args.process_index == 0
 
-    language_model, tokenizer = load_base(model_args.base_model, dtype=lm_dtype(model_args))
+    tuned_whole = model_args.lm_tuning == "full"
+    language_model, tokenizer = load_base(
+        model_args.base_model, dtype=base_dtype(model_args.dtype, tuned_whole)
+    )
     uses_content = model_args.signals in ("content", "both")
     reviews = None
     if uses_content and model_args.use_reviews:
@@ -416,13 +419,6 @@ def wals_tables(
             f"seen, dimension {settings.dim} ({path})"
         )
     return factors, user_norm
-
-
-def lm_dtype(model_args) -> torch.dtype:
-    """The base LM's dtype: `--dtype` for a frozen or LoRA-tuned LM, float32 for one tuned
-    whole (it trains, so it keeps float32 weights for AdamW; `bf16: true` computes in bfloat16
-    under autocast)."""
-    return torch.float32 if model_args.lm_tuning == "full" else getattr(torch, model_args.dtype)
 
 
 def prepare_for_training(model: FusionForCausalLM, model_args):

@@ -63,6 +63,7 @@ from training.arguments import (
 )
 from training.model_card import command_options, training_summary, write_model_card
 from training.trainer_utils import (
+    base_dtype,
     first_rows,
     gathered_ranks,
     hub_id,
@@ -220,7 +221,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
 
     # Model: the base LM with LUMEN's two tokens, the item table and head around it.
     language_model, tokenizer = load_base(
-        model_args.base_model, dtype=getattr(torch, model_args.dtype)
+        model_args.base_model, dtype=base_dtype(model_args.dtype, not model_args.use_lora)
     )
     add_item_tokens(tokenizer)
     context = getattr(language_model.config, "max_position_embeddings", None)
@@ -259,7 +260,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         kinds=list(script_args.kinds),
         max_prompt_tokens=script_args.max_prompt_tokens,
         max_new_tokens=lengths,
-    ).to(getattr(torch, model_args.dtype))
+    )
     model.attach_item_vocabulary(vocabulary)
     lora = _add_lora(model, model_args) if model_args.use_lora else None
     trainable_in_float32(model)

@@ -90,20 +90,22 @@ def gathered_ranks(accelerator, logits, targets):
     return accelerator.gather_for_metrics(ranks)
 
 
-def trainable_in_float32(model) -> int:
-    """Cast the trainable parameters of `model` to float32 in place (the frozen ones keep their
-    dtype); returns how many were cast. The Trainer keeps no float32 master copy: a bfloat16
-    weight near 0.05 takes no update below about 2e-4, so a learning rate of 1e-5 would mostly
-    round away. `--bf16 true` then computes in bfloat16 under autocast."""
+def base_dtype(dtype: str, tuned_whole: bool):
+    """The dtype a base LM loads in: `--dtype` for a frozen or LoRA-tuned LM, float32 for one
+    tuned whole (it trains: see `trainable_in_float32`)."""
     import torch
 
-    cast = 0
+    return torch.float32 if tuned_whole else getattr(torch, dtype)
+
+
+def trainable_in_float32(model) -> None:
+    """Cast the trainable parameters of `model` to float32 in place (the frozen ones keep their
+    dtype). The Trainer keeps no float32 master copy: a bfloat16 weight near 0.05 takes no update
+    below about 2e-4, so a learning rate of 1e-5 would mostly round away. `--bf16 true` then
+    computes in bfloat16 under autocast."""
     for parameter in model.parameters():
         if parameter.requires_grad and parameter.is_floating_point():
-            if parameter.dtype != torch.float32:
-                parameter.data = parameter.data.float()
-                cast += 1
-    return cast
+            parameter.data = parameter.data.float()
 
 
 def save_on_every_process(trainer, out: str) -> None:

@@ -465,7 +465,6 @@ class LumenForCausalLM(LumenPreTrainedModel):
         return LumenGeneration(chosen, chosen_scores, narrative, prefix, forced)
 
 
-@torch.no_grad()
 def _draw_like_the_known_rows(weight: torch.Tensor, known: int) -> None:
     """Rows `known:` of an embedding matrix drawn from the mean and spread of the rows before
     them: the initializer's small random rows would start the switch token far from any token
@@ -476,13 +475,13 @@ def _draw_like_the_known_rows(weight: torch.Tensor, known: int) -> None:
         weight[known:] = new.to(weight.dtype)
 
 
+@torch.no_grad()
 def _hidden_norm(language_model, tokenizer) -> float:
     """The mean length of the LM's last hidden states on a short text: what an item vector of
     spread s is multiplied by when it is scored (a score's spread is length x s)."""
     probe = tokenizer("A shopper's purchases, oldest first.", return_tensors="pt")["input_ids"]
     device = language_model.get_input_embeddings().weight.device
-    with torch.no_grad():
-        hidden = language_model.get_decoder()(input_ids=probe.to(device)).last_hidden_state
+    hidden = language_model.get_decoder()(input_ids=probe.to(device)).last_hidden_state
     return float(hidden.float().norm(dim=-1).mean())
 
 
