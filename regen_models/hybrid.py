@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from regen_dataset.schema import config_category
-from regen_models.flare.ranking import FlareRanker
+from regen_models.flare.ranking import RANKING_BATCH, FlareRanker
 from regen_models.narrator import Narrator
 from regen_models.prompts import ItemTexts, PromptStats, build_prompt
 from regen_models.rows import check_row_collection
@@ -68,7 +68,7 @@ class HybridSystem:
         narrate_target: bool = False,
         with_critiques: bool | None = None,
         batch_size: int = 8,
-        ranking_batch_size: int = 256,
+        ranking_batch_size: int = RANKING_BATCH,
         max_new_tokens: int | None = None,
         progress: bool = False,
     ) -> list[HybridOutput]:

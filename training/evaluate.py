@@ -46,7 +46,7 @@ from regen_dataset.schema import (
 )
 from regen_models import metrics
 from regen_models.baselines import NEAREST_NEIGHBOUR, neighbour_note, neighbour_pool
-from regen_models.items import catalog_item_ids
+from regen_models.items import DEFAULT_ENCODER, catalog_item_ids
 from regen_models.predictions import read_predictions, write_predictions
 
 # The paper reports MRR with a cutoff of 10 (N = 10, as RecBole does): a list-length-free figure.
@@ -247,9 +247,6 @@ def _build_report(dataset_dir) -> dict:
     """The folder's `build_report.json` ({} for a folder without one, or a Hub id)."""
     report = Path(dataset_dir) / "build_report.json"
     return json.loads(report.read_text(encoding="utf-8")) if report.exists() else {}
-
-
-DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 
 def encoder_name(encoder) -> str:

@@ -26,7 +26,7 @@ from regen_models.devices import DEVICE_HELP
 from regen_models.predictions import MIN_RANKED, write_predictions
 from regen_models.vocabulary_io import check_local_folder, local_snapshot
 
-FLARE_RANKING_BATCH = 256
+FLARE_RANKING_BATCH = 256  # regen_models.flare.ranking.RANKING_BATCH, without importing torch
 LUMEN_RANKING_BATCH = 8
 
 

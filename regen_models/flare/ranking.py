@@ -40,6 +40,10 @@ class RankedItems:
     scores: list[float]
 
 
+# Users ranked at once by default: one full-catalog score matrix per batch.
+RANKING_BATCH = 256
+
+
 class FlareRanker:
     def __init__(self, model: FlareModel, encoder=None):
         if model.item_vocabulary is None:
@@ -82,7 +86,7 @@ class FlareRanker:
         top_k: int = 10,
         *,
         with_critiques: bool = True,
-        batch_size: int = 256,
+        batch_size: int = RANKING_BATCH,
         progress: bool = False,
     ) -> list[RankedItems]:
         """The `top_k` best items of the catalog for each row, best first.
