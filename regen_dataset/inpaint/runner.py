@@ -690,12 +690,11 @@ class Runner:
                 if len(self._rejected_in_a_row) >= REJECTIONS_IN_A_ROW:
                     self._fatal = BackendError(
                         f"{err} ({len(self._rejected_in_a_row)} different requests in a row "
-                        "were refused alike: the requests are not to blame)",
+                        "were refused as bad requests: the requests are not to blame)",
                         status=err.status,
                     )
                     raise self._fatal from None
-                self._fatal = None  # one request's problem: the run goes on
-                raise _Rejected(err) from None
+                raise _Rejected(err) from None  # one request's problem: the run goes on
             self._rejected_in_a_row.clear()
         cache.put([(key, completion)], self.backend, superseding=ask_again)
         self._account(completion)
@@ -711,7 +710,8 @@ class Runner:
             try:
                 return await call()
             except BackendError as err:
-                self._fatal = err
+                if not _request_specific(err):  # a refusal of this request alone is the caller's
+                    self._fatal = err
                 raise
             except RetryableError as err:
                 if err.status is None and not retry_unanswered:
