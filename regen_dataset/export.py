@@ -283,9 +283,10 @@ def build_folder(
                 report,
                 protocol,
                 skip_bad_lines,
-                (seed, tuple(fractions)),
                 progress,
                 critique_sentinels,
+                seed=seed,
+                fractions=tuple(fractions),
             )
             synthetic_users += read_report.synthetic_users
         users = sum(read["users"] for read in report.read.values())
@@ -310,9 +311,18 @@ def build_folder(
 
 
 def _build_category(
-    category, paths, staging, report, protocol, skip_bad_lines, draw, progress, critique_sentinels
+    category,
+    paths,
+    staging,
+    report,
+    protocol,
+    skip_bad_lines,
+    progress,
+    critique_sentinels,
+    *,
+    seed: int,
+    fractions: tuple[float, float, float],
 ) -> ReadReport:
-    seed, fractions = draw
     read_report, split_report = ReadReport(), SplitReport(protocol)
     configs = {category: False, f"{category}_no_critique": True}  # config -> drop critiques
     catalog = CatalogCollector()
