@@ -382,10 +382,25 @@ def content_cache_path(
     tokens: int | None = None,
 ) -> Path:
     """Where the vectors of (catalog, encoder, fields) are cached; `tokens` for token vectors."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-80:]
+    slug = encoder_cache_slug(encoder)
     kind = "" if tokens is None else f"-tokens{tokens}"
     name = f"{vocabulary.category}-{vocabulary.content_fingerprint}-{'-'.join(fields)}{kind}.npy"
     return cache_dir() / "content" / slug / name
+
+
+def encoder_cache_slug(encoder: str) -> str:
+    """A cache folder name for a sentence encoder: readable, and unique to what the name stands
+    for. A local folder counts by its full path and the times its files were written, so that
+    an encoder retrained in place, or the same relative path seen from elsewhere, reads no
+    stale vectors; a Hub id by itself."""
+    identity = encoder
+    folder = Path(encoder).expanduser()
+    if folder.is_dir():
+        written = max((f.stat().st_mtime_ns for f in folder.rglob("*") if f.is_file()), default=0)
+        identity = f"{folder.resolve()}@{written}"
+    digest = hashlib.blake2b(identity.encode(), digest_size=6).hexdigest()
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder.strip("/"))[-60:]
+    return f"{readable}-{digest}"
 
 
 class ItemVocabularyMixin(vocabulary_io.ItemVocabularyMixin):

@@ -9,7 +9,6 @@ steering `critique` (null in the `_no_critique` configs, so nothing of it enters
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ import torch
 
 from regen_dataset.files import atomic_path
 from regen_models.base import cache_dir
-from regen_models.items import ItemVocabulary, encode_texts
+from regen_models.items import ItemVocabulary, encode_texts, encoder_cache_slug
 
 NO_CRITIQUE = -1
 
@@ -68,8 +67,8 @@ class CritiqueTable:
             vectors = encode_texts(distinct, encoder_model, progress=progress)
             return cls(distinct, vectors, truncated)
         digest = hashlib.sha256("\0".join(distinct).encode()).hexdigest()[:16]
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "--", encoder_name.strip("/"))[-80:]
-        path = cache_dir() / "critiques" / slug / f"{digest}-{len(distinct)}.npy"
+        path = cache_dir() / "critiques" / encoder_cache_slug(encoder_name)
+        path = path / f"{digest}-{len(distinct)}.npy"
         if path.exists():
             vectors = np.load(path)
             if len(vectors) == len(distinct):

@@ -39,6 +39,7 @@ from regen_models.items import (
     cached_array,
     content_vectors,
     encode_texts,
+    encoder_cache_slug,
     load_encoder,
 )
 from regen_models.lumen.data import end_token_id
@@ -128,7 +129,7 @@ class ReviewVectors:
             return vectors.astype(np.float16)
 
         if cache:
-            digest = hashlib.sha256(name.encode())
+            digest = hashlib.sha256(encoder_cache_slug(name).encode())
             for text in texts:
                 digest.update(text.encode() + b"\0")
             path = cache_dir() / "content" / "reviews" / f"{digest.hexdigest()[:32]}.npy"

@@ -124,6 +124,28 @@ def test_content_vectors_are_cached_per_encoder_and_catalog(folder, tmp_path, mo
     )
 
 
+def test_a_local_encoder_folder_keys_the_cache_by_its_files_and_full_path(tmp_path, monkeypatch):
+    """A local encoder retrained in place, or the same relative path seen from another folder,
+    must not read the vectors of the encoder that was there before."""
+    import os
+
+    from regen_models.items import encoder_cache_slug
+
+    for where in ("a", "b"):
+        (tmp_path / where / "encoder").mkdir(parents=True)
+        (tmp_path / where / "encoder" / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path / "a")
+    first = encoder_cache_slug("encoder")
+    assert first.startswith("encoder-") and encoder_cache_slug("encoder") == first
+    weights = tmp_path / "a" / "encoder" / "model.safetensors"
+    weights.write_bytes(b"retrained")
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert encoder_cache_slug("encoder") != first
+    monkeypatch.chdir(tmp_path / "b")
+    assert encoder_cache_slug("encoder") not in {first, encoder_cache_slug(str(weights.parent))}
+    assert encoder_cache_slug("org/encoder") == encoder_cache_slug("org/encoder")  # a Hub id
+
+
 def test_content_token_vectors_pool_to_the_content_vectors(folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REGEN_CACHE", str(tmp_path / "cache"))
     vocabulary = ItemVocabulary.from_dataset(folder, "office")
