@@ -73,6 +73,8 @@ def _greedy(language_model, embeddings, new_tokens: int) -> float:
     """Seconds to decode exactly `new_tokens` tokens greedily after one unpadded input."""
     import torch
 
+    from regen_models.decoding import run_decoder
+
     decoder = language_model.get_decoder()
     embed = language_model.get_input_embeddings()
     head = language_model.get_output_embeddings()
@@ -81,13 +83,9 @@ def _greedy(language_model, embeddings, new_tokens: int) -> float:
         cache, length = None, embeddings.shape[1]
         positions = torch.arange(length)[None]
         for _ in range(new_tokens):
-            out = decoder(
-                inputs_embeds=embeddings,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
+            out, cache = run_decoder(
+                decoder, cache, inputs_embeds=embeddings, position_ids=positions, use_cache=True
             )
-            cache = out.past_key_values
             token = head(out.last_hidden_state[:, -1]).argmax(dim=-1)
             embeddings = embed(token[:, None])
             positions = torch.tensor([[length]])
