@@ -161,13 +161,15 @@ class PromptStats:
                 f"; in {self.newest_shortened:,} the newest purchase alone was over the budget "
                 "and is shown by its title only"
             )
-        skipped = sum(self.missing_narrative.values())
-        if skipped:
-            per_kind = ", ".join(f"{k} {n:,}" for k, n in sorted(self.missing_narrative.items()))
-            line += (
-                f"; {skipped:,} rows {without_reference} without a reference narrative ({per_kind})"
-            )
-        return line
+        return line + without_reference_note(self.missing_narrative, without_reference)
+
+
+def without_reference_note(missing: Counter, became: str = "skipped") -> str:
+    """ "; N rows skipped without a reference narrative (kind n, ...)", or "" when none."""
+    if not sum(missing.values()):
+        return ""
+    per_kind = ", ".join(f"{kind} {count:,}" for kind, count in sorted(missing.items()))
+    return f"; {sum(missing.values()):,} rows {became} without a reference narrative ({per_kind})"
 
 
 def clip(text: str | None, limit: int) -> str:

@@ -44,7 +44,7 @@ from regen_models.items import (
 )
 from regen_models.lumen.data import end_token_id
 from regen_models.narrator import formatting
-from regen_models.prompts import KIND_REQUESTS, EmptyHistoryError
+from regen_models.prompts import KIND_REQUESTS, EmptyHistoryError, without_reference_note
 
 SOFT_PROMPT_HEADER = (
     "The vectors before this text are a shopper's purchases, oldest first; the last one is the "
@@ -168,13 +168,7 @@ class FusionStats:
                 f"; {self.without_review:,} purchases without a review (their item's content "
                 "vector alone)"
             )
-        skipped = sum(self.missing_reference.values())
-        if skipped:
-            missing = ", ".join(
-                f"{kind} {count:,}" for kind, count in sorted(self.missing_reference.items())
-            )
-            line += f"; {skipped:,} rows skipped without a reference narrative ({missing})"
-        return line
+        return line + without_reference_note(self.missing_reference)
 
 
 @dataclass
