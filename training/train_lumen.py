@@ -16,12 +16,13 @@ narrative trains on the item alone, counted). `--history_prefixes N` adds item-o
 the latest N purchases of each history, predicted from the purchases before them. The loss is the
 text cross-entropy of the target's words plus the item cross-entropy over the whole catalog at the
 switch (`LumenTrainer.compute_loss`: TRL's own loss runs a fused LM head that never reaches the
-item head). LoRA adapts the LM (merged into its weights at the end); the item table and head are
-trained fully; `--use_lora false` fine-tunes everything. Validation ranks the whole catalog for
-each validation row after every evaluation period (Recall@10, NDCG@10, MRR); training stops early
-when NDCG@10 stops improving and the best checkpoint is kept. The output folder holds
-`config.json`, the weights, the item vocabulary, the tokenizer (with LUMEN's two tokens) and a
-model card; `AutoModel.from_pretrained` loads it after `import regen_models.lumen`.
+item head). LoRA adapts the LM (merged into its weights at the end); the item table and head, and
+the embedding of the switch token LUMEN adds, are trained fully; `--use_lora false` fine-tunes
+everything. Validation ranks the whole catalog for each validation row after every evaluation
+period (Recall@10, NDCG@10, MRR); training stops early when NDCG@10 stops improving and the best
+checkpoint is kept. The output folder holds `config.json`, the weights, the item vocabulary, the
+tokenizer (with LUMEN's two tokens) and a model card; `AutoModel.from_pretrained` loads it after
+`import regen_models.lumen`.
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ class LumenModelArguments(LanguageModelArguments):
     item_loss_weight: float = 1.0
     item_learning_rate: float | None = field(
         default=None,
-        metadata={"help": "learning rate of the item table and head (unset: --learning_rate)"},
+        metadata={
+            "help": "learning rate of the item table and head, and under LoRA of the switch "
+            "token's embedding (unset: --learning_rate)"
+        },
     )
     use_critiques: bool = field(
         default=True, metadata={"help": "put the users' critiques in the prompts (when present)"}
@@ -153,9 +157,12 @@ class LumenTrainer(SFTTrainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def create_optimizer(self, model=None):
+        # LUMEN's new parameters: the item table and head, and the switch token's rows under LoRA.
+        lumen = _unwrap(self.model)
+        switch_rows = [] if lumen.switch_rows is None else list(lumen.switch_rows.parameters())
         return give_own_learning_rate(
             super().create_optimizer(model),
-            _unwrap(self.model).items.parameters(),
+            [*lumen.items.parameters(), *switch_rows],
             self.item_learning_rate,
         )
 
@@ -262,7 +269,10 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
         max_new_tokens=lengths,
     )
     model.attach_item_vocabulary(vocabulary)
-    lora = _add_lora(model, model_args) if model_args.use_lora else None
+    lora = None
+    if model_args.use_lora:
+        lora = _add_lora(model, model_args)
+        model.train_switch_rows()  # the LM's own rows are frozen with it
     trainable_in_float32(model)
 
     trainer = LumenTrainer(
@@ -279,6 +289,7 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
     train(trainer, resume_from, {"script": asdict(script_args), "model": asdict(model_args)})
     if lora is not None:
         lora.merge_and_unload()  # in place: the LM's layers get their plain weights back
+        model.merge_switch_rows()
     metrics = _final_metrics(trainer)
     losses = loss_summary(
         trainer.state.log_history, ("loss", "text_loss", "item_loss"), with_eval=False

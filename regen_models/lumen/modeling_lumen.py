@@ -118,6 +118,25 @@ class LumenItems(nn.Module):
         return self.logit_scale * (query @ table.T) + self.output_bias
 
 
+class SwitchTokenRows(nn.Module):
+    """Trainable copies of the switch token's rows in the LM's input embeddings and text head,
+    read in their place while the LM is frozen (LoRA): the switch is a token LUMEN added, which
+    the LM has to learn to read and to write. One row serves both sides when the LM ties its head
+    to its embeddings. `LumenForCausalLM.merge_switch_rows` writes them back."""
+
+    def __init__(self, language_model: PreTrainedModel, token_id: int):
+        super().__init__()
+        self.token_id = token_id
+        embeddings = language_model.get_input_embeddings().weight
+        head = language_model.get_output_embeddings().weight
+        self.input_row = nn.Parameter(embeddings[token_id].detach().clone())
+        self.tied = head is embeddings
+        self.output_row = None if self.tied else nn.Parameter(head[token_id].detach().clone())
+
+    def head_row(self) -> nn.Parameter:
+        return self.input_row if self.tied else self.output_row
+
+
 class LumenPreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
     config_class = LumenConfig
     base_model_prefix = "lumen"
@@ -155,6 +174,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
         # The LM's stop tokens; LUMEN decodes with its own `generate`.
         self.generation_config = self.language_model.generation_config
         self.items = LumenItems(config)
+        self.switch_rows: SwitchTokenRows | None = None
         if self.language_model.config.get_text_config().tie_word_embeddings:
             # A tied head is saved once, as the embeddings: the Trainer reloading the best
             # checkpoint would call it missing, where it only needs tying again.
@@ -209,11 +229,40 @@ class LumenForCausalLM(LumenPreTrainedModel):
         layer = self.get_input_embeddings()
         return torch.as_tensor(getattr(layer, "embed_scale", 1.0)).to(layer.weight.dtype)
 
+    def train_switch_rows(self) -> SwitchTokenRows:
+        """Give the switch token trainable rows of its own (for training with the LM frozen)."""
+        self.switch_rows = SwitchTokenRows(self.language_model, self.config.switch_token_id)
+        return self.switch_rows
+
+    @torch.no_grad()
+    def merge_switch_rows(self) -> None:
+        """Write the trained switch rows into the LM's embeddings and head, and drop them."""
+        rows = self.switch_rows
+        if rows is None:
+            return
+        token = rows.token_id
+        embeddings = self.get_input_embeddings().weight
+        embeddings[token] = rows.input_row.to(embeddings.dtype)
+        if not rows.tied:
+            head = self.get_output_embeddings().weight
+            head[token] = rows.output_row.to(head.dtype)
+        self.switch_rows = None
+
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The LM's embeddings of text tokens (the switch token's trainable row where it has
+        one)."""
+        embeddings = self.get_input_embeddings()(input_ids)
+        rows = self.switch_rows
+        if rows is None:
+            return embeddings
+        row = (rows.input_row * self.embed_scale.to(rows.input_row.dtype)).to(embeddings.dtype)
+        is_switch = (input_ids == rows.token_id).unsqueeze(-1)
+        return torch.where(is_switch, row, embeddings)
+
     def embed(self, input_ids: torch.Tensor, item_ids: torch.Tensor | None) -> torch.Tensor:
         """Input embeddings: the LM's token embeddings, with the vectors of `item_ids` (in order,
         `NO_ITEM` pads) at the placeholder positions, scaled as the LM scales its tokens."""
-        layer = self.get_input_embeddings()
-        embeddings = layer(input_ids)
+        embeddings = self.embed_tokens(input_ids)
         is_item = input_ids == self.config.item_token_id
         given = item_ids >= 0 if item_ids is not None else None
         placeholders = is_item.sum(dim=1)
@@ -238,7 +287,16 @@ class LumenForCausalLM(LumenPreTrainedModel):
         return embeddings
 
     def text_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.get_output_embeddings()(hidden)
+        head = self.get_output_embeddings()
+        logits = head(hidden)
+        rows = self.switch_rows
+        if rows is not None:
+            row = rows.head_row()
+            column = hidden.to(row.dtype) @ row
+            if getattr(head, "bias", None) is not None:
+                column = column + head.bias[rows.token_id]
+            index = torch.tensor([rows.token_id], device=logits.device)
+            logits = logits.index_copy(-1, index, column.unsqueeze(-1).to(logits.dtype))
         cap = getattr(self.config.text_config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
@@ -424,7 +482,7 @@ class LumenForCausalLM(LumenPreTrainedModel):
             )
             tokens = torch.where(late, torch.full_like(tokens, config.switch_token_id), tokens)
             forced |= late
-            next_embeddings = self.get_input_embeddings()(tokens)
+            next_embeddings = self.embed_tokens(tokens)
 
             item_due = state == 1
             if bool(item_due.any()):

@@ -427,3 +427,47 @@ def test_the_new_tokens_start_among_the_lms_token_embeddings():
     norms = model.get_input_embeddings().weight.norm(dim=-1)
     median = norms[: len(tokenizer) - 2].median()
     assert 0.5 < norms[model.config.switch_token_id] / median < 2
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_the_switch_token_trains_its_own_rows_under_a_frozen_lm(tokenizer, tied):
+    """Under LoRA the LM's embeddings are frozen, the added switch token's rows among them: LUMEN
+    reads and writes the switch through trainable rows of its own, and merging them back leaves
+    the model as it was (ranking, text logits and decoding)."""
+    base = tiny_gemma(tokenizer)
+    if not tied:  # a head of its own, as many LMs have
+        base.config.tie_word_embeddings = False
+        base = type(base)(base.config)
+    model = LumenForCausalLM.from_base(base, tokenizer, NUM_ITEMS).train()
+    model.requires_grad_(False)
+    rows = model.train_switch_rows()
+    assert rows.tied is tied and len(list(rows.parameters())) == (1 if tied else 2)
+    batch = joint_batch(model)  # reads the switch and is taught to write it
+    model(**batch).loss.backward()
+    for row in rows.parameters():
+        assert row.grad is not None and row.grad.abs().sum() > 0
+    with torch.no_grad():  # as if trained
+        for row in rows.parameters():
+            row.add_(torch.randn_like(row))
+
+    model.eval()
+    prompt, history = ids(model, 10, "item", 11, "switch"), torch.tensor([[3]])
+    switch = model.config.switch_token_id
+
+    def outputs():
+        full = model(batch["input_ids"], item_ids=batch["item_ids"])
+        written = model.generate(
+            prompt[:, :-1], item_ids=history, stop_token_ids=[], max_new_tokens=4,
+            max_text_before_item=0,
+        )  # fmt: skip
+        return full.logits, model.score_items(prompt, item_ids=history), written.narrative_ids
+
+    logits, scores, narrative = outputs()
+    frozen = model.get_input_embeddings().weight[switch].clone()
+    model.merge_switch_rows()
+    assert model.switch_rows is None and not any("switch_rows" in k for k in model.state_dict())
+    assert not torch.equal(model.get_input_embeddings().weight[switch], frozen)
+    merged_logits, merged_scores, merged_narrative = outputs()
+    assert torch.allclose(merged_logits, logits, atol=1e-5)
+    assert torch.allclose(merged_scores, scores, atol=1e-5)
+    assert merged_narrative == narrative

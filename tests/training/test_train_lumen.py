@@ -8,6 +8,7 @@ import math
 
 import datasets
 import pytest
+import torch
 from transformers import AutoModel
 
 from regen_models.lumen import LumenForCausalLM
@@ -77,6 +78,24 @@ def test_checkpoint_folder_and_card(trained):
     model = AutoModel.from_pretrained(out)
     assert type(model) is LumenForCausalLM and len(model.item_vocabulary) == 93
     assert not [name for name in model.state_dict() if "lora" in name]  # merged
+
+
+def test_the_switch_token_learns_under_lora_and_is_merged(trained):
+    """LoRA freezes the LM's embeddings, those of the switch token LUMEN added among them: its
+    own row trains in the checkpoints and is written into the saved model's embeddings."""
+    from safetensors.torch import load_file
+
+    out, _ = trained
+    switch = json.loads((out / "config.json").read_text())["switch_token_id"]
+    final = load_file(out / "model.safetensors")
+    key = next(name for name in final if name.endswith("embed_tokens.weight"))
+    assert not [name for name in final if name.startswith("switch_rows")]
+    checkpoints = [load_file(path / "model.safetensors") for path in out.glob("checkpoint-*")]
+    frozen = checkpoints[0][key][switch]
+    assert all(torch.equal(weights[key][switch], frozen) for weights in checkpoints)
+    trained_rows = [weights["switch_rows.input_row"] for weights in checkpoints]
+    assert not torch.allclose(trained_rows[0], frozen)
+    assert any(torch.equal(final[key][switch], row.to(final[key].dtype)) for row in trained_rows)
 
 
 def test_predict_writes_rankings_and_narratives_about_the_top_item(
