@@ -1,7 +1,7 @@
 """The package works installed, not only from the checkout.
 
 Builds the wheel from the files git knows (a copy, so the build leaves nothing in the checkout;
-`regen release` ships the same wheel with the Space), installs it into a fresh virtual environment outside the checkout, and from a directory outside it
+`regen release` ships the same wheel's modules with the Space), installs it into a fresh virtual environment outside the checkout, and from a directory outside it
 runs `regen dataset build` on the sample the wheel ships, then `datasets.load_dataset` on the
 result. It also checks that `regen_dataset` is imported from the installed wheel.
 
@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.isolated_venv import isolated_env, make_isolated_venv
-from training.release import build_wheel
+from training.release import build_wheel, plan_space
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -81,3 +81,22 @@ def test_the_installed_wheel_builds_and_loads_a_folder(tmp_path: Path) -> None:
         env=env,
     )
     assert loaded.stdout.strip().splitlines()[-1] == "300 ['test', 'train', 'validation']"
+
+    # The Space as `regen release` uploads it: the Hub installs its requirements before the
+    # repository's files are copied in, so they must not point at a file of the repository; the
+    # app imports this package from its own folder.
+    space = plan_space("org/regen-demo", REPO / "space", [], [], wheel)
+    requirements = space.files["requirements.txt"].decode().splitlines()
+    assert "gradio>=6.31" in requirements and "torch>=2.2" in requirements
+    assert not [line for line in requirements if ".whl" in line or line.startswith(("./", "/"))]
+    assert not [line for line in requirements if line.startswith("regen-benchmark")]
+    repo = tmp_path / "space-repo"
+    for name, content in space.files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(content if isinstance(content, bytes) else content.read_bytes())
+    (repo / "probe.py").write_text(
+        "import training.space, regen_models.lumen, regen_dataset\nprint(training.space.__file__)\n"
+    )
+    where = _run([str(python), "probe.py"], cwd=repo, env=env).stdout.strip().splitlines()[-1]
+    assert Path(where).is_relative_to(repo), where
+    assert (repo / "regen_dataset" / "samples" / "office_synthetic.jsonl").is_file()

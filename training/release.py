@@ -15,9 +15,10 @@ its `checkpoints/*` and its `regen eval` folders. The repositories, each created
                                           package
     ORG/regen_metric             space    the `evaluate` module (regen_models/regen_metric)
     ORG/regen-demo               space    the Gradio Space (`space/`, where present), with
-                                          this package's wheel beside `app.py` (built from the
-                                          checkout; `--space-wheel`), which its requirements
-                                          install, as the package is not on PyPI
+                                          this package's modules beside `app.py` (from its
+                                          wheel, built from the checkout; `--space-wheel`) and
+                                          their requirements in its own, as the package is not
+                                          on PyPI
 
 A model or Space repository ends up holding exactly the files listed: files of an earlier release
 that the new one lacks are deleted in the same commit. The token is read by the Hub client and
@@ -29,12 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from email.parser import Parser
 from pathlib import Path
 
 import yaml
@@ -472,7 +476,7 @@ def plan_space(
     wheel: Path | None = None,
 ) -> Upload:
     """The Space folder, its README's `models` and `datasets` naming the released repos; with a
-    `wheel`, the wheel beside `app.py` and the requirements' `regen-benchmark` line naming it."""
+    `wheel`, this package's modules from it beside `app.py` (`_ship_package`)."""
     upload = plan_folder(repo_id, "space", folder, "Space")
     metadata, body = model_card.split_card((folder / "README.md").read_text(encoding="utf-8"))
     if not metadata.get("sdk"):
@@ -482,25 +486,59 @@ def plan_space(
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     upload.files["README.md"] = f"---\n{header}\n---\n{body}".encode()
     if wheel is not None:
-        _ship_wheel(upload, folder, wheel)
+        _ship_package(upload, folder, wheel)
     return upload
 
 
-def _ship_wheel(upload: Upload, folder: Path, wheel: Path) -> None:
-    if not wheel.is_file() or wheel.suffix != ".whl":
-        raise ReleaseError(f"--space-wheel {wheel}: not a wheel file")
+def _ship_package(upload: Upload, folder: Path, wheel: Path) -> None:
+    """The package's modules from `wheel`, beside `app.py`, and the package's own requirements
+    in place of the requirements' `regen-benchmark` line. A Space installs its requirements
+    before its files are copied in, so it could not install a wheel that lies in its repository;
+    the app imports the packages from its own folder instead."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+            metadata = [name for name in names if name.endswith(".dist-info/METADATA")]
+            if len(metadata) != 1:
+                raise ReleaseError(f"--space-wheel {wheel}: no METADATA, not a wheel")
+            requirements_of_package = _requirements(archive.read(metadata[0]).decode(), "space")
+            for name in names:
+                top = name.split("/", 1)[0]
+                if name.endswith("/") or top.endswith((".dist-info", ".data")):
+                    continue
+                if name in upload.files:
+                    raise ReleaseError(f"--space-wheel {wheel}: {name} is a file of the Space")
+                upload.files[name] = archive.read(name)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ReleaseError(f"--space-wheel {wheel}: not a wheel file ({error})") from None
     requirements = folder / "requirements.txt"
     lines = requirements.read_text(encoding="utf-8").splitlines() if requirements.is_file() else []
     ours = [n for n, line in enumerate(lines) if line.strip().startswith(PACKAGE_NAME)]
     if not ours:
         upload.warnings.append(
-            f"{requirements} names no {PACKAGE_NAME}: the wheel is uploaded, and installed "
-            "only if the requirements name it"
+            f"{requirements} names no {PACKAGE_NAME}: its modules are uploaded, their "
+            "requirements are not added"
         )
-    for n in ours:
-        lines[n] = f"./{wheel.name}"
-    upload.files[wheel.name] = wheel
+    for n in reversed(ours):
+        lines[n : n + 1] = [
+            f"# {PACKAGE_NAME}'s own requirements (its modules lie beside app.py)",
+            *requirements_of_package,
+        ]
     upload.files["requirements.txt"] = ("\n".join(lines) + "\n").encode()
+
+
+def _requirements(metadata: str, extra: str) -> list[str]:
+    """A wheel's `Requires-Dist` entries with those of `extra` (its marker dropped), without the
+    other extras'."""
+    kept = []
+    for line in Parser().parsestr(metadata).get_all("Requires-Dist") or []:
+        requirement, _, marker = line.partition(";")
+        extras = re.findall(r"""extra\s*==\s*['"]([^'"]+)['"]""", marker)
+        if not extras:
+            kept.append(line.strip())
+        elif extra in extras:
+            kept.append(requirement.strip())
+    return kept
 
 
 def build_wheel(root: Path = PACKAGE_ROOT, out_dir: Path | None = None) -> Path:
@@ -508,7 +546,7 @@ def build_wheel(root: Path = PACKAGE_ROOT, out_dir: Path | None = None) -> Path:
     the build leaves nothing in the checkout) into `out_dir` (default: a new temporary folder)."""
     if not (root / "pyproject.toml").is_file() or shutil.which("git") is None:
         raise ReleaseError(
-            f"cannot build the {PACKAGE_NAME} wheel the Space installs: {root} is not a git "
+            f"cannot build the {PACKAGE_NAME} wheel the Space runs: {root} is not a git "
             "checkout with a pyproject.toml. Pass --space-wheel PATH (a built wheel), or "
             "--space-wheel none where the package is on PyPI"
         )
@@ -654,9 +692,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--space-wheel",
         default="build",
-        help=f"the {PACKAGE_NAME} wheel the Space installs: 'build' (default, from this "
-        "checkout), a wheel file, or 'none' (the requirements as they are, once the package "
-        "is on PyPI)",
+        help=f"the {PACKAGE_NAME} wheel whose modules the Space runs: 'build' (default, from "
+        "this checkout), a wheel file, or 'none' (the Space's requirements as they are, once the "
+        "package is on PyPI)",
     )
     parser.add_argument("--no-metric", action="store_true", help="leave the metric module out")
     parser.add_argument("--private", action="store_true", help="create private repositories")

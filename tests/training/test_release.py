@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -440,23 +441,51 @@ def test_bad_input_is_a_clear_error(arguments, message, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "missing")
 
 
-def test_the_space_ships_the_package_wheel_its_requirements_install(tmp_path):
+def write_wheel(path: Path, metadata: str = "Metadata-Version: 2.4\nName: regen-benchmark\n"):
+    """A wheel of two modules with `metadata`."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("regen_models/__init__.py", "# models\n")
+        archive.writestr("training/space/app_parts.py", "# parts\n")
+        archive.writestr("regen_benchmark-0.1.0.dist-info/METADATA", metadata)
+    return path
+
+
+def test_the_space_ships_the_package_modules_and_their_requirements(tmp_path):
+    """A Space installs its requirements before its files are copied in: the package's modules
+    go beside app.py, and its requirements (with those of its `space` extra) into the Space's."""
     space = tmp_path / "space"
     space.mkdir()
     (space / "README.md").write_text(SPACE_README)
     (space / "app.py").write_text("import gradio\n")
     (space / "requirements.txt").write_text("gradio==6.31.0\nregen-benchmark[space]>=0.1.0\n")
     wheel = tmp_path / "regen_benchmark-0.1.0-py3-none-any.whl"
-    wheel.write_bytes(b"PK not really a wheel")
+    metadata = (
+        "Metadata-Version: 2.4\nName: regen-benchmark\nVersion: 0.1.0\n"
+        "Requires-Dist: torch>=2.2\nRequires-Dist: tomli; python_version < '3.11'\n"
+        'Provides-Extra: space\nRequires-Dist: gradio>=6.31; extra == "space"\n'
+        'Provides-Extra: dev\nRequires-Dist: pytest>=8; extra == "dev"\n'
+    )
+    write_wheel(wheel, metadata)
     upload = plan_space(f"{ORG}/regen-demo", space, [], [], wheel)
-    assert upload.files[wheel.name] == wheel and not upload.warnings
-    requirements = upload.files["requirements.txt"].decode()
-    assert requirements == f"gradio==6.31.0\n./{wheel.name}\n"
+    assert not upload.warnings
+    assert upload.files["regen_models/__init__.py"] == b"# models\n"
+    assert upload.files["training/space/app_parts.py"] == b"# parts\n"
+    assert not [name for name in upload.files if "dist-info" in name or name.endswith(".whl")]
+    requirements = upload.files["requirements.txt"].decode().splitlines()
+    assert requirements == [
+        "gradio==6.31.0",
+        "# regen-benchmark's own requirements (its modules lie beside app.py)",
+        "torch>=2.2",
+        "tomli; python_version < '3.11'",
+        "gradio>=6.31",
+    ]
     assert (space / "requirements.txt").read_text().endswith("[space]>=0.1.0\n")  # untouched
     (space / "requirements.txt").write_text("gradio\n")
     assert "names no regen-benchmark" in plan_space(ORG, space, [], [], wheel).warnings[0]
-    with pytest.raises(ReleaseError, match="not a wheel file"):
-        plan_space(ORG, space, [], [], tmp_path / "missing.whl")
+    (tmp_path / "fake.whl").write_bytes(b"PK not really a wheel")
+    for bad in (tmp_path / "missing.whl", tmp_path / "fake.whl"):
+        with pytest.raises(ReleaseError, match="not a wheel file"):
+            plan_space(ORG, space, [], [], bad)
     parser = argparse.ArgumentParser()
     release_module.add_parser(parser.add_subparsers())
     (tmp_path / "results.json").write_text("{}")  # makes tmp_path an eval folder
@@ -641,14 +670,12 @@ def test_the_wheel_built_for_the_space_leaves_no_temporary_folder(demo, monkeypa
 
     def build_wheel(out_dir):
         built_in.append(out_dir)
-        wheel = out_dir / "regen_benchmark-0.1.0-py3-none-any.whl"
-        wheel.write_bytes(b"PK")
-        return wheel
+        return write_wheel(out_dir / "regen_benchmark-0.1.0-py3-none-any.whl")
 
     monkeypatch.setattr(release_module, "build_wheel", build_wheel)
     cli.main(
         ["release", "--org", ORG, "--demo-dir", str(demo), "--space", str(demo.parent / "space"),
          "--dry-run"]
     )  # fmt: skip
-    assert "regen_benchmark-0.1.0-py3-none-any.whl" in capsys.readouterr().out
+    assert "training/space/app_parts.py" in capsys.readouterr().out
     assert len(built_in) == 1 and not built_in[0].exists()
