@@ -177,10 +177,21 @@ def card_training_data(card: str) -> tuple[str, str] | None:
     return (match["dataset"], match["config"]) if match else None
 
 
+# Where a card written by `write_model_card` (and `regen release`'s evaluation section) names
+# its dataset: the data line, the commands, the arguments, the evaluation.
+_DATASET_PLACES = (
+    r"(?<=^Data: `){name}(?=`, config)",
+    r"(?<=--dataset_name ){name}(?![^\s`])",
+    r'(?<="dataset_name": "){name}(?=")',
+    r"(?<=^`regen eval` on `){name}(?=`)",
+)
+
+
 def release_card(
     card: str,
     *,
     replacements: dict[str, str],
+    dataset_names: dict[str, str] | None = None,
     header: dict,
     evaluation: str | None = None,
     load_first: str | None = None,
@@ -188,8 +199,10 @@ def release_card(
 ) -> str:
     """A card of `write_model_card` as published by `regen release`.
 
-    `replacements` swap local names for repository ids (a dataset folder for its dataset repo,
-    `PATH_OR_REPO_ID` for the model's repo); a recipe path keeps only its part from `training/`.
+    `replacements` swap placeholders for repository ids (`PATH_OR_REPO_ID` for the model's repo);
+    `dataset_names` swap dataset names where the card names a dataset (quoted, or after
+    `--dataset_name`), so that a short name such as `regen` leaves the `regen` command alone; a
+    recipe path keeps only its part from `training/`.
     `header` is merged into the YAML metadata. `evaluation` (the `regen eval` tables) becomes a
     section before "How to load", `load_first` opens that section, and `limitations` are added
     to the card's own.
@@ -219,7 +232,11 @@ def release_card(
             sections.insert(where, (LIMITATIONS_HEADING, f"{LIMITATIONS_HEADING}\n\n{items}\n"))
     body = "".join(text for _, text in sections)
     for old, new in sorted(replacements.items(), key=lambda pair: -len(pair[0])):
-        body = re.sub(re.escape(old) + r"(?![\w.-])", new, body)
+        body = re.sub(re.escape(old) + r"(?![\w.-])", lambda _, new=new: new, body)
+    if dataset_names:  # in one pass: a new name is never renamed again
+        names = "|".join(re.escape(name) for name in sorted(dataset_names, key=len, reverse=True))
+        places = "|".join(where.format(name=f"(?:{names})") for where in _DATASET_PLACES)
+        body = re.sub(places, lambda match: dataset_names[match[0]], body, flags=re.M)
     body = re.sub(r"(?<![\w.-])/[^\s`'\"]*/(training/recipes/[\w./-]+)", r"\1", body)
     yaml_text = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{yaml_text}\n---\n{body}"

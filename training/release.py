@@ -267,18 +267,18 @@ def plan_checkpoint(
     header: dict = {"license": "gemma" if _is_gemma(base) else CODE_LICENSE}
     if base:
         header["base_model"] = base
+    dataset_names = {}
     if trained_on:
-        dataset, config_name = trained_on
+        dataset = trained_on[0]
         dataset_repo = _dataset_repo(dataset, dataset_repos)
         if dataset_repo:
-            replacements[dataset] = dataset_repo
             header["datasets"] = [dataset_repo]
-        elif os.path.isabs(dataset):  # no local path in what is published
-            replacements[dataset] = Path(dataset).name
+        dataset_names[dataset] = _published_name(dataset, dataset_repos)
     evaluation = _evaluation(kind, trained_on, evals)
-    if evaluation:
+    if evaluation:  # tables of the dataset the checkpoint was trained on, by another name
         for dataset in evaluation[1]:
-            replacements.setdefault(dataset, _dataset_repo(dataset, dataset_repos) or dataset)
+            published = dataset_names.get(trained_on[0]) if trained_on else None
+            dataset_names.setdefault(dataset, published or _published_name(dataset, dataset_repos))
     limitations = []
     synthetic = (
         synthetic
@@ -295,6 +295,7 @@ def plan_checkpoint(
     card = model_card.release_card(
         card,
         replacements=replacements,
+        dataset_names=dataset_names,
         header=header,
         evaluation=evaluation[0] if evaluation else None,
         load_first=_load_snippet(kind, repo_id, base),
@@ -335,6 +336,15 @@ def _base_model(folder: Path, kind: str, upload: Upload) -> str | None:
 
 def _is_gemma(base: str | None) -> bool:
     return bool(base) and "gemma" in base.lower()
+
+
+def _published_name(dataset: str, dataset_repos: dict[Path, str]) -> str:
+    """How a card names a dataset once published: the repository it is released to, else its
+    name as given, without a local absolute path (its last part)."""
+    repo = _dataset_repo(dataset, dataset_repos)
+    if repo:
+        return repo
+    return Path(dataset).name if os.path.isabs(dataset) else dataset
 
 
 def _dataset_repo(dataset: str, dataset_repos: dict[Path, str]) -> str | None:

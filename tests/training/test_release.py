@@ -512,7 +512,8 @@ def test_release_card_replaces_whole_names_only(tmp_path):
     assert card_training_data(card) == ("demo_out/regen", "office")
     released = release_card(
         card,
-        replacements={"demo_out/regen": "org/regen", "PATH_OR_REPO_ID": "org/regen-flare"},
+        replacements={"PATH_OR_REPO_ID": "org/regen-flare"},
+        dataset_names={"demo_out/regen": "org/regen"},
         header={"license": "apache-2.0", "datasets": ["org/regen"]},
         evaluation="a table",
         load_first="First this.",
@@ -679,3 +680,38 @@ def test_the_wheel_built_for_the_space_leaves_no_temporary_folder(demo, monkeypa
     )  # fmt: skip
     assert "training/space/app_parts.py" in capsys.readouterr().out
     assert len(built_in) == 1 and not built_in[0].exists()
+
+
+def test_a_short_dataset_name_is_renamed_only_where_the_card_names_data(demo, tmp_path):
+    """Trained with `--dataset_name regen` (the README's own example): the released card names
+    `ORG/regen` as its data, not as the `regen` command or package; and an evaluation of a
+    folder that is not released does not publish its local absolute path."""
+    from regen_dataset import CITATION
+    from training.model_card import card_training_data
+    from training.release import plan_checkpoint
+
+    folder = tmp_path / "flare-office"
+    shutil.copytree(demo / "checkpoints" / "flare-office", folder)
+    card = (folder / "README.md").read_text()
+    trained_on = card_training_data(card)[0]
+    (folder / "README.md").write_text(card.replace(trained_on, "regen"))
+    evals = tmp_path / "eval"
+    shutil.copytree(demo / "eval", evals)
+    results = json.loads((evals / "results.json").read_text())
+    results["dataset"] = str(tmp_path / "private" / "regen")
+    (evals / "results.json").write_text(json.dumps(results))
+
+    repos = {(demo / "regen").resolve(): f"{ORG}/regen"}
+    upload = plan_checkpoint(ORG, folder, repos, evals=[evals])
+    released = upload.files["README.md"].decode()
+    assert f"Data: `{ORG}/regen`, config `office`." in released
+    assert f"regen train flare --dataset_name {ORG}/regen --dataset_config office" in released
+    assert f"regen predict --model {ORG}/regen-flare-office --dataset_name {ORG}/regen" in released
+    assert f'"dataset_name": "{ORG}/regen"' in released
+    assert f"`regen eval` on `{ORG}/regen`, test split" in released  # the same dataset
+    for command in ("train", "predict", "eval", "command"):
+        assert (
+            f"{ORG}/regen {command}" not in released and f"{ORG}/regen` {command}" not in released
+        )
+    assert "with the `regen` command:" in released
+    assert CITATION.strip() in released and str(tmp_path) not in released
