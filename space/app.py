@@ -27,6 +27,7 @@ def hub_space(device: str = "auto"):
     return build_space(
         folder,
         found,
+        notes=notes,
         plots_dir=os.path.join(os.getcwd(), "plots"),
         device=device,
     )

@@ -77,6 +77,17 @@ class ReleaseError(ValueError):
     """A folder that cannot be released, or a push that failed."""
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`; anything else is an error that names the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ReleaseError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ReleaseError(f"{path}: not a JSON object")
+    return value
+
+
 @dataclass
 class Upload:
     """One repository of the release and the files it will hold."""
@@ -183,7 +194,7 @@ def plan_dataset(org: str, folder: Path) -> Upload:
     if not report_path.is_file():
         raise FileNotFoundError(f"{report_path} is missing: rebuild the folder with the builder")
     repo_id = f"{org}/{folder.resolve().name}"
-    report = export.BuildReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
+    report = export.BuildReport.from_dict(_read_json(report_path))
     try:
         export.check_data_files(folder, report)
     except ValueError as error:
@@ -209,7 +220,7 @@ def checkpoint_kind(folder: Path) -> str:
         return "narrator"
     config = folder / "config.json"
     if config.is_file():
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        model_type = _read_json(config).get("model_type")
         if not model_type or not isinstance(model_type, str):
             raise ReleaseError(f"{config} has no model_type")
         return model_type
@@ -244,7 +255,7 @@ def plan_checkpoint(
             "did not finish? Train it again, or leave the folder out"
         )
     if kind in REMOTE_CODE:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = _read_json(folder / "config.json")
         config["auto_map"] = REMOTE_CODE[kind].auto_map
         upload.files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         upload.files.update(remote_code_files(kind))
@@ -312,10 +323,10 @@ def _left_out(name: str) -> bool:
 def _base_model(folder: Path, kind: str, upload: Upload) -> str | None:
     """The Hub id of the base LM (narrator and LUMEN), for the card's `base_model`."""
     if kind == "narrator":
-        adapter = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+        adapter = _read_json(folder / "adapter_config.json")
         recorded = adapter.get("base_model_name_or_path")
     else:  # LUMEN and the other LM-based models record theirs; FLARE has none
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        config = _read_json(folder / "config.json")
         recorded = config.get("base_model")
     if recorded == "embedded":
         return EMBEDDED_BASE
@@ -368,12 +379,17 @@ def _evaluation(
     model = EVAL_MODEL_NAMES.get(kind, kind)
     parts, datasets, synthetic = [], [], False
     for folder in evals:
-        payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        results_path = folder / "results.json"
+        payload = _read_json(results_path)
         if dataset_trained and not _same_dataset(dataset_trained, str(payload.get("dataset"))):
             continue
+        runs = payload.get("runs", [])
+        for n, run in enumerate(runs):
+            if not isinstance(run, dict) or not {"model", "config"} <= run.keys():
+                raise ReleaseError(f"{results_path}: run {n} names no model and config")
         mine = [
             run
-            for run in payload.get("runs", [])
+            for run in runs
             if run["model"] == model and (kind == "narrator" or run["config"] == config)
         ]
         if not mine:

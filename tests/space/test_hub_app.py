@@ -51,7 +51,7 @@ def test_the_hub_path_downloads_by_repo_id_and_notes_what_is_missing(
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     monkeypatch.delenv("REGEN_ORG", raising=False)
     app_module = load_app_module()
-    _, app = app_module.hub_space()
+    blocks, app = app_module.hub_space()
     assert ("regen-benchmark/regen-narrator-office", None) in asked
     # regen-users is asked for first; without it, the leave-one-out build serves
     assert asked[:2] == [
@@ -62,6 +62,9 @@ def test_the_hub_path_downloads_by_repo_id_and_notes_what_is_missing(
     assert (
         "Hybrid (FLARE + narrator) (office): left out, no narrator checkpoint" in app.registry.notes
     )
+    # The page says why: the download failed, not only that the checkpoint is missing.
+    shown = " ".join(str(getattr(b, "value", "")) for b in blocks.blocks.values())
+    assert "narrator (office): regen-benchmark/regen-narrator-office could not be loaded" in shown
     _, _, notes = download("regen-benchmark/regen", {"office": {"lumen": "x/y"}}, snapshot_download)
     assert notes == ["lumen (office): x/y could not be loaded (LookupError)"]
     with pytest.raises(RuntimeError, match="needs a REGEN dataset: dataset a/b could not be"):

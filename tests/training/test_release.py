@@ -715,3 +715,24 @@ def test_a_short_dataset_name_is_renamed_only_where_the_card_names_data(demo, tm
         )
     assert "with the `regen` command:" in released
     assert CITATION.strip() in released and str(tmp_path) not in released
+
+
+def test_broken_json_in_a_released_folder_is_an_error_naming_the_file(demo, tmp_path, capsys):
+    folder = tmp_path / "flare-office"
+    shutil.copytree(demo / "checkpoints" / "flare-office", folder)
+    evals = tmp_path / "eval"
+    shutil.copytree(demo / "eval", evals)
+    results = json.loads((evals / "results.json").read_text())
+    del results["runs"][0]["model"]
+    (evals / "results.json").write_text(json.dumps(results))
+    arguments = ["release", "--org", ORG, "--checkpoint", str(folder), "--eval", str(evals)]
+    with pytest.raises(SystemExit):
+        cli.main([*arguments, "--no-space", "--no-metric", "--dry-run"])
+    error = capsys.readouterr().err
+    assert f"{evals / 'results.json'}: run 0 names no model and config" in error
+    assert "Traceback" not in error
+    (folder / "config.json").write_text('{"model_type": "flare",\n')
+    with pytest.raises(SystemExit):
+        cli.main([*arguments, "--no-space", "--no-metric", "--dry-run"])
+    error = capsys.readouterr().err
+    assert f"{folder / 'config.json'}: not valid JSON" in error and "Traceback" not in error
