@@ -26,14 +26,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from regen_dataset.catalog import CatalogCollector
 from regen_dataset.files import atomic_path
 from regen_dataset.schema import ITEM_FEATURES, ITEMS_SPLIT, config_category, items_config
 from regen_models import vocabulary_io
 from regen_models.base import cache_dir
-from regen_models.vocabulary_io import VOCABULARY_FILE, VocabularyMismatchError
+from regen_models.vocabulary_io import VOCABULARY_FILE, VocabularyMismatchError  # noqa: F401
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 CONTENT_FIELDS = ("title", "categories", "description")
@@ -169,13 +168,7 @@ class ItemVocabulary:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory) / VOCABULARY_FILE
-        table = self.table.replace_schema_metadata(
-            {vocabulary_io.CATEGORY_METADATA_KEY: self.category}
-        )
-        with atomic_path(path) as partial:
-            pq.write_table(table, partial, compression="zstd")
-        return path
+        return vocabulary_io.write_vocabulary_file(directory, self.category, self.table)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ItemVocabulary:

@@ -49,15 +49,26 @@ class StoredItemVocabulary:
         return self._index[item_id]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        path = Path(directory) / VOCABULARY_FILE
-        table = self.table.replace_schema_metadata({CATEGORY_METADATA_KEY: self.category})
-        pq.write_table(table, path, compression="zstd")
-        return path
+        return write_vocabulary_file(directory, self.category, self.table)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> StoredItemVocabulary:
         category, table = read_vocabulary_file(directory)
         return cls(category, table)
+
+
+def write_vocabulary_file(directory: str | os.PathLike, category: str, table: pa.Table) -> Path:
+    """`directory`'s vocabulary file, written atomically (a reader never meets half of it, an
+    interrupted save leaves the previous file): beside it under a hidden name, then renamed."""
+    path = Path(directory) / VOCABULARY_FILE
+    table = table.replace_schema_metadata({CATEGORY_METADATA_KEY: category})
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        pq.write_table(table, partial, compression="zstd")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
 
 
 def read_vocabulary_file(directory: str | os.PathLike) -> tuple[str, pa.Table]:

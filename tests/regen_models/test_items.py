@@ -80,6 +80,28 @@ def test_save_load_round_trip(folder, tmp_path):
         ItemVocabulary.load(tmp_path / "elsewhere")
 
 
+def test_an_interrupted_save_leaves_the_previous_file(folder, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from regen_models import vocabulary_io
+
+    clothing, office = (ItemVocabulary.from_dataset(folder, c) for c in ("clothing", "office"))
+    clothing.save(tmp_path)
+    write_table = pq.write_table
+
+    def interrupted(table, where, **kwargs):
+        write_table(table.slice(0, 1), where, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vocabulary_io.pq, "write_table", interrupted)
+    # The full vocabulary and the one a checkpoint's shipped code reads save the same way.
+    for vocabulary in (office, vocabulary_io.StoredItemVocabulary(office.category, office.table)):
+        with pytest.raises(KeyboardInterrupt):
+            vocabulary.save(tmp_path)
+        assert ItemVocabulary.load(tmp_path).category == "clothing"
+        assert [path.name for path in tmp_path.iterdir()] == ["item_vocabulary.parquet"]
+
+
 def test_mismatch_is_a_clear_error(folder):
     office = ItemVocabulary.from_dataset(folder, "office")
     clothing = ItemVocabulary.from_dataset(folder, "clothing")
