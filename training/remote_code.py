@@ -6,7 +6,8 @@ it; transformers' dynamic module loader also fetches the sibling files it import
 (`from .configuration_flare import FlareConfig`) and refuses a file that imports a package the
 machine lacks. So each model's files are shipped flat, with every import of this package
 rewritten to the sibling file that defines it, and checked: a file may import only the standard
-library and the packages transformers itself brings (`ALLOWED_PACKAGES`).
+library, the packages transformers itself brings, and pyarrow, which reads the item vocabulary
+file (`ALLOWED_PACKAGES`; pyarrow is the one a user may have to install).
 """
 
 from __future__ import annotations
