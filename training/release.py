@@ -424,8 +424,8 @@ def _same_dataset(a: str, b: str) -> bool:
 
 def _load_snippet(kind: str, repo_id: str, base: str | None) -> str | None:
     if kind == "flare":
-        return f"""Without this package (the modeling code comes with the checkpoint; it needs torch,
-transformers and pyarrow):
+        return f"""Without this package (the modeling code comes with the checkpoint; it needs
+torch, transformers and pyarrow):
 
 ```python
 import torch
@@ -444,8 +444,8 @@ critique text at each position): `regen predict` below computes them.
 
 With the `regen` package installed:"""
     if kind == "lumen":
-        return f"""Without this package (the modeling code comes with the checkpoint; it needs torch,
-transformers and pyarrow):
+        return f"""Without this package (the modeling code comes with the checkpoint; it needs
+torch, transformers and pyarrow):
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
