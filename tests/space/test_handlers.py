@@ -2,6 +2,7 @@
 streaming, and the messages bad input gets."""
 
 import html
+import json
 import shutil
 
 import pytest
@@ -262,6 +263,22 @@ def test_dataset_tab_browses_rows_and_plots(tiny_space):
     assert "There is no user" in app.browse("office", "test", "nobody")[0]
     assert app.data.stats_plot().stat().st_size > 0
     assert app.data.rater_plot("office").stat().st_size > 0
+
+
+def test_a_rebuilt_folder_gets_plots_of_its_own(tiny_demo, tmp_path):
+    """The plots are cached on disk; a folder built again must not show the old data's."""
+    from training.space.data import SpaceData
+
+    folder = tmp_path / "regen"
+    shutil.copytree(tiny_demo / "regen", folder)
+    first = SpaceData(folder, tmp_path / "plots").stats_plot()
+    assert SpaceData(folder, tmp_path / "plots").stats_plot() == first  # reused
+    report = json.loads((folder / "build_report.json").read_text())
+    report["seed"] = (report.get("seed") or 0) + 1  # as another build would differ
+    (folder / "build_report.json").write_text(json.dumps(report))
+    rebuilt = SpaceData(folder, tmp_path / "plots")
+    assert rebuilt.stats_plot() != first and rebuilt.stats_plot().is_file()
+    assert rebuilt.rater_plot("office").parent == rebuilt.stats_plot().parent
 
 
 def test_regen_space_names_a_missing_demo_folder(tmp_path, capsys):

@@ -4,6 +4,7 @@ rater`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -106,14 +107,22 @@ class SpaceData:
 
     # -- the dataset tab's plots -----------------------------------------------------------
 
+    @cached_property
+    def _plots_of_this_build(self) -> Path:
+        """The plots are kept per build of the folder (named by its build report): a folder
+        built again gets its own, never the plots of the data it replaced."""
+        report = self.folder / "build_report.json"
+        source = report if report.is_file() else self.folder / "README.md"
+        return self.plots_dir / hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+
     def rater_plot(self, domain: str) -> Path | None:
         """The auto-rater score distribution of `domain` (None where the data carries none)."""
         from training.evaluate import rater_report
 
-        path = self.plots_dir / f"rater_{domain}.png"
+        path = self._plots_of_this_build / f"rater_{domain}.png"
         if not path.exists():
             try:
-                rater_report(self.folder, domain, os.fspath(self.plots_dir))
+                rater_report(self.folder, domain, os.fspath(path.parent))
             except ValueError:  # no rater scores in this folder
                 return None
         return path
@@ -122,8 +131,8 @@ class SpaceData:
         """Interactions per user, narrative lengths, critiques and item concentration."""
         from regen_dataset.stats import describe_folder
 
-        path = self.plots_dir / "regen_report.png"
+        path = self._plots_of_this_build / "regen_report.png"
         if not path.exists():
-            self.plots_dir.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             describe_folder(self.folder, self.domains(), os.fspath(path))
         return path
