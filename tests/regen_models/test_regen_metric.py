@@ -8,6 +8,7 @@ from pathlib import Path
 
 import evaluate
 import pytest
+import yaml
 
 import regen_dataset
 from regen_models import metrics
@@ -172,3 +173,29 @@ def test_the_module_loads_from_a_hub_space_with_its_definitions(tmp_path):
     from_hub = json.loads(result.stdout.strip().splitlines()[-1])
     ranks = metrics.ranks_from_lists(RANKED, TARGETS)
     assert from_hub["ranking"] == pytest.approx(metrics.ranking_metrics(ranks, ks=(1, 2, 10)))
+
+
+def test_the_metric_space_app_builds_its_page_and_scores(tmp_path, monkeypatch):
+    """The Space's app.py on current Gradio (evaluate's own widget needs Gradio 3's
+    components), from a copy of the folder as the Hub holds it."""
+    import importlib.util
+
+    import gradio as gr
+
+    folder = tmp_path / "regen_metric"
+    shutil.copytree(MODULE, folder, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("metric_space_app", folder / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert isinstance(app.build(), gr.Blocks)
+    ranked = "\n".join(", ".join(items) for items in RANKED)
+    scores = app.score_ranking(ranked, "\n".join(TARGETS), 2)
+    ranks = metrics.ranks_from_lists(RANKED, TARGETS)
+    assert scores == pytest.approx(metrics.ranking_metrics(ranks, ks=(2,)))
+    with pytest.raises(gr.Error, match="3 prediction lines and 2 reference lines"):
+        app.score_ranking(ranked, "B2\nB0", 10)
+    text = app.score_text("A sturdy stapler.\nNavy shoes.", "A sturdy stapler.\nRed shoes.")
+    assert set(text) == {"BLEU", "ROUGE", "SemSim"} and 0 < text["ROUGE"] < 100
+    header = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert header["sdk_version"] == gr.__version__
