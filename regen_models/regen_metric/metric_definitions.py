@@ -79,6 +79,11 @@ def ranks_from_lists(ranked_items: Sequence[Sequence[str]], targets: Sequence[st
         raise ValueError(f"{len(ranked_items)} ranked lists for {len(targets)} targets")
     ranks = np.full(len(targets), np.inf)
     for row, (items, target) in enumerate(zip(ranked_items, targets, strict=True)):
+        if not target:
+            raise ValueError(f"references[{row}]: no held-out item ({target!r})")
+        if len(set(items)) != len(items):
+            repeated = next(item for n, item in enumerate(items) if item in items[:n])
+            raise ValueError(f"predictions[{row}]: item {repeated!r} is ranked twice")
         for position, item in enumerate(items, start=1):
             if item == target:
                 ranks[row] = position
@@ -99,8 +104,9 @@ def ranking_metrics(ranks, ks: Sequence[int] = (10,)) -> dict[str, float]:
         )
     if isinstance(ks, int):
         ks = (ks,)
-    if any(int(k) != k or k < 1 for k in ks):
+    if not ks or any(int(k) != k or k < 1 for k in ks):
         raise ValueError(f"cut-offs must be positive integers, got {list(ks)}")
+    ks = [int(k) for k in ks]  # 10.0 names its figures @10
     out = {}
     for k in ks:
         hit = ranks <= k
@@ -126,6 +132,12 @@ def _check_pairs(predictions: Sequence[str], references: Sequence[str]) -> None:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ValueError(f"{name}[{index}]: expected a string, got {text!r}")
+    blank = next((index for index, text in enumerate(references) if not text.strip()), None)
+    if blank is not None:
+        raise ValueError(
+            f"references[{blank}] is blank: a pair without a reference scores nothing (regen "
+            "eval leaves such rows out and counts them); drop it"
+        )
 
 
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:

@@ -199,3 +199,19 @@ def test_the_metric_space_app_builds_its_page_and_scores(tmp_path, monkeypatch):
     assert set(text) == {"BLEU", "ROUGE", "SemSim"} and 0 < text["ROUGE"] < 100
     header = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
     assert header["sdk_version"] == gr.__version__
+
+
+def test_inputs_the_prediction_files_refuse_are_refused_here_too():
+    ranking = evaluate.load(MODULE, "ranking")
+    with pytest.raises(ValueError, match=r"predictions\[0\]: item 'B2' is ranked twice"):
+        ranking.compute(predictions=[["B1", "B2", "B2"]], references=["B2"])
+    with pytest.raises(ValueError, match=r"references\[1\]: no held-out item"):
+        ranking.compute(predictions=[["B1"], ["B2"]], references=["B1", ""])
+    with pytest.raises(ValueError, match="cut-offs must be positive integers"):
+        ranking.compute(predictions=[["B1"]], references=["B1"], ks=[])
+    assert set(ranking.compute(predictions=[["B1"]], references=["B1"], ks=[10.0])) == {
+        "Recall@10", "HitRate@10", "NDCG@10", "MRR@10"
+    }  # fmt: skip
+    text = evaluate.load(MODULE, "text")
+    with pytest.raises(ValueError, match=r"references\[1\] is blank"):
+        text.compute(predictions=["a", "b"], references=["a", "  "], encoder=WordCountEncoder())
