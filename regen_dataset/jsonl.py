@@ -207,13 +207,17 @@ def arrow_parse(data, form: LineFormat) -> pa.Table:
         return form.schema.empty_table()
     try:
         read_options = pajson.ReadOptions(use_threads=True, block_size=form.arrow_block_size)
-        return pajson.read_json(pa.BufferReader(buffer), read_options, options)
+        table = pajson.read_json(pa.BufferReader(buffer), read_options, options)
     except pa.ArrowInvalid:
         # A line longer than a sub-block needs one sub-block for the whole block.
         if len(buffer) <= form.arrow_block_size:
             raise
         read_options = pajson.ReadOptions(use_threads=True, block_size=len(buffer) + 1)
-        return pajson.read_json(pa.BufferReader(buffer), read_options, options)
+        table = pajson.read_json(pa.BufferReader(buffer), read_options, options)
+    # Arrow's JSON reader copies strings without checking that they are UTF-8: a bad byte would
+    # reach the parquet files. Refused here, the lines go to the Python parser, which names them.
+    table.validate(full=True)
+    return table
 
 
 def parse_block(

@@ -399,6 +399,25 @@ def test_bad_metadata_lines(tmp_path, real_reviews):
     assert items[lines[0]["asin"]]["description"] == "just a string & more"
 
 
+def test_a_byte_that_is_not_utf8_is_named_in_reviews_and_metadata(tmp_path, real_reviews):
+    lines = distinct(real_reviews, 8)
+    lines[5] = dict(lines[5], reviewText="MARK")
+    reviews = write_lines(tmp_path / "r.json", lines)
+    reviews.write_bytes(reviews.read_bytes().replace(b"MARK", b"caf\xe9"))
+    meta = tmp_path / "m.json"
+    write_meta(meta, [line["asin"] for line in lines])
+    with pytest.raises(AmazonFormatError, match=r"r\.json, line 6, field <json>: .*utf-8"):
+        read_all(reviews, meta, min_length=1)
+    report = AmazonReport()
+    (user,) = read_all(reviews, meta, skip_bad_lines=True, report=report, min_length=1)
+    assert report.bad_review_lines == 1 and len(user["purchase_history"]) == 7
+
+    clean = write_lines(tmp_path / "clean.json", distinct(real_reviews, 8))
+    meta.write_bytes(meta.read_bytes().replace(b"No. 2", b"No. \xff", 1))
+    with pytest.raises(AmazonFormatError, match=r"m\.json, line 3, field <json>: .*utf-8"):
+        read_all(clean, meta, min_length=1)
+
+
 def test_working_folder_is_removed(tmp_path, real_reviews):
     work = tmp_path / "work"
     lines = regroup(real_reviews, 20)

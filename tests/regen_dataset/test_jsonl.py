@@ -90,3 +90,18 @@ def test_bad_lines_are_named_or_skipped(tmp_path):
         assert "more than one JSON value" in skipped[3].message
         assert rows == [f"L{i}" for i in range(20) if i not in (4, 9, 13, 16)]
         assert numbers == [i + 1 for i in range(20) if i not in (4, 9, 13, 16)]
+
+
+def test_a_byte_that_is_not_utf8_is_named_not_copied(tmp_path):
+    """Arrow's JSON reader copies such bytes into its strings unchecked; they must not reach a
+    table (and the parquet files), but make an error that names the line."""
+    lines = [json.dumps({"id": f"L{i}", "n": i}).encode() for i in range(6)]
+    lines[3] = b'{"id": "caf\xe9", "n": 3}'
+    path = tmp_path / "toy.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    for block_bytes in (40, 1 << 20):
+        with pytest.raises(LineError) as error:
+            _read(path, block_bytes)
+        assert error.value.line == 4 and "utf-8" in error.value.message.lower()
+        rows, numbers, skipped = _read(path, block_bytes, skip=True)
+        assert rows == ["L0", "L1", "L2", "L4", "L5"] and [e.line for e in skipped] == [4]
