@@ -576,6 +576,7 @@ def _distinct_rows(report: BuildReport) -> int:
 def _config_entries(report: BuildReport) -> list[dict]:
     """The card's `configs` block: data files, and a description that names the protocol and
     the data's fingerprint."""
+    default = _default_config(report.rows)
     return [
         {
             "config_name": config,
@@ -584,10 +585,16 @@ def _config_entries(report: BuildReport) -> list[dict]:
                 {"split": split, "path": f"data/{config}/{split}-*.parquet"}
                 for split in report.rows[config]
             ],
-            **({"default": True} if index == 0 else {}),
+            **({"default": True} if config == default else {}),
         }
-        for index, config in enumerate(report.rows)
+        for config in report.rows
     ]
+
+
+def _default_config(configs) -> str:
+    """The config `load_dataset(folder)` loads without a name: the first category's (`office`,
+    the smaller) where it was built, whatever order the sources came in."""
+    return next((c for c in CATEGORIES if c in configs), next(iter(configs)))
 
 
 def _described(report: BuildReport, config: str) -> str:

@@ -37,6 +37,10 @@ def test_folder_layout_and_card(sample_folder):
         "path": f"data/{next(iter(report.rows))}/train-*.parquet",
     }
     assert header["dataset_info"][0]["splits"][2]["num_examples"] == 300
+    # The sources came clothing first (sorted file names); the default is office all the same.
+    assert next(iter(report.rows)) == "clothing"
+    assert [c["config_name"] for c in header["configs"] if c.get("default")] == ["office"]
+    assert datasets.load_dataset_builder(str(out)).config.name == "office"
     assert "SYNTHETIC DATA" in card and "## Splits, targets and what may be an input" in card
     assert "has no critiques" not in card and "no narratives" not in card
     build = json.loads((out / "build_report.json").read_text())
