@@ -10,6 +10,10 @@ overhead of LUMEN over its base LM.
     # forward of the same prompt (embedded Gemma 3 270M by default)
     python benchmarks/bench_lumen.py overhead --base embedded --tokens 384 --repeats 3
 
+    # how readily a trained checkpoint writes `ID: <start_of_item>` after the test prompts of a
+    # built folder (mean log-probabilities), and how often writing had to force the switch
+    python benchmarks/bench_lumen.py switch --model CKPT --dataset_name DIR --users 16
+
 Timings are medians of interleaved repeats (the two sides alternate, so that a busy machine
 slows both alike). Results go to `bench_out/lumen/*.json` and are printed as Markdown.
 """
@@ -182,6 +186,47 @@ def _interleaved(first, second, repeats: int) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+@torch.no_grad()
+def switch(args) -> None:
+    import datasets
+
+    from regen_models.lumen.recommender import Lumen
+
+    lumen = Lumen.from_pretrained(args.model)
+    model = lumen.model.eval()
+    split = datasets.load_dataset(args.dataset_name, args.dataset_config, split="test")
+    rows = list(split.select(range(min(args.users, split.num_rows))))
+    results = {}
+    for kind in args.kinds or lumen.config.kinds:
+        encoder = lumen.encoder()
+        whole, alone = [], []
+        for row in rows:
+            example = encoder.ranking_example(row, kind)  # the prompt, then `ID: <switch>`
+            logits = model(
+                torch.tensor([example.input_ids]), item_ids=torch.tensor([example.item_ids])
+            ).logits[0]
+            width = len(encoder.switch_ids)
+            log_probs = logits[-width - 1 : -1].float().log_softmax(-1)
+            wanted = torch.tensor(example.input_ids[-width:])
+            scores = log_probs.gather(1, wanted[:, None])[:, 0]
+            whole.append(float(scores.sum()))
+            alone.append(float(scores[-1]))
+        lumen.forced_switches = 0
+        lumen.write(rows, kind, max_new_tokens=4)
+        results[kind] = {
+            "log_p_completion_prefix": statistics.mean(whole),
+            "log_p_switch_after_label": statistics.mean(alone),
+            "forced_switches": lumen.forced_switches,
+            "users": len(rows),
+        }
+        print(
+            f"{kind}: mean log P('ID: <switch>') {statistics.mean(whole):.3f}, mean log "
+            f"P(<switch> | 'ID: ') {statistics.mean(alone):.3f}, forced switches "
+            f"{lumen.forced_switches}/{len(rows)}"
+        )
+    _save("switch", {"model": str(args.model), "kinds": results})
+
+
 def _save(name: str, payload: dict) -> None:
     from regen_dataset.files import write_json
 
@@ -206,6 +251,13 @@ def main(argv: list[str] | None = None) -> None:
     over.add_argument("--batch", type=int, default=1)
     over.add_argument("--repeats", type=int, default=3)
     over.set_defaults(func=overhead)
+    probe = commands.add_parser("switch", help="how readily a checkpoint switches to an item")
+    probe.add_argument("--model", required=True)
+    probe.add_argument("--dataset_name", required=True)
+    probe.add_argument("--dataset_config", default="office")
+    probe.add_argument("--users", type=int, default=16)
+    probe.add_argument("--kinds", nargs="*", default=None)
+    probe.set_defaults(func=switch)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -87,7 +87,8 @@ class LumenEncoder:
         self.item_token_id, self.switch_token_id = item_token_ids(self.tokenizer)
         self.end_token_id = end_token_id(self.tokenizer)
         self._count = formatting.prompt_token_counter(self.tokenizer)
-        self._switch_ids = self._text_ids(COMPLETION_PREFIX) + [self.switch_token_id]
+        # `ID: <switch>`: what every completion opens with, and every ranking prompt ends with.
+        self.switch_ids = self._text_ids(COMPLETION_PREFIX) + [self.switch_token_id]
 
     def _text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -131,7 +132,7 @@ class LumenEncoder:
         user_id = row.get("user_id") or ""
         prompt_ids, item_ids = self.prompt(row, kind)
         target = self.vocabulary.index(row["target"]["item_id"], f"user {user_id}, target")
-        completion = self._switch_ids + [self.item_token_id]
+        completion = self.switch_ids + [self.item_token_id]
         if kind is not None:
             narrative = (row.get("narratives") or {}).get(kind) or ""
             completion += self._text_ids(NARRATIVE_LABEL + narrative.strip())
@@ -153,7 +154,7 @@ class LumenEncoder:
         if row.get("target") and row["target"].get("item_id") in self.vocabulary:
             target = self.vocabulary.index(row["target"]["item_id"])
         return LumenExample(
-            prompt_ids + self._switch_ids, None, item_ids, user_id, kind, target=target
+            prompt_ids + self.switch_ids, None, item_ids, user_id, kind, target=target
         )
 
     def generation_example(self, row: Mapping, kind: str | None) -> LumenExample:
