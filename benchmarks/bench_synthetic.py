@@ -130,6 +130,7 @@ def critique_filter_ranking(
 def measure_category(generator, category: str, users: int, work: Path) -> dict:
     from regen_dataset.stats import config_stats
     from regen_models import baselines
+    from regen_models.items import catalog_item_ids
     from regen_models.metrics import bleu, ranking_metrics, ranks_from_lists, rouge_lsum
 
     dataset, written_per_second = build(generator, category, users, work)
@@ -139,7 +140,7 @@ def measure_category(generator, category: str, users: int, work: Path) -> dict:
     train_sequences = sequences(train)
     popularity = Counter(item for sequence in train_sequences for item in sequence)
     popular = [item for item, _ in sorted(popularity.items(), key=lambda kv: (-kv[1], kv[0]))]
-    catalog = baselines.catalog(dataset)
+    catalog = catalog_item_ids(work / f"{category}_folder", category)
     histories = [[entry["item_id"] for entry in history] for history in test["history"]]
 
     def recall(ranked, wanted=targets) -> float:
@@ -253,21 +254,24 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=5_000, help="users per category")
     parser.add_argument("--speed-users", type=int, default=20_000)
     parser.add_argument("--generator", default="regen_dataset.synthetic")
     parser.add_argument("--before", default=None, help="the old generator (a .py file) to compare")
     parser.add_argument("--out", default=str(REPO / "bench_out" / "bench_synthetic.json"))
-    args = parser.parse_args()
+    parser.add_argument(
+        "--work", default=str(REPO / "bench_out" / "bench_synthetic"), help="built folders"
+    )
+    args = parser.parse_args(argv)
     generators = {"after": args.generator} if args.before else {"this": args.generator}
     if args.before:
         generators = {"before": args.before, **generators}
     results = {}
     for name, spec in generators.items():
         generator = load_generator(spec)
-        work = REPO / "bench_out" / "bench_synthetic" / name
+        work = Path(args.work) / name
         work.mkdir(parents=True, exist_ok=True)
         results[name] = {
             "generator": spec,
