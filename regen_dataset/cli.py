@@ -111,13 +111,18 @@ def add_parser(subparsers) -> None:
         "synthesize", help="write SYNTHETIC users in the release format (for tests and benchmarks)"
     )
     synth.add_argument("--category", choices=("office", "clothing"), required=True)
-    synth.add_argument("--users", type=int, default=None, help="default: the paper's user count")
     synth.add_argument(
-        "--items", type=int, default=None, help="default: the paper's items per user"
+        "--users", type=_positive_int, default=None, help="default: the paper's user count"
+    )
+    synth.add_argument(
+        "--items", type=_positive_int, default=None, help="default: the paper's items per user"
     )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
-        "--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes (same output)"
+        "--workers",
+        type=_positive_int,
+        default=min(8, os.cpu_count() or 1),
+        help="processes (same output)",
     )
     synth.add_argument("--out", required=True)
     synth.set_defaults(func=_synthesize)
@@ -474,7 +479,7 @@ def _movielens(args) -> None:
 def _synthesize(args) -> None:
     from regen_dataset.synthetic import PAPER_SIZES, write_release
 
-    users = args.users or PAPER_SIZES[args.category][0]
+    users = PAPER_SIZES[args.category][0] if args.users is None else args.users
     write_release(
         args.out,
         args.category,

@@ -45,6 +45,11 @@ def test_synthesize(tmp_path, capsys):
     main(["dataset", "synthesize", "--category", "clothing", "--users", "20", "--out", str(out)])
     assert len(out.read_text().splitlines()) == 20
     assert "SYNTHETIC" in capsys.readouterr().out
+    for bad in ("0", "-5"):  # 0 used to write the paper's 89,489 users, -5 an empty file
+        with pytest.raises(SystemExit):
+            main(["dataset", "synthesize", "--category", "office", "--users", bad, "--out",
+                  str(tmp_path / "bad.jsonl")])  # fmt: skip
+        assert "--users" in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()
 
 
 @pytest.mark.smoke
