@@ -471,8 +471,14 @@ def _report(args) -> None:
 def _movielens(args) -> None:
     from regen_dataset.movielens import write_movielens
 
-    users = write_movielens(args.source, args.out)
+    stats: dict = {}
+    users = write_movielens(args.source, args.out, stats)
     print(f"wrote {users:,} MovieLens users to {args.out}")
+    if stats["tied_last"]:
+        print(
+            f"note: {stats['tied_last']:,} users' last two ratings share a second; the file's "
+            "order decides which of the two is the held-out test item"
+        )
     print(f"build it with: regen dataset build --source office={args.out} --out FOLDER")
 
 

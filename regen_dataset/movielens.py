@@ -94,22 +94,28 @@ def read_movies(kind: str, path: Path) -> dict[str, Movie]:
     return movies
 
 
+RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
 def read_ratings(kind: str, path: Path) -> dict[str, list[tuple[int, int, str, int]]]:
     """user -> [(timestamp, line, item, rating)] in file order."""
     users: dict[str, list] = defaultdict(list)
     with open(path, encoding="utf-8", newline="") as handle:
         lines = iter(handle)
-        start = 1
-        if kind == "atomic":
-            next(lines)
-            start = 2
+        start, columns = 1, (0, 1, 2, 3)  # u.data: user, item, rating, timestamp
+        if kind == "atomic":  # the columns its header names (`user_id:token`, ...), in any order
+            header = [name.partition(":")[0].strip() for name in next(lines, "").split("\t")]
+            missing = [column for column in RATING_COLUMNS if column not in header]
+            if missing:
+                raise MovieLensFormatError(path, 1, f"the header lacks {', '.join(missing)}")
+            start, columns = 2, tuple(header.index(column) for column in RATING_COLUMNS)
         for number, line in enumerate(lines, start=start):
             if not line.strip():
                 continue
             fields = line.split("\t")
-            if len(fields) < 4:
+            if len(fields) <= max(columns):
                 raise MovieLensFormatError(path, number, "expected user, item, rating, timestamp")
-            user, item, rating, timestamp = (field.strip() for field in fields[:4])
+            user, item, rating, timestamp = (fields[column].strip() for column in columns)
             try:
                 rating_value, time_value = float(rating), int(float(timestamp))
             except ValueError:
@@ -119,14 +125,23 @@ def read_ratings(kind: str, path: Path) -> dict[str, list[tuple[int, int, str, i
             if rating_value != int(rating_value) or not 1 <= rating_value <= 5:
                 raise MovieLensFormatError(path, number, f"rating {rating!r} is not 1..5")
             users[user].append((time_value, number, item, int(rating_value)))
+    if not users:
+        raise MovieLensFormatError(path, start, "no ratings in the file")
     return users
 
 
-def release_lines(folder: str | os.PathLike) -> Iterator[dict]:
-    """One release-format user per MovieLens user, in user-id order."""
+def release_lines(folder: str | os.PathLike, stats: dict | None = None) -> Iterator[dict]:
+    """One release-format user per MovieLens user, in user-id order. `stats["tied_last"]`
+    counts the users whose last two ratings share a second: which of the two is held out as
+    the test target then follows the file's order, not time."""
     kind, ratings_path, items_path = find_files(folder)
     movies = read_movies(kind, items_path)
     users = read_ratings(kind, ratings_path)
+    if stats is not None:
+        stats["tied_last"] = sum(
+            len(ratings) > 1 and sorted(ratings)[-1][0] == sorted(ratings)[-2][0]
+            for ratings in users.values()
+        )
     for user in sorted(users, key=_natural):
         history = []
         for timestamp, line, item, rating in sorted(users[user]):
@@ -150,13 +165,16 @@ def release_lines(folder: str | os.PathLike) -> Iterator[dict]:
         yield {"reviewer_id": f"ML{user}", "purchase_history": history}
 
 
-def write_movielens(folder: str | os.PathLike, out: str | os.PathLike) -> int:
-    """Convert and write atomically; returns the number of users."""
+def write_movielens(
+    folder: str | os.PathLike, out: str | os.PathLike, stats: dict | None = None
+) -> int:
+    """Convert and write atomically; returns the number of users (`stats`: see
+    `release_lines`)."""
     import json
 
     count = 0
     with atomic_open(out) as handle:
-        for line in release_lines(folder):
+        for line in release_lines(folder, stats):
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
     return count

@@ -67,6 +67,12 @@ def test_recbole_atomic_files(tmp_path):
     assert line["purchase_history"][0]["item"]["category"] == (
         "Movies - Animation, Children's, Comedy"
     )
+    # The header names the columns, in whatever order they come.
+    (folder / "ml-100k.inter").write_text(
+        "timestamp:float\trating:float\titem_id:token\tuser_id:token\n"
+        "881250949\t3\t2\t5\n881250940\t4\t1\t5\n"
+    )
+    assert list(release_lines(tmp_path)) == [line]
 
 
 def test_bad_files_name_the_line(tmp_path):
@@ -90,6 +96,17 @@ def test_bad_files_name_the_line(tmp_path):
         match=r"ml-100k.item, line 3: field movie_title is missing: the row has 1 of the header's 4",
     ):
         list(release_lines(atomic))
+    (atomic / "ml-100k.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+    )
+    for inter, message in (
+        ("", "line 1: the header lacks user_id, item_id, rating, timestamp"),
+        ("user_id:token\titem_id:token\trating:float\n", "line 1: the header lacks timestamp"),
+        ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n", "no ratings"),
+    ):
+        (atomic / "ml-100k.inter").write_text(inter)
+        with pytest.raises(MovieLensFormatError, match=message):
+            list(release_lines(atomic))
 
 
 def test_builds_and_loads_like_regen(tmp_path, capsys):
@@ -134,5 +151,8 @@ def test_cli(tmp_path, capsys):
 
     source = write_original(tmp_path / "ml", RATINGS)
     cli.main(["dataset", "movielens", "--source", str(source), "--out", str(tmp_path / "m.jsonl")])
-    assert "wrote 2 MovieLens users" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote 2 MovieLens users" in out
+    # User 7's last two ratings share a second: the file's order picks the test item.
+    assert "note: 1 users' last two ratings share a second" in out
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
