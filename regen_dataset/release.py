@@ -17,8 +17,8 @@ specification. A line is one user:
      "metadata": {group: {attribute: auto-rater score}},          # see schema.RATER_ATTRIBUTES
      "synthetic": true}                           # only on lines this project generates
 
-Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 and the description
-"missing" are read as unknown (null); critiques that are placeholders ("<NO_CRITIQUE>", "none", ...)
+Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 and a description
+that is blank or "missing" are read as unknown (null); critiques that are placeholders ("<NO_CRITIQUE>", "none", ...)
 are read as null; all three are counted. The reader is tolerant where the evidence is ambiguous (two
 names for the review time, critiques and narratives under their likely key names) and strict about
 what would silently change a result: a rating must be a whole number from 1 to 5, a time must be
@@ -176,7 +176,7 @@ class ReadReport:
     found: Counter = field(default_factory=Counter)  # optional field -> non-null values
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
     unknown_price: int = 0
-    # Descriptions that are exactly "missing", the release's placeholder, read as null.
+    # Descriptions that are exactly "missing" (the release's placeholder) or blank, read as null.
     missing_descriptions: int = 0
     critique_sentinels: int = 0
     # Where each user was read: a user repeated in a later file of the same read is caught too.
@@ -232,7 +232,8 @@ class ReadReport:
             lines.append("optional fields absent: " + ", ".join(absent))
         lines.append(f"prices unknown (0.0 or missing): {self.unknown_price:,}")
         lines.append(
-            f'descriptions read as null (the placeholder "missing"): {self.missing_descriptions:,}'
+            f'descriptions read as null (blank, or the placeholder "missing"): '
+            f"{self.missing_descriptions:,}"
         )
         if self.unknown_fields:
             lines.append(
@@ -656,7 +657,14 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) ->
     unknown_price = pc.fill_null(pc.equal(price, 0.0), True)
     report.unknown_price += pc.sum(unknown_price).as_py() or 0
     description = item.field("description")
-    placeholder = pc.fill_null(pc.equal(description, DESCRIPTION_PLACEHOLDER), False)
+    # The release's placeholder, or nothing at all (the Amazon reader's items without one).
+    placeholder = pc.fill_null(
+        pc.or_(
+            pc.equal(description, DESCRIPTION_PLACEHOLDER),
+            pc.equal(pc.utf8_trim_whitespace(description), ""),
+        ),
+        False,
+    )
     report.missing_descriptions += pc.sum(placeholder).as_py() or 0
     timestamp = _integral(pc.coalesce(*[review.field(key) for key in TIME_KEYS]), pa.int64())
     for key in TIME_KEYS:

@@ -118,10 +118,11 @@ def test_a_named_sentinel_is_read_as_none_whatever_its_length(tmp_path):
 
 
 def test_description_placeholder_missing_is_read_as_null_and_counted(tmp_path):
-    history = [entry(f"I{i}", T0 + i) for i in range(4)]
+    history = [entry(f"I{i}", T0 + i) for i in range(5)]
     history[1]["item"]["description"] = "missing"  # the release's placeholder
     history[2]["item"]["description"] = "missing zipper pull, otherwise fine"
     history[3]["item"]["description"] = None
+    history[4]["item"]["description"] = "  "  # what the Amazon reader writes for none
     report = ReadReport()
     path = write_lines(tmp_path / "clothing.jsonl", [user("U", 0, purchase_history=history)])
     (u,) = iter_users(path, report=report)
@@ -130,10 +131,11 @@ def test_description_placeholder_missing_is_read_as_null_and_counted(tmp_path):
         None,
         "missing zipper pull, otherwise fine",
         None,
+        None,
     ]
-    assert report.missing_descriptions == 1
-    assert 'descriptions read as null (the placeholder "missing"): 1' in report.summary()
-    assert report.to_dict()["missing_descriptions"] == 1
+    assert report.missing_descriptions == 2
+    assert 'descriptions read as null (blank, or the placeholder "missing"): 2' in report.summary()
+    assert report.to_dict()["missing_descriptions"] == 2
 
 
 def test_unknown_fields_are_reported(tmp_path):
