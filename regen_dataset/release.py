@@ -18,11 +18,12 @@ specification. A line is one user:
      "synthetic": true}                           # only on lines this project generates
 
 Ratings and times may be written as floats (`4.0`, `1455494400.0`). Price 0.0 and a description
-that is blank or "missing" are read as unknown (null); critiques that are placeholders ("<NO_CRITIQUE>", "none", ...)
-are read as null; all three are counted. The reader is tolerant where the evidence is ambiguous (two
-names for the review time, critiques and narratives under their likely key names) and strict about
-what would silently change a result: a rating must be a whole number from 1 to 5, a time must be
-plausible unix seconds, a line holds one user and a user has one line. A history keeps the file's
+that is blank or "missing" are read as unknown (null); critiques that are placeholders
+("<NO_CRITIQUE>", "none", ...) are read as null; all three are counted. The reader is tolerant
+where the evidence is ambiguous (two names for the review time, critiques and narratives under
+their likely key names) and strict about what would silently change a result: a rating must be a
+whole number from 1 to 5, a time must be plausible unix seconds, a line holds one user and a user
+has one line. A history keeps the file's
 order, the order Google generated the critiques and narratives on (a critique is about a pair of
 adjacent purchases, the last-purchase narratives and scores about the last line): a history whose
 times disagree with it is counted, never re-sorted, since sorting would move held-out text into
