@@ -281,7 +281,10 @@ def quality(args) -> None:
                     narratives[kind] = narrator.generate(prompts, kind=kind)
         timings[name] = round(time.perf_counter() - started, 1)
         path = OUT / "predictions" / f"{name.split()[0]}.jsonl"
-        write_predictions(path, test["user_id"], None, narratives, config="office", split="test")
+        write_predictions(
+            path, test["user_id"], None, narratives, config="office", split="test",
+            narrated_item="target",
+        )  # fmt: skip
         runs.append((name, "office", str(path)))
     table = run_table(
         folder,

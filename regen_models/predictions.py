@@ -14,6 +14,10 @@ split:
   no repeats. Optional, but then absent from every line (a narrator alone ranks nothing).
 - `narratives`: a generated text per narrative kind the model produces (`schema.NARRATIVE_KINDS`);
   the same kinds on every line.
+- `narrated_item`: which item the narratives are about, `"top_ranked"` (the model's own first
+  recommendation) or `"target"` (the held-out item, given to the model: an upper bound for a
+  system that must also find it). Optional, the same on every line; `regen eval` notes the
+  second under its table.
 A file that breaks these rules, repeats a user, names a user that is not in the evaluated split,
 misses one, or ranks an item that is not in the catalog (a file made for another category) is
 refused with the line at fault: a smaller average computed on whatever happened to be there, or
@@ -32,6 +36,9 @@ from regen_dataset.files import atomic_open
 from regen_dataset.schema import NARRATIVE_KINDS
 
 MIN_RANKED = 10
+NARRATED_ITEMS = ("top_ranked", "target")
+# What a file says about all of its lines: the same on every line where present.
+FILE_FIELDS = ("config", "split", "narrated_item")
 
 
 class PredictionFormatError(ValueError):
@@ -50,6 +57,7 @@ class Predictions:
     narratives: dict[str, list[str]] = field(default_factory=dict)  # kind -> text per user
     config: str | None = None  # what the file says it was made for, when it says so
     split: str | None = None
+    narrated_item: str | None = None  # one of NARRATED_ITEMS, when the file says
 
     def check_made_for(self, config: str, split: str) -> None:
         """Refuse a file that says it was made for another config or split than the one it is
@@ -113,6 +121,7 @@ class Predictions:
             narratives={kind: [texts[r] for r in order] for kind, texts in self.narratives.items()},
             config=self.config,
             split=self.split,
+            narrated_item=self.narrated_item,
         )
 
     def check_catalog(self, item_ids: Collection[str], category: str) -> None:
@@ -173,7 +182,7 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
     seen: dict[str, int] = {}
     kinds: tuple[str, ...] | None = None
     has_ranking: bool | None = None
-    made_for: dict[str, str | None] | None = None  # config and split of the first line
+    made_for: dict[str, str | None] | None = None  # the FILE_FIELDS of the first line
     for number, line in lines:
         if not line.strip():
             continue
@@ -192,22 +201,27 @@ def _parse(path: str, lines: Iterable[tuple[int, str]]) -> Predictions:
             )
         seen[user_id] = number
 
-        line_made_for = {name: record.get(name) for name in ("config", "split")}
+        line_made_for = {name: record.get(name) for name in FILE_FIELDS}
         for name, value in line_made_for.items():
             if value is not None and (not isinstance(value, str) or not value):
                 raise PredictionFormatError(
                     path, number, f"field {name}: expected a non-empty string"
                 )
+        narrated = line_made_for["narrated_item"]
+        if narrated is not None and narrated not in NARRATED_ITEMS:
+            raise PredictionFormatError(
+                path, number, f"field narrated_item: {narrated!r}, expected one of {NARRATED_ITEMS}"
+            )
         if made_for is None:
             made_for = line_made_for
-            out.config, out.split = made_for["config"], made_for["split"]
+            out.config, out.split, out.narrated_item = (made_for[n] for n in FILE_FIELDS)
         elif line_made_for != made_for:
             name = next(n for n in made_for if line_made_for[n] != made_for[n])
             raise PredictionFormatError(
                 path,
                 number,
                 f"field {name}: {line_made_for[name]!r} here, {made_for[name]!r} on the first "
-                "line: a file is made for one config and split",
+                f"line: a file says the same {name} on every line",
             )
 
         ranked = record.get("ranked_items")
@@ -310,9 +324,11 @@ def write_predictions(
     *,
     config: str | None = None,
     split: str | None = None,
+    narrated_item: str | None = None,
 ) -> None:
     """Write predictions atomically; `narratives` maps kind -> one text per user; `config` and
-    `split` (the dataset config and split they were made for) go on every line when given.
+    `split` (the dataset config and split they were made for) and `narrated_item` (which item
+    the narratives are about, one of `NARRATED_ITEMS`) go on every line when given.
 
     What `read_predictions` would refuse is refused here, before anything is written (the lines
     go through the reader's checks): a column of another length than `user_ids`, a repeated
@@ -334,6 +350,8 @@ def write_predictions(
             record["config"] = config
         if split is not None:
             record["split"] = split
+        if narrated_item is not None:
+            record["narrated_item"] = narrated_item
         if ranked_items is not None:
             record["ranked_items"] = list(ranked_items[row])
         if narratives:

@@ -103,6 +103,8 @@ def evaluate_run(
         split_rows = split_rows.select(range(min(first, split_rows.num_rows)))
         user_ids = split_rows["user_id"]
     result: dict = {"users": len(user_ids), "ranking": None, "text": {}}
+    if predictions.narratives and predictions.narrated_item:
+        result["narrated_item"] = predictions.narrated_item
     if predictions.ranked_items is not None:
         predictions.check_catalog(catalog, config_category(config))
         targets = [target["item_id"] for target in split_rows["target"]]
@@ -298,7 +300,11 @@ def run_table(
     ]
     results = {(r["model"], r["config"]): r for r in records}
     synthetic = is_synthetic_build(dataset_dir)
-    notes = table_notes(dataset_dir, split, list(results)) + _unscored_notes(results, split)
+    notes = (
+        table_notes(dataset_dir, split, list(results))
+        + _narrated_target_notes(results)
+        + _unscored_notes(results, split)
+    )
     if any(result["text"] for result in results.values()):
         notes.insert(
             0,
@@ -451,6 +457,21 @@ def table_notes(dataset_dir, split: str, runs: Collection[tuple[str, str]]) -> l
         )
         configs_by_note.setdefault(neighbour_note(pool, split), []).append(config)
     return [f"{', '.join(configs)}: {note}" for note, configs in configs_by_note.items()]
+
+
+def _narrated_target_notes(results: dict[tuple[str, str], dict]) -> list[str]:
+    """A footnote naming the runs whose narratives are about the held-out item itself."""
+    given = [
+        f"{model} ({config})"
+        for (model, config), result in results.items()
+        if result.get("narrated_item") == "target"
+    ]
+    if not given:
+        return []
+    return [
+        f"{', '.join(given)}: narratives about each user's held-out item, given to the model, not "
+        "about its own recommendation (an upper bound for a system that must also find the item)"
+    ]
 
 
 def _unscored_notes(results: dict[tuple[str, str], dict], split: str) -> list[str]:

@@ -60,7 +60,9 @@ def predict_variant(
         for kind in narrator.kinds
     }
     made_for = {"config": rows.info.config_name, "split": str(rows.split)}
-    write_predictions(path, rows["user_id"], narratives=narratives, **made_for)
+    write_predictions(
+        path, rows["user_id"], narratives=narratives, narrated_item="target", **made_for
+    )
     return narratives
 
 

@@ -101,6 +101,7 @@ def predict_hybrid(model_dir: str, rows, dataset_name: str, config_name: str, ar
     return {
         "ranked_items": [output.item_ids for output in outputs],
         "narratives": {kind: [output.narratives[kind] for output in outputs] for kind in kinds},
+        "narrated_item": "target" if args.narrate_target else "top_ranked",
     }
 
 
@@ -148,7 +149,11 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
             f"note: in {lumen.forced_switches:,} of {len(rows) * len(kinds):,} narratives LUMEN "
             "had not named an item after a few words of text: the item was called for"
         )
-    return {"ranked_items": [ranking.item_ids for ranking in rankings], "narratives": narratives}
+    return {
+        "ranked_items": [ranking.item_ids for ranking in rankings],
+        "narratives": narratives,
+        "narrated_item": "top_ranked",
+    }
 
 
 def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, args) -> dict:
@@ -167,7 +172,7 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
         for kind in kinds
     }
     print(f"fusion narrator inputs: {narrator.encoder.summary()}")
-    return {"narratives": narratives}
+    return {"narratives": narratives, "narrated_item": "target"}
 
 
 PREDICTORS: dict[str, Callable] = {
@@ -252,6 +257,7 @@ def predict(args) -> str:
         out.get("narratives"),
         config=args.dataset_config,
         split=args.split,
+        narrated_item=out.get("narrated_item") if out.get("narratives") else None,
     )
     print(f"{kind}: {len(rows):,} {args.split} users of {args.dataset_config} -> {args.out}")
     return args.out

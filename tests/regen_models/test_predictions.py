@@ -95,6 +95,14 @@ def test_narratives_only(tmp_path):
             [_line("U1", config="office"), _line("U2")],
             "line 2: field config: None here, 'office' on the first line",
         ),
+        (
+            [_line("U1", narrated_item="the target")],
+            "line 1: field narrated_item: 'the target', expected one of",
+        ),
+        (
+            [_line("U1", narrated_item="target"), _line("U2", narrated_item="top_ranked")],
+            "line 2: field narrated_item: 'top_ranked' here, 'target' on the first line",
+        ),
         ([], "no predictions in the file"),
     ],
 )
@@ -195,3 +203,14 @@ def test_a_file_made_for_another_config_or_split_is_refused(tmp_path):
         predictions.check_made_for("office_no_critique", "validation")
     write_predictions(path, ["U1"], [RANKED])  # a file that does not say is scored as it is
     read_predictions(path).check_made_for("office", "test")
+
+
+def test_the_narrated_item_is_written_and_read_back(tmp_path):
+    path = tmp_path / "p.jsonl"
+    texts = {"user_profile": ["a", "b"]}
+    write_predictions(path, ["U1", "U2"], narratives=texts, narrated_item="target")
+    predictions = read_predictions(path)
+    assert predictions.narrated_item == "target"
+    assert predictions.for_users(["U2", "U1"]).narrated_item == "target"
+    write_predictions(path, ["U1", "U2"], narratives=texts)
+    assert read_predictions(path).narrated_item is None

@@ -497,3 +497,22 @@ def test_first_n_users_are_scored_when_stated(folder, tmp_path):
         evaluate.run_table(folder, "test", [("other", "office", str(path))], str(out))
     with pytest.raises(ValueError, match="--first must be a positive"):
         evaluate.run_table(folder, "test", [("m", "office", str(path))], str(out), first=0)
+
+
+def test_narratives_about_the_held_out_item_are_footnoted(folder, tmp_path):
+    """A narrator given the target (fusion, the hybrid with --narrate-target) beside a system
+    that writes about its own pick: the table says which is which."""
+    test = evaluate.load_split(folder, "office", "test")
+    profiles = {"user_profile": [n["user_profile"] for n in test["narratives"]]}
+    runs = []
+    for model, narrated in (("given", "target"), ("own", "top_ranked"), ("unsaid", None)):
+        path = tmp_path / f"{model}.jsonl"
+        write_predictions(path, test["user_id"], None, profiles, narrated_item=narrated)
+        runs.append((model, "office", str(path)))
+    table = evaluate.run_table(folder, "test", runs, str(tmp_path / "eval"), WordCountEncoder())
+    assert "- given (office): narratives about each user's held-out item, given to the model" in (
+        table
+    )
+    assert "own (office)" not in table and "unsaid (office)" not in table
+    records = json.loads((tmp_path / "eval" / "results.json").read_text())["runs"]
+    assert [r.get("narrated_item") for r in records] == ["target", "top_ranked", None]

@@ -73,11 +73,13 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path, c
     assert "fusion writes purchase_reason: 100%" in printed.err
     assert "fusion narrator inputs: 4 examples" in printed.out  # 2 users, 2 kinds
     assert set(lines[0]["narratives"]) == {"purchase_reason", "user_summary_brief"}
+    assert {line["narrated_item"] for line in lines} == {"target"}  # it writes about the target
     table = run_table(
         folder, "test", [("fusion", "office", str(predictions))], str(tmp_path / "eval"),
         encoder=WordCountEncoder(), first=2,
     )  # fmt: skip
     assert "Purchase reason: fusion" in table and "| SemSim |" in table
+    assert "- fusion (office): narratives about each user's held-out item" in table
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["runs"][0]["ranking"] is None and results["runs"][0]["text"]["purchase_reason"]
 

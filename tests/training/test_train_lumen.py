@@ -112,6 +112,7 @@ def test_predict_writes_rankings_and_narratives_about_the_top_item(
     )  # fmt: skip
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(lines) == 3 and all(len(line["ranked_items"]) == 10 for line in lines)
+    assert {line["narrated_item"] for line in lines} == {"top_ranked"}
     printed = capsys.readouterr()
     bars = printed.err
     assert "LUMEN ranks: 100%" in bars and "LUMEN writes user_profile: 100%" in bars
