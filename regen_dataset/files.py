@@ -31,6 +31,12 @@ def _partial_name(path: str) -> str:
     return f"{root}.partial-{os.getpid()}{extension}"
 
 
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether the file is gzip-compressed, by its first two bytes, whatever its name says."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """A temporary path that replaces `path` when the block ends without an exception."""

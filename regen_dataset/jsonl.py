@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from regen_dataset.files import is_gzip
 from regen_dataset.prefetch import prefetch
 
 # What a blank line may hold besides its newline (JSON whitespace, as Arrow skips it).
@@ -123,8 +124,9 @@ def read_blocks(
 
 def _open_raw(path: str):
     """(the file on disk, its uncompressed stream); Arrow inflates without holding the GIL."""
+    compressed = is_gzip(path)  # by its bytes: `R.JSON.GZ`, or a gzip file with no `.gz`
     raw = pa.OSFile(path)
-    if not path.endswith(".gz"):
+    if not compressed:
         return raw, raw
     return raw, pa.CompressedInputStream(raw, "gzip")
 

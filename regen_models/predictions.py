@@ -32,7 +32,7 @@ import os
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from regen_dataset.files import atomic_open
+from regen_dataset.files import atomic_open, is_gzip
 from regen_dataset.schema import NARRATIVE_KINDS
 
 MIN_RANKED = 10
@@ -162,9 +162,7 @@ class Predictions:
 def read_predictions(path: str | os.PathLike) -> Predictions:
     """A prediction file (UTF-8, optionally gzipped), checked line by line."""
     path = os.fspath(path)
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    with gzip.open(path, "rb") if gzipped else open(path, "rb") as handle:
+    with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
         return _parse(path, _decoded(path, handle))
 
 

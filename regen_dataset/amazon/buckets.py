@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from regen_dataset.amazon.items import ItemIndex, ItemStore, UniqueStrings
 from regen_dataset.amazon.lines import REVIEW_LINES, parsed_tables
 from regen_dataset.amazon.report import AmazonReport
-from regen_dataset.files import process_alive
+from regen_dataset.files import is_gzip, process_alive
 
 _str = pa.string()
 # What pass 1 keeps of a review, one file per bucket of users.
@@ -96,7 +96,7 @@ def user_hash(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def default_buckets(reviews: str) -> int:
-    size = os.path.getsize(reviews) * (4 if reviews.endswith(".gz") else 1)  # uncompressed
+    size = os.path.getsize(reviews) * (4 if is_gzip(reviews) else 1)  # uncompressed
     return max(1, min(MAX_BUCKETS, math.ceil(0.7 * size / BUCKET_BYTES)))
 
 

@@ -105,3 +105,13 @@ def test_a_byte_that_is_not_utf8_is_named_not_copied(tmp_path):
         assert error.value.line == 4 and "utf-8" in error.value.message.lower()
         rows, numbers, skipped = _read(path, block_bytes, skip=True)
         assert rows == ["L0", "L1", "L2", "L4", "L5"] and [e.line for e in skipped] == [4]
+
+
+@pytest.mark.parametrize("name", ["TOY.JSONL.GZ", "toy.jsonl"])
+def test_gzip_is_told_by_its_bytes_not_its_name(tmp_path, name):
+    """An upper-case `.GZ`, or a gzip file whose name lost its `.gz`, is read as gzip."""
+    path = tmp_path / name
+    with gzip.open(path, "wt") as handle:
+        handle.write("".join(json.dumps({"id": f"L{i}", "n": i}) + "\n" for i in range(5)))
+    rows, numbers, _ = _read(path, 1 << 20)
+    assert rows == [f"L{i}" for i in range(5)] and numbers == [1, 2, 3, 4, 5]
