@@ -152,7 +152,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-Lsum F1 (with stemming), 0-100; sentences are split on . ! ? for Lsum."""
+    """Mean ROUGE-Lsum F1 (with stemming), 0-100; sentences are split on . ! ? for Lsum.
+
+    Words are rouge-score's (lower-cased runs of a-z and 0-9, Porter-stemmed). A text in which
+    that finds no word at all, one in another script, is split into its own words instead, and
+    Chinese, Japanese and Thai into characters: rouge-score alone scores such texts 0 whatever
+    they say. A text that mixes Latin words with another script is scored on the Latin words."""
     _check_pairs(predictions, references)
     scorer = _rouge_scorer()
     total = 0.0
@@ -166,7 +171,24 @@ def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> float:
 def _rouge_scorer():
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=_any_script_tokenizer())
+
+
+# Scripts written without spaces between words: each character is a token.
+_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_ANY_SCRIPT_TOKEN = re.compile(f"[{_UNSPACED}]|(?:(?![{_UNSPACED}])[^\\W_])+")
+
+
+def _any_script_tokenizer():
+    from rouge_score.tokenizers import DefaultTokenizer
+
+    class AnyScriptTokenizer(DefaultTokenizer):
+        """rouge-score's tokenizer, and the words of any script where it finds none."""
+
+        def tokenize(self, text):
+            return super().tokenize(text) or _ANY_SCRIPT_TOKEN.findall(text.lower())
+
+    return AnyScriptTokenizer(use_stemmer=True)
 
 
 def default_encoder():

@@ -128,6 +128,31 @@ def test_bleu_and_rouge_by_hand():
         metrics.semantic_similarity(["a", None], ["a", "b"], WordCountEncoder())
 
 
+def test_rouge_scores_texts_in_other_scripts():
+    # rouge-score alone keeps a-z and 0-9 only: every Chinese or Russian pair scored 0.
+    assert metrics.rouge_lsum(["这是一个很好的笔记本"], ["这是一个很好的笔记本"]) == pytest.approx(
+        100
+    )
+    # characters: 8 of the 9 and 10 match in order
+    assert metrics.rouge_lsum(["这是一个很好的本子"], ["这是一个很好的笔记本"]) == pytest.approx(
+        100 * 2 * (8 / 9) * (8 / 10) / (8 / 9 + 8 / 10)
+    )
+    assert metrics.rouge_lsum(["Отличная ручка для письма"], ["Отличная ручка"]) == pytest.approx(
+        100 * 2 * 0.5 * 1 / 1.5
+    )
+    assert metrics.rouge_lsum(["The pens write well."], ["Отличная ручка"]) == 0
+    # Latin text is tokenised as rouge-score does: stemmed, accents and punctuation split off.
+    from rouge_score import rouge_scorer
+
+    plain = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
+    for prediction, reference in (
+        ("They chose the highlighters; the café was nice.", "They liked cafés and highlighting."),
+        ("Red pens, 3-Pack.", "A pack of red pens (3-Pack)"),
+    ):
+        expected = 100 * plain.score(reference, prediction)["rougeLsum"].fmeasure
+        assert metrics.rouge_lsum([prediction], [reference]) == pytest.approx(expected)
+
+
 def test_semantic_similarity_with_a_small_encoder():
     encoder = WordCountEncoder()
     cache = {}
