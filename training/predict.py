@@ -149,6 +149,12 @@ def predict_lumen(model_dir: str, rows, dataset_name: str, config_name: str, arg
             f"note: in {lumen.forced_switches:,} of {len(rows) * len(kinds):,} narratives LUMEN "
             "had not named an item after a few words of text: the item was called for"
         )
+    if lumen.narratives_cut:
+        print(
+            f"note: {lumen.narratives_cut:,} of {len(rows) * len(kinds):,} narratives ran on "
+            "into another 'Text:' or 'ID:' block instead of ending (more training teaches the "
+            "end): each is cut where that block opens"
+        )
     return {
         "ranked_items": [ranking.item_ids for ranking in rankings],
         "narratives": narratives,

@@ -13,6 +13,7 @@ the evaluation and the Space pass).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,18 @@ from regen_models.prompts import PromptStats
 from regen_models.rows import check_row_collection
 
 DEFAULT_MAX_NEW_TOKENS = 128
+# A completion holds one `Text:` block. A model trained for a few steps may not yet end it with
+# the end of its turn and go on to open another `Text:` block, or an `ID:` line as the prompt's
+# purchases have: the narrative ends there.
+_NEXT_BLOCK = re.compile(r"\n\s*(?:Text|ID)\b")
+
+
+def narrative_of(text: str) -> tuple[str, bool]:
+    """(the narrative, whether it ran on) in what LUMEN wrote after the item: without the
+    `Text:` label, up to where another block opens."""
+    text = text.strip().removeprefix("Text:").strip()
+    ran_on = _NEXT_BLOCK.search(text)
+    return (text[: ran_on.start()].strip(), True) if ran_on else (text, False)
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Lumen:
         # and every narrative the model did not switch to an item for by itself.
         self.prompt_stats = PromptStats()
         self.forced_switches = 0
+        self.narratives_cut = 0  # narratives that ran on into another block, cut there
         label = tokenizer(NARRATIVE_LABEL, add_special_tokens=False)["input_ids"]
         self._label_tokens = len(label)
         self.collate = LumenCollator.for_tokenizer(tokenizer, "left")
@@ -182,12 +196,15 @@ class Lumen:
             )
             self.forced_switches += int(generated.forced_switch.sum())
             for offset, narrative in enumerate(generated.narrative_ids):
-                text = self.tokenizer.decode(narrative, skip_special_tokens=True).strip()
+                text, ran_on = narrative_of(
+                    self.tokenizer.decode(narrative, skip_special_tokens=True)
+                )
+                self.narratives_cut += ran_on
                 out.append(
                     LumenWriting(
                         examples[start + offset].user_id,
                         ids[int(generated.items[offset])],
-                        text.removeprefix("Text:").strip(),
+                        text,
                         bool(generated.forced_switch[offset]),
                     )
                 )

@@ -471,3 +471,43 @@ def test_the_switch_token_trains_its_own_rows_under_a_frozen_lm(tokenizer, tied)
     assert torch.allclose(merged_logits, logits, atol=1e-5)
     assert torch.allclose(merged_scores, scores, atol=1e-5)
     assert merged_narrative == narrative
+
+
+def test_a_narrative_that_runs_on_into_another_block_is_cut_and_counted(tokenizer, monkeypatch):
+    from regen_models.lumen.modeling_lumen import LumenGeneration
+    from regen_models.lumen.recommender import Lumen, narrative_of
+    from training.space.registry import LumenModel
+
+    assert narrative_of(" Text: Good pens. ") == ("Good pens.", False)
+    assert narrative_of("Text: Good pens.\nText: Good pens.\nID: ") == ("Good pens.", True)
+    assert narrative_of("Good pens.\n\n ID: \nTitle: Pens") == ("Good pens.", True)
+    assert narrative_of("Good pens.\nTextured grip. IDs on the cap.") == (
+        "Good pens.\nTextured grip. IDs on the cap.",
+        False,
+    )
+    model = tiny_lumen(tokenizer)
+    model.attach_item_vocabulary(tiny_vocabulary(NUM_ITEMS))
+    lumen = Lumen(model, tokenizer)
+    # A model that has not learnt to end its turn: it opens another `Text:` block.
+    written = tokenizer("Text: Good pens.\nText: Good pens again.", add_special_tokens=False)
+    written = written["input_ids"]
+
+    def generate(input_ids, streamer=None, **kwargs):
+        rows = len(input_ids)
+        for token in written if streamer is not None else ():
+            streamer.put(torch.tensor([token]))
+        if streamer is not None:
+            streamer.end()
+        nothing = torch.zeros(rows, dtype=torch.bool)
+        return LumenGeneration(torch.zeros(rows, dtype=torch.long), torch.zeros(rows),
+                               [written] * rows, [[]] * rows, nothing)  # fmt: skip
+
+    monkeypatch.setattr(model, "generate", generate)
+    row = split_row(n_history=2)
+    for index, bought in enumerate(row["history"]):
+        bought["item_id"] = f"I{index:03d}"
+    texts = [w.text for w in lumen.write([row, row], "purchase_reason")]
+    assert texts == ["Good pens.", "Good pens."] and lumen.narratives_cut == 2
+    # The Space streams the same text and stops there.
+    streamed = list(LumenModel(lumen).narrate(row, "I001", "purchase_reason"))
+    assert streamed[-1] == "Good pens." and "again" not in "".join(streamed)

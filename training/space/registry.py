@@ -110,8 +110,17 @@ class LumenModel:
         def generate(streamer):
             self.lumen.write([row], kind, item_ids=[item_id], streamer=streamer)
 
-        for text in stream_text(self.lumen.tokenizer, generate):
-            yield text.removeprefix("Text:").strip()  # as `Lumen.write` cleans it
+        from regen_models.lumen.recommender import narrative_of
+
+        stream = stream_text(self.lumen.tokenizer, generate)
+        try:
+            for text in stream:
+                narrative, ran_on = narrative_of(text)  # as `Lumen.write` cleans it
+                yield narrative
+                if ran_on:
+                    return
+        finally:
+            stream.close()  # stops the decoding of a text that ran on
 
 
 class FusionModel(FlareOnly):
