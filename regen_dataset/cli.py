@@ -480,6 +480,10 @@ def _movielens(args) -> None:
             "order decides which of the two is the held-out test item"
         )
     print(f"build it with: regen dataset build --source office={args.out} --out FOLDER")
+    print(
+        "MovieLens's licence does not allow redistributing the data without GroupLens's "
+        "permission: do not push the build to a public repository"
+    )
 
 
 def _synthesize(args) -> None:

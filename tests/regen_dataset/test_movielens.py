@@ -155,4 +155,5 @@ def test_cli(tmp_path, capsys):
     assert "wrote 2 MovieLens users" in out
     # User 7's last two ratings share a second: the file's order picks the test item.
     assert "note: 1 users' last two ratings share a second" in out
+    assert "licence does not allow redistributing" in out
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
