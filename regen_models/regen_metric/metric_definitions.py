@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -148,47 +149,76 @@ def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
     return sacrebleu.corpus_bleu(list(predictions), [list(references)]).score
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# Where Lsum's sentences end: . ! ? and a space, or the full-width marks of Chinese and Japanese.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])\s*")
 
 
 def rouge_lsum(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-Lsum F1 (with stemming), 0-100; sentences are split on . ! ? for Lsum.
+    """Mean ROUGE-Lsum F1, 0-100; sentences are split on . ! ? (and 。！？) for Lsum.
 
-    Words are rouge-score's (lower-cased runs of a-z and 0-9, Porter-stemmed). A text in which
-    that finds no word at all, one in another script, is split into its own words instead, and
-    Chinese, Japanese and Thai into characters: rouge-score alone scores such texts 0 whatever
-    they say. A text that mixes Latin words with another script is scored on the Latin words."""
+    Words are rouge-score's (lower-cased runs of a-z and 0-9, Porter-stemmed), so a pair scores
+    as rouge-score scores it whenever it finds a word in both texts. Where it finds none in one of
+    them (a text in another script, which rouge-score alone scores 0 whatever it says), the pair
+    is scored on the words of every script instead, unstemmed, and Chinese, Japanese and Thai
+    text character by character."""
     _check_pairs(predictions, references)
-    scorer = _rouge_scorer()
+    from rouge_score.tokenize import tokenize
+
     total = 0.0
     for prediction, reference in zip(predictions, references, strict=True):
+        latin = all(tokenize(text, None) for text in (reference, prediction))
+        scorer = _rouge_scorer(any_script=not latin)
         split = ("\n".join(_SENTENCE_END.split(text.strip())) for text in (reference, prediction))
         total += scorer.score(*split)["rougeLsum"].fmeasure
     return 100.0 * total / len(references)
 
 
-@lru_cache(maxsize=1)
-def _rouge_scorer():
+@lru_cache(maxsize=2)
+def _rouge_scorer(any_script: bool = False):
     from rouge_score import rouge_scorer
+    from rouge_score.tokenizers import Tokenizer
 
-    return rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=_any_script_tokenizer())
+    if not any_script:
+        return rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
 
-
-# Scripts written without spaces between words: each character is a token.
-_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_ANY_SCRIPT_TOKEN = re.compile(f"[{_UNSPACED}]|(?:(?![{_UNSPACED}])[^\\W_])+")
-
-
-def _any_script_tokenizer():
-    from rouge_score.tokenizers import DefaultTokenizer
-
-    class AnyScriptTokenizer(DefaultTokenizer):
-        """rouge-score's tokenizer, and the words of any script where it finds none."""
-
+    class AnyScriptTokenizer(Tokenizer):
         def tokenize(self, text):
-            return super().tokenize(text) or _ANY_SCRIPT_TOKEN.findall(text.lower())
+            return any_script_words(text)
 
-    return AnyScriptTokenizer(use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=AnyScriptTokenizer())
+
+
+def any_script_words(text: str) -> list[str]:
+    """The lower-cased words of `text` in any script: runs of letters and digits with their
+    combining marks (Devanagari's vowel signs, say), where scripts written without spaces
+    (Chinese, Japanese kana, Thai) make each character a word of its own."""
+    words, word = [], ""
+    for char in unicodedata.normalize("NFC", text.lower()):
+        kind = unicodedata.category(char)[0]
+        if kind == "M" and word:  # a mark belongs to the letter before it
+            word += char
+        elif kind in "LN" and not (_unspaced(char) or (word and _unspaced(word[0]))):
+            word += char
+        else:
+            if word:
+                words.append(word)
+            word = char if kind in "LN" else ""
+    if word:
+        words.append(word)
+    return words
+
+
+def _unspaced(char: str) -> bool:
+    return any(low <= char <= high for low, high in _UNSPACED_SCRIPTS)
+
+
+_UNSPACED_SCRIPTS = (
+    ("\u0e00", "\u0e7f"),  # Thai
+    ("\u3040", "\u30ff"),  # hiragana, katakana
+    ("\u3400", "\u4dbf"),  # CJK ideographs, extension A
+    ("\u4e00", "\u9fff"),  # CJK ideographs
+    ("\uf900", "\ufaff"),  # CJK compatibility ideographs
+)
 
 
 def default_encoder():

@@ -141,16 +141,25 @@ def test_rouge_scores_texts_in_other_scripts():
         100 * 2 * 0.5 * 1 / 1.5
     )
     assert metrics.rouge_lsum(["The pens write well."], ["Отличная ручка"]) == 0
-    # Latin text is tokenised as rouge-score does: stemmed, accents and punctuation split off.
+    # A vowel sign belongs to its word: bare consonants would make these two words one.
+    assert metrics.rouge_lsum(["हिन्दी किताब"], ["हिन्दी पुस्तक"]) == pytest.approx(50)
+    assert metrics.rouge_lsum(["किताब"], ["कताब"]) == 0
+    # 。 ends a sentence: the two sentences match in either order.
+    assert metrics.rouge_lsum(["很好。这是好本子。"], ["这是好本子。很好。"]) == pytest.approx(100)
+    # Where rouge-score finds a word in both texts, the pair is its: stemmed, accents and other
+    # scripts split off, sentence by sentence.
     from rouge_score import rouge_scorer
 
     plain = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     for prediction, reference in (
         ("They chose the highlighters; the café was nice.", "They liked cafés and highlighting."),
         ("Red pens, 3-Pack.", "A pack of red pens (3-Pack)"),
+        ("Great pens. Отлично!", "Great pens."),
     ):
-        expected = 100 * plain.score(reference, prediction)["rougeLsum"].fmeasure
+        lines = ["\n".join(t.split(". ")) for t in (reference, prediction)]
+        expected = 100 * plain.score(*lines)["rougeLsum"].fmeasure
         assert metrics.rouge_lsum([prediction], [reference]) == pytest.approx(expected)
+    assert metrics.rouge_lsum(["Great pens. Отлично!"], ["Great pens."]) == pytest.approx(100)
 
 
 def test_semantic_similarity_with_a_small_encoder():
