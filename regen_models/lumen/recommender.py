@@ -32,7 +32,7 @@ DEFAULT_MAX_NEW_TOKENS = 128
 # A completion holds one `Text:` block. A model trained for a few steps may not yet end it with
 # the end of its turn and go on to open another `Text:` block, or an `ID:` line as the prompt's
 # purchases have: the narrative ends there.
-_NEXT_BLOCK = re.compile(r"\n\s*(?:Text|ID)\b")
+_NEXT_BLOCK = re.compile(r"\n\s*(?:Text|ID):")
 
 
 def narrative_of(text: str) -> tuple[str, bool]:

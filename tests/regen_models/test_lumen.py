@@ -481,10 +481,8 @@ def test_a_narrative_that_runs_on_into_another_block_is_cut_and_counted(tokenize
     assert narrative_of(" Text: Good pens. ") == ("Good pens.", False)
     assert narrative_of("Text: Good pens.\nText: Good pens.\nID: ") == ("Good pens.", True)
     assert narrative_of("Good pens.\n\n ID: \nTitle: Pens") == ("Good pens.", True)
-    assert narrative_of("Good pens.\nTextured grip. IDs on the cap.") == (
-        "Good pens.\nTextured grip. IDs on the cap.",
-        False,
-    )
+    kept = "Good pens.\nTextured grip.\nText messages?\nID card holders too.\nIDs on the cap."
+    assert narrative_of(kept) == (kept, False)
     model = tiny_lumen(tokenizer)
     model.attach_item_vocabulary(tiny_vocabulary(NUM_ITEMS))
     lumen = Lumen(model, tokenizer)
@@ -511,3 +509,8 @@ def test_a_narrative_that_runs_on_into_another_block_is_cut_and_counted(tokenize
     # The Space streams the same text and stops there.
     streamed = list(LumenModel(lumen).narrate(row, "I001", "purchase_reason"))
     assert streamed[-1] == "Good pens." and "again" not in "".join(streamed)
+    # A line opening with a word that starts like a label is streamed to the end, token by token.
+    pieces = ("Text: Good pens.", "\nText", "ured", " grip.")
+    written = [t for p in pieces for t in tokenizer(p, add_special_tokens=False)["input_ids"]]
+    streamed = list(LumenModel(lumen).narrate(row, "I001", "purchase_reason"))
+    assert streamed[-1] == "Good pens.\nTextured grip."

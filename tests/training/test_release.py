@@ -497,10 +497,13 @@ def test_the_space_ships_the_package_modules_and_their_requirements(tmp_path):
         assert release_module.sources_from_args(args).space_wheel == expected
 
 
-def test_release_card_replaces_whole_names_only(tmp_path):
+def test_release_card_replaces_whole_names_only(tmp_path, monkeypatch):
     """The folder `demo_out/regen` maps to its repo; `demo_out/regen-users` is another folder
     and must not become `ORG/regen-users` by a prefix match."""
     from training.model_card import card_training_data, release_card
+
+    # Away from a checkout's own demo_out/regen, whose synthetic rows add a limitation.
+    monkeypatch.chdir(tmp_path)
 
     write_model_card(
         tmp_path, model_name="FLARE", script="training/train_flare.py",
