@@ -29,7 +29,7 @@ from typing import Any
 from regen_dataset.files import atomic_open, remove_dead_partials, write_json
 from regen_dataset.inpaint import prompts, rater
 from regen_dataset.inpaint.runner import LLMRequest
-from regen_dataset.release import is_critique
+from regen_dataset.release import CRITIQUE_KEYS, ENTRY_NARRATIVE_KEYS, is_critique
 from regen_dataset.schema import CRITIQUE_SENTINEL, RATER_ATTRIBUTES, similar_adjacent
 
 RunFn = Callable[[Sequence[LLMRequest], Callable[[str], Any]], list]
@@ -166,10 +166,34 @@ def add_narratives(users: list[dict], run: RunFn, report) -> None:
             last["endorsement"] = endorsement
 
 
+def _first_present(mapping: dict, keys: Iterable[str]):
+    """The value of the first of `keys` that `mapping` holds and is not null, as the release
+    reader picks among a field's key names."""
+    return next((mapping[key] for key in keys if mapping.get(key) is not None), None)
+
+
+def _critique(entry: dict):
+    return _first_present(entry, CRITIQUE_KEYS)
+
+
+def _last_purchase(user: dict) -> dict:
+    """The last purchase's narratives by their `last_purchase` names (reason, explanation,
+    endorsement), read where the release reader reads them: `last_purchase` first, then the last
+    history entry, under either of each narrative's key names."""
+    last = user.get("last_purchase") or {}
+    history = user["purchase_history"]
+    entry = history[-1] if history else {}
+    narratives = {}
+    for keys in ENTRY_NARRATIVE_KEYS.values():
+        value = _first_present(last, keys)
+        narratives[keys[0]] = value if value is not None else _first_present(entry, keys)
+    return narratives
+
+
 def _rating_jobs(user: dict) -> Iterator[tuple[str, int | None, str]]:
     """(group, critique position or None, prompt) for every rateable text of a user."""
     history = user["purchase_history"]
-    last, about = user.get("last_purchase") or {}, user.get("user") or {}
+    last, about = _last_purchase(user), user.get("user") or {}
     if last.get("reason") or last.get("explanation"):
         yield (
             "last_purchase",
@@ -200,7 +224,7 @@ def _rating_jobs(user: dict) -> Iterator[tuple[str, int | None, str]]:
             prompts.rater_prompt("endorsement", history, product_endorsement=last["endorsement"]),
         )
     for position in range(1, len(history)):
-        critique = history[position].get("critique")
+        critique = _critique(history[position])
         if is_critique(critique):
             current, goal = history[position - 1]["item"], history[position]["item"]
             prompt = prompts.critique_rater_prompt(history[: position - 1], current, goal, critique)
@@ -268,7 +292,7 @@ def bias_check(
         (index, position)
         for index, user in enumerate(users)
         for position in range(1, len(user["purchase_history"]))
-        if is_critique(user["purchase_history"][position].get("critique"))
+        if is_critique(_critique(user["purchase_history"][position]))
     ]
     if len(users) < 2 or not real:
         raise ValueError("the bias check needs at least two users and one real critique")
@@ -280,7 +304,7 @@ def bias_check(
     }
     for index, position in chosen:
         history = users[index]["purchase_history"]
-        critique = history[position]["critique"]
+        critique = _critique(history[position])
         other = users[rng.choice([i for i in range(len(users)) if i != index])]["purchase_history"]
         cut = rng.randrange(1, len(other)) if len(other) > 1 else 1
         swapped_history, swapped_current = other[: cut - 1], other[cut - 1]["item"]

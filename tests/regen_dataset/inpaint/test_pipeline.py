@@ -249,3 +249,29 @@ def test_rescoring_clears_the_groups_it_rates(tmp_path):
     assert out["metadata"]["critique"] is None  # nothing left to rate: no critique in history
     assert out["metadata"]["last_purchase"]["foresight"] == 5  # from the new answers
     assert out["metadata"]["example"] == {"richness": 3, "confidence": 5}
+
+
+def test_rating_and_the_bias_check_read_every_key_name_the_release_reader_reads(tmp_path):
+    # The release reader takes `user_critique` for `critique`, `purchase_reason` (and the other
+    # long names) for the narratives, and narratives on the last history entry: so do they.
+    users = []
+    for number in range(2):
+        user = _user(f"U{number}")
+        history = user["purchase_history"]
+        history[1]["user_critique"] = "Do you have these with black ink?"
+        history[-1]["purchase_reason"] = "Needed a printer."
+        user["last_purchase"] = {"product_endorsement": "You will love this printer."}
+        users.append(user)
+    backend = ScriptedBackend()
+    config = InpaintConfig(critiques=False, narratives=False, ensemble=2)
+    report = InpaintReport()
+    out = list(inpaint(users, _runner(backend, tmp_path).run, config, report))
+    assert not report.invalid
+    for user in out:
+        metadata = user["metadata"]
+        assert metadata["last_purchase"]["foresight"] == 5
+        assert metadata["endorsement"] is not None and metadata["critique"] is not None
+    assert any("PURCHASE REASON: Needed a printer." in p for p in backend.calls)
+    assert any("CRITIQUE: Do you have these with black ink?" in p for p in backend.calls)
+    result = bias_check(out, _runner(ScriptedBackend(), tmp_path).run, samples=2, ensemble=2)
+    assert result["samples"] == 2
