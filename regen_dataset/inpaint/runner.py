@@ -51,6 +51,7 @@ from regen_dataset.inpaint.backends import (
     BackendError,
     Completion,
     LLMError,
+    PromptRefused,
     RetryableError,
     without_credentials,
 )
@@ -153,8 +154,9 @@ class RetriesExhausted(LLMError):
 
 LOCK_TIMEOUT_S = 60.0
 # A bad request (400) is skipped as one request's problem (e.g. a history over the context
-# length) until this many different prompts in a row got one: then the requests are not to
-# blame (a bad parameter, model or server) and the run stops.
+# length) until requests about this many different users (labels; prompts where unlabelled) in
+# a row got one: then the requests are not to blame (a bad parameter, model or server) and the
+# run stops. One user's long history makes many different prompts, all refused.
 REJECTIONS_IN_A_ROW = 3
 
 
@@ -169,6 +171,8 @@ class _Rejected(Exception):
 def _request_specific(error: BackendError) -> bool:
     """Whether a refusal may concern this request alone: a 400 that names no key, model or
     parameter problem (those fail every request alike)."""
+    if isinstance(error, PromptRefused):
+        return True
     message = str(error).lower()
     if error.status != 400 or "api key" in message or "api_key" in message:
         return False
@@ -374,8 +378,11 @@ class Runner:
         self._fatal: LLMError | None = None
         self.output: str | None = None  # see `track_output`
         self._one_candidate_only = False  # set when the server refuses several candidates
+        # Prompts whose request for several answers was refused: if one of them is then answered
+        # alone, the server takes one answer per request; if not, the prompt was to blame.
+        self._candidates_refused: dict[str, BackendError] = {}
         self._used: list[str] = []  # keys of the answers used in this session
-        self._rejected_in_a_row: set[str] = set()  # prompts refused since the last answer
+        self._rejected_in_a_row: set[str] = set()  # users (prompts) refused since the last answer
 
     # -- public, synchronous ----------------------------------------------------------------
 
@@ -448,6 +455,7 @@ class Runner:
         self._fatal = None
         self._used = []
         self._rejected_in_a_row = set()
+        self._candidates_refused = {}
         try:
             return await work(cache)
         finally:
@@ -546,11 +554,11 @@ class Runner:
                     self._account(cut.completion)
                     return
                 except _CandidatesRefused as refusal:
-                    # A server that takes one candidate per request (llama.cpp answers 400): ask
-                    # it for one sample at a time, with seeds, for the rest of this runner's life.
-                    self._one_candidate_only = True
-                    self.usage.candidates_refused += 1
-                    log.warning("%s; the samples are asked one by one", refusal.error)
+                    # A server that takes one candidate per request (llama.cpp answers 400), or
+                    # a prompt of its own fault (too long, blocked): its samples are asked one by
+                    # one, and the first answer tells which (`_completion`).
+                    if not isinstance(refusal.error, PromptRefused):
+                        self._candidates_refused[request.prompt] = refusal.error
                     return
             answered = list(zip([key for _, key in chunk], answers, strict=False))
             cache.put(answered, self.backend, one_call=True)
@@ -686,16 +694,26 @@ class Runner:
             except BackendError as err:
                 if not _request_specific(err):
                     raise
-                self._rejected_in_a_row.add(request.prompt)
+                self._rejected_in_a_row.add(
+                    request.prompt if request.label is None else f"label {request.label}"
+                )
                 if len(self._rejected_in_a_row) >= REJECTIONS_IN_A_ROW:
+                    about = "prompts" if request.label is None else "users"
                     self._fatal = BackendError(
-                        f"{err} ({len(self._rejected_in_a_row)} different requests in a row "
-                        "were refused as bad requests: the requests are not to blame)",
+                        f"{err} (requests about {len(self._rejected_in_a_row)} different {about} "
+                        "in a row were refused as bad requests: the requests are not to blame)",
                         status=err.status,
                     )
                     raise self._fatal from None
                 raise _Rejected(err) from None  # one request's problem: the run goes on
             self._rejected_in_a_row.clear()
+            refused = self._candidates_refused.pop(request.prompt, None)
+            if refused is not None and not self._one_candidate_only:
+                # Refused for several answers, answered alone: ask this server for one sample at
+                # a time, with seeds, for the rest of this runner's life.
+                self._one_candidate_only = True
+                self.usage.candidates_refused += 1
+                log.warning("%s; the samples are asked one by one", refused)
         cache.put([(key, completion)], self.backend, superseding=ask_again)
         self._account(completion)
         return completion
@@ -831,7 +849,7 @@ async def _candidates_or_refusal(ask: Callable[[], Awaitable[list[Completion]]])
     try:
         return await ask()
     except BackendError as err:
-        if err.status == 400 and "api key" not in str(err).lower():  # Google: bad key is a 400
+        if _request_specific(err):  # a 400 that names no key or model, or a blocked prompt
             raise _CandidatesRefused(err) from None
         raise
 

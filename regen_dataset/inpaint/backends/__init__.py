@@ -23,6 +23,7 @@ from regen_dataset.inpaint.backends._common import (
     BackendError,
     Completion,
     LLMError,
+    PromptRefused,
     RetryableError,
     without_credentials,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "LegacyGeminiBackend",
     "LocalBackend",
     "OpenAIBackend",
+    "PromptRefused",
     "RetryableError",
     "make_backend",
     "without_credentials",

@@ -49,8 +49,8 @@ def split_candidates(texts: list[str], input_tokens: int, output_tokens: int) ->
     """The answers of one multi-candidate request, the request's token counts on the first (the
     providers report one total for all candidates)."""
     return [
-        Completion(text, input_tokens if first else 0, output_tokens if first else 0)
-        for first, text in zip([True] + [False] * (len(texts) - 1), texts, strict=True)
+        Completion(text, input_tokens if number == 0 else 0, output_tokens if number == 0 else 0)
+        for number, text in enumerate(texts)
     ]
 
 
@@ -74,6 +74,11 @@ class RetryableError(LLMError):
 
 class BackendError(LLMError):
     """A call that retrying will not fix: bad request, bad key, unknown model, no quota."""
+
+
+class PromptRefused(BackendError):
+    """The service declined this prompt itself (a safety block): that request's problem alone,
+    skipped and counted like a bad request, never retried (the same prompt is blocked again)."""
 
 
 class AnswerCutOff(LLMError):
@@ -230,6 +235,11 @@ class Backend(abc.ABC):
             message = f"{text}; {hint}" if hint else text
             return RetryableError(message, retry_after=retry_after, status=status)
         return BackendError(f"{text} (not retried){f'; {hint}' if hint else ''}", status=status)
+
+    def _prompt_refused(self, reason: str) -> PromptRefused:
+        return PromptRefused(
+            self._redact(f"{self.describe()}: prompt blocked: {reason} (not retried)")
+        )
 
     def _unusable_answer(self, status: int, problem: str) -> RetryableError:
         """The error for an answer whose status says success but whose body holds no answer (an

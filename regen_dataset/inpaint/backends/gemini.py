@@ -223,7 +223,11 @@ class GeminiBackend(GeminiSettings):
         except Exception as err:
             self._raise_failure(err)
         if not response.candidates:
-            raise self._unusable_answer(200, f"an answer without candidates{_why_none(response)}")
+            blocked = _block_reason(response)
+            if blocked is not None:
+                raise self._prompt_refused(blocked)
+            problem = "an answer without candidates (an error object or an empty body)"
+            raise self._unusable_answer(200, problem)
         return response
 
     def _raise_failure(self, err: Exception) -> NoReturn:
@@ -328,13 +332,12 @@ def _cut_off(candidate: Any) -> bool:
     return reason is not None and getattr(reason, "name", str(reason)) == "MAX_TOKENS"
 
 
-def _why_none(response: Any) -> str:
-    """What a response without candidates says about it: the prompt's block reason, else ""."""
+def _block_reason(response: Any) -> str | None:
+    """Why the service blocked the prompt of a response without candidates (SAFETY, ...), or
+    None where it says nothing (an error object, an empty body)."""
     feedback = response.prompt_feedback
     reason = feedback.block_reason if feedback is not None else None
-    if reason is None:
-        return " (an error object or an empty body)"
-    return f" (prompt blocked: {getattr(reason, 'name', reason)})"
+    return None if reason is None else str(getattr(reason, "name", reason))
 
 
 def _gemini_completion(response: Any) -> Completion:

@@ -13,13 +13,18 @@ import asyncio
 from typing import Any
 
 from regen_dataset.inpaint.backends._common import (
+    AnswerCutOff,
     Completion,
     LLMError,
     split_candidates,
     transport_errors,
     without_credentials,
 )
-from regen_dataset.inpaint.backends.gemini import GeminiSettings, retry_delay_from_details
+from regen_dataset.inpaint.backends.gemini import (
+    GeminiSettings,
+    _cut_off,
+    retry_delay_from_details,
+)
 
 
 class LegacyGeminiBackend(GeminiSettings):
@@ -58,10 +63,12 @@ class LegacyGeminiBackend(GeminiSettings):
         )
         try:
             text = response.text
-        except ValueError:  # no text part: blocked or empty
+        except ValueError:  # no text part
             text = ""
-        input_tokens, output_tokens = _token_counts(response)
-        return Completion(text=text or "", input_tokens=input_tokens, output_tokens=output_tokens)
+        completion = Completion(text or "", *_token_counts(response))
+        if not completion.text and _cut_off(response.candidates[0]):
+            raise self._cut_off_error(completion, max_output_tokens)
+        return completion
 
     async def complete_candidates(
         self,
@@ -77,10 +84,21 @@ class LegacyGeminiBackend(GeminiSettings):
             prompt, system, temperature, max_output_tokens, json_output, count=count
         )
         texts = [
-            "".join(part.text for part in candidate.content.parts if part.text)
+            text
             for candidate in response.candidates
-        ]
+            if (text := "".join(part.text for part in candidate.content.parts if part.text))
+            or not _cut_off(candidate)
+        ]  # a candidate cut off before any text is no answer: the Runner asks again alone
+        if not texts:
+            raise self._cut_off_error(Completion("", *_token_counts(response)), max_output_tokens)
         return split_candidates(texts, *_token_counts(response))
+
+    def _cut_off_error(self, completion: Completion, max_output_tokens: int) -> AnswerCutOff:
+        return AnswerCutOff(
+            f"{self.describe()}: the answer reached its {max_output_tokens} output tokens "
+            "(MAX_TOKENS) before any text",
+            completion,
+        )
 
     async def _generate(
         self,
@@ -102,7 +120,7 @@ class LegacyGeminiBackend(GeminiSettings):
         )
         options = {"timeout": self.timeout, "retry": None}  # no SDK retries
         try:  # the REST transport is synchronous: run it in a worker thread
-            return await asyncio.to_thread(
+            response = await asyncio.to_thread(
                 model.generate_content, prompt, generation_config=config, request_options=options
             )
         except Exception as err:
@@ -110,6 +128,14 @@ class LegacyGeminiBackend(GeminiSettings):
             if failure is None:
                 raise
             raise failure from None
+        if not response.candidates:
+            feedback = getattr(response, "prompt_feedback", None)
+            reason = getattr(feedback, "block_reason", None)
+            if reason:  # 0 is BLOCK_REASON_UNSPECIFIED: no block
+                raise self._prompt_refused(str(getattr(reason, "name", reason)))
+            problem = "an answer without candidates (an error object or an empty body)"
+            raise self._unusable_answer(200, problem)
+        return response
 
     def _error(self, err: Exception) -> LLMError | None:
         """Our error for an SDK or transport error `err`; None for anything else (a bug)."""

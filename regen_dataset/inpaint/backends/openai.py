@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from regen_dataset.inpaint.backends._common import (
     DEFAULT_MODELS,
+    AnswerCutOff,
     Backend,
     BackendError,
     Completion,
@@ -116,7 +117,11 @@ class OpenAIBackend(Backend):
         seed: int | None = None,
     ) -> Completion:
         body = self._body(prompt, system, temperature, max_output_tokens, json_output, seed=seed)
-        return _chat_completion(await self._create(body))
+        response = await self._create(body)
+        completion = _chat_completion(response)
+        if not completion.text and _cut_off(_choices(response)[0]):
+            raise self._cut_off_error(completion, max_output_tokens)
+        return completion
 
     async def complete_candidates(
         self,
@@ -131,11 +136,21 @@ class OpenAIBackend(Backend):
         body = self._body(prompt, system, temperature, max_output_tokens, json_output, count=count)
         response = await self._create(body)
         usage = response.get("usage") or {}
-        texts = [(c.get("message") or {}).get("content") or "" for c in _choices(response)]
-        return split_candidates(
-            texts,
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
+        tokens = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        texts = [
+            text
+            for choice in _choices(response)
+            if (text := (choice.get("message") or {}).get("content") or "") or not _cut_off(choice)
+        ]  # a choice cut off before any text is no answer: the Runner asks again alone
+        if not texts:
+            raise self._cut_off_error(Completion("", *tokens), max_output_tokens)
+        return split_candidates(texts, *tokens)
+
+    def _cut_off_error(self, completion: Completion, max_output_tokens: int) -> AnswerCutOff:
+        return AnswerCutOff(
+            f"{self.describe()}: the answer reached its {max_output_tokens} output tokens "
+            "(finish_reason length) before any text (a reasoning model spends them on reasoning)",
+            completion,
         )
 
     async def _create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +287,11 @@ def _choices(body: Any) -> list[Mapping[str, Any]]:
     if choices and isinstance(choices, list) and all(isinstance(c, Mapping) for c in choices):
         return choices
     raise ValueError(f"an answer without choices: {_server_message(body)}")
+
+
+def _cut_off(choice: Mapping[str, Any]) -> bool:
+    """Whether a choice ended at the output-token limit."""
+    return choice.get("finish_reason") == "length"
 
 
 def _server_message(body: Any) -> str:

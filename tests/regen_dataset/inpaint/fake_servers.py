@@ -283,6 +283,9 @@ class FakeOpenAI(FakeServer):
         self.batch_api = batch_api  # False: no files or batches endpoints, as most servers
         self.files: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
+        # True: like a reasoning model, every choice spends the whole output budget reasoning and
+        # ends "length" with empty content.
+        self.reason_past_the_limit = False
 
     @property
     def base_url(self) -> str:
@@ -336,6 +339,12 @@ class FakeOpenAI(FakeServer):
     def completion_body(self, request: dict[str, Any], texts: list[str]) -> dict[str, Any]:
         prompt_tokens = sum(words(m["content"]) for m in request["messages"])
         output_tokens = sum(words(text) for text in texts)  # one total for every choice
+        finish = "stop"
+        if self.reason_past_the_limit:
+            texts = [""] * len(texts)
+            limit = request.get("max_completion_tokens") or request.get("max_tokens") or 0
+            output_tokens = len(texts) * limit
+            finish = "length"
         return {
             "id": self.next_id("chatcmpl-"),
             "object": "chat.completion",
@@ -346,7 +355,7 @@ class FakeOpenAI(FakeServer):
                     "index": index,
                     "message": {"role": "assistant", "content": text, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
                 for index, text in enumerate(texts)
             ],

@@ -22,6 +22,7 @@ from regen_dataset.inpaint.backends import (
     LegacyGeminiBackend,
     LocalBackend,
     OpenAIBackend,
+    PromptRefused,
     RetryableError,
     make_backend,
 )
@@ -272,7 +273,6 @@ def test_gemini_errors_are_classified(gemini_server, fault, error, retry_after):
             "error-object",
             "an answer without candidates (an error object or an empty body)",
         ),
-        ("gemini", "no-candidates", "an answer without candidates (prompt blocked: OTHER)"),
         ("openai", "no-choices", "an answer without choices: model is overloaded"),
         ("openai", "html", "the body is not JSON: '<html><body>Bad gateway"),
         ("openai", "cut", """the body is not JSON: '{"id": "chatcmpl-1", "choi'"""),
@@ -291,6 +291,27 @@ def test_a_200_without_an_answer_is_a_failed_call(request, backend, fault, said,
     message = str(caught.value)
     assert f"model '{backend}-test' at {server.base_url}: HTTP 200: {said}" in message
     assert "run again later" in message and caught.value.status == 200
+
+
+@pytest.mark.parametrize("name", ["gemini", "gemini-legacy"])
+@pytest.mark.parametrize("candidates", [1, 3])
+def test_a_blocked_prompt_is_refused_not_retried(request, monkeypatch, name, candidates):
+    # Gemini answers a prompt it blocks (SAFETY, OTHER) with no candidates: the same prompt is
+    # blocked again, so it is that request's refusal, which the Runner skips and counts.
+    pytest.importorskip("google.genai" if name == "gemini" else "google.generativeai")
+    monkeypatch.setenv("GEMINI_API_KEY", GEMINI_KEY)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+    with FakeGemini(api_key=GEMINI_KEY) as server:
+        model = make_backend(name, "gemini-test", base_url=server.base_url)
+        server.push_faults("no-candidates")
+        with pytest.raises(PromptRefused) as caught:
+            if candidates == 1:
+                complete(model, "hello")
+            else:
+                call(model, lambda b: b.complete_candidates("hello", candidates))
+        assert str(caught.value).endswith(
+            f"model 'gemini-test' at {server.base_url}: prompt blocked: OTHER (not retried)"
+        )
 
 
 @pytest.mark.parametrize(

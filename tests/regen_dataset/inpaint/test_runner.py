@@ -707,8 +707,10 @@ def test_a_server_that_refuses_several_candidates_gets_seeded_samples(api, tmp_p
     results = runner.run(requests, parse)
 
     asked = [json.loads(call.body) for call in api.server.calls()]
-    assert [_candidates_asked(api, body) for body in asked] == [3] + [None] * 6  # refused once
-    assert sorted(_seed(api, body) or 0 for body in asked[1:]) == [0, 0, 1, 1, 2, 2]
+    # Both prompts' requests for 3 went out before a sample answered alone showed that the
+    # server takes one answer a request; none after.
+    assert [_candidates_asked(api, body) for body in asked] == [3, 3] + [None] * 6
+    assert sorted(_seed(api, body) or 0 for body in asked[2:]) == [0, 0, 1, 1, 2, 2]
     assert sorted(r["draw"] for r in results) == list(range(6))
     assert runner.usage.candidates_refused == 1 and runner.usage.calls == 6
 
@@ -746,7 +748,7 @@ def test_a_200_without_an_answer_is_retried_and_never_cached(openai_api, tmp_pat
     assert not cached_keys(cache) & {r.key(runner.backend) for r in doomed}
 
 
-@pytest.mark.parametrize("fault", ["html", "cut", "error-object", "no-candidates"])
+@pytest.mark.parametrize("fault", ["html", "cut", "error-object"])
 @pytest.mark.parametrize("samples", [1, 3])
 def test_a_gemini_200_without_an_answer_is_retried_and_never_cached(
     monkeypatch, tmp_path, fault, samples
@@ -892,10 +894,80 @@ def test_the_same_bad_request_for_several_prompts_stops_the_run(monkeypatch, tmp
     monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
     with _RefusesLongPrompts(api_key=KEYS["openai"]) as server:
         runner = Api("openai", server).runner(tmp_path / "cache.sqlite", concurrency=1)
-        requests = [LLMRequest(f"user {i} TOO LONG") for i in range(6)]
-        with pytest.raises(BackendError, match="3 different requests in a row were refused"):
+        requests = [LLMRequest(f"user {i} TOO LONG", label=f"U{i}") for i in range(6)]
+        with pytest.raises(
+            BackendError, match="requests about 3 different users in a row were refused"
+        ):
             runner.run(requests, parse)
         assert len(server.requests) == 3  # no request after the third refusal
+
+
+def test_one_users_many_refused_prompts_do_not_stop_the_run(monkeypatch, tmp_path):
+    # A long history makes many different prompts (one per critique to rate), all too long.
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+    with _RefusesLongPrompts(api_key=KEYS["openai"]) as server:
+        runner = Api("openai", server).runner(tmp_path / "cache.sqlite", concurrency=1)
+        requests = [LLMRequest(f"critique {i} TOO LONG", label="U-long") for i in range(5)]
+        requests += [LLMRequest(f"critique {i}", label=f"U{i}") for i in range(3)]
+        results = runner.run(requests, parse)
+        assert results[:5] == [None] * 5 and all(r is not None for r in results[5:])
+        assert runner.usage.rejected == 5 and set(runner.usage.rejected_labels) == {"U-long"}
+
+
+def test_a_prompt_refused_for_several_answers_keeps_them_for_other_prompts(api, tmp_path):
+    # A 400 to one too-long prompt's request for several samples says nothing of the server:
+    # it takes several answers a request only if that prompt, asked alone, is refused too.
+    class RefusesLong(FAKES[api.name]):
+        def handle(self, method, path, headers, body):
+            if self.is_completion(path) and b"TOO LONG" in body:
+                return self.error(400, "The input is longer than the model's context.")
+            return super().handle(method, path, headers, body)
+
+    with RefusesLong(api_key=KEYS[api.name]) as server:
+        api = Api(api.name, server)
+        runner = api.runner(tmp_path / "cache.sqlite", concurrency=1)
+        requests = rating_requests("TOO LONG", 3) + rating_requests("rate that", 3)
+        results = runner.run(requests, parse)
+        assert results[:3] == [None] * 3 and all(r is not None for r in results[3:])
+        asked = [_candidates_asked(api, json.loads(call.body)) for call in server.calls()]
+        assert asked == [3]  # the refused prompt's calls are not recorded by this fake
+        assert runner.usage.candidates_refused == 0 and runner.usage.rejected == 3
+
+
+def test_a_blocked_prompt_is_skipped_and_the_run_goes_on(monkeypatch, tmp_path):
+    pytest.importorskip("google.genai")
+    monkeypatch.setenv("GEMINI_API_KEY", KEYS["gemini"])
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+
+    class Blocks(FakeGemini):
+        def handle(self, method, path, headers, body):
+            if self.is_completion(path) and b"BLOCKED" in body:
+                return self.json_reply(200, {"promptFeedback": {"blockReason": "SAFETY"}})
+            return super().handle(method, path, headers, body)
+
+    with Blocks(api_key=KEYS["gemini"]) as server:
+        requests = [LLMRequest(f"user {i}", label=f"U{i}") for i in range(3)]
+        requests.insert(1, LLMRequest("user BLOCKED", label="U-blocked"))
+        requests += rating_requests("BLOCKED too", 3)
+        runner = Api("gemini", server).runner(tmp_path / "cache.sqlite", concurrency=1)
+        results = runner.run(requests, parse)
+        assert [r is not None for r in results] == [True, False, True, True, False, False, False]
+        assert runner.usage.rejected == 4 and runner.usage.retries == 0
+        assert runner.usage.candidates_refused == 0
+        assert "U-blocked" in runner.usage.rejected_labels
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_an_openai_answer_cut_off_before_any_text_is_counted_never_cached(
+    openai_api, tmp_path, samples
+):
+    openai_api.server.reason_past_the_limit = True  # a reasoning model's whole budget
+    cache = tmp_path / "cache.sqlite"
+    runner = openai_api.runner(cache)
+    assert runner.run(rating_requests("rate this", samples), parse) == [None] * samples
+    assert runner.usage.cut_off == samples and runner.usage.repaired == 0
+    assert runner.usage.output_tokens > 0 and not cached_keys(cache)
 
 
 def test_a_batch_submission_that_got_no_answer_is_not_sent_twice(monkeypatch, tmp_path):
