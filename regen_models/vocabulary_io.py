@@ -134,6 +134,13 @@ def check_all_weights_loaded(name_or_path, info: dict) -> None:
     """transformers fills weights that a checkpoint lacks with fresh ones and only logs it; a
     model that then ranks or writes at random is worse than an error."""
     missing = sorted(info.get("missing_keys") or [])
+    unmerged = sorted(k for k in info.get("unexpected_keys") or [] if k.startswith("switch_rows."))
+    if unmerged and not missing:
+        raise ValueError(
+            f"{os.fspath(name_or_path)} holds LUMEN's trainable switch-token rows unmerged "
+            f"({', '.join(unmerged)}), which loading would drop: save the model after "
+            "merge_switch_rows() (the training script does), or load the run's output folder"
+        )
     if not missing:
         return
     message = (

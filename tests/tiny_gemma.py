@@ -84,6 +84,29 @@ def tiny_gemma(tokenizer, seed: int = 0):
     return model
 
 
+def tiny_gemma2(tokenizer, seed: int = 0):
+    """A tiny random Gemma 2 (the papers' LM family): its soft-capped attention has no sdpa, so
+    transformers gives it eager attention."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    return Gemma2ForCausalLM(config)
+
+
 def save_tiny_gemma(folder: Path, seed: int = 0) -> Path:
     """A base-model folder (weights, config, tokenizer) that `--base_model FOLDER` loads."""
     tokenizer = tiny_tokenizer()

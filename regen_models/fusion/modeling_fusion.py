@@ -34,6 +34,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from regen_models.base import adopt_attention
 from regen_models.decoding import run_decoder
 from regen_models.fusion.configuration_fusion import FusionConfig
 from regen_models.fusion.user_vectors import cached_gram, fold_in, mean_norm
@@ -169,12 +170,16 @@ class FusionPreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
 
 class FusionForCausalLM(FusionPreTrainedModel):
     def __init__(self, config: FusionConfig, language_model: PreTrainedModel | None = None):
+        # What the caller asked for, before transformers gives this class its default.
+        requested_attention = config._attn_implementation or (
+            language_model.config._attn_implementation if language_model is not None else None
+        )
         super().__init__(config)
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
         # One config object for the LM, so that what is set on this config (the attention
         # implementation, say) reaches the LM's layers.
         config.text_config = self.language_model.config
-        config._attn_implementation = config._attn_implementation
+        adopt_attention(config, self.language_model, requested_attention)
         self.generation_config = self.language_model.generation_config
         self.inputs = FusionInputs(config)
         self.adapter = FusionAdapter(config)
@@ -204,6 +209,8 @@ class FusionForCausalLM(FusionPreTrainedModel):
         token with CF signals needs the training users' mean norm, `cf_user_norm` (measured by
         `training/train_fusion.py`): without it the config refuses."""
         embeddings = language_model.get_input_embeddings().weight.detach().float()
+        # The LM's own attention, which the new config would otherwise reset on it.
+        config_kwargs.setdefault("attn_implementation", language_model.config._attn_implementation)
         config = FusionConfig(
             text_config=language_model.config,
             num_items=num_items,

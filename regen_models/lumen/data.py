@@ -135,7 +135,13 @@ class LumenEncoder:
         completion = self.switch_ids + [self.item_token_id]
         if kind is not None:
             narrative = (row.get("narratives") or {}).get(kind) or ""
-            completion += self._text_ids(NARRATIVE_LABEL + narrative.strip())
+            text_ids = self._text_ids(NARRATIVE_LABEL + narrative.strip())
+            if self.item_token_id in text_ids or self.switch_token_id in text_ids:
+                raise ValueError(
+                    f"user {user_id}: the {kind} narrative contains {ITEM_TOKEN!r} or "
+                    f"{SWITCH_TOKEN!r}, which only LUMEN may write"
+                )
+            completion += text_ids
         completion.append(self.end_token_id)
         return LumenExample(
             input_ids=prompt_ids + completion,

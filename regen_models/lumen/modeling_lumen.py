@@ -31,6 +31,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from regen_models.base import adopt_attention
 from regen_models.decoding import run_decoder
 from regen_models.items import ItemVocabularyMixin
 from regen_models.lumen.configuration_lumen import ITEM_TOKEN, SWITCH_TOKEN, LumenConfig
@@ -163,14 +164,18 @@ class LumenPreTrainedModel(ItemVocabularyMixin, PreTrainedModel):
 
 class LumenForCausalLM(LumenPreTrainedModel):
     def __init__(self, config: LumenConfig, language_model: PreTrainedModel | None = None):
+        # What the caller asked for, before transformers gives this class its default.
+        requested_attention = config._attn_implementation or (
+            language_model.config._attn_implementation if language_model is not None else None
+        )
         super().__init__(config)
         if config.item_token_id is None or config.switch_token_id is None:
             raise ValueError("a LUMEN config needs item_token_id and switch_token_id")
         self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
-        # One config object for the LM, so that what is set on LUMEN's config (the attention
+        # One config object for the LM, so that what is set on this config (the attention
         # implementation, say) reaches the LM's layers.
         config.text_config = self.language_model.config
-        config._attn_implementation = config._attn_implementation
+        adopt_attention(config, self.language_model, requested_attention)
         # The LM's stop tokens; LUMEN decodes with its own `generate`.
         self.generation_config = self.language_model.generation_config
         self.items = LumenItems(config)
@@ -203,6 +208,8 @@ class LumenForCausalLM(LumenPreTrainedModel):
             language_model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             _draw_like_the_known_rows(language_model.get_input_embeddings().weight, known)
         spread = float(language_model.get_input_embeddings().weight.detach().float().std())
+        # The LM's own attention, which the new config would otherwise reset on it.
+        config_kwargs.setdefault("attn_implementation", language_model.config._attn_implementation)
         config = LumenConfig(
             text_config=language_model.config,
             num_items=num_items,
@@ -529,7 +536,9 @@ def _draw_like_the_known_rows(weight: torch.Tensor, known: int) -> None:
     the LM writes (on the embedded Gemma, at half their median norm)."""
     with torch.no_grad():
         rows = weight[:known].float()
-        new = rows.mean(0) + rows.std(0) * torch.randn(len(weight) - known, weight.shape[1])
+        new = rows.mean(0) + rows.std(0) * torch.randn(
+            len(weight) - known, weight.shape[1], device=rows.device
+        )
         weight[known:] = new.to(weight.dtype)
 
 

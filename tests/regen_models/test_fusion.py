@@ -16,7 +16,7 @@ from regen_models.prompts import EmptyHistoryError
 from tests.conftest import WordCountEncoder
 from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
-from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
+from tests.tiny_gemma import tiny_gemma, tiny_gemma2, tiny_tokenizer
 from training.train_fusion import FusionModelArguments
 
 NUM_ITEMS = 30
@@ -519,3 +519,23 @@ def test_a_checkpoint_from_before_the_user_token_prompt_keeps_the_prompt_it_lear
     older.config.prompt_names_user_token = True  # as train_fusion saves one now
     prompt = FusionNarrator(older, tokenizer).encoder.prompt_ids("purchase_reason")
     assert "stands for a shopper" in tokenizer.decode(prompt)
+
+
+def test_a_gemma2_base_keeps_its_eager_attention(tokenizer, tmp_path):
+    # Gemma 2 (the paper recipe's LM) has no sdpa attention: the wrapper's default must not
+    # reach it, in training or after a reload.
+    rng = np.random.default_rng(0)
+    model = FusionForCausalLM.from_base(
+        tiny_gemma2(tokenizer),
+        tokenizer,
+        num_items=NUM_ITEMS,
+        cf_factors=rng.normal(size=(NUM_ITEMS, 8)).astype(np.float32),
+        content_vectors=rng.normal(size=(NUM_ITEMS, 12)).astype(np.float32),
+    ).eval()
+    assert model.language_model.config._attn_implementation == "eager"
+    batch = {"input_ids": torch.tensor([[5, 6, 7]]), "item_ids": torch.tensor([[1, 2]])}
+    logits = model(**batch).logits
+    model.save_pretrained(tmp_path / "gemma2")
+    loaded = FusionForCausalLM.from_pretrained(tmp_path / "gemma2").eval()
+    assert loaded.language_model.config._attn_implementation == "eager"
+    assert torch.allclose(loaded(**batch).logits, logits, atol=1e-6)

@@ -23,7 +23,7 @@ from regen_models.prompts import build_prompt
 from tests.regen_models.recording_streamer import RecordingStreamer
 from tests.regen_models.test_flare import tiny_vocabulary
 from tests.regen_models.test_prompts import purchase, split_row
-from tests.tiny_gemma import tiny_gemma, tiny_tokenizer
+from tests.tiny_gemma import tiny_gemma, tiny_gemma2, tiny_tokenizer
 
 NUM_ITEMS = 12
 
@@ -321,6 +321,12 @@ def test_bad_rows_are_named(tokenizer):
     quoted[0]["review_text"] = f"I typed {ITEM_TOKEN} in my review"
     with pytest.raises(ValueError, match="user u8: the prompt holds 4 item placeholders for 3"):
         encoder.training_example(dict(row, user_id="u8", history=quoted), None)
+    for marker in (ITEM_TOKEN, SWITCH_TOKEN):  # in the narrative to learn: refused, named
+        narratives = {"purchase_reason": f"Bought it {marker} again."}
+        with pytest.raises(ValueError, match="user u9: the purchase_reason narrative contains"):
+            encoder.training_example(
+                dict(row, user_id="u9", narratives=narratives), "purchase_reason"
+            )
 
 
 def test_round_trip_carries_vocabulary_and_auto_classes(tokenizer, tmp_path):
@@ -514,3 +520,41 @@ def test_a_narrative_that_runs_on_into_another_block_is_cut_and_counted(tokenize
     written = [t for p in pieces for t in tokenizer(p, add_special_tokens=False)["input_ids"]]
     streamed = list(LumenModel(lumen).narrate(row, "I001", "purchase_reason"))
     assert streamed[-1] == "Good pens.\nTextured grip."
+
+
+def test_the_lms_own_attention_is_kept_through_wrapping_and_reloading(tokenizer, tmp_path):
+    # Gemma 2 (the paper recipe's LM) has no sdpa attention: LUMEN's default must not reach it.
+    gemma2 = tiny_gemma2(tokenizer)
+    assert gemma2.config._attn_implementation == "eager"
+    model = LumenForCausalLM.from_base(gemma2, tokenizer, NUM_ITEMS).eval()
+    assert model.config._attn_implementation == "eager"
+    assert model.language_model.config._attn_implementation == "eager"
+    input_ids = ids(model, 10, "item", 11, "switch")
+    scores = model.score_items(input_ids, item_ids=torch.tensor([[3]]))
+    model.save_pretrained(tmp_path / "gemma2")
+    loaded = LumenForCausalLM.from_pretrained(tmp_path / "gemma2").eval()
+    assert loaded.language_model.config._attn_implementation == "eager"
+    assert torch.allclose(loaded.score_items(input_ids, item_ids=torch.tensor([[3]])), scores)
+    # A Gemma 3 loaded with eager attention keeps it; one asked for nothing gets sdpa.
+    gemma3 = tiny_gemma(tokenizer)
+    gemma3.config._attn_implementation = "eager"
+    wrapped = LumenForCausalLM.from_base(gemma3, tokenizer, NUM_ITEMS)
+    assert wrapped.language_model.config._attn_implementation == "eager"
+    assert tiny_lumen(tokenizer).language_model.config._attn_implementation == "sdpa"
+
+
+def test_a_save_with_unmerged_switch_rows_is_refused_on_load(tokenizer, tmp_path):
+    model = tiny_lumen(tokenizer)
+    rows = model.train_switch_rows()
+    with torch.no_grad():
+        rows.input_row.add_(1.0)  # trained: the embeddings' own row is not this one
+    model.save_pretrained(tmp_path / "unmerged")
+    with pytest.raises(ValueError, match=r"switch-token rows unmerged \(switch_rows.input_row\)"):
+        LumenForCausalLM.from_pretrained(tmp_path / "unmerged")
+    model.merge_switch_rows()
+    model.save_pretrained(tmp_path / "merged")
+    loaded = LumenForCausalLM.from_pretrained(tmp_path / "merged")
+    switch = model.config.switch_token_id
+    assert torch.equal(
+        loaded.get_input_embeddings().weight[switch], model.get_input_embeddings().weight[switch]
+    )
