@@ -390,13 +390,52 @@ def test_a_catalog_critiqued_away_is_a_message(tiny_demo):
     assert len(conversation.turns) == turns
 
 
-def test_a_mistyped_user_id_keeps_the_conversation_on_the_page(tiny_demo):
-    app, _ = fake_space(tiny_demo)
+def test_a_refused_action_leaves_the_recommendation_on_the_page(tiny_demo):
+    # The panels a refusal leaves as None are skipped by the page (not blanked): the ranking
+    # and narrative that the next critique is about stay in view.
+    app, model = fake_space(tiny_demo)
     user = app.data.user_choices("office")[0][1]
     conversation = app.load_user("office", user).conversation
-    view = app.load_user("office", "nobdy", None, conversation)
-    assert view.failed and view.conversation is conversation
-    assert view.history.count("data-item=") == len(conversation.history)
+    list(app.recommend(conversation, "Fake", None))
+    refused = [
+        app.load_user("office", "nobdy", None, conversation),  # a mistyped user id
+        app.add_item(conversation, "office", app.data.catalog("office").item_ids[5]),
+    ]
+    model.fail = True
+    refused.append(list(app.critique(conversation, "a black one", "Fake", None))[-1])
+    refused.append(list(app.recommend(conversation, "Fake", None))[-1])
+    model.fail = False
+    for view in refused:
+        assert view.failed and view.conversation is conversation
+        assert (view.ranking, view.narrative) == (None, None)
+    assert (refused[0].history, refused[0].reference, refused[1].history) == (None, None, None)
+    assert refused[2].history.count("data-item=") == len(conversation.history)  # restored
+    assert len(conversation.turns) == 1
+
+
+def test_a_title_is_shown_as_typed_in_the_narrative_heading(tiny_demo, monkeypatch):
+    app, _ = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+    item = app.data.item
+    title = "[Free gift](https://evil.example) <img src=x> pens_*bold*"
+    monkeypatch.setattr(app.data, "item", lambda d, i: dict(item(d, i), title=title))
+    narrative = list(app.recommend(conversation, "Fake", None))[-1].narrative
+    assert "](" not in narrative and "<img" not in narrative and "_*" not in narrative
+    assert "\\[Free gift\\]\\(https://evil\\.example\\) &lt;img src=x&gt;" in narrative
+
+
+def test_a_key_error_inside_a_model_is_its_failure_not_an_unknown_model(tiny_demo):
+    app, model = fake_space(tiny_demo)
+    conversation = app.load_user("office", app.data.user_choices("office")[0][1]).conversation
+
+    def broken_rank(row, top_k):
+        raise KeyError("/home/someone/.cache/secret/config.json")
+
+    model.rank = broken_rank
+    message = error_of(list(app.recommend(conversation, "Fake", None))[-1])
+    assert "Fake failed: KeyError: 'config.json'" in message and "/home" not in message
+    unknown = error_of(list(app.recommend(conversation, "Nope", None))[-1])
+    assert ">no model 'Nope' for office (this Space offers: " in unknown
 
 
 def test_the_reference_beside_a_narrative_is_of_the_kind_shown(tiny_demo):
@@ -425,3 +464,13 @@ def test_another_domain_ends_the_conversation_and_lists_its_users_and_models(tin
     assert state is None and panels == [""] * 5
     user, model, *_ = switch.fn("office")
     assert model["value"] == app.registry.names("office")[0]
+
+
+def test_messages_lose_the_servers_folders_spaces_and_all():
+    from training.space.handlers import without_folders
+
+    quoted = "No such file: '/Users/Jane Doe/regen/demo_out/checkpoints/flare/config.json'"
+    assert without_folders(quoted) == "No such file: 'config.json'"
+    assert without_folders('KeyError: "/home/x y/z.txt"') == 'KeyError: "z.txt"'
+    assert without_folders("read /srv/app/data/x.json here") == "read x.json here"
+    assert without_folders("a/b relative, 1/2 a ratio") == "a/b relative, 1/2 a ratio"

@@ -17,7 +17,7 @@ from regen_dataset.schema import NARRATIVE_KINDS
 from training.space import render
 from training.space.conversation import Conversation, SpaceInputError
 from training.space.data import SpaceData
-from training.space.registry import Registry
+from training.space.registry import Registry, UnknownModelError
 
 TOP_K = 10
 DEFAULT_KIND = "purchase_reason"
@@ -26,7 +26,9 @@ LOG = logging.getLogger("regen.space")
 
 def without_folders(message: str) -> str:
     """A message for the page, its absolute paths cut to their last part: where the server keeps
-    its files is for its log (which has the traceback), not for visitors."""
+    its files is for its log (which has the traceback), not for visitors. A quoted path (as
+    Python's errors quote them) is cut whole, spaces and all."""
+    message = re.sub(r"(['\"])/[^'\"\n]*/([^/'\"\n]+)\1", r"\1\2\1", message)
     return re.sub(r"(?<![\w.~])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)", r"\1", message)
 
 
@@ -56,6 +58,14 @@ class View:
         )
 
 
+def _as_it_was(conversation: Conversation | None, message: str = "") -> View:
+    """A view that leaves every panel as it is (the conversation did not change), but for the
+    message."""
+    return View(
+        conversation, history=None, ranking=None, narrative=None, reference=None, message=message
+    )
+
+
 class SpaceApp:
     def __init__(self, registry: Registry, data: SpaceData):
         self.registry = registry
@@ -76,7 +86,7 @@ class SpaceApp:
         try:
             conversation = Conversation.from_row(domain, self.data.row(domain, user_id))
         except SpaceInputError as error:
-            return replace(self._view(current, kind), message=render.error_box(str(error)))
+            return _as_it_was(current, render.error_box(str(error)))
         return self._view(conversation, kind)
 
     def empty_history(self, domain: str, kind: str | None = None) -> View:
@@ -86,6 +96,7 @@ class SpaceApp:
         self, conversation: Conversation | None, domain: str, query: str | None, kind=None
     ) -> View:
         """Add the first catalog item that `query` (an id or title words) finds."""
+        started = conversation is not None
         conversation = conversation or Conversation.empty(domain)
         try:
             if conversation.domain != domain:
@@ -95,7 +106,10 @@ class SpaceApp:
                 )
             conversation.add_item(self.data.search(domain, query)[0])
         except SpaceInputError as error:
-            return replace(self._view(conversation, kind), message=render.error_box(str(error)))
+            message = render.error_box(str(error))
+            if started:
+                return _as_it_was(conversation, message)
+            return replace(self._view(conversation, kind), message=message)
         return self._view(conversation, kind)
 
     # -- the conversation ------------------------------------------------------------------
@@ -105,7 +119,7 @@ class SpaceApp:
     ) -> Iterator[View]:
         """The top items for the history and critique, then the narrative about the top item,
         streamed."""
-        view = self._view(conversation, kind)
+        view = _as_it_was(conversation)  # until a new ranking is made, the page stays
         try:
             if conversation is None:
                 raise SpaceInputError("Pick a user, or start an empty history, first.")
@@ -150,14 +164,14 @@ class SpaceApp:
                     ),
                 )
             title = self.data.item(conversation.domain, turn.top_item).get("title") or ""
-            heading = f"**{narrated}** about #1, *{title}*:\n\n"
+            heading = f"**{narrated}** about #1, *{render.markdown_literal(title)}*:\n\n"
             for text in model.narrate(conversation.row(), turn.top_item, narrated):
                 turn.narratives[narrated] = text
                 yield replace(view, narrative=heading + text)
         except SpaceInputError as error:
             yield replace(view, message=render.error_box(str(error)))
-        except KeyError as error:  # an unknown model name
-            yield replace(view, message=render.error_box(str(error.args[0])))
+        except UnknownModelError as error:
+            yield replace(view, message=render.error_box(str(error)))
         except Exception as error:  # a model that fails: say which, log the traceback
             LOG.exception("model %s failed", model_name)
             yield replace(
@@ -185,15 +199,7 @@ class SpaceApp:
             before = copy.deepcopy(conversation)
             conversation.add_critique(text, self.data.item(conversation.domain, turn.top_item))
         except SpaceInputError as error:
-            # the conversation is unchanged: so is the page, but for the message
-            yield View(
-                conversation,
-                history=None,
-                ranking=None,
-                narrative=None,
-                reference=None,
-                message=render.error_box(str(error)),
-            )
+            yield _as_it_was(conversation, render.error_box(str(error)))
             return
         turns = len(conversation.turns)
         for view in self.recommend(conversation, model_name, kind):
@@ -202,7 +208,8 @@ class SpaceApp:
             # Nothing was recommended (the model failed): the critique is taken back, so that
             # sending it again does not add the critiqued item to the history twice.
             vars(conversation).update(vars(before))
-            yield replace(self._view(conversation, kind), message=view.message)
+            restored = self._view(conversation, kind)
+            yield replace(restored, ranking=None, narrative=None, message=view.message)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -23,6 +23,13 @@ from training.space.streaming import stream_generation, stream_text
 DOMAINS = ("office", "clothing")
 
 
+class UnknownModelError(KeyError):
+    """A model name this Space does not offer for that domain."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @dataclass
 class Ranking:
     item_ids: list[str]
@@ -280,7 +287,7 @@ class Registry:
             if entry.domain == domain and entry.label == name:
                 return entry
         offered = ", ".join(self.names(domain)) or "none"
-        raise KeyError(f"no model {name!r} for {domain} (this Space offers: {offered})")
+        raise UnknownModelError(f"no model {name!r} for {domain} (this Space offers: {offered})")
 
     def model(self, domain: str, name: str) -> Recommender:
         """The loaded model (loaded once, on first use; a failed load is retried next time)."""

@@ -3,6 +3,7 @@ from the data or the visitor is escaped."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
@@ -27,6 +28,14 @@ CSS = """
 
 
 ERROR_CLASS = "regen-error"
+# Characters that Markdown (and the HTML it lets through) would read as markup.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def markdown_literal(text: str) -> str:
+    """`text` as itself inside Markdown: a product title such as `[Free gift](https://...)` or
+    `<img src=...>` shows as typed, not as a link or an image."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", escape(text, quote=False))
 
 
 def error_box(message: str) -> str:

@@ -126,24 +126,23 @@ def build_blocks(app: SpaceApp, *, notes: list[str] | None = None) -> gr.Blocks:
 
         # A click while the narrative still streams is kept and runs when the stream ends
         # (Gradio's default drops it), on the conversation and the critique as they are then.
+        # The three events that run a model share one queue: a critique sent while a
+        # recommendation streams waits for it (Gradio gives each event a queue of its own, so
+        # they would run at once on one conversation), and the models serve one call at a time.
+        one_at_a_time = {
+            "trigger_mode": "always_last",
+            "concurrency_id": "models",
+            "concurrency_limit": 1,
+        }
+        recommend_inputs = [conversation, model, kind]
         recommend.click(
-            run_recommend,
-            [conversation, model, kind],
-            panels,
-            api_name="recommend",
-            trigger_mode="always_last",
+            run_recommend, recommend_inputs, panels, api_name="recommend", **one_at_a_time
         )
         critique_inputs = [conversation, critique, model, kind]
         send.click(
-            run_critique,
-            critique_inputs,
-            [*panels, critique],
-            api_name="critique",
-            trigger_mode="always_last",
+            run_critique, critique_inputs, [*panels, critique], api_name="critique", **one_at_a_time
         )
-        critique.submit(
-            run_critique, critique_inputs, [*panels, critique], trigger_mode="always_last"
-        )
+        critique.submit(run_critique, critique_inputs, [*panels, critique], **one_at_a_time)
 
         with gr.Tab("Dataset"):
             _dataset_tab(app, domains)
