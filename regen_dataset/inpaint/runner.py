@@ -785,6 +785,7 @@ class Runner:
         }
         if jobs:
             log.info("resuming %d batch job(s) submitted earlier: %s", len(jobs), ", ".join(jobs))
+        resumed = set(jobs)
         covered = {key for keys in jobs.values() for key in keys}
         todo = [request for key, request in unique.items() if key in missing - covered]
         size = chunk_size or backend.batch_limit or len(todo) or 1
@@ -808,9 +809,23 @@ class Runner:
         try:
             while jobs:
                 for job_id in list(jobs):
-                    answers = await self._with_retries(
-                        lambda job_id=job_id: backend.poll_batch(job_id)
-                    )
+                    poll = functools.partial(backend.poll_batch, job_id)
+                    try:
+                        answers = await self._with_retries(
+                            functools.partial(_poll_or_gone, poll, job_id in resumed)
+                        )
+                    except _JobGone:
+                        # Deleted, expired or another key's: resuming it would fail every run.
+                        log.warning(
+                            "%s knows no batch %s (HTTP 404: deleted, expired or another key's); "
+                            "the %d requests that an earlier run sent in it are called directly",
+                            backend.describe(),
+                            job_id,
+                            len(jobs[job_id]),
+                        )
+                        cache.finish_job(job_id)
+                        del jobs[job_id]
+                        continue
                     if answers is None:
                         continue
                     keys = set(jobs.pop(job_id))
@@ -833,6 +848,25 @@ class Runner:
         finally:
             bar.close()
         return fresh
+
+
+class _JobGone(Exception):
+    """A batch job of an earlier run that the provider no longer knows (404)."""
+
+    def __init__(self, error: BackendError):
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _poll_or_gone(poll: Callable[[], Awaitable[R]], resumed: bool) -> R:
+    """`poll()`, with a 404 for a job an earlier run submitted turned into `_JobGone` (no
+    LLMError: the retry loop neither retries it nor ends the run with it)."""
+    try:
+        return await poll()
+    except BackendError as err:
+        if resumed and err.status == 404:
+            raise _JobGone(err) from None
+        raise
 
 
 class _CandidatesRefused(Exception):

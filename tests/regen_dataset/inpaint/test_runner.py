@@ -531,6 +531,24 @@ def test_run_batch_resumes_a_submitted_job_after_a_crash(api, tmp_path):
         assert db.execute("SELECT status FROM batch_jobs").fetchall() == [("done",)]
 
 
+def test_an_earlier_job_the_provider_no_longer_knows_is_dropped_not_fatal(openai_api, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    requests = requests_for(3)
+    backend = openai_api.backend()
+    store = CompletionCache(cache)  # as a run killed while polling leaves it
+    store.add_job("batch_deleted_since", backend, [r.key(backend) for r in requests])
+    store.close()
+    runner = openai_api.runner(cache)
+    results = runner.run_batch(requests, parse, poll_interval=0.01)
+    assert [r["echo"] for r in results] == [r.prompt for r in requests]
+    assert len(openai_api.server.calls()) == 3  # called directly
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT status FROM batch_jobs").fetchall() == [("done",)]
+    again = openai_api.runner(cache)
+    again.run_batch(requests, parse, poll_interval=0.01)
+    assert again.usage.calls == 0 and again.usage.cached == 3
+
+
 def test_run_batch_splits_into_chunks(openai_api, tmp_path):
     runner = openai_api.runner(tmp_path / "cache.sqlite")
     results = runner.run_batch(requests_for(5), parse, poll_interval=0.01, chunk_size=2)
