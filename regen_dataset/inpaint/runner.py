@@ -38,7 +38,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -789,8 +789,7 @@ class Runner:
         covered = {key for keys in jobs.values() for key in keys}
         todo = [request for key, request in unique.items() if key in missing - covered]
         size = chunk_size or backend.batch_limit or len(todo) or 1
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
+        for chunk in _batch_chunks(todo, size, backend.batch_bytes):
             job_id = await self._with_retries(
                 lambda chunk=chunk: backend.submit_batch(chunk), retry_unanswered=False
             )
@@ -848,6 +847,25 @@ class Runner:
         finally:
             bar.close()
         return fresh
+
+
+def _batch_chunks(
+    requests: list[LLMRequest], size: int, max_bytes: int
+) -> Iterator[list[LLMRequest]]:
+    """`requests` in order, cut into chunks of at most `size` requests and, where `max_bytes`
+    is set, at most that many bytes of prompts (a request larger than that goes alone: the
+    provider says whether it takes it)."""
+    chunk: list[LLMRequest] = []
+    used = 0
+    for request in requests:
+        weight = len(request.prompt.encode()) + len((request.system or "").encode())
+        if chunk and (len(chunk) == size or (max_bytes and used + weight > max_bytes)):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(request)
+        used += weight
+    if chunk:
+        yield chunk
 
 
 class _JobGone(Exception):

@@ -98,6 +98,7 @@ class Backend(abc.ABC):
     model: str = ""
     supports_batch: bool = False
     batch_limit: int = 0  # most requests in one batch job
+    batch_bytes: int = 0  # most bytes of prompts in one batch job (0: no limit)
     key_env: tuple[str, ...] = ()
     base_url: str | None = None  # where a remote backend sends its requests (None: the default)
     decoding: str | None = None  # a constraint on decoding that changes answers (part of the key)

@@ -74,7 +74,8 @@ class GeminiBackend(GeminiSettings):
     """`google-genai` generate_content; Gemini batch mode with inline requests for large runs."""
 
     supports_batch = True
-    batch_limit = 1_000  # inline requests must stay under 20 MB; REGEN prompts are about 10 KB
+    batch_limit = 1_000
+    batch_bytes = 16_000_000  # inline requests must stay under 20 MB, the JSON around them too
     api_version = "v1beta"  # batch mode lives there
     max_candidates = 8  # the API's limit on `candidate_count`
     candidates_parameter = "candidate_count"

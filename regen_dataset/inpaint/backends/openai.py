@@ -39,6 +39,7 @@ class OpenAIBackend(Backend):
     supports_batch = True
     # The API takes up to 50,000 requests and 200 MB per file; REGEN prompts are about 10 KB.
     batch_limit = 10_000
+    batch_bytes = 160_000_000  # the file must stay under 200 MB, the JSON around prompts too
     key_env = OPENAI_KEY_ENV
     max_candidates = 128  # the API's limit on `n`
     candidates_parameter = "n"

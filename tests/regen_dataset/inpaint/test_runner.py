@@ -556,6 +556,15 @@ def test_run_batch_splits_into_chunks(openai_api, tmp_path):
     assert len(results) == 5 and runner.usage.calls == 5
 
 
+def test_batch_jobs_are_cut_by_their_prompts_bytes_too():
+    from regen_dataset.inpaint.runner import _batch_chunks
+
+    requests = [LLMRequest("x" * n) for n in (40, 40, 30, 100, 5, 5)]
+    sizes = [[len(r.prompt) for r in chunk] for chunk in _batch_chunks(requests, 3, 80)]
+    assert sizes == [[40, 40], [30], [100], [5, 5]]  # the oversized one alone
+    assert [len(c) for c in _batch_chunks(requests, 4, 0)] == [4, 2]
+
+
 def test_run_batch_without_a_batch_api_calls_directly(tmp_path):
     class Echo(Backend):
         name, model = "local", "echo"
