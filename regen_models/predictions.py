@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -167,7 +168,18 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
 
 
 def _decoded(path: str, handle) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(handle, start=1):
+    number = 0
+    lines = iter(handle)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except (EOFError, OSError, zlib.error) as error:  # a gzip file cut short or damaged
+            raise PredictionFormatError(
+                path, number + 1, f"the file is damaged or incomplete ({error})"
+            ) from None
+        number += 1
         try:
             yield number, line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as error:
@@ -354,7 +366,15 @@ def write_predictions(
             record["ranked_items"] = list(ranked_items[row])
         if narratives:
             record["narratives"] = {kind: texts[row] for kind, texts in narratives.items()}
-        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate, say
+            raise ValueError(
+                f"{os.fspath(path)} not written: user {user_id!r}: a text is not valid Unicode "
+                f"({error.reason} at character {error.start})"
+            ) from None
+        lines.append(line)
     try:
         _parse(os.fspath(path), enumerate(lines, start=1))
     except PredictionFormatError as error:

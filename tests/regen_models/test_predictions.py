@@ -170,6 +170,7 @@ def test_a_file_for_another_category_is_named_as_such(tmp_path):
             "field narratives.user_profile: expected a string",
         ),
         ([], None, None, "no predictions in the file"),
+        (["U1"], None, {"user_profile": ["\ud83d"]}, "user 'U1': a text is not valid Unicode"),
     ],
 )
 def test_what_the_reader_would_refuse_is_not_written(tmp_path, users, ranked, narratives, message):
@@ -189,6 +190,19 @@ def test_gzip_a_byte_order_mark_and_other_encodings(tmp_path):
     (tmp_path / "latin.jsonl").write_bytes(latin)
     with pytest.raises(PredictionFormatError, match=r"latin.jsonl, line 2: not UTF-8 text"):
         read_predictions(tmp_path / "latin.jsonl")
+
+
+def test_a_gzip_file_cut_short_or_damaged_is_named(tmp_path):
+    text = "".join(json.dumps(_line(f"U{i}")) + "\n" for i in range(200))
+    packed = gzip.compress(text.encode())
+    (tmp_path / "cut.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(PredictionFormatError, match=r"cut.jsonl.gz, line \d+: the file is damaged"):
+        read_predictions(tmp_path / "cut.jsonl.gz")
+    damaged = bytearray(packed)
+    damaged[-6] ^= 0xFF  # the checksum
+    (tmp_path / "crc.jsonl.gz").write_bytes(bytes(damaged))
+    with pytest.raises(PredictionFormatError, match=r"crc.jsonl.gz, line \d+: the file is damaged"):
+        read_predictions(tmp_path / "crc.jsonl.gz")
 
 
 def test_a_file_made_for_another_config_or_split_is_refused(tmp_path):
