@@ -104,15 +104,3 @@ def load_causal_lm(name_or_path: str = EMBEDDED, *, dtype=None, device: str | No
     if device:
         model.to(device)
     return model, load_tokenizer(name_or_path)
-
-
-def adopt_attention(wrapper_config, language_model, requested: str | None) -> None:
-    """Make a model that wraps `language_model` (LUMEN, the fusion narrator) run it with the
-    attention the LM can run: `requested` (what the caller asked the wrapper for, None for
-    nothing), else the LM's own default, checked by the LM's class. Transformers gives the
-    wrapper its own default (sdpa) and hands it down to the LM's config; Gemma 2, whose attention
-    is soft-capped, has no sdpa and must stay eager. The wrapper's config and the LM's (one
-    object, its `text_config`) end up naming the same implementation."""
-    implementation = language_model.get_correct_attn_implementation(requested, is_init_check=True)
-    wrapper_config._attn_implementation = implementation
-    language_model.config._attn_implementation = implementation

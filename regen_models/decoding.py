@@ -1,7 +1,8 @@
-"""Running a transformers decoder with its KV cache, across transformers versions.
+"""Running the transformers LM that LUMEN and the fusion narrator wrap: with the attention the
+LM can run, and decoding with its KV cache across transformers versions.
 
-LUMEN and the fusion narrator decode token by token themselves; this module ships beside their
-modeling files as remote code, so it imports nothing but the standard library.
+Both models decode token by token themselves; this module ships beside their modeling files as
+remote code, so it imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -25,3 +26,15 @@ def run_decoder(decoder, cache=None, **inputs):
     outputs = decoder(**inputs, **{name: cache})
     returned = outputs.cache if hasattr(outputs, "cache") else outputs.past_key_values
     return outputs, returned
+
+
+def adopt_attention(wrapper_config, language_model, requested: str | None) -> None:
+    """Make a model that wraps `language_model` (LUMEN, the fusion narrator) run it with the
+    attention the LM can run: `requested` (what the caller asked the wrapper for, None for
+    nothing), else the LM's own default, checked by the LM's class. Transformers gives the
+    wrapper its own default (sdpa) and hands it down to the LM's config; Gemma 2, whose attention
+    is soft-capped, has no sdpa and must stay eager. The wrapper's config and the LM's (one
+    object, its `text_config`) end up naming the same implementation."""
+    implementation = language_model.get_correct_attn_implementation(requested, is_init_check=True)
+    wrapper_config._attn_implementation = implementation
+    language_model.config._attn_implementation = implementation

@@ -34,8 +34,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from regen_models.base import adopt_attention
-from regen_models.decoding import run_decoder
+from regen_models.decoding import adopt_attention, run_decoder
 from regen_models.fusion.configuration_fusion import FusionConfig
 from regen_models.fusion.user_vectors import cached_gram, fold_in, mean_norm
 from regen_models.items import ItemVocabularyMixin

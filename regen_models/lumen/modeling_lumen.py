@@ -31,8 +31,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from regen_models.base import adopt_attention
-from regen_models.decoding import run_decoder
+from regen_models.decoding import adopt_attention, run_decoder
 from regen_models.items import ItemVocabularyMixin
 from regen_models.lumen.configuration_lumen import ITEM_TOKEN, SWITCH_TOKEN, LumenConfig
 
