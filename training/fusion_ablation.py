@@ -54,7 +54,7 @@ def predict_variant(
 ) -> dict[str, list[str]]:
     from regen_models.fusion.narrator import FusionNarrator
 
-    narrator = FusionNarrator.from_pretrained(checkpoint)
+    narrator = FusionNarrator.from_pretrained(checkpoint, device="auto")  # CUDA where there is one
     narratives = {
         kind: narrator.write(rows, kind, batch_size=batch_size, max_new_tokens=max_new_tokens)
         for kind in narrator.kinds

@@ -170,6 +170,8 @@ def predict_fusion(model_dir: str, rows, dataset_name: str, config_name: str, ar
     narrator = FusionNarrator.from_pretrained(model_dir, device=args.device)
     check_vocabulary(narrator.vocabulary, model_dir, dataset_name, config_name)
     kinds = args.kinds or narrator.kinds
+    for kind in kinds:
+        narrator.max_new_tokens(kind)  # an untrained kind is refused before anything is written
     batch_size, limit = args.generation_batch_size, args.max_new_tokens
     narratives = {
         kind: narrator.write(

@@ -118,7 +118,7 @@ class ReviewVectors:
     def encode(self, *, cache: bool = False, progress: bool = False) -> None:
         """Encode the queued texts onto the table. With `cache`, they are cached on disk as one
         array, keyed by the encoder and the texts (a train split's reviews, say)."""
-        texts, self._pending = self._pending, []
+        texts = self._pending
         if not texts:
             return
         name = self.encoder or DEFAULT_ENCODER
@@ -136,7 +136,10 @@ class ReviewVectors:
             vectors = cached_array(path, (len(texts),), compute, self.encoder, self.encoder_model)
         else:
             vectors = compute(self.encoder_model or load_encoder(self.encoder))
+        # Only now: texts whose encoding failed (out of memory, interrupted) stay queued for the
+        # next call, at the rows they were given.
         self.table = vectors if self.table is None else np.concatenate([self.table, vectors])
+        self._pending = []
 
 
 def _digest(text: str) -> bytes:

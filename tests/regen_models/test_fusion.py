@@ -438,6 +438,29 @@ def test_review_vectors_are_cached_on_disk_by_their_texts(tmp_path, monkeypatch)
     assert other.encoder_model.texts == 1
 
 
+def test_reviews_whose_encoding_failed_are_encoded_at_their_rows_next_time():
+    class FailsOnce(WordCountEncoder):
+        failed = False
+
+        def encode(self, texts, **options):
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("out of memory")
+            return super().encode(texts, **options)
+
+    reviews = ReviewVectors(encoder_model=FailsOnce())
+    rows = [reviews.index(text) for text in ("great pen", "bad ink")]
+    with pytest.raises(RuntimeError, match="out of memory"):
+        reviews.encode()
+    rows.append(reviews.index("fine paper here"))
+    reviews.encode()
+    expected = ReviewVectors(encoder_model=WordCountEncoder())
+    for text in ("great pen", "bad ink", "fine paper here"):
+        expected.index(text)
+    expected.encode()
+    assert rows == [0, 1, 2] and np.array_equal(reviews.table, expected.table)
+
+
 def test_a_review_joins_its_interactions_content_vector(tokenizer):
     assert not FusionConfig().use_reviews  # a checkpoint saved without the field reads none
     model = tiny_fusion(tokenizer, signals="both", use_reviews=True)

@@ -106,6 +106,15 @@ def test_predict_writes_narratives_that_eval_scores(folder, trained, tmp_path, c
     assert [json.loads(line)["narratives"]["purchase_reason"] for line in short.open()] == capped
     full = [json.loads(line)["narratives"]["purchase_reason"] for line in predictions.open()]
     assert full != capped  # the cap is seen
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # refused before any kind is written
+        cli.main(
+            ["predict", "--model", str(out), "--dataset_name", str(folder), "--dataset_config",
+             "office", "--split", "test", "--limit", "2", "--out", str(tmp_path / "no.jsonl"),
+             "--kinds", "purchase_reason", "product_endorsement"]
+        )  # fmt: skip
+    printed = capsys.readouterr()
+    assert "not for 'product_endorsement'" in printed.err and "fusion writes" not in printed.err
 
 
 def test_leave_one_out_folders_and_bad_signals_are_refused(
