@@ -84,7 +84,12 @@ class EmptyHistoryError(ValueError):
 
 
 class PromptBudgetError(ValueError):
-    """A token budget too small for even the newest purchase and the next item."""
+    """A token budget too small for even the newest purchase and the next item: `problem`, then
+    what to do about it."""
+
+    def __init__(self, problem: str, remedy: str = "raise the budget (--max_prompt_tokens)"):
+        super().__init__(f"{problem}; {remedy}")
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -298,7 +303,7 @@ def build_prompt(
             raise PromptBudgetError(
                 f"user {user_id or '(no id)'}: a budget of {max_tokens} prompt tokens does not "
                 "hold even the newest purchase by its title (the prompt without any purchase "
-                f"takes {count_tokens(render([]))}); raise the budget (--max_prompt_tokens)"
+                f"takes {count_tokens(render([]))})"
             )
         kept = 1
     return Prompt(

@@ -240,11 +240,13 @@ class NarratorTrainer(SFTTrainer):
     the prompt's too, against the whole vocabulary (262,144 tokens for Gemma 3), and discards the
     prompt's. A narrator's prompt is several times longer than its completion, so asking the
     model for the logits of the completion's positions alone (`logits_to_keep`) makes a CPU step
-    about three times faster (BENCHMARKS.md, narrator). The loss is the same.
+    about three times faster (BENCHMARKS.md, narrator). The loss is the same: the plain
+    cross-entropy (`loss_type: nll`, no label smoothing); other losses go through TRL's own.
     """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if inputs["input_ids"].device.type == "cuda":
+        plain = self.args.loss_type == "nll" and not self.args.label_smoothing_factor
+        if inputs["input_ids"].device.type == "cuda" or not plain:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
         scored = labels != -100
@@ -309,6 +311,7 @@ from regen_models.prompts import build_prompt
 
 narrator = Narrator.from_pretrained("PATH_OR_REPO_ID")  # loads its recorded base model
 prompt = build_prompt(row["history"], item, "purchase_reason", critique=row["critique"],
+                      with_critiques=narrator.with_critiques,  # as it was trained
                       count_tokens=narrator.count_prompt_tokens(),
                       max_tokens=narrator.max_prompt_tokens)
 print(narrator.generate([prompt.text], kind="purchase_reason")[0])"""

@@ -101,6 +101,8 @@ class Narrator:
         """
         import torch
 
+        if isinstance(prompts, str):  # it would be read as one prompt per character
+            raise ValueError("prompts: expected a list of prompt texts, got one string")
         trained_limit = self.max_new_tokens(kind)  # an untrained kind fails here
         limit = trained_limit if max_new_tokens is None else max_new_tokens
         if limit < 1:

@@ -9,7 +9,7 @@ import pytest
 
 from regen_models.hybrid import HybridSystem
 from regen_models.narrator import Narrator, NarratorConfig
-from regen_models.prompts import ItemTexts
+from regen_models.prompts import ItemTexts, PromptBudgetError
 from tests.conftest import REPO, WordCountEncoder, build_sample_folder
 from tests.regen_models.test_narrator import save_adapter
 from training import cli
@@ -137,6 +137,13 @@ def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path, 
         HybridSystem(hybrid.ranker, narrator)
     with pytest.raises(ValueError, match="user u9 has an empty history"):
         hybrid([{"user_id": "u9", "history": [], "critique": None}])
+    with pytest.raises(ValueError, match="a list of prompt texts, got one string"):
+        hybrid.narrator.generate("A shopper's purchases", kind="purchase_reason")
+    small = NarratorConfig.load(adapter)
+    small.max_prompt_tokens = 8  # a budget the adapter was trained with: too small here
+    narrator = Narrator(hybrid.narrator.model, hybrid.narrator.tokenizer, small)
+    with pytest.raises(PromptBudgetError, match="train it again with a larger --max_prompt_tok"):
+        HybridSystem(hybrid.ranker, narrator)(rows(folder), kinds=["purchase_reason"])
     with pytest.raises(SystemExit):
         cli.main(
             ["predict", "--model", str(adapter), "--dataset_name", str(folder),

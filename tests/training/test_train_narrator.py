@@ -2,6 +2,7 @@
 loss is on the completion only, the adapter folder loads, bad arguments fail before any model
 loads, two processes under `accelerate launch`; one smoke run on the embedded Gemma."""
 
+import functools
 import json
 
 import pytest
@@ -132,6 +133,16 @@ def test_the_cpu_loss_is_trl_loss_on_fewer_positions(tiny_gemma_base, tmp_path):
     for mine, trl_grad in zip(our_grads, their_grads, strict=True):
         torch.testing.assert_close(mine, trl_grad, rtol=1e-4, atol=1e-6)
     assert trainer._metrics["eval"]["mean_token_accuracy"]
+    # Another loss (DFT) or label smoothing is TRL's own, here as on CUDA.
+    for changed in ({"loss_type": "dft"}, {"label_smoothing_factor": 0.2}):
+        other_args = train_narrator.NarratorTrainingArguments(
+            output_dir=str(tmp_path), max_steps=1, eval_strategy="no", report_to=[], **changed
+        )
+        other = train_narrator.make_trainer(model, tokenizer, pairs, None, other_args)
+        loss, _ = loss_and_grads(other.compute_loss)
+        trl_loss, _ = loss_and_grads(functools.partial(SFTTrainer.compute_loss, other))
+        torch.testing.assert_close(loss, trl_loss)
+        assert not torch.isclose(loss, ours), changed
 
 
 def test_load_in_4bit_without_cuda_says_so_before_any_model_loads(folder, tmp_path, capsys,
