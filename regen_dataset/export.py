@@ -258,8 +258,11 @@ def build_folder(
     built-in ones (`release.CRITIQUE_SENTINELS`), whatever their length.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    if out.is_symlink():  # build into the folder it points to; the link stays
+        out = out.resolve()
+    _restore_abandoned_swap(out)
+    if out.exists():
+        _check_replaceable(out, sources, overwrite)
     started = time.perf_counter()
     _remove_abandoned_staging(out)
     staging = out.parent / f".{out.name}.building-{os.getpid()}"
@@ -394,6 +397,43 @@ def _write_catalog(catalog: CatalogCollector, directory: Path, report: BuildRepo
     report.num_bytes[config] = {ITEMS_SPLIT: table.nbytes}
 
 
+def _check_replaceable(out: Path, sources: dict[str, list[str]], overwrite: bool) -> None:
+    """`--overwrite` replaces an earlier build, never a folder that holds anything else: the
+    release files downloaded into it (Kaggle's `regen/REGEN/office.jsonl` under the default
+    `--out regen`) would be deleted with it."""
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    inside = [
+        path
+        for paths in sources.values()
+        for path in paths
+        if Path(path).resolve().is_relative_to(out.resolve())
+    ]
+    if inside:
+        raise FileExistsError(
+            f"{out} holds the source {inside[0]}: replacing the folder would delete it; build "
+            "into another --out"
+        )
+    if not (out / "build_report.json").is_file():
+        raise FileExistsError(
+            f"{out} exists and is no earlier build (it has no build_report.json): --overwrite "
+            "replaces only a build; choose another --out, or remove the folder yourself"
+        )
+
+
+def _restore_abandoned_swap(out: Path) -> None:
+    """A build killed between moving the old folder aside and the new one in left no `out`:
+    the old one goes back. Old folders of finished swaps whose removal failed are removed."""
+    for old in sorted(out.parent.glob(f".{out.name}.old-*")):
+        pid = old.name.rpartition("-")[2]
+        if pid.isdigit() and process_alive(int(pid)):
+            continue
+        if out.exists() or out.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, out)
+
+
 def _remove_abandoned_staging(out: Path, kind: str = "building") -> None:
     """Staging folders of builds (or pushes) that were killed (their process is gone) by `out`."""
     for staging in out.parent.glob(f".{out.name}.{kind}-*"):
@@ -444,7 +484,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(staging, out)
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)  # the build is done; a leftover goes next time
     else:
         os.replace(staging, out)
 

@@ -118,11 +118,11 @@ def read_ratings(kind: str, path: Path) -> dict[str, list[tuple[int, int, str, i
             user, item, rating, timestamp = (fields[column].strip() for column in columns)
             try:
                 rating_value, time_value = float(rating), int(float(timestamp))
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: an infinite timestamp
                 raise MovieLensFormatError(
                     path, number, f"rating {rating!r} or timestamp {timestamp!r} is not a number"
                 ) from None
-            if rating_value != int(rating_value) or not 1 <= rating_value <= 5:
+            if not 1 <= rating_value <= 5 or rating_value != int(rating_value):  # nan fails first
                 raise MovieLensFormatError(path, number, f"rating {rating!r} is not 1..5")
             users[user].append((time_value, number, item, int(rating_value)))
     if not users:

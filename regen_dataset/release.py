@@ -173,6 +173,10 @@ class ReadReport:
     duplicate_users: int = 0  # of the skipped lines: a user already read
     # Users whose purchase times disagree with the file's order; the file's order is kept.
     histories_out_of_time_order: int = 0
+    # Purchases that repeat the one before them exactly (item, time and review): kept as the
+    # file has them; where the last one repeats, the held-out item is also the newest input.
+    repeated_purchases: int = 0
+    histories_with_repeats: int = 0
     synthetic_users: int = 0  # lines marked `"synthetic": true`
     found: Counter = field(default_factory=Counter)  # optional field -> non-null values
     unknown_fields: Counter = field(default_factory=Counter)  # in the first line of each block
@@ -219,6 +223,12 @@ class ReadReport:
             lines.append(
                 f"{self.histories_out_of_time_order:,} histories have times out of the file's "
                 "order; the file's order is kept (the texts were generated on it)"
+            )
+        if self.repeated_purchases:
+            lines.append(
+                f"{self.repeated_purchases:,} purchases in {self.histories_with_repeats:,} "
+                "histories repeat the purchase before them exactly (item, time and review); "
+                "they are kept as the file has them"
             )
         critiques = self.found.get("critique", 0)
         lines.append(
@@ -644,6 +654,26 @@ def _count_out_of_time_order(times: np.ndarray, offsets: np.ndarray, report: Rea
     report.histories_out_of_time_order += len(np.unique(owner[1:][earlier]))
 
 
+def _count_repeats(columns: list[pa.Array], offsets: np.ndarray, report: ReadReport) -> None:
+    """Count the purchases equal to the one before them in the same history in every column
+    (nulls equal nulls): a record written twice."""
+    n = len(columns[0])
+    if n < 2:
+        return
+    same = pa.array(np.ones(n - 1, dtype=bool))
+    for column in columns:
+        later, earlier = column.slice(1), column.slice(0, n - 1)
+        both_null = pc.and_(pc.is_null(later), pc.is_null(earlier))
+        same = pc.and_(same, pc.or_(pc.fill_null(pc.equal(later, earlier), False), both_null))
+    same = same.to_numpy(zero_copy_only=False)
+    same[offsets[1:-1] - 1] = False  # from one user's last purchase to the next one's first
+    if not same.any():
+        return
+    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    report.repeated_purchases += int(same.sum())
+    report.histories_with_repeats += len(np.unique(owner[1:][same]))
+
+
 def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) -> pa.RecordBatch:
     history = table.column("purchase_history").combine_chunks()
     lengths = pc.list_value_length(history).to_numpy()
@@ -727,6 +757,7 @@ def _to_sequences(table: pa.Table, report: ReadReport, sentinels: _Sentinels) ->
 
     item_narratives = pa.StructArray.from_arrays(item_narratives, names=list(ITEM_NARRATIVES))
     _count_out_of_time_order(timestamp.to_numpy(), offsets, report)
+    _count_repeats([item.field("asin"), timestamp, review.field("text")], offsets, report)
 
     pa_offsets = pa.array(offsets)
     return pa.RecordBatch.from_arrays(

@@ -159,7 +159,9 @@ def _assign_users(user_ids: list[str], seed: int, fractions) -> np.ndarray:
         )
     draws = np.array(
         [
-            int.from_bytes(hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest())
+            int.from_bytes(
+                hashlib.blake2b(f"{seed}:{uid}".encode(), digest_size=8).digest(), "big"
+            )  # "big" is 3.11's default; Python 3.10 needs it said
             / 2**64
             for uid in user_ids
         ]

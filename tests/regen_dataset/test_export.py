@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -161,6 +162,39 @@ def test_existing_folder_needs_overwrite(tmp_path):
     report = build_folder({"office": [str(source)]}, out, overwrite=True, progress=False)
     assert report.rows["office"]["test"] == 5
     assert json.loads((out / "build_report.json").read_text())["rows"]["office"]["test"] == 5
+    assert sorted(os.listdir(tmp_path)) == ["office.jsonl", "regen"]
+
+
+def test_overwrite_replaces_only_an_earlier_build_that_holds_no_source(tmp_path):
+    # Kaggle's layout under the default --out: regen/REGEN/office.jsonl.
+    out = tmp_path / "regen"
+    (out / "REGEN").mkdir(parents=True)
+    source = write_lines(out / "REGEN" / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    with pytest.raises(FileExistsError, match="holds the source .*office.jsonl"):
+        build_folder({"office": [str(source)]}, out, overwrite=True, progress=False)
+    assert source.is_file()
+    elsewhere = shutil.copy(source, tmp_path / "office.jsonl")
+    with pytest.raises(FileExistsError, match="no earlier build"):
+        build_folder({"office": [elsewhere]}, out, overwrite=True, progress=False)
+    assert source.is_file()
+
+
+def test_a_symlinked_folder_is_rebuilt_where_it_points(tmp_path):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    target = tmp_path / "elsewhere"
+    build_folder({"office": [str(source)]}, target, progress=False)
+    (tmp_path / "regen").symlink_to(target)
+    build_folder({"office": [str(source)]}, tmp_path / "regen", overwrite=True, progress=False)
+    assert (tmp_path / "regen").is_symlink() and (target / "build_report.json").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "office.jsonl", "regen"]
+
+
+def test_a_build_killed_mid_swap_gets_its_old_folder_back(tmp_path):
+    source = write_lines(tmp_path / "office.jsonl", [user(f"U{i}", 5) for i in range(3)])
+    build_folder({"office": [str(source)]}, tmp_path / "regen", progress=False)
+    os.replace(tmp_path / "regen", tmp_path / ".regen.old-999999999")  # no such process
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):  # it is back
+        build_folder({"office": [str(source)]}, tmp_path / "regen", progress=False)
     assert sorted(os.listdir(tmp_path)) == ["office.jsonl", "regen"]
 
 

@@ -78,6 +78,9 @@ def test_recbole_atomic_files(tmp_path):
 def test_bad_files_name_the_line(tmp_path):
     with pytest.raises(MovieLensFormatError, match=r"u.data, line 2: rating '9' is not 1..5"):
         list(release_lines(write_original(tmp_path / "a", [(1, 1, 4, 881250949), (1, 2, 9, 1)])))
+    for rating, timestamp in (("nan", 1), ("inf", 1), (4, "inf")):
+        with pytest.raises(MovieLensFormatError, match=r"u.data, line 1: (rating|timestamp)"):
+            list(release_lines(write_original(tmp_path / "nan", [(1, 1, rating, timestamp)])))
     with pytest.raises(MovieLensFormatError, match="line 1: movie 99 is not in u.item"):
         list(release_lines(write_original(tmp_path / "b", [(1, 99, 4, 881250949)])))
     with pytest.raises(FileNotFoundError, match="no MovieLens-100k files"):

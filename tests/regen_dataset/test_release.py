@@ -511,6 +511,20 @@ def test_history_out_of_time_order_keeps_the_file_order_and_is_counted(tmp_path)
     assert report.to_dict()["histories_out_of_time_order"] == 1
 
 
+def test_a_purchase_written_twice_is_kept_and_counted(tmp_path):
+    history = [entry(f"I{i}", T0 + 86_400 * i) for i in range(4)]
+    history.append(json.loads(json.dumps(history[-1])))  # the last record, twice
+    again = [entry(f"J{i}", T0 + 86_400 * i) for i in range(4)]
+    again[2]["review"]["timestamp"] = again[1]["review"]["timestamp"]
+    again[2]["item"]["asin"] = "J1"  # same item and time, another review: not a repeat
+    lines = [user("U", 0, purchase_history=history), user("V", 0, purchase_history=again)]
+    report = ReadReport()
+    u, v = iter_users(write_lines(tmp_path / "office.jsonl", lines), report=report)
+    assert [i["item_id"] for i in u["interactions"]] == ["I0", "I1", "I2", "I3", "I3"]
+    assert (report.repeated_purchases, report.histories_with_repeats) == (1, 1)
+    assert "1 purchases in 1 histories repeat the purchase before them" in report.summary()
+
+
 @pytest.mark.parametrize("block_bytes", [16 << 20, 1200])
 def test_a_user_twice_names_both_lines(tmp_path, block_bytes):
     lines = [user(f"U{i}", 3) for i in range(6)]
