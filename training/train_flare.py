@@ -222,6 +222,14 @@ def main(script_args, model_args, training_args, options: str | None = None) -> 
             elif note := truncation_note(critiques):
                 print(note)
     dimension = vectors.shape[-1] if vectors is not None else embedding_dimension(encoder)
+    if with_critiques and vectors is not None and dimension != embedding_dimension(encoder):
+        # Critiques are sentence vectors; a Dense layer after pooling makes them another width.
+        raise ValueError(
+            f"--content_tokens: {encoder_name} has "
+            f"{dimension}-wide token vectors but {embedding_dimension(encoder)}-wide sentence "
+            "vectors, which critiques are read as: use pooled content vectors (--content_tokens "
+            "0), an encoder without a layer after pooling, or a _no_critique config"
+        )
 
     config = FlareConfig(
         num_items=len(vocabulary),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from regen_dataset.files import atomic_path
+from regen_dataset.release import is_critique
 from regen_models.base import cache_dir
 from regen_models.items import ItemVocabulary, encode_texts, encoder_cache_slug
 
@@ -48,7 +49,9 @@ class CritiqueTable:
         return len(self.texts)
 
     def id(self, text: str | None) -> int:
-        return NO_CRITIQUE if not text else self._index[text]
+        """The row of a critique; blank text and placeholders ("<NO_CRITIQUE>", "none", ...),
+        which the release reader and the narrator's prompts read as no critique, are none."""
+        return self._index[text] if is_critique(text) else NO_CRITIQUE
 
     @classmethod
     def build(
@@ -61,7 +64,7 @@ class CritiqueTable:
         progress: bool = False,
     ) -> CritiqueTable:
         """Embed every distinct non-empty text once (cached on disk by encoder and texts)."""
-        distinct = sorted({text for text in texts if text})
+        distinct = sorted({text for text in texts if is_critique(text)})
         truncated = count_truncated(distinct, encoder_model)
         if not cache:
             vectors = encode_texts(distinct, encoder_model, progress=progress)

@@ -7,7 +7,7 @@ import torch
 
 from regen_dataset.export import build_folder
 from tests.conftest import REPO, WordCountEncoder, build_sample_folder, launch_on_two_cpu_processes
-from training import cli
+from training import cli, train_flare
 from training.evaluate import run_table
 
 TINY = str(REPO / "training" / "recipes" / "flare" / "tiny.yaml")
@@ -264,6 +264,8 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     assert [r.item_ids for r in ranker.rank(bare)] == [r.item_ids for r in ranker.rank(nones)]
     with pytest.raises(ValueError, match="a dict of columns"):
         ranker.rank(test[:3])
+    with pytest.raises(ValueError, match="an iterator, which can be read once"):
+        ranker.rank(row for row in rows)
 
     asked = [dict(rows[0], critique="I would rather have a bright red one for my desk")]
     plain = [dict(rows[0], critique=None)]
@@ -271,6 +273,9 @@ def test_ranker_on_composed_rows_and_its_bad_input(folder, checkpoint, tmp_path)
     assert ranker.rank(asked, top_k=93, with_critiques=False)[0].scores == pytest.approx(
         ranker.rank(plain, top_k=93)[0].scores
     )
+    for none in ("   ", "<NO_CRITIQUE>"):  # no critique, as the reader and the prompts read it
+        blank = [dict(rows[0], critique=none)]
+        assert ranker.rank(blank, top_k=93)[0].scores == ranker.rank(plain, top_k=93)[0].scores
 
     with pytest.raises(ValueError, match="user u1 has an empty history"):
         ranker.rank([{"user_id": "u1", "history": [], "critique": None}])
@@ -321,6 +326,32 @@ def test_bad_training_arguments_are_named(folder, tmp_path, capsys):
     error = regen_error(capsys, "train", "flare", "--dataset_name", missing, *out)
     assert f"{missing}: no such dataset folder" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_token_vectors_of_another_width_than_the_critiques_are_refused(
+    folder, tmp_path, capsys, monkeypatch
+):
+    import numpy as np
+
+    class DenseAfterPooling(WordCountEncoder):
+        """Sentence vectors through a 64 -> 32 layer, as distiluse-base-multilingual-cased-v2's
+        768 -> 512; its token vectors keep the transformer's width."""
+
+        layer = np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32)
+
+        def encode(self, texts, output_value="sentence_embedding", **options):
+            out = super().encode(texts, output_value=output_value, **options)
+            return out if output_value == "token_embeddings" else out @ self.layer
+
+        def get_sentence_embedding_dimension(self):
+            return 32
+
+    monkeypatch.setattr(train_flare, "load_encoder", lambda name=None: DenseAfterPooling())
+    error = regen_error(
+        capsys, "train", "flare", "--config", TINY, "--dataset_name", folder, "--output_dir",
+        tmp_path / "out", "--content_tokens", "4", "--encoder_name", "dense-after-pooling",
+    )  # fmt: skip
+    assert "dense-after-pooling has 64-wide token vectors but 32-wide sentence vectors" in error
 
 
 def test_bad_prediction_arguments_are_named(folder, checkpoint, tmp_path, capsys):
