@@ -58,25 +58,30 @@ def tiny_tokenizer(vocab_size: int = 1500):
     return tokenizer
 
 
+def tiny_sizes(tokenizer) -> dict:
+    """The config fields the tiny Gemmas share: a few layers of width 32, the tokenizer's ids."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+        "sliding_window": 256,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+    }
+
+
 def tiny_gemma(tokenizer, seed: int = 0):
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=4096,
-        initializer_range=0.5,
-        sliding_window=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
+        **tiny_sizes(tokenizer), max_position_embeddings=4096, initializer_range=0.5
     )
     model = Gemma3ForCausalLM(config)
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
@@ -91,20 +96,7 @@ def tiny_gemma2(tokenizer, seed: int = 0):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Gemma2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        sliding_window=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return Gemma2ForCausalLM(config)
+    return Gemma2ForCausalLM(Gemma2Config(**tiny_sizes(tokenizer)))
 
 
 def save_tiny_gemma(folder: Path, seed: int = 0) -> Path:
