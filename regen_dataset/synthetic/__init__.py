@@ -31,7 +31,13 @@ from tqdm.auto import tqdm
 
 from regen_dataset.files import atomic_open
 from regen_dataset.schema import CRITIQUE_SENTINEL, RATER_ATTRIBUTES, similar_adjacent
-from regen_dataset.synthetic.catalog import Catalog, Item, leaf_paths, synthetic_user_id
+from regen_dataset.synthetic.catalog import (
+    Catalog,
+    Item,
+    check_catalog_size,
+    leaf_paths,
+    synthetic_user_id,
+)
 from regen_dataset.synthetic.narratives import narratives, rater_scores
 from regen_dataset.synthetic.reviews import critique, review
 from regen_dataset.synthetic.shoppers import make_shopper, purchases
@@ -122,6 +128,7 @@ def write_release(
     Every user is seeded by its index, so the file is the same whatever the number of workers.
     """
     n_items = n_items or default_items(category, n_users)
+    check_catalog_size(category, n_items)  # here: a worker failing to start is started again
     bar = tqdm(total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user")
     with atomic_open(path) as handle, bar:
         if workers <= 1:

@@ -469,6 +469,13 @@ class WeightedPool:
         return self.indices[min(position, len(self.indices) - 1)]
 
 
+def check_catalog_size(category: str, n_items: int) -> None:
+    """A catalog holds at least two items per leaf category."""
+    least = 2 * len(leaf_paths(category))
+    if n_items < least:
+        raise ValueError(f"a {category} catalog needs at least {least} items (two per leaf)")
+
+
 @dataclass
 class Catalog:
     """Items of one category, with popularity, companions and alternatives."""
@@ -483,12 +490,8 @@ class Catalog:
         if self.category not in ROOTS:
             raise ValueError(f"unknown category {self.category!r}; expected one of {sorted(ROOTS)}")
         rng = random.Random(f"catalog:{self.category}:{self.seed}")
+        check_catalog_size(self.category, self.n_items)
         self.leaves = [make_leaf(path, self.category) for path in leaf_paths(self.category)]
-        if self.n_items < 2 * len(self.leaves):
-            raise ValueError(
-                f"a {self.category} catalog needs at least {2 * len(self.leaves)} items "
-                "(two per leaf)"
-            )
         self.brands = self._brands(rng)
         brand_weights = [1 / (rank + 1) ** 0.9 for rank in range(len(self.brands))]
         brand_pool = WeightedPool(list(range(len(self.brands))), brand_weights)

@@ -317,3 +317,11 @@ def test_workers_write_the_same_file(tmp_path):
     write_release(one, "office", 2_500, seed=4)
     write_release(two, "office", 2_500, seed=4, workers=2)
     assert one.read_bytes() == two.read_bytes()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_catalog_too_small_is_refused_before_any_worker_starts(tmp_path, workers):
+    # A worker whose catalog fails is started again by the pool, for ever.
+    with pytest.raises(ValueError, match="needs at least 80 items"):
+        write_release(tmp_path / "small.jsonl", "office", 10, n_items=50, workers=workers)
+    assert list(tmp_path.iterdir()) == []
