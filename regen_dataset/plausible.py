@@ -20,34 +20,37 @@ EARLIEST_TIME = int(datetime.datetime(1995, 1, 1, tzinfo=datetime.timezone.utc).
 LATEST_TIME = int(datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_finite_number(value) -> bool:
+    """An int (of any size: `math.isfinite` overflows on a huge one) or a finite float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def rating_problem(value) -> str | None:
     """Why a rating is not a whole number of stars from 1 to 5, or None."""
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_finite_number(value):
         return f"expected a number, got {type(value).__name__} {value!r:.40}"
     if value % 1 or not MIN_RATING <= value <= MAX_RATING:
-        return f"expected a whole number from {MIN_RATING} to {MAX_RATING}, got {value!r}"
+        return f"expected a whole number from {MIN_RATING} to {MAX_RATING}, got {value!r:.40}"
     return None
 
 
 def time_problem(value) -> str | None:
     """Why a time is not plausible unix seconds, or None."""
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_finite_number(value):
         return f"expected unix seconds, got {type(value).__name__} {value!r:.40}"
     if EARLIEST_TIME <= value <= LATEST_TIME:
         return None
-    message = f"expected unix seconds from 1995 to 2030, got {value!r}"
-    if EARLIEST_TIME <= value / 1000 <= LATEST_TIME:
+    message = f"expected unix seconds from 1995 to 2030, got {value!r:.40}"
+    if EARLIEST_TIME * 1000 <= value <= LATEST_TIME * 1000:
         message += ", which looks like milliseconds"
     return message
 
 
 def bad_ratings(ratings: pa.Array) -> np.ndarray:
     """Which ratings (float or integer) break `rating_problem`; nulls are not judged here."""
-    ratings = pc.cast(ratings, pa.float64())
+    ratings = pc.cast(ratings, pa.float64(), safe=False)  # an int beyond 2**53: approximately
     if plainly_within(ratings, MIN_RATING, MAX_RATING, whole=True):
         return np.zeros(len(ratings), dtype=bool)
     bad = pc.or_(
@@ -60,7 +63,7 @@ def bad_ratings(ratings: pa.Array) -> np.ndarray:
 
 def bad_times(times: pa.Array) -> np.ndarray:
     """Which times break `time_problem`; nulls are not judged here."""
-    times = pc.cast(times, pa.float64())
+    times = pc.cast(times, pa.float64(), safe=False)  # nanoseconds (beyond 2**53): approximately
     if plainly_within(times, EARLIEST_TIME, LATEST_TIME):
         return np.zeros(len(times), dtype=bool)
     bad = pc.or_(pc.invert(pc.is_finite(times)), pc.less(times, EARLIEST_TIME))

@@ -38,15 +38,30 @@ ANY_JSON_OBJECT: dict = {"type": "object"}
 #   them unescaped (json.loads refuses the answer): they are excluded;
 # - a string of spaces or of punctuation ("...", which a small model copies from the prompt's
 #   answer format) meets minLength 1, but the parsers refuse text without words: a string that
-#   must not be empty starts with a letter of one of the main scripts (Latin, Greek, Cyrillic,
-#   Hebrew, Arabic, Indic, Thai, kana, CJK, Hangul).
+#   must not be empty starts with a letter (what `str.isalpha` calls one, as the parsers do) of
+#   one of the main scripts (Latin, Greek, Cyrillic, Hebrew, Arabic, Indic, Thai, kana, CJK,
+#   Hangul).
 _LOOSE_STRING_CHARACTER = r"[^\"\\\r\n]"
 _JSON_STRING_CHARACTER = r"[^\0-\x1f\"\\]"
-_FIRST_STRING_CHARACTER = (
-    r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0370-\u03ff\u0400-\u052f"
-    r"\u05d0-\u05ea\u0620-\u064a\u0900-\u0dff\u0e01-\u0e30\u3041-\u30ff\u4e00-\u9fff"
-    r"\uac00-\ud7a3]"
-)
+_SCRIPTS = (
+    (0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F), (0x370, 0x3FF), (0x400, 0x52F), (0x5D0, 0x5EA),
+    (0x620, 0x64A), (0x900, 0xDFF), (0xE01, 0xE30), (0x3041, 0x30FF), (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+)  # fmt: skip
+
+
+def _letter_class(scripts: tuple[tuple[int, int], ...]) -> str:
+    """An EBNF character class of the code points in `scripts` that are letters."""
+    letters = [c for low, high in scripts for c in range(low, high + 1) if chr(c).isalpha()]
+    ranges, start = [], letters[0]
+    for before, after in zip(letters, letters[1:] + [None], strict=True):
+        if after != before + 1:
+            ranges.append(f"\\u{start:04x}" + (f"-\\u{before:04x}" if before > start else ""))
+            start = after
+    return "[" + "".join(ranges) + "]"
+
+
+_FIRST_STRING_CHARACTER = _letter_class(_SCRIPTS)
 _NON_EMPTY_STRING = re.compile(r"\b(\w+_characters)\{1, (\d+)\}")
 
 

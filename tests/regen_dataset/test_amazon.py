@@ -472,6 +472,9 @@ def test_implausible_reviews_name_the_field(tmp_path, real_reviews):
         (dict(good[0], overall=4.5), "overall", "whole number from 1 to 5"),
         (dict(good[0], unixReviewTime=good[0]["unixReviewTime"] * 1000), "unixReviewTime", "milli"),
         (dict(good[0], unixReviewTime=3600), "unixReviewTime", "unix seconds"),
+        # beyond 2**53 (nanoseconds), and an int too large for a float at all
+        (dict(good[0], unixReviewTime=1_400_259_200 * 10**9), "unixReviewTime", "unix seconds"),
+        (dict(good[0], overall=10**400), "overall", "whole number from 1 to 5"),
     ]
     for bad, field, message in cases:
         for block_bytes in (2048, 32 << 20):

@@ -424,6 +424,7 @@ def test_a_line_arrow_refuses_but_python_reads_is_named(tmp_path):
             "milliseconds",
         ),
         (lambda e: e["review"].update(timestamp=86_400), "review.timestamp", "unix seconds"),
+        (lambda e: e["review"].update(rating=10**400), "review.rating", "whole number from 1"),
         (
             lambda e: e["review"].update(unix_time=1_900_000_000, timestamp=None),
             "review.unix_time",

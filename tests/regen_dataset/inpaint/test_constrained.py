@@ -271,6 +271,14 @@ def test_json_strings_hold_no_raw_control_characters_and_are_not_blank(tiny_lm):
         ('{"critiques": [" ', False),  # the parsers refuse blank strings
         ('{"critiques": ["\u00a0', False),
         ('{"critiques": ["A ', True),
+        # no letter, though in a script's block: Devanagari's danda and digits, Greek's question
+        # mark, the katakana middle dot; the block's letters pass
+        ('{"critiques": ["\u0964', False),
+        ('{"critiques": ["\u0966', False),
+        ('{"critiques": ["\u037e', False),
+        ('{"critiques": ["\u30fb', False),
+        ('{"critiques": ["\u0915', True),
+        ('{"critiques": ["\u30ab', True),
     ):
         assert xgrammar.GrammarMatcher(grammar).accept_string(text) is allowed, text
 
