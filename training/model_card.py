@@ -238,6 +238,8 @@ def release_card(
         places = "|".join(where.format(name=f"(?:{names})") for where in _DATASET_PLACES)
         body = re.sub(places, lambda match: dataset_names[match[0]], body, flags=re.M)
     body = re.sub(r"(?<![\w.-])/[^\s`'\"]*/(training/recipes/[\w./-]+)", r"\1", body)
+    # Any other absolute path (a local base model, encoder or recipe): its last part only.
+    body = re.sub(r"(?<![\w.~/:-])/(?:[^\s/`'\"]+/)+([^\s/`'\"]+)", r"\1", body)
     yaml_text = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{yaml_text}\n---\n{body}"
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from regen_dataset import export
+from regen_dataset.schema import config_category
 from regen_models.vocabulary_io import VOCABULARY_FILE
 from training import model_card
 from training.evaluate import results_table
@@ -121,11 +122,14 @@ def demo_sources(demo_dir: str | os.PathLike) -> Sources:
     demo = Path(demo_dir)
     if not demo.is_dir():
         raise FileNotFoundError(f"{demo} does not exist: run `regen demo` first, or name folders")
-    children = sorted(path for path in demo.iterdir() if path.is_dir())
+    # Hidden folders are leftovers (a killed push's view, a build's old folder), not releases.
+    children = sorted(p for p in demo.iterdir() if p.is_dir() and not p.name.startswith("."))
     checkpoints = demo / "checkpoints"
     return Sources(
         datasets=[path for path in children if (path / "build_report.json").is_file()],
-        checkpoints=sorted(p for p in checkpoints.iterdir() if p.is_dir())
+        checkpoints=sorted(
+            p for p in checkpoints.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
         if checkpoints.is_dir()
         else [],
         evals=[path for path in children if (path / "results.json").is_file()],
@@ -156,9 +160,11 @@ def plan_release(org: str, sources: Sources) -> list[Upload]:
     check_org(org)
     uploads = [plan_dataset(org, folder) for folder in sources.datasets]
     dataset_repos = {upload.source.resolve(): upload.repo_id for upload in uploads}
-    synthetic = any(export.is_synthetic_build(folder) for folder in sources.datasets)
+    synthetic_repos = {
+        upload.repo_id for upload in uploads if export.is_synthetic_build(upload.source)
+    }
     uploads += [
-        plan_checkpoint(org, folder, dataset_repos, sources.evals, synthetic)
+        plan_checkpoint(org, folder, dataset_repos, sources.evals, synthetic_repos)
         for folder in sources.checkpoints
     ]
     if sources.metric is not None:
@@ -193,7 +199,7 @@ def plan_dataset(org: str, folder: Path) -> Upload:
     report_path = folder / "build_report.json"
     if not report_path.is_file():
         raise FileNotFoundError(f"{report_path} is missing: rebuild the folder with the builder")
-    repo_id = f"{org}/{folder.resolve().name}"
+    repo_id = f"{org}/{_name_as_given(folder)}"
     report = export.BuildReport.from_dict(_read_json(report_path))
     try:
         export.check_data_files(folder, report)
@@ -235,10 +241,13 @@ def plan_checkpoint(
     folder: Path,
     dataset_repos: dict[Path, str],
     evals: Sequence[Path] = (),
-    synthetic: bool = False,
+    synthetic_repos: set[str] | frozenset = frozenset(),
 ) -> Upload:
+    """A checkpoint folder's repository: its files, config.json with the remote code's
+    `auto_map`, and its card for the Hub. It is marked synthetic where the dataset it was trained
+    on, or the one its evaluation ran on, is (`synthetic_repos`: the released ones that are)."""
     kind = checkpoint_kind(folder)
-    name = folder.resolve().name
+    name = _name_as_given(folder)
     repo_id = f"{org}/{name if name.startswith(REPO_PREFIX) else REPO_PREFIX + name}"
     upload = Upload(repo_id, "model", folder, {}, what=KIND_TITLES.get(kind, f"{kind} checkpoint"))
     for entry in sorted(folder.iterdir()):
@@ -257,6 +266,9 @@ def plan_checkpoint(
     if kind in REMOTE_CODE:
         config = _read_json(folder / "config.json")
         config["auto_map"] = REMOTE_CODE[kind].auto_map
+        for key in ("base_model", "encoder_name"):  # a local folder: its name alone
+            if isinstance(config.get(key), str) and os.path.isabs(config[key]):
+                config[key] = Path(config[key]).name
         upload.files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         upload.files.update(remote_code_files(kind))
         if VOCABULARY_FILE not in upload.files:
@@ -275,10 +287,11 @@ def plan_checkpoint(
     replacements = {"PATH_OR_REPO_ID": repo_id, "--model PATH": f"--model {repo_id}"}
     if kind == "narrator":
         replacements = {"PATH_OR_REPO_ID": repo_id, "--narrator PATH": f"--narrator {repo_id}"}
-    header: dict = {"license": "gemma" if _is_gemma(base) else CODE_LICENSE}
+    header: dict = {"license": "gemma" if _is_gemma(folder, kind, base) else CODE_LICENSE}
     if base:
         header["base_model"] = base
     dataset_names = {}
+    dataset_repo = None
     if trained_on:
         dataset = trained_on[0]
         dataset_repo = _dataset_repo(dataset, dataset_repos)
@@ -292,7 +305,7 @@ def plan_checkpoint(
             dataset_names.setdefault(dataset, published or _published_name(dataset, dataset_repos))
     limitations = []
     synthetic = (
-        synthetic
+        dataset_repo in synthetic_repos
         or bool(evaluation and evaluation[2])
         or bool(trained_on and export.is_synthetic_build(trained_on[0]))
     )
@@ -338,15 +351,35 @@ def _base_model(folder: Path, kind: str, upload: Upload) -> str | None:
             )
         else:  # the full weights: it loads anywhere, the card just cannot link its base
             upload.warnings.append(
-                f"its card names no base model: it was fine-tuned from the local folder "
-                f"{recorded} (its weights are complete: it loads without that folder)"
+                f"its card names no base model on the Hub: it was fine-tuned from the local "
+                f"folder {recorded}, which the card names by its last part (its weights are "
+                "complete: it loads without that folder)"
             )
         return None
     return recorded
 
 
-def _is_gemma(base: str | None) -> bool:
-    return bool(base) and "gemma" in base.lower()
+def _is_gemma(folder: Path, kind: str, base: str | None) -> bool:
+    """Whether the weights derive from Gemma (and fall under its terms): by the base's Hub id,
+    else by the LM's own config, which a local base folder does not hide."""
+    if base and "gemma" in base.lower():
+        return True
+    if kind == "narrator":
+        recorded = _read_json(folder / "adapter_config.json").get("base_model_name_or_path")
+        config_path = Path(recorded) / "config.json" if recorded else None
+        if config_path is None or not config_path.is_file():
+            return False
+        model_type = _read_json(config_path).get("model_type")
+    else:
+        text_config = _read_json(folder / "config.json").get("text_config")
+        model_type = text_config.get("model_type") if isinstance(text_config, dict) else None
+    return isinstance(model_type, str) and model_type.startswith("gemma")
+
+
+def _name_as_given(folder: Path) -> str:
+    """A folder's name as the command named it: a symbolic link's own, not its target's (the
+    Space looks for the repositories by the demo's names)."""
+    return Path(os.path.abspath(folder)).name
 
 
 def _published_name(dataset: str, dataset_repos: dict[Path, str]) -> str:
@@ -390,7 +423,12 @@ def _evaluation(
         mine = [
             run
             for run in runs
-            if run["model"] == model and (kind == "narrator" or run["config"] == config)
+            if run["model"] == model
+            and (
+                run["config"] == config
+                # the narrator serves the hybrid with and without critiques, of its category only
+                or (kind == "narrator" and _same_category(run["config"], config))
+            )
         ]
         if not mine:
             continue
@@ -409,6 +447,12 @@ def _evaluation(
             f"training-free baselines:\n\n{results_table(results)}\n\n{notes}"
         )
     return ("\n".join(parts), datasets, synthetic) if parts else None
+
+
+def _same_category(config: str, trained: str | None) -> bool:
+    """Whether an eval run's config is of the category a checkpoint was trained on (any, where
+    its card does not say)."""
+    return trained is None or config_category(config) == config_category(trained)
 
 
 def _same_dataset(a: str, b: str) -> bool:
@@ -509,8 +553,10 @@ def plan_space(
     metadata, body = model_card.split_card((folder / "README.md").read_text(encoding="utf-8"))
     if not metadata.get("sdk"):
         raise ReleaseError(f"{folder / 'README.md'} has no Spaces YAML header with an `sdk`")
-    metadata.update({"models": models} if models else {})
-    metadata.update({"datasets": datasets} if datasets else {})
+    for key, repos in (("models", models), ("datasets", datasets)):
+        metadata.pop(key, None)  # the shipped header names the project's own repositories
+        if repos:
+            metadata[key] = repos
     header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     upload.files["README.md"] = f"---\n{header}\n---\n{body}".encode()
     if wheel is not None:

@@ -739,3 +739,107 @@ def test_broken_json_in_a_released_folder_is_an_error_naming_the_file(demo, tmp_
         cli.main([*arguments, "--no-space", "--no-metric", "--dry-run"])
     error = capsys.readouterr().err
     assert f"{folder / 'config.json'}: not valid JSON" in error and "Traceback" not in error
+
+
+def fake_checkpoint(folder: Path, config: dict, dataset: Path, **card) -> Path:
+    """A checkpoint folder with placeholder weights and a card as training writes it."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"x")
+    (folder / VOCABULARY_FILE).write_bytes(b"x")
+    write_model_card(
+        folder, model_name=card.pop("model_name", "FLARE"), script="training/train_flare.py",
+        dataset_name=str(dataset), dataset_config="office", arguments=card.pop("arguments", {}),
+        metrics={"NDCG@10": 0.3}, metrics_split="test", **card,
+    )  # fmt: skip
+    return folder
+
+
+def test_a_local_base_reaches_no_published_file_and_gemma_weights_keep_its_licence(tmp_path):
+    from training.release import plan_checkpoint
+
+    base = "/home/alice/models/gemma-3-270m"
+    lumen = fake_checkpoint(
+        tmp_path / "lumen-office",
+        {"model_type": "lumen", "base_model": base, "text_config": {"model_type": "gemma3_text"}},
+        tmp_path / "regen",
+        model_name="LUMEN",
+        arguments={"model": {"base_model": base}},
+        options=f"--config training/recipes/lumen/cpu.yaml --base_model {base}",
+        description=f"LUMEN on `{base}`",
+    )
+    upload = plan_checkpoint(ORG, lumen, {})
+    for name, content in upload.files.items():
+        text = content if isinstance(content, bytes) else content.read_bytes()
+        assert b"/home/alice" not in text, name
+    card = upload.files["README.md"].decode()
+    assert "LUMEN on `gemma-3-270m`" in card and header(card.encode())["license"] == "gemma"
+    assert json.loads(upload.files["config.json"])["base_model"] == "gemma-3-270m"
+    assert "https://arxiv.org/abs/" in card  # links keep their paths
+
+
+def test_only_a_checkpoint_of_synthetic_data_is_marked_so(tmp_path):
+    from training.model_card import SYNTHETIC_NOTE
+
+    synthetic = build_sample_folder(tmp_path / "demo_out" / "regen")
+    real = tmp_path / "data" / "regen-real"
+    real.mkdir(parents=True)
+    (real / "build_report.json").write_text(json.dumps({"synthetic": False}))
+    flare = fake_checkpoint(tmp_path / "ckpt" / "flare-office", {"model_type": "flare"}, real)
+    uploads = plan_release(ORG, Sources(datasets=[synthetic], checkpoints=[flare]))
+    (model,) = [u for u in uploads if u.repo_type == "model"]
+    assert SYNTHETIC_NOTE not in model.files["README.md"].decode()
+
+
+def test_hidden_leftovers_and_links_in_a_demo_folder(tmp_path):
+    from training.release import demo_sources
+
+    demo = tmp_path / "demo_out"
+    build = build_sample_folder(tmp_path / "builds" / "regen-2025-06")
+    demo.mkdir()
+    (demo / "regen").symlink_to(build)  # released under the name the Space looks for
+    shutil.copytree(build, demo / ".regen.push-999999999")  # a killed push's view
+    sources = demo_sources(demo)
+    assert [p.name for p in sources.datasets] == ["regen"]
+    assert [u.repo_id for u in plan_release(ORG, sources)] == [f"{ORG}/regen"]
+
+
+def test_the_space_header_names_this_releases_repositories_only(tmp_path):
+    space = tmp_path / "space"
+    space.mkdir()
+    (space / "README.md").write_text(
+        "---\nsdk: gradio\nmodels: [regen-benchmark/regen-flare-office]\n"
+        "datasets: [regen-benchmark/regen]\n---\n# Space\n"
+    )
+    upload = plan_space(f"{ORG}/regen-space", space, [f"{ORG}/regen-flare-office"], [])
+    metadata = header(upload.files["README.md"])
+    assert metadata["models"] == [f"{ORG}/regen-flare-office"] and "datasets" not in metadata
+
+
+def test_a_narrator_card_shows_the_runs_of_its_own_category(tmp_path):
+    from training.release import plan_checkpoint
+
+    data = tmp_path / "demo_out" / "regen"
+    data.mkdir(parents=True)
+    narrator = tmp_path / "narrator-office"
+    narrator.mkdir()
+    (narrator / "narrator_config.json").write_text("{}")
+    (narrator / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "x"}))
+    (narrator / "adapter_model.safetensors").write_bytes(b"x")
+    write_model_card(
+        narrator, model_name="Narrator", script="training/train_narrator.py",
+        dataset_name=str(data), dataset_config="office", arguments={},
+        metrics={"train_loss": 1.0}, metrics_split="validation", library_name="peft",
+    )  # fmt: skip
+
+    def run(config, bleu):
+        return {"model": "hybrid", "config": config, "ranking": {"Recall@10": 0.1},
+                "text": {"purchase_reason": {"BLEU": bleu, "skipped": 0}}, "users": 10}  # fmt: skip
+
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    runs = [run("office", 11.0), run("office_no_critique", 12.0), run("clothing", 99.0)]
+    payload = {"dataset": str(data), "split": "test", "runs": runs}
+    (evals / "results.json").write_text(json.dumps(payload))
+    card = plan_checkpoint(ORG, narrator, {}, [evals]).files["README.md"].decode()
+    assert "11.00" in card and "12.00" in card and "99.00" not in card
