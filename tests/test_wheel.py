@@ -40,6 +40,11 @@ def test_the_installed_wheel_builds_and_loads_a_folder(tmp_path: Path) -> None:
     wheel = build_wheel(REPO, tmp_path / "dist")
     with zipfile.ZipFile(wheel) as archive:
         assert "training/space/registry.py" in archive.namelist()  # what the Space runs
+        recipes = {name for name in archive.namelist() if name.startswith("training/recipes/")}
+        shipped = {
+            path.relative_to(REPO).as_posix() for path in REPO.glob("training/recipes/*/*.yaml")
+        }
+        assert recipes == shipped  # `--config cpu`, `regen demo`
 
     python = make_isolated_venv(tmp_path / "venv")
     site_packages = _run(
