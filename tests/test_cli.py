@@ -185,3 +185,24 @@ def test_a_mistyped_dataset_folder_is_named_as_one(name, tmp_path, monkeypatch, 
     with pytest.raises(SystemExit):
         main(["eval", "baselines", "--dataset", name, "--config", "office", "--out", "preds"])
     assert "there is no local folder" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["predcit", "--model", "x", "--out", "p.jsonl"], "invalid choice: 'predcit'"),
+        (["dataset", "biuld", "--source", "x", "--out", "y"], "invalid choice: 'biuld'"),
+    ],
+)
+def test_a_misspelled_subcommand_is_named_with_the_choices(argv, named, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    error = capsys.readouterr().err
+    assert named in error and "(choose from" in error and "unrecognized" not in error
+
+
+def test_table_options_before_an_eval_subcommand_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--dataset", "elsewhere", "baselines", "--config", "office"])
+    error = capsys.readouterr().err
+    assert "--dataset before `baselines`: an option of the table, not of `baselines`" in error

@@ -87,9 +87,15 @@ class RegenParser(argparse.ArgumentParser):
         return parser
 
     def error(self, message):
-        named = _misspelled_options(self, getattr(self, "given", []))
-        if "invalid choice" in message and named:
-            message = f"unrecognized arguments: {named}"
+        given = getattr(self, "given", [])
+        named = _misspelled_options(self, given)
+        rejected = re.search(r"invalid choice: '([^']*)'", message)
+        if rejected and named and rejected[1] in given:
+            # The value of an option argparse did not know, read as a subcommand: name the
+            # option. A misspelled subcommand itself keeps argparse's list of choices.
+            before = given.index(rejected[1]) - 1
+            if before >= 0 and given[before].startswith("--"):
+                message = f"unrecognized arguments: {named}"
         super().error(message)
 
 

@@ -627,10 +627,17 @@ def add_parser(subparsers) -> None:
         "twice, or ranks an item outside the category's catalog. Tables of a folder whose build "
         "marks it SYNTHETIC say so.",
     )
+    # The table's options keep dests of their own: a subcommand's options of the same names
+    # would overwrite them, and one given before the subcommand must be refused, not dropped.
     parser.add_argument(
-        "--dataset", default="regen", help="a folder built by `regen dataset build`"
+        "--dataset",
+        dest="table_dataset",
+        metavar="DATASET",
+        help="a folder built by `regen dataset build` (default: regen)",
     )
-    parser.add_argument("--split", default="test", help="the split scored (default: %(default)s)")
+    parser.add_argument(
+        "--split", dest="table_split", metavar="SPLIT", help="the split scored (default: test)"
+    )
     parser.add_argument(
         "--run",
         nargs=3,
@@ -640,9 +647,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--out",
-        default="eval_out",
-        help="folder for table.md, results.json and plots.png; runs already in its results.json "
-        "(same dataset and split) are kept and shown beside the new ones",
+        dest="table_out",
+        metavar="OUT",
+        help="folder for table.md, results.json and plots.png (default: eval_out); runs already "
+        "in its results.json (same dataset and split) are kept and shown beside the new ones",
     )
     parser.add_argument(
         "--overwrite",
@@ -696,18 +704,45 @@ def add_parser(subparsers) -> None:
     from training import fusion_ablation  # it imports this module: imported here, not on top
 
     fusion_ablation.add_parser(commands)
+    for name, command in commands.choices.items():
+        command.set_defaults(func=_refusing_table_options(name, command.get_default("func")))
 
 
 def _table(args) -> None:
     if not args.run:
         raise ValueError("give at least one --run MODEL CONFIG PATH")
     runs = [tuple(run) for run in args.run]
-    print(
-        run_table(
-            args.dataset, args.split, runs, args.out, overwrite=args.overwrite, first=args.first
-        )
-    )
-    print(f"\nwritten: {args.out}/table.md, results.json, plots.png")
+    dataset, split = args.table_dataset or "regen", args.table_split or "test"
+    out = args.table_out or "eval_out"
+    print(run_table(dataset, split, runs, out, overwrite=args.overwrite, first=args.first))
+    print(f"\nwritten: {out}/table.md, results.json, plots.png")
+
+
+_TABLE_OPTIONS = {
+    "table_dataset": "--dataset",
+    "table_split": "--split",
+    "table_out": "--out",
+    "run": "--run",
+    "first": "--first",
+    "overwrite": "--overwrite",
+}
+
+
+def _refusing_table_options(name: str, func):
+    """`func` of the subcommand `name`, refusing the table's options given before its name:
+    argparse reads them as the table's, and the subcommand would run without them."""
+
+    def run(args) -> None:
+        given = [flag for dest, flag in _TABLE_OPTIONS.items() if getattr(args, dest, None)]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} before `{name}`: "
+                f"{'an option' if len(given) == 1 else 'options'} of the table, not of "
+                f"`{name}`; give it after the subcommand (regen eval {name} {given[0]} ...)"
+            )
+        func(args)
+
+    return run
 
 
 def _baselines(args) -> None:
