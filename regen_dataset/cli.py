@@ -390,10 +390,17 @@ def _generate(args) -> None:
     print(f"next: regen dataset build --source {args.category}={args.out} --out regen")
 
 
+def _check_data_file(path: str) -> None:
+    """Before the LLM's answer cache is opened (and left behind, empty)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--data {path}: no such file")
+
+
 @_reports_llm_failures
 def _rate(args) -> None:
     from regen_dataset.inpaint.pipeline import InpaintConfig
 
+    _check_data_file(args.data)
     config = InpaintConfig(
         seed=args.seed, ensemble=args.ensemble, critiques=False, narratives=False, rate=True
     )
@@ -408,6 +415,7 @@ def _bias_check(args) -> None:
     from regen_dataset.inpaint.pipeline import bias_check
     from regen_dataset.inpaint.rater import describe_sampling
 
+    _check_data_file(args.data)
     remove_dead_partials(args.out)
     runner, run = _llm(args, args.out)
     runner.track_output(args.out)

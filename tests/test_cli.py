@@ -206,3 +206,10 @@ def test_table_options_before_an_eval_subcommand_are_refused(capsys):
         main(["eval", "--dataset", "elsewhere", "baselines", "--config", "office"])
     error = capsys.readouterr().err
     assert "--dataset before `baselines`: an option of the table, not of `baselines`" in error
+
+
+def test_demo_counts_are_checked_before_anything_trains(capsys):
+    for option in ("--text-users", "--lm-max-steps"):
+        with pytest.raises(SystemExit):
+            main(["demo", option, "0"])
+        assert f"argument {option}: expected a positive count, got 0" in capsys.readouterr().err

@@ -3,6 +3,7 @@ own fields and defaults, and parses the three it needs with `TrlParser`, as TRL'
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import EarlyStoppingCallback
 from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
 from trl import ScriptArguments, SFTConfig, TrlParser
@@ -20,6 +22,23 @@ from regen_models.vocabulary_io import check_local_folder
 from training.nearest import with_nearest
 
 RECIPES = Path(__file__).with_name("recipes")
+
+_REGEN = "REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives"
+_BEYOND = "Beyond Retrieval: Generating Narratives in Conversational Recommender Systems"
+# What `regen train MODEL --help` opens with: the model, and the paper its "the paper" means.
+DESCRIPTIONS = {
+    "flare": "Train FLARE, the sequential recommender of the hybrid system in "
+    f'"{_REGEN}" (https://arxiv.org/abs/2503.11924), after "FLARE: Fusing Language Models '
+    'and Collaborative Architectures for Recommender Enhancement" '
+    "(https://arxiv.org/abs/2409.11699).",
+    "narrator": "Train the narrator of the hybrid system in "
+    f'"{_REGEN}" (https://arxiv.org/abs/2503.11924): a LoRA adapter that writes narratives '
+    "about an item from the user's history.",
+    "lumen": f'Train LUMEN, the single LLM that names an item and writes about it, of "{_REGEN}" '
+    "(https://arxiv.org/abs/2503.11924).",
+    "fusion": "Train the fusion narrator, collaborative-filtering and content vectors as soft "
+    f'tokens in front of the prompt of an LLM, of "{_BEYOND}".',
+}
 
 
 class RecipeParser(TrlParser):
@@ -35,25 +54,62 @@ class RecipeParser(TrlParser):
             f"{RECIPES / model} by name ({', '.join(shipped_recipes(model))}); arguments on the "
             "command line override the recipe's.",
         )
+        kwargs.setdefault("description", DESCRIPTIONS.get(model))
         super().__init__(dataclass_types, **kwargs)
+        for action in self._actions:  # transformers gives `--no_X` the help of `--X`
+            negative = next((o for o in action.option_strings if o.startswith("--no_")), None)
+            if negative is not None:
+                name = negative.removeprefix("--no_")
+                action.help = f"turn --{name} off"
+                action.default = argparse.SUPPRESS  # --{name}'s default stands, as it is shown
 
     def parse_args_and_config(self, args=None, *more, **options):
-        args = list(args) if args is not None else sys.argv[1:]
-        if "--config" in args[:-1]:
+        args = [
+            part
+            for arg in (list(args) if args is not None else sys.argv[1:])
+            for part in (arg.split("=", 1) if arg.startswith("--config=") else [arg])
+        ]
+        if args and args[-1] == "--config":
+            raise ValueError(
+                f"--config needs a recipe: a YAML file, or a shipped recipe's name "
+                f"({', '.join(shipped_recipes(self.model))})"
+            )
+        recipe = None
+        if "--config" in args:
             at = args.index("--config") + 1
-            args[at] = recipe_file(self.model, args[at], "--config")
+            recipe = args[at] = recipe_file(self.model, args[at], "--config")
+        if not {"-h", "--help"} & set(args) and not _names_output_dir(args, recipe):
+            # transformers would fill in `trainer_output` and train into it
+            raise ValueError("--output_dir is required: the folder the run writes to")
         try:
             return super().parse_args_and_config(args, *more, **options)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or "not YAML"
+            raise ValueError(f"{recipe}{where}: not a YAML recipe ({problem})") from None
         except ValueError as error:
             if not str(error).startswith("Unknown arguments from config file"):
                 raise
-            recipe = args[args.index("--config") + 1]
             raise ValueError(f"{recipe}: {self._unknown_keys(str(error))}") from None
 
     def _unknown_keys(self, message: str) -> str:
         keys = re.findall(r"'--([^']+)'", message)
         named = with_nearest(keys, [action.dest for action in self._actions])
         return f"no argument is called {named}; `--help` lists them"
+
+
+def _names_output_dir(args: list[str], recipe: str | None) -> bool:
+    """Whether the command line or its recipe sets --output_dir."""
+    if any(arg == "--output_dir" or arg.startswith("--output_dir=") for arg in args):
+        return True
+    if recipe is None:
+        return False
+    try:
+        settings = yaml.safe_load(Path(recipe).read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return True  # the parser names the broken recipe
+    return isinstance(settings, dict) and bool(settings.get("output_dir"))
 
 
 def shipped_recipes(model: str) -> dict[str, Path]:

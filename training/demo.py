@@ -39,13 +39,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="demo_out", help="folder for everything the demo writes")
     parser.add_argument(
         "--text-users",
-        type=int,
+        type=predict.positive_int,
         default=TEXT_USERS,
         help="test users the hybrid and LUMEN write narratives for (default: %(default)s)",
     )
     parser.add_argument(
         "--lm-max-steps",
-        type=int,
+        type=predict.positive_int,
         default=None,
         help="training steps of the narrator and of LUMEN (default: their cpu recipes')",
     )

@@ -640,6 +640,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--run",
+        dest="table_run",
         nargs=3,
         action="append",
         metavar=("MODEL", "CONFIG", "PATH"),
@@ -654,12 +655,14 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--overwrite",
+        dest="table_overwrite",
         action="store_true",
         help="replace a run of --out's results.json that has the model and config of a new run "
         "(without it, such a run is refused)",
     )
     parser.add_argument(
         "--first",
+        dest="table_first",
         type=int,
         default=None,
         metavar="N",
@@ -709,12 +712,13 @@ def add_parser(subparsers) -> None:
 
 
 def _table(args) -> None:
-    if not args.run:
+    if not args.table_run:
         raise ValueError("give at least one --run MODEL CONFIG PATH")
-    runs = [tuple(run) for run in args.run]
+    runs = [tuple(run) for run in args.table_run]
     dataset, split = args.table_dataset or "regen", args.table_split or "test"
     out = args.table_out or "eval_out"
-    print(run_table(dataset, split, runs, out, overwrite=args.overwrite, first=args.first))
+    first, overwrite = args.table_first, args.table_overwrite
+    print(run_table(dataset, split, runs, out, overwrite=overwrite, first=first))
     print(f"\nwritten: {out}/table.md, results.json, plots.png")
 
 
@@ -722,9 +726,9 @@ _TABLE_OPTIONS = {
     "table_dataset": "--dataset",
     "table_split": "--split",
     "table_out": "--out",
-    "run": "--run",
-    "first": "--first",
-    "overwrite": "--overwrite",
+    "table_run": "--run",
+    "table_first": "--first",
+    "table_overwrite": "--overwrite",
 }
 
 

@@ -54,9 +54,9 @@ def read_amazon(
     if max_users is not None and max_users < 1:
         raise ValueError(f"max_users must be at least 1, got {max_users}")
     reviews, meta = os.fspath(reviews), os.fspath(meta)
-    for path in (reviews, meta):
+    for path, what in ((reviews, "reviews"), (meta, "metadata")):
         if not os.path.isfile(path):
-            raise FileNotFoundError(path)
+            raise FileNotFoundError(f"{path}: no such {what} file")
     report = report if report is not None else AmazonReport()
     report.reviews_file, report.meta_file = reviews, meta
     report.min_length, report.max_length = min_length, max_length

@@ -110,6 +110,15 @@ def test_unknown_recipe_key_is_a_clear_error(folder, tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"{recipe}: no argument is called hidden_sise (did you mean hidden_size?)" in error
     assert "Traceback" not in error
+    train = ["train", "flare", "--dataset_name", folder]
+    recipe.write_text("max_steps: [3\n")
+    error = regen_error(capsys, *train, "--output_dir", tmp_path / "out", "--config", recipe)
+    assert f"{recipe}, line 2: not a YAML recipe (expected ',' or ']'" in error
+    error = regen_error(capsys, *train, "--output_dir", tmp_path / "out", "--config")
+    assert "--config needs a recipe: a YAML file, or a shipped recipe's name (cpu," in error
+    # transformers fills in `trainer_output` for a missing --output_dir: refused before it does
+    error = regen_error(capsys, *train, "--config=tiny")
+    assert "--output_dir is required" in error and not (tmp_path / "out").exists()
 
 
 def test_a_trained_folder_is_resumed_or_replaced_never_clobbered(
@@ -455,3 +464,12 @@ def test_validation_ranks_in_full_precision_under_bf16_autocast():
             assert torch.equal(full_precision_logits(model, batch), expected)
     finally:  # the state is process-wide: later tests of this worker train without bf16
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_the_help_names_the_papers_and_says_what_no_flags_do():
+    parser = train_flare.make_parser()
+    assert "FLARE: Fusing Language Models and Collaborative Architectures" in parser.description
+    (negative,) = [a for a in parser._actions if "--no_use_critiques" in a.option_strings]
+    assert negative.help == "turn --use_critiques off"
+    parsed = parser.parse_args_and_config(["--dataset_name", "x", "--output_dir", "o"])
+    assert next(a for a in parsed if hasattr(a, "use_critiques")).use_critiques is True

@@ -410,3 +410,20 @@ def test_the_thinking_budget_reaches_gemini_and_the_manifest(tmp_path, monkeypat
     with pytest.raises(SystemExit):
         main(_generate(reviews, meta, out, server.base_url) + ["--thinking-budget", "lots"])
     assert "expected auto, model, -1 or a number of tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["rate", "bias-check"])
+def test_a_missing_data_file_is_named_and_leaves_no_cache(tmp_path, capsys, command):
+    out = tmp_path / ("r.jsonl" if command == "rate" else "b.json")
+    with pytest.raises(SystemExit):
+        main(["dataset", command, "--data", str(tmp_path / "nope.jsonl"), "--backend", "local",
+              "--out", str(out)])  # fmt: skip
+    assert f"--data {tmp_path / 'nope.jsonl'}: no such file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_reviews_file_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["dataset", "generate", "--reviews", str(tmp_path / "r.json.gz"), "--meta",
+              str(tmp_path / "m.json.gz"), "--backend", "local", "--out", str(tmp_path / "g.jsonl")])  # fmt: skip
+    assert "r.json.gz: no such reviews file" in capsys.readouterr().err
