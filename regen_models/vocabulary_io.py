@@ -155,6 +155,18 @@ def check_all_weights_loaded(name_or_path, info: dict) -> None:
     raise ValueError(message)
 
 
+def _file_stamps(folder) -> dict[str, tuple[int, int]]:
+    """(modification time, size) of each file directly in `folder`."""
+    if not os.path.isdir(folder):
+        return {}
+    stamps = {}
+    for entry in os.scandir(folder):
+        if entry.is_file():
+            stat = entry.stat()
+            stamps[entry.name] = (stat.st_mtime_ns, stat.st_size)
+    return stamps
+
+
 _PUSH_ARGUMENTS = ("repo_id", "commit_message", "create_pr", "private", "token", "revision")
 
 
@@ -193,11 +205,19 @@ class ItemVocabularyMixin:
     ):
         # transformers uploads before it returns: the push waits until the vocabulary is written.
         hub = {key: kwargs.pop(key) for key in _PUSH_ARGUMENTS if key in kwargs}
+        before = _file_stamps(save_directory)
         super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
         if self.item_vocabulary is not None and is_main_process:
             self.item_vocabulary.save(save_directory)
         if push_to_hub and is_main_process:
-            upload_folder(save_directory, **hub)
+            # What this save wrote, as transformers pushes: a run's folder also holds its
+            # checkpoint-N/ folders, training_args.bin and partial files.
+            written = [
+                name
+                for name, stamp in _file_stamps(save_directory).items()
+                if before.get(name) != stamp and not name.startswith(".")
+            ]
+            upload_folder(save_directory, allow_patterns=written, **hub)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -132,7 +132,8 @@ def push_output_dir(trainer) -> None:
         token=args.hub_token,
         commit_message="End of training",
         revision=args.hub_revision,
-        ignore_patterns=["_*", "checkpoint-*"],  # as the Trainer's push leaves them out
+        # as the Trainer's push leaves them out, and partial files
+        ignore_patterns=["_*", "checkpoint-*", ".*"],
     )
     print(f"pushed {args.output_dir} to the Hub: {trainer.hub_model_id}")
 

@@ -443,8 +443,13 @@ loaded = AutoModel.from_pretrained(sys.argv[1])
 assert loaded.item_vocabulary.item_ids == model.item_vocabulary.item_ids
 assert torch.equal(loaded.item_encoder.content_vectors, model.item_encoder.content_vectors)
 print("loaded", type(loaded).__name__, len(loaded.item_vocabulary))
-import tempfile
+import pathlib, tempfile
 with tempfile.TemporaryDirectory() as folder:
+    # a run's output folder holds more than this save writes: none of it is pushed
+    (pathlib.Path(folder) / "checkpoint-500").mkdir()
+    (pathlib.Path(folder) / "checkpoint-500" / "optimizer.pt").write_bytes(b"state")
+    (pathlib.Path(folder) / "training_args.bin").write_bytes(b"arguments")
+    (pathlib.Path(folder) / ".model.safetensors.partial-9").write_bytes(b"half")
     model.save_pretrained(folder, push_to_hub=True, repo_id=sys.argv[1] + "-saved")
 again = AutoModel.from_pretrained(sys.argv[1] + "-saved")
 assert again.item_vocabulary.item_ids == model.item_vocabulary.item_ids
@@ -475,7 +480,7 @@ def test_push_to_hub_and_back_carries_vocabulary_and_content_vectors(tmp_path):
     assert "loaded FlareModel 30" in result.stdout
     assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= hub.files.keys()
     saved = hub.repo_files["test-org/flare-tiny-saved"]  # save_pretrained(push_to_hub=True)
-    assert {"config.json", "model.safetensors", VOCABULARY_FILE} <= saved.keys()
+    assert set(saved) == {"config.json", "model.safetensors", VOCABULARY_FILE}
     assert hub.created[0]["name"] == "flare-tiny" and hub.created[0].get("type") in (None, "model")
 
 
