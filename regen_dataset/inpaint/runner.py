@@ -381,6 +381,7 @@ class Runner:
         # Prompts whose request for several answers was refused: if one of them is then answered
         # alone, the server takes one answer per request; if not, the prompt was to blame.
         self._candidates_refused: dict[str, BackendError] = {}
+        self._blocked: dict[str, PromptRefused] = {}  # prompts the service blocks: not asked again
         self._used: list[str] = []  # keys of the answers used in this session
         self._rejected_in_a_row: set[str] = set()  # users (prompts) refused since the last answer
 
@@ -456,6 +457,7 @@ class Runner:
         self._used = []
         self._rejected_in_a_row = set()
         self._candidates_refused = {}
+        self._blocked = {}
         try:
             return await work(cache)
         finally:
@@ -557,7 +559,9 @@ class Runner:
                     # A server that takes one candidate per request (llama.cpp answers 400), or
                     # a prompt of its own fault (too long, blocked): its samples are asked one by
                     # one, and the first answer tells which (`_completion`).
-                    if not isinstance(refusal.error, PromptRefused):
+                    if isinstance(refusal.error, PromptRefused):  # blocked again if asked
+                        self._blocked[request.prompt] = refusal.error
+                    else:
                         self._candidates_refused[request.prompt] = refusal.error
                     return
             answered = list(zip([key for _, key in chunk], answers, strict=False))
@@ -669,6 +673,8 @@ class Runner:
             if key not in fresh:  # answers just collected from a batch job were paid for here
                 self.usage.cached += 1
             return stored
+        if request.prompt in self._blocked:  # its other samples were blocked: so is this one
+            raise _Rejected(self._blocked[request.prompt])
         async with semaphore:
             if self._fatal is not None:
                 raise self._fatal
@@ -694,6 +700,8 @@ class Runner:
             except BackendError as err:
                 if not _request_specific(err):
                     raise
+                if isinstance(err, PromptRefused):
+                    self._blocked[request.prompt] = err
                 self._rejected_in_a_row.add(
                     request.prompt if request.label is None else f"label {request.label}"
                 )
@@ -901,7 +909,10 @@ async def _candidates_or_refusal(ask: Callable[[], Awaitable[list[Completion]]])
     try:
         return await ask()
     except BackendError as err:
-        if _request_specific(err):  # a 400 that names no key or model, or a blocked prompt
+        # A 400 that names no key (a server refusing `n`, whatever its wording, or this prompt
+        # refused), or a blocked prompt; Google answers a bad key with a 400.
+        refused = err.status == 400 and "api key" not in str(err).lower()
+        if refused or isinstance(err, PromptRefused):
             raise _CandidatesRefused(err) from None
         raise
 

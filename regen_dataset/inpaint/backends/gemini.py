@@ -338,7 +338,8 @@ def _block_reason(response: Any) -> str | None:
     None where it says nothing (an error object, an empty body)."""
     feedback = response.prompt_feedback
     reason = feedback.block_reason if feedback is not None else None
-    return None if reason is None else str(getattr(reason, "name", reason))
+    name = None if reason is None else str(getattr(reason, "name", reason))
+    return None if name in (None, "BLOCKED_REASON_UNSPECIFIED") else name
 
 
 def _gemini_completion(response: Any) -> Completion:

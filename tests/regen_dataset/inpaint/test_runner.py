@@ -742,6 +742,27 @@ def test_a_server_that_refuses_several_candidates_gets_seeded_samples(api, tmp_p
     assert runner.usage.candidates_refused == 1 and runner.usage.calls == 6
 
 
+def test_a_refusal_of_n_in_openais_words_falls_back_to_one_answer_a_request(tmp_path, monkeypatch):
+    # "... is not supported with this model" names the model: it must not read as an unknown
+    # model, which ends the run.
+    pytest.importorskip("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEYS["openai"])
+
+    class NoN(FakeOpenAI):
+        def handle(self, method, path, headers, body):
+            if self.is_completion(path) and json.loads(body).get("n", 1) > 1:
+                message = "Unsupported parameter: 'n' is not supported with this model."
+                return self.error(400, message)
+            return super().handle(method, path, headers, body)
+
+    with NoN(api_key=KEYS["openai"]) as server:
+        server.answer = numbered_answers()
+        runner = Api("openai", server).runner(tmp_path / "cache.sqlite", concurrency=1)
+        results = runner.run(rating_requests("rate this", 3), parse)
+        assert sorted(r["draw"] for r in results) == [0, 1, 2]
+        assert runner.usage.candidates_refused == 1
+
+
 def test_a_bad_key_on_a_request_for_candidates_ends_the_run(api, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV[api.name], "a-wrong-key")  # Google answers 400, OpenAI 401
     runner = api.runner(tmp_path / "cache.sqlite")
@@ -968,8 +989,11 @@ def test_a_blocked_prompt_is_skipped_and_the_run_goes_on(monkeypatch, tmp_path):
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
 
     class Blocks(FakeGemini):
+        blocked = 0
+
         def handle(self, method, path, headers, body):
             if self.is_completion(path) and b"BLOCKED" in body:
+                Blocks.blocked += 1
                 return self.json_reply(200, {"promptFeedback": {"blockReason": "SAFETY"}})
             return super().handle(method, path, headers, body)
 
@@ -982,6 +1006,7 @@ def test_a_blocked_prompt_is_skipped_and_the_run_goes_on(monkeypatch, tmp_path):
         assert [r is not None for r in results] == [True, False, True, True, False, False, False]
         assert runner.usage.rejected == 4 and runner.usage.retries == 0
         assert runner.usage.candidates_refused == 0
+        assert Blocks.blocked == 2  # once for each prompt: its other samples are not asked
         assert "U-blocked" in runner.usage.rejected_labels
 
 
