@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from regen_dataset.schema import config_category
 from regen_models.flare.ranking import RANKING_BATCH, FlareRanker
 from regen_models.narrator import Narrator
-from regen_models.prompts import ItemTexts, PromptBudgetError, PromptStats, build_prompt
+from regen_models.prompts import ItemTexts, PromptStats, build_prompt
 from regen_models.rows import check_row_collection
 
 
@@ -109,23 +109,16 @@ class HybridSystem:
         for kind in kinds:
             prompts = []
             for row, item in zip(rows, items, strict=True):
-                try:
-                    prompt = build_prompt(
-                        row["history"],
-                        item,
-                        kind,
-                        critique=row.get("critique"),
-                        with_critiques=with_critiques,
-                        user_id=row["user_id"],
-                        count_tokens=count,
-                        max_tokens=self.narrator.max_prompt_tokens,
-                    )
-                except PromptBudgetError as error:
-                    raise PromptBudgetError(
-                        error.problem,
-                        "the narrator reads no longer prompts than it was trained on: train it "
-                        "again with a larger --max_prompt_tokens",
-                    ) from None
+                prompt = build_prompt(
+                    row["history"],
+                    item,
+                    kind,
+                    critique=row.get("critique"),
+                    with_critiques=with_critiques,
+                    user_id=row["user_id"],
+                    count_tokens=count,
+                    max_tokens=self.narrator.max_prompt_tokens,
+                )
                 self.prompt_stats.add(prompt)
                 prompts.append(prompt.text)
             texts = self.narrator.generate(

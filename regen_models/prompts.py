@@ -84,12 +84,7 @@ class EmptyHistoryError(ValueError):
 
 
 class PromptBudgetError(ValueError):
-    """A token budget too small for even the newest purchase and the next item: `problem`, then
-    what to do about it."""
-
-    def __init__(self, problem: str, remedy: str = "raise the budget (--max_prompt_tokens)"):
-        super().__init__(f"{problem}; {remedy}")
-        self.problem = problem
+    """A token budget too small for even the newest purchase and the next item."""
 
 
 @dataclass(frozen=True)
@@ -303,7 +298,8 @@ def build_prompt(
             raise PromptBudgetError(
                 f"user {user_id or '(no id)'}: a budget of {max_tokens} prompt tokens does not "
                 "hold even the newest purchase by its title (the prompt without any purchase "
-                f"takes {count_tokens(render([]))})"
+                f"takes {count_tokens(render([]))}); a model reads prompts of the budget it was "
+                "trained with: train it with a larger --max_prompt_tokens"
             )
         kept = 1
     return Prompt(

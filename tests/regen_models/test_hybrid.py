@@ -142,7 +142,7 @@ def test_bad_pairs_and_kinds_are_clear_errors(folder, flare, adapter, tmp_path, 
     small = NarratorConfig.load(adapter)
     small.max_prompt_tokens = 8  # a budget the adapter was trained with: too small here
     narrator = Narrator(hybrid.narrator.model, hybrid.narrator.tokenizer, small)
-    with pytest.raises(PromptBudgetError, match="train it again with a larger --max_prompt_tok"):
+    with pytest.raises(PromptBudgetError, match="train it with a larger --max_prompt_tokens"):
         HybridSystem(hybrid.ranker, narrator)(rows(folder), kinds=["purchase_reason"])
     with pytest.raises(SystemExit):
         cli.main(
