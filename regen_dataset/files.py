@@ -105,3 +105,12 @@ def remove_dead_partials(path: str | os.PathLike) -> list[Path]:
 
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def without_folders(text: str) -> str:
+    """`text` with its absolute paths cut to their last part (`/home/alice/models/gemma` ->
+    `gemma`): for what others read, a published card or a page, while where the files lie is for
+    this machine's log. A quoted path (as Python's errors, JSON, shell words and Markdown code
+    quote them) is cut whole, spaces and all; URLs and relative paths stay as they are."""
+    text = re.sub(r"(['\"`])/[^'\"`\n]*/([^/'\"`\n]+)\1", r"\1\2\1", text)
+    return re.sub(r"(?<![\w.~/:-])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)", r"\1", text)

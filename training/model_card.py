@@ -11,7 +11,7 @@ import yaml
 
 from regen_dataset import CITATION
 from regen_dataset.export import is_synthetic_build
-from regen_dataset.files import write_text
+from regen_dataset.files import without_folders, write_text
 
 PAPERS = (
     "[REGEN: A Dataset and Benchmarks with Natural Language Critiques and Narratives]"
@@ -238,8 +238,7 @@ def release_card(
         places = "|".join(where.format(name=f"(?:{names})") for where in _DATASET_PLACES)
         body = re.sub(places, lambda match: dataset_names[match[0]], body, flags=re.M)
     body = re.sub(r"(?<![\w.-])/[^\s`'\"]*/(training/recipes/[\w./-]+)", r"\1", body)
-    # Any other absolute path (a local base model, encoder or recipe): its last part only.
-    body = re.sub(r"(?<![\w.~/:-])/(?:[^\s/`'\"]+/)+([^\s/`'\"]+)", r"\1", body)
+    body = without_folders(body)  # a local base model, encoder or recipe: its last part only
     yaml_text = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{yaml_text}\n---\n{body}"
 

@@ -758,20 +758,20 @@ def fake_checkpoint(folder: Path, config: dict, dataset: Path, **card) -> Path:
 def test_a_local_base_reaches_no_published_file_and_gemma_weights_keep_its_licence(tmp_path):
     from training.release import plan_checkpoint
 
-    base = "/home/alice/models/gemma-3-270m"
+    base = "/home/Alice Smith/models/gemma-3-270m"  # a space, as in macOS home folders
     lumen = fake_checkpoint(
         tmp_path / "lumen-office",
         {"model_type": "lumen", "base_model": base, "text_config": {"model_type": "gemma3_text"}},
         tmp_path / "regen",
         model_name="LUMEN",
         arguments={"model": {"base_model": base}},
-        options=f"--config training/recipes/lumen/cpu.yaml --base_model {base}",
+        options=f"--config training/recipes/lumen/cpu.yaml --base_model '{base}'",  # shlex
         description=f"LUMEN on `{base}`",
     )
     upload = plan_checkpoint(ORG, lumen, {})
     for name, content in upload.files.items():
         text = content if isinstance(content, bytes) else content.read_bytes()
-        assert b"/home/alice" not in text, name
+        assert b"Alice Smith" not in text, name
     card = upload.files["README.md"].decode()
     assert "LUMEN on `gemma-3-270m`" in card and header(card.encode())["license"] == "gemma"
     assert json.loads(upload.files["config.json"])["base_model"] == "gemma-3-270m"

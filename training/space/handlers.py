@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from regen_dataset.files import without_folders
 from regen_dataset.schema import NARRATIVE_KINDS
 from training.space import render
 from training.space.conversation import Conversation, SpaceInputError
@@ -22,14 +22,6 @@ from training.space.registry import Registry, UnknownModelError
 TOP_K = 10
 DEFAULT_KIND = "purchase_reason"
 LOG = logging.getLogger("regen.space")
-
-
-def without_folders(message: str) -> str:
-    """A message for the page, its absolute paths cut to their last part: where the server keeps
-    its files is for its log (which has the traceback), not for visitors. A quoted path (as
-    Python's errors quote them) is cut whole, spaces and all."""
-    message = re.sub(r"(['\"])/[^'\"\n]*/([^/'\"\n]+)\1", r"\1\2\1", message)
-    return re.sub(r"(?<![\w.~])/(?:[^\s/'\"`]+/)+([^\s/'\"`]+)", r"\1", message)
 
 
 @dataclass
