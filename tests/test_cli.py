@@ -205,7 +205,10 @@ def test_table_options_before_an_eval_subcommand_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--dataset", "elsewhere", "baselines", "--config", "office"])
     error = capsys.readouterr().err
-    assert "--dataset before `baselines`: an option of the table, not of `baselines`" in error
+    assert "--dataset before `baselines`: of the table, not of `baselines`; give --dataset" in error
+    with pytest.raises(SystemExit):  # an option the subcommand has not: not said to move it
+        main(["eval", "--first", "0", "baselines", "--config", "office"])
+    assert "`baselines` has no such option" in capsys.readouterr().err
 
 
 def test_demo_counts_are_checked_before_anything_trains(capsys):

@@ -26,6 +26,7 @@ build marks it SYNTHETIC say so, as do all the files written from it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import textwrap
@@ -708,7 +709,7 @@ def add_parser(subparsers) -> None:
 
     fusion_ablation.add_parser(commands)
     for name, command in commands.choices.items():
-        command.set_defaults(func=_refusing_table_options(name, command.get_default("func")))
+        command.set_defaults(func=_refusing_table_options(name, command))
 
 
 def _table(args) -> None:
@@ -732,17 +733,26 @@ _TABLE_OPTIONS = {
 }
 
 
-def _refusing_table_options(name: str, func):
-    """`func` of the subcommand `name`, refusing the table's options given before its name:
-    argparse reads them as the table's, and the subcommand would run without them."""
+def _refusing_table_options(name: str, command: argparse.ArgumentParser):
+    """The function of the subcommand `name`, refusing the table's options given before its
+    name: argparse reads them as the table's, and the subcommand would run without them."""
+    func = command.get_default("func")
 
     def run(args) -> None:
-        given = [flag for dest, flag in _TABLE_OPTIONS.items() if getattr(args, dest, None)]
+        given = [
+            flag
+            for dest, flag in _TABLE_OPTIONS.items()
+            if getattr(args, dest, None) is not None and getattr(args, dest) is not False
+        ]
         if given:
+            own = [flag for flag in given if flag in command._option_string_actions]
+            where = (
+                f"give {', '.join(own)} after the subcommand (regen eval {name} {own[0]} ...)"
+                if own
+                else f"`{name}` has no such option"
+            )
             raise ValueError(
-                f"{', '.join(given)} before `{name}`: "
-                f"{'an option' if len(given) == 1 else 'options'} of the table, not of "
-                f"`{name}`; give it after the subcommand (regen eval {name} {given[0]} ...)"
+                f"{', '.join(given)} before `{name}`: of the table, not of `{name}`; {where}"
             )
         func(args)
 
