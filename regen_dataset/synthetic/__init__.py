@@ -34,7 +34,7 @@ from regen_dataset.schema import CRITIQUE_SENTINEL, RATER_ATTRIBUTES, similar_ad
 from regen_dataset.synthetic.catalog import (
     Catalog,
     Item,
-    check_catalog_size,
+    check_catalog,
     leaf_paths,
     synthetic_user_id,
 )
@@ -128,7 +128,7 @@ def write_release(
     Every user is seeded by its index, so the file is the same whatever the number of workers.
     """
     n_items = n_items or default_items(category, n_users)
-    check_catalog_size(category, n_items)  # here: a worker failing to start is started again
+    check_catalog(category, n_items)  # here: a worker failing to start is started again
     bar = tqdm(total=n_users, disable=not progress, desc=f"synthetic {category}", unit="user")
     with atomic_open(path) as handle, bar:
         if workers <= 1:

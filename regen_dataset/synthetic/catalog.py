@@ -469,8 +469,10 @@ class WeightedPool:
         return self.indices[min(position, len(self.indices) - 1)]
 
 
-def check_catalog_size(category: str, n_items: int) -> None:
-    """A catalog holds at least two items per leaf category."""
+def check_catalog(category: str, n_items: int) -> None:
+    """A catalog is of a known category and holds at least two items per leaf category."""
+    if category not in ROOTS:
+        raise ValueError(f"unknown category {category!r}; expected one of {sorted(ROOTS)}")
     least = 2 * len(leaf_paths(category))
     if n_items < least:
         raise ValueError(f"a {category} catalog needs at least {least} items (two per leaf)")
@@ -487,10 +489,8 @@ class Catalog:
     items: list[Item] = field(init=False)
 
     def __post_init__(self):
-        if self.category not in ROOTS:
-            raise ValueError(f"unknown category {self.category!r}; expected one of {sorted(ROOTS)}")
+        check_catalog(self.category, self.n_items)
         rng = random.Random(f"catalog:{self.category}:{self.seed}")
-        check_catalog_size(self.category, self.n_items)
         self.leaves = [make_leaf(path, self.category) for path in leaf_paths(self.category)]
         self.brands = self._brands(rng)
         brand_weights = [1 / (rank + 1) ** 0.9 for rank in range(len(self.brands))]
